@@ -1,0 +1,227 @@
+"""Configuration: ``conf/base.yaml`` overlaid by ``conf/<env>.yaml`` and ``--set key=value``.
+
+The merged mapping is validated by pydantic models that forbid unknown keys, so a
+typo (``lake.engin``) fails at once with the key's dotted path. Strings may refer to
+environment variables as ``${NAME}`` or ``${NAME:-default}``. Relative local paths
+are resolved against the project root (the folder holding ``conf/``), never against
+the current directory.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from shoplake.schemas.landing import SOURCES
+
+CONF_DIR_ENV = "SHOPLAKE_CONF_DIR"
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is wrong; the message names the key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LakeConfig(_Strict):
+    root: str = Field(description="Lake root: a local path or a URI (file://, s3://, abfss://, gs://).")
+    engine: Literal["auto", "delta-spark", "delta-rs"] = "auto"
+    storage_options: dict[str, str] = Field(default_factory=dict, description="Passed to delta-rs for object stores.")
+    target_file_rows: int = Field(1_000_000, gt=0, description="Rows per Parquet file at most (delta-rs engine).")
+
+
+class LandingConfig(_Strict):
+    root: str
+
+
+class SparkConfig(_Strict):
+    master: str | None = "local[*]"
+    app_name: str = "shoplake"
+    conf: dict[str, str] = Field(default_factory=dict)
+
+
+class RayConfig(_Strict):
+    address: str | None = Field(None, description="None starts a local instance; 'auto' or ray://host:port joins a cluster.")
+    num_cpus: float | None = Field(None, description="CPUs of a local instance (None: all).")
+    include_dashboard: bool = False
+    dashboard_host: str = "127.0.0.1"
+    namespace: str = "shoplake"
+    num_workers: int = Field(2, ge=1, description="Ray Train workers.")
+    cpus_per_worker: float = Field(0.5, gt=0, description="Fractional CPUs keep Ray Data from starving on small nodes.")
+    cpus_per_data_task: float = Field(0.5, gt=0)
+    use_gpu: bool = False
+    runtime_env: dict[str, Any] = Field(default_factory=dict)
+
+
+class IngestConfig(_Strict):
+    sources: list[str] = Field(default_factory=lambda: list(SOURCES))
+
+    @field_validator("sources")
+    @classmethod
+    def _known_sources(cls, value: list[str]) -> list[str]:
+        unknown = [s for s in value if s not in SOURCES]
+        if unknown:
+            raise ValueError(f"unknown landing sources {unknown}; known: {', '.join(SOURCES)}")
+        return value
+
+
+class GenerateConfig(_Strict):
+    days: int = Field(90, ge=1)
+    users: int = Field(400, ge=1)
+    items: int = Field(250, ge=1)
+    seed: int = 7
+    start: str = "2024-01-01"
+
+
+class Config(_Strict):
+    env: str
+    project_root: str
+    runs_dir: str = "runs"
+    lake: LakeConfig
+    landing: LandingConfig
+    spark: SparkConfig = SparkConfig()
+    ray: RayConfig = RayConfig()
+    ingest: IngestConfig = IngestConfig()
+    generate: GenerateConfig = GenerateConfig()
+
+
+def default_conf_dir() -> Path:
+    """``$SHOPLAKE_CONF_DIR``, else the ``conf`` folder of the source checkout, else ``./conf``."""
+    if os.environ.get(CONF_DIR_ENV):
+        return Path(os.environ[CONF_DIR_ENV]).resolve()
+    checkout = Path(__file__).resolve().parents[2] / "conf"
+    if (checkout / "base.yaml").is_file():
+        return checkout
+    return Path.cwd().resolve() / "conf"
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def _deep_merge(base: dict, overlay: dict) -> dict:
+    out = dict(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _expand_env(value: Any) -> Any:
+    if isinstance(value, str):
+        def repl(m: re.Match) -> str:
+            name, default = m.group(1), m.group(2)
+            if name in os.environ:
+                return os.environ[name]
+            if default is not None:
+                return default
+            raise ConfigError(f"environment variable {name} is not set (referenced as ${{{name}}})")
+
+        return _ENV_REF.sub(repl, value)
+    if isinstance(value, dict):
+        return {k: _expand_env(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_env(v) for v in value]
+    return value
+
+
+def apply_override(data: dict, assignment: str) -> dict:
+    """Apply one ``dotted.key=value`` override; the value is parsed as YAML."""
+    if "=" not in assignment:
+        raise ConfigError(f"override {assignment!r} must look like key=value")
+    key, raw = assignment.split("=", 1)
+    parts = key.strip().split(".")
+    if not all(parts):
+        raise ConfigError(f"override {assignment!r}: empty key")
+    value = yaml.safe_load(raw) if raw.strip() else ""
+    out = dict(data)
+    node = out
+    for i, part in enumerate(parts[:-1]):
+        child = node.get(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {assignment!r}: {'.'.join(parts[: i + 1])} is not a section")
+        node[part] = dict(child)
+        node = node[part]
+    node[parts[-1]] = value
+    return out
+
+
+def _is_uri(path: str) -> bool:
+    return "://" in path
+
+
+def resolve_path(path: str, root: Path) -> str:
+    """Absolute local path for a relative one (against ``root``); URIs unchanged."""
+    if _is_uri(path):
+        return path
+    p = Path(path).expanduser()
+    return str(p if p.is_absolute() else (root / p).resolve())
+
+
+def _format_errors(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"])
+        if e["type"] == "extra_forbidden":
+            lines.append(f"unknown config key '{key}'")
+        elif e["type"] == "missing":
+            lines.append(f"missing config key '{key}'")
+        else:
+            lines.append(f"config key '{key}': {e['msg']}")
+    return "; ".join(lines)
+
+
+def load_config(env: str = "local", overrides: list[str] | tuple[str, ...] = (), conf_dir: str | Path | None = None) -> Config:
+    """Load and validate the configuration of one environment.
+
+    Args:
+        env: Overlay name: ``conf/<env>.yaml`` on top of ``conf/base.yaml``.
+        overrides: ``dotted.key=value`` assignments applied last.
+        conf_dir: Folder holding the YAML files (default: :func:`default_conf_dir`).
+
+    Returns:
+        The validated configuration, with local paths made absolute.
+
+    Raises:
+        ConfigError: A file is missing or malformed, or a key is unknown or invalid.
+    """
+    conf = Path(conf_dir).resolve() if conf_dir else default_conf_dir()
+    base_file, env_file = conf / "base.yaml", conf / f"{env}.yaml"
+    for f in (base_file, env_file):
+        if not f.is_file():
+            known = sorted(p.stem for p in conf.glob("*.yaml") if p.stem not in ("base", "serve_config"))
+            raise ConfigError(f"config file {f} not found (environments in {conf}: {', '.join(known) or 'none'})")
+    data = _deep_merge(_read_yaml(base_file), _read_yaml(env_file))
+    for assignment in overrides:
+        data = apply_override(data, assignment)
+    data = _expand_env(data)
+    root = conf.parent
+    data["env"] = env
+    data["project_root"] = str(root)
+    try:
+        cfg = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc)) from None
+    return cfg.model_copy(
+        update={
+            "runs_dir": resolve_path(cfg.runs_dir, root),
+            "lake": cfg.lake.model_copy(update={"root": resolve_path(cfg.lake.root, root)}),
+            "landing": cfg.landing.model_copy(update={"root": resolve_path(cfg.landing.root, root)}),
+        }
+    )

@@ -1,0 +1,1 @@
+"""Synthetic shop generator and adapters that turn public datasets into landing files."""

@@ -1,0 +1,241 @@
+"""The lake: one interface to Delta tables, whichever engine writes them.
+
+>>> lake = Lake(cfg, spark)
+>>> lake.write(df, "bronze.orders", mode="replace", run_dates=["2024-03-01"])
+>>> lake.read("bronze.orders", version=3)
+
+Writes are checked against the table's spec, atomic (one Delta commit), and a
+``replace`` of run dates makes re-runs idempotent. :meth:`Lake.batch` groups writes
+to several tables so that either all of them land or none does. Ray reads and
+writes the same tables through :meth:`Lake.ray_read` and :meth:`Lake.ray_write`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import Iterable, Iterator
+
+from shoplake.config import Config
+from shoplake.lake.base import WRITE_MODES, StagedWrite, WriteResult, check_mode
+from shoplake.lake.catalog import all_specs, get_spec, table_uri
+from shoplake.lake.checks import SchemaMismatchError
+from shoplake.schemas import columns as C
+from shoplake.schemas.spec import TableSpec
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Lake", "LakeBatch", "SchemaMismatchError", "WriteResult", "WRITE_MODES"]
+
+
+def _run_date_partitions(spec: TableSpec, run_dates: Iterable) -> dict[str, list[str]]:
+    if C.RUN_DATE not in spec.partition_by:
+        raise ValueError(f"table {spec.full_name} is not partitioned by {C.RUN_DATE}")
+    values = sorted({d.isoformat() if isinstance(d, dt.date) else str(d) for d in run_dates})
+    if not values:
+        raise ValueError(f"table {spec.full_name}: no run dates to replace")
+    return {C.RUN_DATE: values}
+
+
+class Lake:
+    """Delta tables under ``cfg.lake.root``, read and written through one engine.
+
+    Args:
+        cfg: Configuration (lake root, engine, storage options, Spark settings).
+        spark: A SparkSession; built with :func:`shoplake.spark.get_spark` when an
+            operation needs one and none was given.
+    """
+
+    def __init__(self, cfg: Config, spark=None):
+        self.cfg = cfg
+        self.root = cfg.lake.root
+        self._spark = spark
+        self._engine = None
+
+    @property
+    def spark(self):
+        if self._spark is None:
+            from shoplake.spark import get_spark
+
+            self._spark = get_spark(self.cfg)
+        return self._spark
+
+    @property
+    def engine(self):
+        """The engine chosen by ``lake.engine`` (``auto``: delta-spark when its classes load)."""
+        if self._engine is None:
+            from shoplake.lake.delta_rs import DeltaRsEngine
+            from shoplake.lake.delta_spark import DeltaSparkEngine
+            from shoplake.spark import delta_classes_available
+
+            choice = self.cfg.lake.engine
+            if choice == "auto":
+                choice = "delta-spark" if delta_classes_available(self.spark) else "delta-rs"
+            if choice == "delta-spark":
+                if not delta_classes_available(self.spark):
+                    raise RuntimeError(
+                        "lake.engine is delta-spark but Delta Lake's classes are not on Spark's classpath; "
+                        "add --packages io.delta:delta-spark_2.13:<version> or set lake.engine=delta-rs"
+                    )
+                self._engine = DeltaSparkEngine(self.spark)
+            else:
+                self._engine = DeltaRsEngine(self.spark, self.cfg.lake.storage_options, self.cfg.lake.target_file_rows)
+            log.info("lake %s with engine %s", self.root, self._engine.name)
+        return self._engine
+
+    @property
+    def storage_options(self) -> dict[str, str] | None:
+        return self.cfg.lake.storage_options or None
+
+    def uri(self, table: str | TableSpec) -> str:
+        """Location of a table."""
+        return table_uri(self.root, get_spec(table))
+
+    def version(self, table: str | TableSpec) -> int | None:
+        """Current Delta version, or None when the table does not exist yet."""
+        from shoplake.lake.delta_rs import table_version
+
+        return table_version(self.uri(table), self.storage_options)
+
+    def exists(self, table: str | TableSpec) -> bool:
+        return self.version(table) is not None
+
+    def read(self, table: str | TableSpec, version: int | None = None):
+        """The table as a Spark DataFrame, at its current or a given version."""
+        spec = get_spec(table)
+        return self.engine.read(self.uri(spec), spec, version)
+
+    def _partitions(self, spec: TableSpec, mode: str, run_dates, partitions):
+        if run_dates is not None:
+            if partitions:
+                raise ValueError("give run_dates or partitions, not both")
+            partitions = _run_date_partitions(spec, run_dates)
+        check_mode(mode, partitions, spec.full_name, spec.partition_by)
+        return partitions
+
+    def stage(self, df, table: str | TableSpec, mode: str = "overwrite", run_dates=None, partitions=None) -> StagedWrite:
+        """Write the data files of ``df`` without committing (see :meth:`batch`)."""
+        spec = get_spec(table)
+        parts = self._partitions(spec, mode, run_dates, partitions)
+        return self.engine.stage(df, self.uri(spec), spec, mode, parts)
+
+    def write(self, df, table: str | TableSpec, mode: str = "overwrite", run_dates=None, partitions=None) -> WriteResult:
+        """Write a Spark DataFrame to a table in one atomic commit.
+
+        Args:
+            df: The data; must have the spec's columns (extra ones are ignored).
+            table: Full table name or spec.
+            mode: ``overwrite`` (whole table), ``append``, or ``replace`` (only the
+                partitions named by ``run_dates`` / ``partitions``).
+            run_dates: Run dates to replace (tables partitioned by ``run_date``).
+            partitions: Partition values to replace, ``{column: [values]}``.
+
+        Returns:
+            The commit's version, row and file counts.
+
+        Raises:
+            SchemaMismatchError: A column is missing or mistyped.
+            ValueError: A row falls outside the partitions being replaced.
+        """
+        return self.stage(df, table, mode, run_dates, partitions).commit()
+
+    def merge(self, df, table: str | TableSpec, keys: Iterable[str] | None = None) -> WriteResult:
+        """Upsert ``df`` into a table by its keys (the spec's keys by default)."""
+        spec = get_spec(table)
+        keys = tuple(keys or spec.keys)
+        if not keys:
+            raise ValueError(f"table {spec.full_name} has no keys to merge on")
+        return self.engine.merge(df, self.uri(spec), spec, keys)
+
+    def history(self, table: str | TableSpec, limit: int | None = None) -> list[dict]:
+        """Commits of a table, newest first."""
+        from deltalake import DeltaTable
+
+        return DeltaTable(self.uri(table), storage_options=self.storage_options).history(limit)
+
+    def restore(self, table: str | TableSpec, version: int) -> None:
+        """Make ``version`` the table's current content again (a new commit)."""
+        from shoplake.lake.delta_rs import restore
+
+        restore(self.uri(table), version, self.storage_options)
+
+    def to_arrow(self, table: str | TableSpec, version: int | None = None, columns: list[str] | None = None):
+        """Read a (small) table into Arrow on this process, without Spark."""
+        from deltalake import DeltaTable
+
+        dt_ = DeltaTable(self.uri(table), version=version, storage_options=self.storage_options)
+        dataset = dt_.to_pyarrow_dataset()
+        result = dataset.to_table(columns=columns)
+        del dataset, dt_
+        return result
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[LakeBatch]:
+        """Group writes to several tables: all commit at the end, or none does.
+
+        Data files of every write are produced first; the commits follow only when all
+        of them succeeded. If a commit fails, the ones made before it are restored.
+        """
+        batch = LakeBatch(self)
+        try:
+            yield batch
+        except BaseException:
+            batch.abort()
+            raise
+        batch.commit()
+
+    def tables(self) -> list[TableSpec]:
+        """Specs of the tables that exist in this lake."""
+        return [s for s in all_specs() if self.exists(s)]
+
+    def ray_read(self, table: str | TableSpec, version: int | None = None, **kwargs):
+        """The table as a Ray Dataset (``ray.data.read_delta``)."""
+        import ray.data
+
+        return ray.data.read_delta(self.uri(table), version=version, storage_options=self.storage_options, **kwargs)
+
+    def ray_write(self, ds, table: str | TableSpec, mode: str = "overwrite", run_dates=None, partitions=None) -> WriteResult:
+        """Write a Ray Dataset: tasks write the files in parallel, the driver commits once."""
+        from shoplake.lake.ray_io import write_dataset
+
+        spec = get_spec(table)
+        parts = self._partitions(spec, mode, run_dates, partitions)
+        return write_dataset(ds, self.uri(spec), spec, mode, parts, self.cfg)
+
+
+class LakeBatch:
+    """Writes collected by :meth:`Lake.batch`."""
+
+    def __init__(self, lake: Lake):
+        self.lake = lake
+        self.staged: list[StagedWrite] = []
+        self.results: list[WriteResult] = []
+
+    def write(self, df, table: str | TableSpec, mode: str = "overwrite", run_dates=None, partitions=None) -> None:
+        if any(s.table == get_spec(table).full_name for s in self.staged):
+            raise ValueError(f"table {get_spec(table).full_name} is written twice in one batch")
+        self.staged.append(self.lake.stage(df, table, mode, run_dates, partitions))
+
+    def commit(self) -> list[WriteResult]:
+        done: list[StagedWrite] = []
+        try:
+            for staged in self.staged:
+                self.results.append(staged.commit())
+                staged.committed = True
+                done.append(staged)
+        except BaseException:
+            for staged in reversed(done):
+                staged.rollback()
+            for staged in self.staged:
+                if staged not in done:
+                    staged.discard()
+            raise
+        return self.results
+
+    def abort(self) -> None:
+        for staged in reversed(self.staged):
+            if staged.committed:
+                staged.rollback()
+            else:
+                staged.discard()

@@ -1,0 +1,1 @@
+"""Table specifications, one module per domain; :mod:`shoplake.lake.catalog` collects them."""
