@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from shoplake.schemas.landing import SOURCES
 
 CONF_DIR_ENV = "SHOPLAKE_CONF_DIR"
+_FREE_FORM_MAPS = (("spark", "conf"), ("lake", "storage_options"))
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -147,9 +148,15 @@ def apply_override(data: dict, assignment: str) -> dict:
         raise ConfigError(f"override {assignment!r} must look like key=value")
     key, raw = assignment.split("=", 1)
     parts = key.strip().split(".")
+    for prefix in _FREE_FORM_MAPS:
+        # Keys of free-form maps contain dots themselves (spark.conf.spark.sql.shuffle.partitions).
+        if tuple(parts[: len(prefix)]) == prefix and len(parts) > len(prefix) + 1:
+            parts = [*prefix, ".".join(parts[len(prefix) :])]
     if not all(parts):
         raise ConfigError(f"override {assignment!r}: empty key")
     value = yaml.safe_load(raw) if raw.strip() else ""
+    if parts[:2] in (["spark", "conf"], ["lake", "storage_options"]) and len(parts) == 3 and value is not None:
+        value = str(value)
     out = dict(data)
     node = out
     for i, part in enumerate(parts[:-1]):

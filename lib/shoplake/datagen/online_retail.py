@@ -1,7 +1,7 @@
 """Adapter: the UCI "Online Retail" invoices -> ``orders`` and ``products`` landing files.
 
-Data: "Online Retail" by Daqing Chen, Sai Liang Sain and Kun Guo (2012), UCI Machine
-Learning Repository, https://doi.org/10.24432/C5BW33, licensed under CC BY 4.0
+Data: "Online Retail" (Chen, Sain & Guo 2012), UCI Machine Learning Repository
+(https://archive.ics.uci.edu), licensed under CC BY 4.0
 (https://creativecommons.org/licenses/by/4.0/). Used here as split by day in
 databricks/Spark-The-Definitive-Guide (``data/retail-data/by-day``). The landing files
 this module writes are a transformed version of that data: lines are renumbered,

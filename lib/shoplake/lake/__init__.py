@@ -160,6 +160,14 @@ class Lake:
 
         restore(self.uri(table), version, self.storage_options)
 
+    def row_count(self, table: str | TableSpec, version: int | None = None) -> int:
+        """Rows in the table, from the Delta log's file statistics (no data is read)."""
+        import pyarrow as pa
+        from deltalake import DeltaTable
+
+        actions = pa.table(DeltaTable(self.uri(table), version=version, storage_options=self.storage_options).get_add_actions(flatten=True))
+        return int(pa.compute.sum(actions["num_records"]).as_py() or 0) if actions.num_rows else 0
+
     def to_arrow(self, table: str | TableSpec, version: int | None = None, columns: list[str] | None = None):
         """Read a (small) table into Arrow on this process, without Spark."""
         from deltalake import DeltaTable

@@ -1,0 +1,219 @@
+"""``shoplake``: the command line of the platform.
+
+Step commands (``ingest``, and later features, training and scoring) run the same
+``main()`` functions as ``spark-submit jobs/...`` and ``ray job submit ... ray_apps/...``;
+``nightly`` chains them for one day or a range, and ``demo`` builds a small
+synthetic shop and runs the nightly flow over it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib.util
+import json
+import logging
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from shoplake.config import Config, default_conf_dir
+from shoplake.entry import add_config_args, add_date_args, config_from_args, exit_cleanly, parse_date, run_dates
+
+log = logging.getLogger(__name__)
+console = Console()
+
+
+def load_entry_point(relative: str):
+    """Import an entry-point module (``jobs/ingest.py``) from the project checkout."""
+    path = default_conf_dir().parent / relative
+    if not path.is_file():
+        raise SystemExit(f"entry point {path} not found: run shoplake from a project checkout or set SHOPLAKE_CONF_DIR")
+    spec = importlib.util.spec_from_file_location(f"shoplake_entry_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _progress() -> Progress:
+    return Progress(
+        SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    )
+
+
+def lake_table(cfg: Config) -> Table:
+    """A table of the lake: every existing table with version, rows and quarantined rows."""
+    from shoplake.lake import Lake
+    from shoplake.schemas.bronze import QUARANTINE
+
+    lake = Lake(cfg)
+    out = Table(title=f"lake {cfg.lake.root}")
+    for col in ("table", "version", "rows", "quarantined rows"):
+        out.add_column(col, justify="left" if col == "table" else "right")
+    for spec in lake.tables():
+        if spec.layer == "quarantine":
+            continue
+        quarantined = ""
+        if spec.layer == "bronze" and spec.name in QUARANTINE and lake.exists(QUARANTINE[spec.name]):
+            quarantined = f"{lake.row_count(QUARANTINE[spec.name]):,}"
+        out.add_row(spec.full_name, str(lake.version(spec)), f"{lake.row_count(spec):,}", quarantined)
+    return out
+
+
+def cmd_generate(cfg: Config, args: argparse.Namespace) -> int:
+    from shoplake.datagen.synthetic import ShopParams, generate_shop
+
+    g = cfg.generate
+    params = ShopParams(
+        days=args.days or g.days,
+        users=args.users or g.users,
+        items=args.items or g.items,
+        seed=g.seed if args.seed is None else args.seed,
+        start=args.start or dt.date.fromisoformat(g.start),
+    )
+    out = args.out or cfg.landing.root
+    with _progress() as progress:
+        task = progress.add_task(f"generating shop into {out}", total=params.days)
+        summary = generate_shop(out, params, progress=lambda done, total: progress.update(task, completed=done))
+    table = Table(title=f"synthetic shop ({params.days} days from {params.start})")
+    table.add_column("source")
+    table.add_column("rows", justify="right")
+    for source, rows in summary["rows"].items():
+        table.add_row(source, f"{rows:,}")
+    console.print(table)
+    return 0
+
+
+def cmd_import(cfg: Config, args: argparse.Namespace) -> int:
+    out = args.out or cfg.landing.root
+    if args.dataset == "online-retail":
+        from shoplake.datagen.online_retail import import_online_retail as run
+    elif args.dataset == "bitext":
+        from shoplake.datagen.bitext import import_bitext as run
+    else:
+        from shoplake.datagen.pricerunner import import_pricerunner as run
+    with console.status(f"importing {args.dataset} from {args.src} into {out}"):
+        report = run(args.src, out)
+    console.print_json(json.dumps(report, default=str))
+    return 0
+
+
+def run_nightly(cfg: Config, days: list[dt.date], sources: list[str] | None = None) -> None:
+    """Run the nightly steps for the given days: ingest (later: features, train, score)."""
+    from shoplake.ingest.run import ingest
+    from shoplake.lake import Lake
+
+    lake = Lake(cfg)
+    todo = list(sources or cfg.ingest.sources)
+    with _progress() as progress:
+        task = progress.add_task(f"ingest {days[0]}..{days[-1]}", total=len(todo))
+        ingest(cfg, lake, days, sources, on_source_done=lambda name: progress.update(task, advance=1, description=f"ingest: {name} written"))
+        progress.update(task, completed=len(todo), description=f"ingest {days[0]}..{days[-1]} committed")
+
+
+def cmd_nightly(cfg: Config, args: argparse.Namespace) -> int:
+    run_nightly(cfg, run_dates(args), args.sources)
+    console.print(lake_table(cfg))
+    return 0
+
+
+def cmd_demo(cfg: Config, args: argparse.Namespace) -> int:
+    landing = Path(cfg.landing.root)
+    if args.fresh or not (landing / "_ground_truth.json").is_file():
+        cmd_generate(cfg, argparse.Namespace(days=None, users=None, items=None, seed=None, start=None, out=None))
+    start = dt.date.fromisoformat(cfg.generate.start)
+    days = [start + dt.timedelta(days=i) for i in range(cfg.generate.days)]
+    run_nightly(cfg, days)
+    console.print(lake_table(cfg))
+    return 0
+
+
+def cmd_lake(cfg: Config, args: argparse.Namespace) -> int:
+    from shoplake.lake import Lake
+    from shoplake.lake.catalog import all_specs, get_spec
+
+    if args.lake_command == "show":
+        console.print(lake_table(cfg))
+    elif args.lake_command == "history":
+        out = Table(title=f"history of {args.table}")
+        for col in ("version", "time (UTC)", "operation", "mode", "rows"):
+            out.add_column(col)
+        for entry in Lake(cfg).history(args.table, args.limit):
+            when = dt.datetime.fromtimestamp(entry["timestamp"] / 1000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+            out.add_row(str(entry["version"]), when, entry.get("operation", ""), entry.get("shoplake.mode", ""), entry.get("shoplake.rows", ""))
+        console.print(out)
+    else:
+        specs = [get_spec(args.table)] if args.table else all_specs()
+        for spec in specs:
+            out = Table(title=f"{spec.full_name}: {spec.description}", title_justify="left")
+            for col in ("column", "type", "nullable", "meaning"):
+                out.add_column(col)
+            for c in spec.columns:
+                out.add_row(c.name, c.dtype, "yes" if c.nullable else "no", c.doc)
+            console.print(out)
+            console.print(f"keys: {', '.join(spec.keys) or '-'}   partitioned by: {', '.join(spec.partition_by) or '-'}\n")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="shoplake", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = add_config_args(sub.add_parser("generate", help="write a synthetic shop's landing files"))
+    p.add_argument("--days", type=int)
+    p.add_argument("--users", type=int)
+    p.add_argument("--items", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--start", type=parse_date)
+    p.add_argument("--out", help="landing folder (default: landing.root)")
+
+    p = add_config_args(sub.add_parser("import", help="turn a public dataset into landing files"))
+    p.add_argument("dataset", choices=["online-retail", "bitext", "pricerunner"])
+    p.add_argument("src", help="the dataset's folder or file under ../shared/data")
+    p.add_argument("--out", help="landing folder (default: landing.root)")
+
+    sub.add_parser("ingest", help="landing -> bronze (same as spark-submit jobs/ingest.py)", add_help=False)
+
+    p = add_config_args(add_date_args(sub.add_parser("nightly", help="run the nightly flow for a day or a range")))
+    p.add_argument("--source", dest="sources", action="append", help="only this landing source (repeatable)")
+
+    p = add_config_args(sub.add_parser("demo", help="generate a small shop and run the nightly flow over it"))
+    p.add_argument("--fresh", action="store_true", help="regenerate the landing files even if present")
+
+    p = sub.add_parser("lake", help="look at the lake")
+    lake_sub = p.add_subparsers(dest="lake_command", required=True)
+    add_config_args(lake_sub.add_parser("show", help="tables with version and rows"))
+    h = add_config_args(lake_sub.add_parser("history", help="commits of a table"))
+    h.add_argument("table")
+    h.add_argument("--limit", type=int, default=20)
+    d = add_config_args(lake_sub.add_parser("describe", help="columns of one table or all"))
+    d.add_argument("table", nargs="?")
+    return parser
+
+
+COMMANDS = {
+    "generate": cmd_generate,
+    "import": cmd_import,
+    "nightly": cmd_nightly,
+    "demo": cmd_demo,
+    "lake": cmd_lake,
+}
+ENTRY_POINTS = {"ingest": "jobs/ingest.py"}
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Parse ``argv`` and run the command; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ENTRY_POINTS:
+        return load_entry_point(ENTRY_POINTS[argv[0]]).main(argv[1:])
+    args = build_parser().parse_args(argv)
+    cfg = config_from_args(args)
+    return COMMANDS[args.command](cfg, args)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    exit_cleanly(run)

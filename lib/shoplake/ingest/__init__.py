@@ -1,0 +1,1 @@
+"""Landing files into bronze tables: readers, validators and the ingest step."""

@@ -1,0 +1,60 @@
+"""Shared fixtures: one Spark session and one local Ray instance for the whole run."""
+
+from __future__ import annotations
+
+import pytest
+
+from shoplake.config import load_config
+
+TEST_OVERRIDES = (
+    "spark.master=local[2]",
+    "spark.conf.spark.sql.shuffle.partitions=2",
+    "spark.conf.spark.default.parallelism=2",
+    "spark.conf.spark.driver.memory=2g",
+    "ray.num_cpus=2",
+)
+
+
+@pytest.fixture(scope="session")
+def spark():
+    from shoplake.spark import get_spark
+
+    session = get_spark(load_config("local", TEST_OVERRIDES))
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def make_cfg(tmp_path):
+    """Build a config whose lake and landing live under this test's tmp_path."""
+
+    def make(*overrides: str):
+        return load_config(
+            "local",
+            [*TEST_OVERRIDES, f"lake.root={tmp_path}/lake", f"landing.root={tmp_path}/landing", f"runs_dir={tmp_path}/runs", *overrides],
+        )
+
+    return make
+
+
+@pytest.fixture
+def cfg(make_cfg):
+    return make_cfg("lake.engine=delta-rs")
+
+
+@pytest.fixture
+def lake(cfg, spark):
+    from shoplake.lake import Lake
+
+    return Lake(cfg, spark)
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    import ray
+
+    from shoplake.ray_runtime import init_ray
+
+    init_ray(load_config("local", TEST_OVERRIDES))
+    yield ray
+    ray.shutdown()
