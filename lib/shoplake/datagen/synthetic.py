@@ -99,6 +99,8 @@ _MEAN_EXTRA_VIEWS = 2.5
 _MAX_VIEWS = 10
 _P_SEARCH = 0.35
 _P_DRIFT = 0.15
+# Share of views that come from the deals page, which lists only promoted items.
+_P_DEAL = 0.06
 _P_MULTI_UNIT = 0.12
 
 _BASE_CTR = {"search_top": 0.06, "home_banner": 0.015, "product_page": 0.04, "email": 0.025}
@@ -768,9 +770,8 @@ class _Shop:
         products = self._products_today(d, day_s)
         opening = self._open_stock(d)
         sess = self._sessions(d, day_s, opening)
-        remaining = opening - np.bincount(sess["lines"].item, weights=sess["lines"].qty, minlength=p.items).astype(
-            np.int64
-        )
+        remaining = opening.copy()
+        np.subtract.at(remaining, sess["lines"].item, sess["lines"].qty)
         fraud = self._fraud(d, day_s, remaining, n_legit=len(sess["order_user"]))
         orders, payments, events_extra, order_refs = self._orders_and_payments(d, day_s, sess, fraud)
         events = self._events_table(sess, events_extra)
@@ -890,6 +891,13 @@ class _Shop:
         on_promo = self.promo_disc[d] > 0
         weight = np.where(self.launched, self.pop * np.where(on_promo, p.promo_boost, 1.0), 0.0)
         vitem = self._pick_items(vcat, vtier, rng.random(nv), weight)
+        deal_items = np.flatnonzero(on_promo & self.launched)
+        deal = np.flatnonzero(rng.random(nv) < _P_DEAL) if len(deal_items) else np.array([], np.int64)
+        if len(deal):
+            # A promoted item alone in its price tier gains nothing from its weight there; the deals page lifts it.
+            cs_deal = np.cumsum(self.pop[deal_items])
+            pick = np.searchsorted(cs_deal, rng.random(len(deal)) * cs_deal[-1], side="right")
+            vitem[deal] = deal_items[np.minimum(pick, len(deal_items) - 1)]
 
         gaps = rng.integers(20, 200, nv)
         cs = np.cumsum(gaps)
@@ -1361,10 +1369,12 @@ class _Shop:
 
     def _close_stock(self, d: int, opening: np.ndarray, sess: dict, fraud: dict) -> pa.Table:
         p = self.p
-        sold = np.bincount(sess["lines"].item, weights=sess["lines"].qty, minlength=p.items)
         fl = np.array(fraud["lines"], dtype=np.int64).reshape(-1, 3)
-        sold += np.bincount(fl[:, 1], weights=fl[:, 2], minlength=p.items)
-        self.on_hand = opening - sold.astype(np.int64)
+        items = np.concatenate([sess["lines"].item, fl[:, 1]]).astype(np.int64)
+        units = np.concatenate([sess["lines"].qty, fl[:, 2]]).astype(np.int64)
+        sold = np.zeros(p.items, dtype=np.int64)
+        np.add.at(sold, items, units)
+        self.on_hand = opening - sold
         launched = self.launched
         # Demand, not sales, drives the forecast, or a stock-out would teach it that nobody wants the item.
         self.ewma = np.where(launched, 0.9 * self.ewma + 0.1 * self.attempted, self.ewma)
@@ -1564,7 +1574,8 @@ def generate_shop(
             progress(d + 1, params.days)
     summary = {"out": str(root), "days": params.days, "files": files, "rows": dict(shop.rows),
                "ground_truth": str(root / GROUND_TRUTH_FILE)}
-    truth = shop.ground_truth(summary)
+    # Paths stay out of the ground truth so that it is byte-identical wherever it is written.
+    truth = shop.ground_truth({k: v for k, v in summary.items() if k not in ("out", "ground_truth")})
     tmp = root / f".{GROUND_TRUTH_FILE}.tmp"
     tmp.write_text(json.dumps(truth), encoding="utf-8")
     tmp.replace(root / GROUND_TRUTH_FILE)

@@ -1,0 +1,142 @@
+"""Ingest: landing files -> bronze and quarantine, re-runs, and errors that leave the lake unchanged."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from shoplake.ingest.readers import LandingError
+from shoplake.ingest.run import date_range, ingest
+
+D1, D2 = dt.date(2024, 2, 1), dt.date(2024, 2, 2)
+ORDERS_HEADER = "order_id,line_number,user_id,item_id,quantity,unit_price,order_ts,status,country\n"
+
+
+def write(root: Path, source: str, name: str, text: str) -> Path:
+    path = root / source / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def landing(cfg) -> Path:
+    root = Path(cfg.landing.root)
+    write(
+        root,
+        "orders",
+        f"{D1}.csv",
+        ORDERS_HEADER
+        + "o1,1,u1,i1,2,3.50,2024-02-01T10:00:00Z,placed,UK\n"
+        + 'o1,2,u1,i2,1,-1,2024-02-01T10:00:00Z,placed,"Kingdom, United"\n'
+        + "o2,1,,i3,two,1.0,2024-02-01 11:00:00,placed,\n"
+        + "o3,1,u2,i4,1,1.0,not-a-time,bogus,FR\n",
+    )
+    # Columns in another order, optional ones absent: matched by name, not position.
+    write(root, "orders", f"{D2}.csv", "item_id,order_id,line_number,quantity,unit_price,order_ts,status\ni9,o9,1,5,1.25,2024-02-02T09:00:00Z,returned\n")
+    events = [
+        {"event_id": "e1", "user_id": "u1", "event_type": "view", "item_id": "i1", "event_ts": "2024-02-01T10:00:00Z"},
+        {"event_id": "e2", "user_id": "u1", "event_type": "search", "query": "red lamp", "event_ts": "2024-02-01T10:01:00Z"},
+        {"event_id": "e3", "user_id": "u1", "event_type": "click", "event_ts": "2024-02-01T10:02:00Z"},
+    ]
+    write(root, "events", f"{D1}.jsonl", "".join(json.dumps(e) + "\n" for e in events) + "{broken json\n")
+    write(root, "events", f"{D2}.jsonl", "")
+    (root / "inventory").mkdir()
+    for day in (D1, D2):
+        table = pa.table(
+            {
+                "snapshot_date": pa.array([day, day]),
+                "item_id": ["i1", "i2"],
+                "on_hand": pa.array([5, -1], pa.int32()),
+                "lead_time_days": pa.array([3, 3], pa.int32()),
+            }
+        )
+        pq.write_table(table, root / "inventory" / f"{day}.parquet")
+    return root
+
+
+def test_valid_rows_reach_bronze_typed_and_bad_rows_are_quarantined_with_reasons(cfg, lake, landing):
+    report = ingest(cfg, lake, [D1, D2])
+    assert report.skipped_sources == ["products", "payments", "chargebacks", "ad_events", "support_tickets"]
+    assert report.bronze["orders"].rows == 2 and report.quarantine["orders"].rows == 3
+    orders = {r.order_id: r for r in lake.read("bronze.orders").collect()}
+    assert orders["o1"].unit_price == 3.5 and orders["o1"].quantity == 2
+    assert orders["o1"].order_ts == dt.datetime(2024, 2, 1, 10, 0)  # session time zone is UTC
+    assert orders["o9"].run_date == D2 and orders["o9"].status == "returned" and orders["o9"].user_id is None
+    assert orders["o1"]._source_file.endswith(f"orders/{D1}.csv") and orders["o1"]._row_number == 1
+
+    reasons = {r._row_number: r._reason for r in lake.read("quarantine.orders").collect()}
+    assert reasons[2] == "unit_price: must be >= 0"
+    assert reasons[3] == "quantity: not a int ('two')"
+    assert reasons[4] == "order_ts: not a timestamp ('not-a-time'); status: unknown value, expected one of placed, cancelled, returned"
+    raw = json.loads(lake.read("quarantine.orders").where("_row_number = 2").first()._raw)
+    assert raw["country"] == "Kingdom, United"
+
+    events = {r._row_number: r._reason for r in lake.read("quarantine.events").collect()}
+    assert events[3] == "item_id: required unless event_type is search"
+    assert events[4].startswith("record: malformed")
+    assert lake.read("bronze.events").where("event_type = 'search'").first().query == "red lamp"
+
+    inventory = lake.read("quarantine.inventory").collect()
+    assert {r._reason for r in inventory} == {"on_hand: must be >= 0"} and len(inventory) == 2
+
+
+def test_rerunning_a_day_replaces_it(cfg, lake, landing):
+    ingest(cfg, lake, [D1, D2])
+    before = lake.read("bronze.orders").count()
+    ingest(cfg, lake, [D1])
+    ingest(cfg, lake, [D1])
+    assert lake.read("bronze.orders").count() == before
+    assert lake.read("quarantine.orders").count() == 3
+    assert lake.version("bronze.orders") == 2
+
+
+def test_missing_file_is_an_error_naming_it_and_nothing_is_written(cfg, lake, landing):
+    (landing / "events" / f"{D2}.jsonl").unlink()
+    with pytest.raises(LandingError, match=f"missing landing file for source 'events' on {D2}"):
+        ingest(cfg, lake, [D1, D2])
+    assert not lake.exists("bronze.orders")
+
+
+def test_missing_required_column_names_the_file(cfg, lake, landing):
+    ingest(cfg, lake, [D1])
+    write(landing, "orders", f"{D2}.csv", "order_id,line_number,item_id\no1,1,i1\n")
+    with pytest.raises(LandingError, match=rf"orders/{D2}.csv: required column\(s\) quantity, unit_price, order_ts, status missing"):
+        ingest(cfg, lake, [D1, D2])
+    assert lake.version("bronze.orders") == 0
+
+
+def test_a_failing_source_leaves_every_table_as_it_was(cfg, lake, landing, monkeypatch):
+    ingest(cfg, lake, [D1])
+    versions = {t: lake.version(t) for t in ("bronze.orders", "bronze.events", "bronze.inventory")}
+    import shoplake.ingest.run as run
+
+    real = run.split_valid
+
+    def failing(validated):
+        good, bad = real(validated)
+        if "snapshot_date" in validated.columns:
+            raise RuntimeError("inventory broke")
+        return good, bad
+
+    monkeypatch.setattr(run, "split_valid", failing)
+    with pytest.raises(RuntimeError, match="inventory broke"):
+        ingest(cfg, lake, [D1, D2])
+    assert {t: lake.version(t) for t in versions} == versions
+    assert lake.read("bronze.orders").where(f"run_date = '{D2}'").count() == 0
+
+
+def test_no_source_folders_is_an_error(cfg, lake):
+    with pytest.raises(LandingError, match="no landing source folders"):
+        ingest(cfg, lake, [D1])
+
+
+def test_date_range_is_inclusive():
+    assert date_range(D1, D2) == [D1, D2]
+    with pytest.raises(ValueError):
+        date_range(D2, D1)
