@@ -33,7 +33,6 @@ import dataclasses
 import datetime as dt
 import json
 import logging
-import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -581,7 +580,8 @@ class _Shop:
 
     def _build_users(self) -> None:
         p, rng, nu, nc = self.p, _rng(self.p.seed, _S_USERS), self.p.users, self.n_cat
-        n_fav = rng.choice([1, 2, 3], size=nu, p=[0.35, 0.4, 0.25])
+        # A favourite is only a signal if some categories are not favourites.
+        n_fav = np.minimum(rng.choice([1, 2, 3], size=nu, p=[0.35, 0.4, 0.25]), nc - 1)
         order = rng.permuted(np.tile(np.arange(nc), (nu, 1)), axis=1)
         ranks = np.arange(nc)[None, :]
         w = np.where(ranks < n_fav[:, None], 0.55**ranks, 0.0)
@@ -593,7 +593,7 @@ class _Shop:
         self.n_fav = n_fav
         self.fav_order = order
         self.fav_mask = np.zeros((nu, nc), dtype=bool)
-        for r in range(3):
+        for r in range(int(n_fav.max())):
             rows = np.flatnonzero(n_fav > r)
             self.fav_mask[rows, order[rows, r]] = True
         self.level = rng.choice(3, size=nu, p=[0.35, 0.45, 0.2])
