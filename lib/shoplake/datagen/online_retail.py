@@ -427,7 +427,11 @@ def import_online_retail(
     orders_by_day = dict(tuple(kept.groupby("_day", sort=True)))
     products_by_day = dict(tuple(products.groupby("_day", sort=True)))
     empty_orders, empty_products = kept.iloc[0:0], products.iloc[0:0]
-    for day, _ in selected:
+    # The contract has a file for every calendar day; days the shop had no sales
+    # (weekends, holidays) get files without rows.
+    first, last = selected[0][0], selected[-1][0]
+    calendar = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+    for day in calendar:
         write_landing(_orders_table(orders_by_day.get(day, empty_orders)), out, "orders", day, fmt)
         write_landing(_products_table(products_by_day.get(day, empty_products)), out, "products", day, fmt)
 
@@ -444,7 +448,8 @@ def import_online_retail(
         "cancelled_lines": int(kept["_cancelled"].sum()),
         "free_lines_kept": int((kept["_price"] == 0).sum()),
         "duplicate_lines_kept": int(kept.duplicated(subset=[AUDIT_SOURCE_FILE, *SRC_COLUMNS]).sum()),
-        "days_written": len(selected),
+        "days_written": len(calendar),
+        "days_without_sales": len(calendar) - len(selected),
         "first_day": selected[0][0].isoformat(),
         "last_day": selected[-1][0].isoformat(),
         "format": fmt,

@@ -713,8 +713,9 @@ class _Shop:
         self.camp_ids = np.array([c["campaign_id"] for c in self.campaigns], dtype=object)
         self.camp_cpc = np.array([c["cpc"] for c in self.campaigns])
 
-        dis_days = [(p.days // 4) * (k + 1) for k in range(len(FRAUD_PATTERNS))]
-        self.forced_fraud_day = {pat: min(d, p.days - 1) for pat, d in zip(FRAUD_PATTERNS, dis_days)}
+        # Each pattern strikes at least once, on a fixed day, so that even a small shop shows all three.
+        fraud_days = [(p.days // 4) * (k + 1) for k in range(len(FRAUD_PATTERNS))]
+        self.forced_fraud_day = {pat: min(d, p.days - 1) for pat, d in zip(FRAUD_PATTERNS, fraud_days)}
 
     def _expected_daily_units(self) -> np.ndarray:
         """Expected units sold per item and day at average demand, to size stock and reorders."""
@@ -744,7 +745,7 @@ class _Shop:
 
     def _init_counters(self) -> None:
         self.seq = {k: 0 for k in ("event", "session", "order", "payment", "chargeback", "ad", "impression", "ticket")}
-        self.pending_orders: dict[int, list[dict]] = {}
+        self.pending_orders: dict[int, list[pa.Table]] = {}
         self.pending_chargebacks: dict[int, list[dict]] = {}
         self.chargeback_log: list[dict] = []
         self.fraud_ids: dict[str, list[str]] = {pat: [] for pat in FRAUD_PATTERNS}

@@ -162,7 +162,8 @@ def test_retail_day_filters(tmp_path):
 def test_retail_full_import(tmp_path):
     report = import_online_retail(RETAIL, tmp_path)
     assert report["rows_read"] == 541_909
-    assert report["days_written"] == 305
+    assert report["days_written"] == 374  # 2010-12-01..2011-12-09, every calendar day
+    assert report["days_without_sales"] == 374 - 305
     assert report["rows_read"] == report["rows_written"]["orders"] + sum(report["rows_set_aside"].values())
     orders = read_landing(tmp_path, "orders")
     products = read_landing(tmp_path, "products")
