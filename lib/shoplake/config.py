@@ -82,6 +82,25 @@ class GenerateConfig(_Strict):
     start: str = "2024-01-01"
 
 
+class ClusterConfig(_Strict):
+    """The local test clusters started by ``shoplake cluster up`` (all on 127.0.0.1)."""
+
+    run_dir: str = Field("runs/cluster", description="PIDs, logs and work folders of the local clusters.")
+    host: str = "127.0.0.1"
+    spark_master_port: int = 7077
+    spark_master_webui_port: int = 8080
+    spark_workers: int = Field(2, ge=1)
+    spark_worker_cores: int = Field(1, ge=1)
+    spark_worker_memory: str = "2g"
+    spark_worker_webui_port: int = Field(8081, description="First worker's UI port; the next ones count up.")
+    ray_head_port: int = 6379
+    ray_dashboard_port: int = 8265
+    ray_client_port: int = 10001
+    ray_head_cpus: float = 1
+    ray_worker_nodes: list[float] = Field(default_factory=lambda: [1.0], description="CPUs of each extra Ray node.")
+    serve_http_port: int = 8000
+
+
 class Config(_Strict):
     env: str
     project_root: str
@@ -92,6 +111,7 @@ class Config(_Strict):
     ray: RayConfig = RayConfig()
     ingest: IngestConfig = IngestConfig()
     generate: GenerateConfig = GenerateConfig()
+    cluster: ClusterConfig = ClusterConfig()
 
 
 def default_conf_dir() -> Path:
@@ -228,6 +248,7 @@ def load_config(env: str = "local", overrides: list[str] | tuple[str, ...] = (),
     return cfg.model_copy(
         update={
             "runs_dir": resolve_path(cfg.runs_dir, root),
+            "cluster": cfg.cluster.model_copy(update={"run_dir": resolve_path(cfg.cluster.run_dir, root)}),
             "lake": cfg.lake.model_copy(update={"root": resolve_path(cfg.lake.root, root)}),
             "landing": cfg.landing.model_copy(update={"root": resolve_path(cfg.landing.root, root)}),
         }

@@ -33,7 +33,6 @@ the published files have none.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import time
 import zlib
@@ -42,7 +41,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
-from shoplake.datagen.landing_writer import write_landing
+from shoplake.datagen.landing_writer import write_import_report, write_landing
 from shoplake.schemas import columns as C
 
 log = logging.getLogger(__name__)
@@ -251,7 +250,7 @@ def import_bitext(
         "tickets_with_order_id": int(tickets[C.ORDER_ID].notna().sum()),
         "format": fmt,
     }
-    _write_report(report, out)
+    write_import_report(NAME, report, out)
     log.info(
         "bitext: %d utterances read %s -> %d support tickets over %d days from %s, %d set aside, in %.1fs",
         report["rows_read"],
@@ -264,9 +263,3 @@ def import_bitext(
     )
     return report
 
-
-def _write_report(report: dict, out: Path) -> Path:
-    path = out / f"_import_report_{NAME}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2) + "\n")
-    return path

@@ -7,6 +7,7 @@ landing files agrees on names, column order and value formats.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 from pathlib import Path
 
@@ -91,4 +92,12 @@ def write_landing(table: pa.Table, root: str | Path, source: str, day: dt.date |
         if table.num_rows == 0:
             tmp.write_text("")
     os.replace(tmp, path)
+    return path
+
+
+def write_import_report(name: str, report: dict, root: str | Path) -> Path:
+    """Write an adapter's report beside the landing files as ``_import_report_<name>.json``."""
+    path = Path(root) / f"_import_report_{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n")
     return path

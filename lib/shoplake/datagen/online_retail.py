@@ -77,7 +77,6 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
-import json
 import logging
 import re
 import time
@@ -87,7 +86,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
-from shoplake.datagen.landing_writer import write_landing
+from shoplake.datagen.landing_writer import write_import_report, write_landing
 from shoplake.schemas import columns as C
 
 log = logging.getLogger(__name__)
@@ -454,7 +453,7 @@ def import_online_retail(
         "last_day": selected[-1][0].isoformat(),
         "format": fmt,
     }
-    _write_report(report, out)
+    write_import_report(NAME, report, out)
     log.info(
         "online_retail: %d lines read from %d days (%s..%s) -> %d order lines, %d products, %d set aside %s in %.1fs",
         report["rows_read"],
@@ -469,9 +468,3 @@ def import_online_retail(
     )
     return report
 
-
-def _write_report(report: dict, out: Path) -> Path:
-    path = out / f"_import_report_{NAME}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2, sort_keys=False) + "\n")
-    return path

@@ -33,7 +33,6 @@ published file has neither).
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import time
 from pathlib import Path
@@ -41,7 +40,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
-from shoplake.datagen.landing_writer import write_landing
+from shoplake.datagen.landing_writer import write_import_report, write_landing
 from shoplake.schemas import columns as C
 
 log = logging.getLogger(__name__)
@@ -183,7 +182,7 @@ def import_pricerunner(
         "rows_without_brand": int(products[C.BRAND].isna().sum()),
         "format": fmt,
     }
-    _write_report(report, out)
+    write_import_report(NAME, report, out)
     log.info(
         "pricerunner: %d offers read from %s -> %d products in %d categories over %d day(s) from %s, "
         "%d set aside, in %.1fs",
@@ -198,9 +197,3 @@ def import_pricerunner(
     )
     return report
 
-
-def _write_report(report: dict, out: Path) -> Path:
-    path = out / f"_import_report_{NAME}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2) + "\n")
-    return path

@@ -579,7 +579,7 @@ class _Shop:
         self.expensive = tier == 2
 
     def _build_users(self) -> None:
-        p, rng, nu, nc = self.p, _rng(self.p.seed, _S_USERS), self.p.users, self.n_cat
+        rng, nu, nc = _rng(self.p.seed, _S_USERS), self.p.users, self.n_cat
         # A favourite is only a signal if some categories are not favourites.
         n_fav = np.minimum(rng.choice([1, 2, 3], size=nu, p=[0.35, 0.4, 0.25]), nc - 1)
         order = rng.permuted(np.tile(np.arange(nc), (nu, 1)), axis=1)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from shoplake.datagen import bitext, online_retail, pricerunner
+from shoplake.datagen import bitext, online_retail
 from shoplake.datagen.bitext import RESOLUTIONS, import_bitext, render_resolution
 from shoplake.datagen.online_retail import derive_categories, import_online_retail, title_case
 from shoplake.datagen.pricerunner import brand_from_title, import_pricerunner
