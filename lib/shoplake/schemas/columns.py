@@ -67,3 +67,11 @@ UPDATED_AT = "updated_at"
 PAYMENT_TS = "payment_ts"
 CHARGEBACK_TS = "chargeback_ts"
 CREATED_TS = "created_ts"
+
+# Operational tables.
+TABLE_NAME = "table_name"
+TABLE_VERSION = "table_version"
+COLUMN_NAME = "column_name"
+ROWS = "rows"
+NULLS = "nulls"
+PROFILED_AT = "profiled_at"
