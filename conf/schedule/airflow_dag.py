@@ -1,0 +1,45 @@
+"""Airflow DAG: the shoplake nightly chain, one run per day, each step its own cluster job.
+
+Copy into Airflow's dags folder. Connections: ``spark_default`` (the Spark master) and
+the Ray dashboard address in the Airflow variable ``shoplake_ray_dashboard``. The lake
+and landing locations come from the workers' environment (SHOPLAKE_LAKE_ROOT,
+SHOPLAKE_LANDING_ROOT), as in conf/cluster.yaml. Re-running a day (a backfill or a
+clear) replaces that day's output: every step is idempotent per run date.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow import DAG
+from airflow.operators.bash import BashOperator
+from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+
+PROJECT = "/opt/shoplake"
+RUN_DATE = "{{ ds }}"
+
+with DAG(
+    dag_id="shoplake_nightly",
+    schedule="30 2 * * *",
+    start_date=dt.datetime(2024, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"retries": 2, "retry_delay": dt.timedelta(minutes=10)},
+    tags=["shoplake"],
+) as dag:
+    ingest = SparkSubmitOperator(
+        task_id="ingest",
+        application=f"{PROJECT}/jobs/ingest.py",
+        py_files=f"{PROJECT}/dist/shoplake-0.1.0-py3-none-any.whl",
+        application_args=["--env", "cluster", "--run-date", RUN_DATE],
+        conn_id="spark_default",
+    )
+    profile = BashOperator(
+        task_id="profile_tables",
+        cwd=PROJECT,
+        bash_command=(
+            "ray job submit --address {{ var.value.shoplake_ray_dashboard }} --working-dir . "
+            "-- python ray_apps/profile_tables.py --env cluster"
+        ),
+    )
+    ingest >> profile

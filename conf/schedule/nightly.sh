@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The nightly chain for one run date on clusters: each step is its own spark-submit or
+# ray job submit, in order, and the chain stops at the first failure. Every step
+# replaces its run date's output, so re-running a date is safe.
+#
+#   conf/schedule/nightly.sh 2024-03-01        (default: yesterday, UTC)
+#
+# Expects: SPARK_MASTER_URL, RAY_DASHBOARD (http://head:8265), SHOPLAKE_LAKE_ROOT,
+# SHOPLAKE_LANDING_ROOT, and the shoplake wheel built with `pip wheel --no-deps -w dist .`.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+RUN_DATE="${1:-$(date -u -d yesterday +%F)}"
+WHEEL="$(ls dist/shoplake-*.whl | tail -n 1)"
+ENV_JSON="{\"env_vars\": {\"SHOPLAKE_LAKE_ROOT\": \"${SHOPLAKE_LAKE_ROOT}\"}}"
+
+spark-submit --master "${SPARK_MASTER_URL}" --py-files "${WHEEL}" \
+  jobs/ingest.py --env cluster --run-date "${RUN_DATE}"
+
+ray job submit --address "${RAY_DASHBOARD}" --working-dir . --runtime-env-json "${ENV_JSON}" \
+  -- python ray_apps/profile_tables.py --env cluster
