@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test test-slow bench clean clean-lake
+.PHONY: setup demo test test-slow bench clean clean-lake cluster-up cluster-down cluster-test
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,17 @@ test-slow: $(STAMP)
 ## Benchmarks: ours and a baseline side by side, with the ratio.
 bench: $(STAMP)
 	$(BIN)/python bench/lake_write.py
+
+## Local Spark standalone + Ray clusters on 127.0.0.1 (ports and sizes: cluster.* in conf/base.yaml).
+cluster-up: $(STAMP)
+	$(BIN)/shoplake cluster up
+
+cluster-down: $(STAMP)
+	$(BIN)/shoplake cluster down
+
+## Jobs on clusters the tests start and stop themselves (spark-submit, ray job submit, serve deploy).
+cluster-test: $(STAMP)
+	$(BIN)/python -m pytest -m cluster -q
 
 clean-lake:
 	rm -rf lake data runs

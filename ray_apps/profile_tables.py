@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     cfg = config_from_args(args)
-    init_ray(cfg)
+    ray = init_ray(cfg)
     lake = Lake(cfg)
     specs = [get_spec(t) for t in args.tables] if args.tables else [s for s in lake.tables() if s.layer == "bronze"]
     for spec in specs:
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         if version is None:
             raise SystemExit(f"table {spec.full_name} does not exist in {cfg.lake.root}")
         profile = profile_dataset(lake.ray_read(spec, version=version), spec, version, cfg.ray.cpus_per_data_task)
-        result = lake.ray_write(profile, TABLE_PROFILES, mode="replace", partitions={"table_name": [spec.full_name]})
+        result = lake.ray_write(ray.data.from_arrow(profile), TABLE_PROFILES, mode="replace", partitions={"table_name": [spec.full_name]})
         print(f"{spec.full_name} v{version}: {result.rows} column profiles -> {result.table} v{result.version}")
     return 0
 

@@ -1,9 +1,10 @@
 """``shoplake``: the command line of the platform.
 
-Step commands (``ingest``, and later features, training and scoring) run the same
+Step commands (``ingest``, ``features``, and later training and scoring) run the same
 ``main()`` functions as ``spark-submit jobs/...`` and ``ray job submit ... ray_apps/...``;
 ``nightly`` chains them for one day or a range, and ``demo`` builds a small
-synthetic shop and runs the nightly flow over it.
+synthetic shop and runs the nightly flow over it. ``cluster up|down|status`` runs
+local Spark standalone and Ray clusters to test jobs the way they run on real ones.
 """
 
 from __future__ import annotations
@@ -102,16 +103,25 @@ def cmd_import(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def run_nightly(cfg: Config, days: list[dt.date], sources: list[str] | None = None) -> None:
-    """Run the nightly steps for the given days: ingest (later: features, train, score)."""
+    """Run the nightly steps for the landing days ``days``.
+
+    Ingest loads the days' files; the features are then built for the morning after
+    the last day, so they use everything ingested and nothing later.
+    """
+    from shoplake.features.run import build_features
     from shoplake.ingest.run import ingest
     from shoplake.lake import Lake
 
     lake = Lake(cfg)
     todo = list(sources or cfg.ingest.sources)
+    features_for = days[-1] + dt.timedelta(days=1)
     with _progress() as progress:
         task = progress.add_task(f"ingest {days[0]}..{days[-1]}", total=len(todo))
         ingest(cfg, lake, days, sources, on_source_done=lambda name: progress.update(task, advance=1, description=f"ingest: {name} written"))
         progress.update(task, completed=len(todo), description=f"ingest {days[0]}..{days[-1]} committed")
+        task = progress.add_task(f"features for {features_for}", total=1)
+        build_features(cfg, lake, [features_for])
+        progress.update(task, completed=1, description=f"features for {features_for} committed")
 
 
 def cmd_nightly(cfg: Config, args: argparse.Namespace) -> int:
@@ -158,6 +168,73 @@ def cmd_lake(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cluster_table(state) -> Table:
+    """A table of the recorded cluster processes: pid, state, ports, log file."""
+    from shoplake.cluster import RAY_NODE_PORTS
+
+    out = Table(title=f"local clusters in {state.run_dir} (started {state.started_at})")
+    for col in ("process", "pid", "state", "ports", "log (in the run dir)"):
+        out.add_column(col, justify="right" if col == "pid" else "left", overflow="fold")
+    for p in state.processes:
+        # Ray's agent ports are picked free at start; the node manager's is enough to tell nodes apart.
+        ports = {k: v for k, v in p.ports.items() if k not in RAY_NODE_PORTS or k == "node_manager"}
+        alive = "[green]running[/green]" if p.alive else "[red]stopped[/red]"
+        log_file = Path(p.log)
+        shown = log_file.relative_to(state.run_dir) if log_file.is_relative_to(state.run_dir) else log_file
+        out.add_row(p.name, str(p.pid), alive, ", ".join(f"{k} {v}" for k, v in ports.items()), str(shown))
+    return out
+
+
+def _cluster_addresses(cfg: Config, state) -> Table:
+    out = Table(show_header=False, box=None)
+    out.add_column(style="bold")
+    out.add_column()
+    if state.spark_master_url:
+        out.add_row("Spark master", state.spark_master_url)
+        out.add_row("Spark master UI", state.spark_master_ui)
+    if state.ray_dashboard_url:
+        out.add_row("Ray dashboard", state.ray_dashboard_url)
+        out.add_row("Ray GCS", state.ray_address)
+        out.add_row("Ray client", state.ray_client_url)
+        out.add_row("Ray Serve HTTP", f"http://{cfg.cluster.host}:{cfg.cluster.serve_http_port}")
+        out.add_row("Ray token", f"export RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH={state.ray_auth_token_path}")
+    return out
+
+
+def cmd_cluster(cfg: Config, args: argparse.Namespace) -> int:
+    from shoplake import cluster
+
+    try:
+        if args.cluster_command == "up":
+            only = args.only
+            with console.status(f"starting {only or 'Spark and Ray'} clusters on {cfg.cluster.host} (logs in {cfg.cluster.run_dir}/logs)"):
+                state = cluster.up(cfg, spark=only != "ray", ray=only != "spark", timeout=args.timeout)
+            console.print(cluster_table(state))
+            console.print(_cluster_addresses(cfg, state))
+        elif args.cluster_command == "down":
+            with console.status(f"stopping the clusters recorded in {cfg.cluster.run_dir}"):
+                outcome = cluster.down(cfg, grace=args.grace)
+            if not outcome:
+                console.print(f"no cluster recorded in {cfg.cluster.run_dir}")
+            else:
+                out = Table(title="stopped")
+                out.add_column("process")
+                out.add_column("outcome")
+                for name, what in outcome.items():
+                    out.add_row(name, what)
+                console.print(out)
+        else:
+            state = cluster.status(cfg)
+            if state is None:
+                console.print(f"no cluster recorded in {cfg.cluster.run_dir}")
+                return 0
+            console.print(cluster_table(state))
+            console.print(_cluster_addresses(cfg, state))
+    except cluster.ClusterError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shoplake", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -176,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="landing folder (default: landing.root)")
 
     sub.add_parser("ingest", help="landing -> bronze (same as spark-submit jobs/ingest.py)", add_help=False)
+    sub.add_parser("features", help="bronze -> silver/gold features (same as spark-submit jobs/build_features.py)", add_help=False)
 
     p = add_config_args(add_date_args(sub.add_parser("nightly", help="run the nightly flow for a day or a range")))
     p.add_argument("--source", dest="sources", action="append", help="only this landing source (repeatable)")
@@ -191,6 +269,15 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--limit", type=int, default=20)
     d = add_config_args(lake_sub.add_parser("describe", help="columns of one table or all"))
     d.add_argument("table", nargs="?")
+
+    p = sub.add_parser("cluster", help="local Spark standalone and Ray clusters on 127.0.0.1")
+    cluster_sub = p.add_subparsers(dest="cluster_command", required=True)
+    u = add_config_args(cluster_sub.add_parser("up", help="start them (settings: cluster.* in conf/base.yaml)"))
+    u.add_argument("--only", choices=["spark", "ray"], help="start only this cluster")
+    u.add_argument("--timeout", type=float, default=180.0, help="seconds to wait until they are ready")
+    c = add_config_args(cluster_sub.add_parser("down", help="stop what `cluster up` started"))
+    c.add_argument("--grace", type=float, default=20.0, help="seconds after SIGTERM before SIGKILL")
+    add_config_args(cluster_sub.add_parser("status", help="recorded processes, whether they run, addresses"))
     return parser
 
 
@@ -200,8 +287,9 @@ COMMANDS = {
     "nightly": cmd_nightly,
     "demo": cmd_demo,
     "lake": cmd_lake,
+    "cluster": cmd_cluster,
 }
-ENTRY_POINTS = {"ingest": "jobs/ingest.py"}
+ENTRY_POINTS = {"ingest": "jobs/ingest.py", "features": "jobs/build_features.py"}
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -74,6 +74,28 @@ class IngestConfig(_Strict):
         return value
 
 
+class FeaturesConfig(_Strict):
+    """Settings of the feature jobs (bronze -> silver -> gold)."""
+
+    event_weights: dict[str, float] = Field(
+        default_factory=lambda: {"view": 1.0, "click": 2.0, "add_to_cart": 4.0, "purchase": 8.0},
+        description="Implicit-feedback weight of each interaction type.",
+    )
+    half_life_days: float = Field(30.0, gt=0, description="Time decay: an interaction loses half its weight every this many days.")
+    lookback_days: int = Field(365, ge=1, description="Interactions older than this before the run date are ignored.")
+    price_bands: list[float] = Field(default_factory=lambda: [5.0, 20.0, 50.0, 100.0], description="Upper bounds of the price bands.")
+
+    @field_validator("event_weights")
+    @classmethod
+    def _known_events(cls, value: dict[str, float]) -> dict[str, float]:
+        from shoplake.schemas.landing import EVENT_TYPES
+
+        unknown = [e for e in value if e not in EVENT_TYPES]
+        if unknown:
+            raise ValueError(f"unknown event types {unknown}; known: {', '.join(EVENT_TYPES)}")
+        return value
+
+
 class GenerateConfig(_Strict):
     days: int = Field(90, ge=1)
     users: int = Field(400, ge=1)
@@ -110,6 +132,7 @@ class Config(_Strict):
     spark: SparkConfig = SparkConfig()
     ray: RayConfig = RayConfig()
     ingest: IngestConfig = IngestConfig()
+    features: FeaturesConfig = FeaturesConfig()
     generate: GenerateConfig = GenerateConfig()
     cluster: ClusterConfig = ClusterConfig()
 

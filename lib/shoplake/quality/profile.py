@@ -1,7 +1,8 @@
 """Row and null counts per run date and column, computed with Ray Data.
 
-:func:`count_batch` is pure (one Arrow batch in, partial counts out); Ray adds the
-partial counts of all batches up. The result has the shape of ``ops.table_profiles``.
+:func:`count_batch` is pure (one Arrow batch in, partial counts out) and runs in Ray
+tasks; the driver adds up the partial counts. The result has the shape of
+``ops.table_profiles``.
 """
 
 from __future__ import annotations
@@ -41,23 +42,11 @@ def count_batch(batch: pa.Table, columns: list[str]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=_PARTIAL)
 
 
-def _finish(batch: pa.Table, table_name: str, version: int, profiled_at: dt.datetime) -> pa.Table:
-    n = batch.num_rows
-    return pa.table(
-        {
-            C.TABLE_NAME: pa.array([table_name] * n, pa.string()),
-            C.TABLE_VERSION: pa.array([version] * n, pa.int64()),
-            C.RUN_DATE: batch[C.RUN_DATE],
-            C.COLUMN_NAME: batch[C.COLUMN_NAME],
-            C.ROWS: batch[f"sum({C.ROWS})"].cast(pa.int64()),
-            C.NULLS: batch[f"sum({C.NULLS})"].cast(pa.int64()),
-            C.PROFILED_AT: pa.array([profiled_at] * n, pa.timestamp("us", tz="UTC")),
-        }
-    )
-
-
-def profile_dataset(ds, spec: TableSpec, version: int, cpus_per_task: float = 0.5):
+def profile_dataset(ds, spec: TableSpec, version: int, cpus_per_task: float = 0.5) -> pa.Table:
     """Profile a Ray Dataset holding one table's rows.
+
+    Tasks count each batch; only those partial counts (a few rows per batch) reach the
+    driver, where they are added up.
 
     Args:
         ds: The table's rows (``Lake.ray_read``).
@@ -66,15 +55,26 @@ def profile_dataset(ds, spec: TableSpec, version: int, cpus_per_task: float = 0.
         cpus_per_task: CPUs per Ray task (fractional on small nodes).
 
     Returns:
-        A Ray Dataset with the columns of ``ops.table_profiles``.
+        An Arrow table with the columns of ``ops.table_profiles``.
     """
-    from ray.data.aggregate import Sum
-
     columns = [c for c in spec.column_names if c != C.RUN_DATE]
     partial = ds.map_batches(functools.partial(count_batch, columns=columns), batch_format="pyarrow", num_cpus=cpus_per_task)
-    totals = partial.groupby([C.RUN_DATE, C.COLUMN_NAME]).aggregate(Sum(C.ROWS), Sum(C.NULLS))
-    finish = functools.partial(_finish, table_name=spec.full_name, version=version, profiled_at=dt.datetime.now(dt.timezone.utc))
-    return totals.map_batches(finish, batch_format="pyarrow", num_cpus=cpus_per_task)
+    parts = [pa.table(block) for block in partial.iter_batches(batch_format="pyarrow", batch_size=None)]
+    counts = pa.concat_tables(parts) if parts else _PARTIAL.empty_table()
+    totals = counts.group_by([C.RUN_DATE, C.COLUMN_NAME]).aggregate([(C.ROWS, "sum"), (C.NULLS, "sum")])
+    n = totals.num_rows
+    profiled_at = dt.datetime.now(dt.timezone.utc)
+    return pa.table(
+        {
+            C.TABLE_NAME: pa.array([spec.full_name] * n, pa.string()),
+            C.TABLE_VERSION: pa.array([version] * n, pa.int64()),
+            C.RUN_DATE: totals[C.RUN_DATE],
+            C.COLUMN_NAME: totals[C.COLUMN_NAME],
+            C.ROWS: totals[f"{C.ROWS}_sum"],
+            C.NULLS: totals[f"{C.NULLS}_sum"],
+            C.PROFILED_AT: pa.array([profiled_at] * n, pa.timestamp("us", tz="UTC")),
+        }
+    ).sort_by([(C.RUN_DATE, "ascending"), (C.COLUMN_NAME, "ascending")])
 
 
 __all__ = ["TABLE_PROFILES", "count_batch", "profile_dataset"]

@@ -1,0 +1,130 @@
+"""The recommendation feature step: bronze -> ``silver.interactions`` -> ``gold.*`` for some run dates.
+
+For each run date D the step reads what the lake knew before D (bronze partitions
+of landing days before D, and within them only rows timestamped before D's
+midnight), computes the four tables with the pure transforms of
+:mod:`shoplake.features.interactions`, and writes D's partition of each. All tables
+of all run dates are written in one lake batch: after an error the lake is as it was,
+and re-running a date replaces its partitions (a new version with the same rows).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from shoplake.config import Config
+from shoplake.features.interactions import (
+    compute_interactions,
+    compute_item_features,
+    compute_user_features,
+    compute_user_item_matrix,
+    run_midnight,
+)
+from shoplake.lake import Lake, WriteResult
+from shoplake.schemas import columns as C
+from shoplake.schemas.bronze import BRONZE
+from shoplake.schemas.landing import EVENTS, ORDERS, PRODUCTS
+from shoplake.schemas.recsys import INTERACTIONS, ITEM_FEATURES, USER_FEATURES, USER_ITEM_MATRIX
+from shoplake.schemas.spec import TableSpec
+
+log = logging.getLogger(__name__)
+
+OUTPUTS = (INTERACTIONS, USER_ITEM_MATRIX, ITEM_FEATURES, USER_FEATURES)
+
+
+class FeatureInputError(ValueError):
+    """The bronze tables the features need are not in the lake."""
+
+
+def _read_optional(lake: Lake, spec: TableSpec, why_optional: str) -> DataFrame | None:
+    version = lake.version(spec)
+    if version is None:
+        log.warning("%s does not exist in %s; %s", spec.full_name, lake.root, why_optional)
+        return None
+    log.info("reading %s v%d", spec.full_name, version)
+    return lake.read(spec)
+
+
+def _landed_before(df: DataFrame | None, day: dt.date) -> DataFrame | None:
+    # Bronze partitions are landing days; the nightly run for D has only seen files of
+    # earlier days, so a late-arriving row does not change D's snapshot on a rebuild.
+    return None if df is None else df.where(F.col(C.RUN_DATE) < F.lit(day))
+
+
+def _union(frames: list[DataFrame]) -> DataFrame:
+    out = frames[0]
+    for df in frames[1:]:
+        out = out.unionByName(df)
+    return out
+
+
+def build_features(cfg: Config, lake: Lake, run_dates: list[dt.date]) -> list[WriteResult]:
+    """Build ``silver.interactions`` and ``gold.{user_item_matrix,item_features,user_features}`` for run dates.
+
+    Args:
+        cfg: Configuration (``features``: event weights, half-life, lookback, price bands).
+        lake: The lake to read bronze from and write the features to.
+        run_dates: Days to build the features for; each day's partition of every
+            output is replaced. A loop over days, so meant for nightly runs and short
+            backfills rather than years at once.
+
+    Returns:
+        The write results of the four tables, in the order of :data:`OUTPUTS`.
+
+    Raises:
+        FeatureInputError: Neither ``bronze.events`` nor ``bronze.orders`` exists.
+        ValueError: No run dates were given.
+    """
+    days = sorted(set(run_dates))
+    if not days:
+        raise ValueError("build_features: no run dates given")
+    feats = cfg.features
+    events = _read_optional(lake, BRONZE[EVENTS.name], "interactions come from orders only")
+    orders = _read_optional(lake, BRONZE[ORDERS.name], "interactions come from the clickstream only")
+    products = _read_optional(lake, BRONZE[PRODUCTS.name], "item features have no text, category or price")
+    if events is None and orders is None:
+        raise FeatureInputError(
+            f"no {BRONZE[EVENTS.name].full_name} or {BRONZE[ORDERS.name].full_name} in {lake.root}; "
+            "ingest the shop's events or orders first"
+        )
+
+    outputs: dict[str, list[DataFrame]] = {spec.full_name: [] for spec in OUTPUTS}
+    cached: list[DataFrame] = []
+    try:
+        for day in days:
+            earliest_event = (run_midnight(day) - dt.timedelta(days=feats.lookback_days)).date()
+            # Nothing happens before it lands, so older landing days cannot hold events in the window.
+            day_events = _landed_before(events, day)
+            if day_events is not None:
+                day_events = day_events.where(F.col(C.RUN_DATE) >= F.lit(earliest_event))
+            interactions = compute_interactions(
+                day_events, _landed_before(orders, day), day, feats.lookback_days
+            ).persist()
+            items = compute_item_features(_landed_before(products, day), interactions, day, feats.price_bands).persist()
+            cached += [interactions, items]
+            outputs[INTERACTIONS.full_name].append(interactions)
+            outputs[USER_ITEM_MATRIX.full_name].append(
+                compute_user_item_matrix(interactions, day, feats.event_weights, feats.half_life_days)
+            )
+            outputs[ITEM_FEATURES.full_name].append(items)
+            outputs[USER_FEATURES.full_name].append(
+                compute_user_features(interactions, items, day, feats.event_weights, feats.half_life_days)
+            )
+        with lake.batch() as batch:
+            for spec in OUTPUTS:
+                batch.write(_union(outputs[spec.full_name]), spec, mode="replace", run_dates=days)
+                log.info("features: %s staged for %s..%s", spec.full_name, days[0], days[-1])
+        results = list(batch.results)
+    finally:
+        for df in cached:
+            df.unpersist()
+    for result in results:
+        log.info("features: %s v%d, %d rows for %d run date(s)", result.table, result.version, result.rows, len(days))
+    return results
+
+
+__all__ = ["OUTPUTS", "FeatureInputError", "build_features"]
