@@ -1,6 +1,8 @@
 """Airflow DAG: the shoplake nightly chain, one run per day, each step its own cluster job.
 
-Copy into Airflow's dags folder. Connections: ``spark_default`` (the Spark master) and
+Copy into Airflow's dags folder; ``dist/shoplake.zip`` is the project's wheel
+(``pip wheel --no-deps -w dist .``) copied to a ``.zip`` name, which ``--py-files``
+puts on the executors' path. Connections: ``spark_default`` (the Spark master) and
 the Ray dashboard address in the Airflow variable ``shoplake_ray_dashboard``. The lake
 and landing locations come from the workers' environment (SHOPLAKE_LAKE_ROOT,
 SHOPLAKE_LANDING_ROOT), as in conf/cluster.yaml. Re-running a day (a backfill or a
@@ -30,8 +32,16 @@ with DAG(
     ingest = SparkSubmitOperator(
         task_id="ingest",
         application=f"{PROJECT}/jobs/ingest.py",
-        py_files=f"{PROJECT}/dist/shoplake-0.1.0-py3-none-any.whl",
+        py_files=f"{PROJECT}/dist/shoplake.zip",
         application_args=["--env", "cluster", "--run-date", RUN_DATE],
+        conn_id="spark_default",
+    )
+    features = SparkSubmitOperator(
+        task_id="build_features",
+        application=f"{PROJECT}/jobs/build_features.py",
+        py_files=f"{PROJECT}/dist/shoplake.zip",
+        # Features as of the morning after the ingested day.
+        application_args=["--env", "cluster", "--run-date", "{{ macros.ds_add(ds, 1) }}"],
         conn_id="spark_default",
     )
     profile = BashOperator(
@@ -42,4 +52,4 @@ with DAG(
             "-- python ray_apps/profile_tables.py --env cluster"
         ),
     )
-    ingest >> profile
+    ingest >> features >> profile

@@ -6,15 +6,24 @@
 #   conf/schedule/nightly.sh 2024-03-01        (default: yesterday, UTC)
 #
 # Expects: SPARK_MASTER_URL, RAY_DASHBOARD (http://head:8265), SHOPLAKE_LAKE_ROOT,
-# SHOPLAKE_LANDING_ROOT, and the shoplake wheel built with `pip wheel --no-deps -w dist .`.
+# SHOPLAKE_LANDING_ROOT, and the shoplake wheel built with `pip wheel --no-deps -w dist .`
+# (shipped as a .zip copy: --py-files puts only .zip/.egg/.jar on the executors' path).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUN_DATE="${1:-$(date -u -d yesterday +%F)}"
-WHEEL="$(ls dist/shoplake-*.whl | tail -n 1)"
+WHEEL="dist/shoplake.zip"
+cp "$(ls dist/shoplake-*.whl | tail -n 1)" "${WHEEL}"
+export SHOPLAKE_CONF_DIR="${SHOPLAKE_CONF_DIR:-$PWD/conf}"
 ENV_JSON="{\"env_vars\": {\"SHOPLAKE_LAKE_ROOT\": \"${SHOPLAKE_LAKE_ROOT}\"}}"
+
+FEATURES_FOR="$(date -u -d "${RUN_DATE} + 1 day" +%F)"
 
 spark-submit --master "${SPARK_MASTER_URL}" --py-files "${WHEEL}" \
   jobs/ingest.py --env cluster --run-date "${RUN_DATE}"
+
+# Features as of the morning after the day just ingested.
+spark-submit --master "${SPARK_MASTER_URL}" --py-files "${WHEEL}" \
+  jobs/build_features.py --env cluster --run-date "${FEATURES_FOR}"
 
 ray job submit --address "${RAY_DASHBOARD}" --working-dir . --runtime-env-json "${ENV_JSON}" \
   -- python ray_apps/profile_tables.py --env cluster
