@@ -123,6 +123,26 @@ class ClusterConfig(_Strict):
     serve_http_port: int = 8000
 
 
+class TrainingConfig(_Strict):
+    """Settings of the Ray Train jobs (``ray_apps/train_*.py``)."""
+
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(1024, ge=1, description="Positive pairs per step and worker.")
+    lr: float = Field(0.01, gt=0, description="Adam learning rate.")
+    embedding_dim: int = Field(32, ge=1)
+    negatives: int = Field(4, ge=0, description="Items sampled uniformly as negatives per positive pair.")
+    weight_decay: float = Field(1e-5, ge=0, description="L2 penalty on the embeddings and biases touched by a batch.")
+    max_failures: int = Field(2, ge=-1, description="Worker-group restarts from the last checkpoint (-1: unlimited).")
+    checkpoints_to_keep: int = Field(2, ge=1)
+    placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = Field(
+        "PACK", description="How training workers are placed on nodes (SPREAD: one per node where possible)."
+    )
+    seed: int = 7
+    epoch_sleep_s: float = Field(
+        0.0, ge=0, description="Extra seconds each epoch waits, only so that tests can act while training runs."
+    )
+
+
 class Config(_Strict):
     env: str
     project_root: str
@@ -135,6 +155,7 @@ class Config(_Strict):
     features: FeaturesConfig = FeaturesConfig()
     generate: GenerateConfig = GenerateConfig()
     cluster: ClusterConfig = ClusterConfig()
+    training: TrainingConfig = TrainingConfig()
 
 
 def default_conf_dir() -> Path:

@@ -1,0 +1,1 @@
+"""Torch modules and their losses, one file per model family."""

@@ -1,0 +1,215 @@
+"""A reusable Ray Train loop: resume from the last checkpoint, checkpoint every epoch.
+
+:func:`train_loop_per_worker` runs on every worker of a ``TorchTrainer``. What is
+trained comes from an :class:`EpochTask` in ``config["task"]``: it builds the
+model, yields each worker's batches of an epoch and computes a batch's loss. The
+loop owns what every model shares:
+
+- **Resume.** ``ray.train.get_checkpoint()`` is the latest checkpoint the run has
+  registered (after a worker failure, Ray Train restarts the worker group and hands
+  it over). Model, optimizer, the last finished epoch and the metric history come
+  back from it, so the new attempt continues with the next epoch.
+- **Checkpoint every epoch.** Rank 0 writes the state to a temporary folder and
+  every rank calls ``ray.train.report(metrics, checkpoint=...)``. Reporting with a
+  checkpoint is also what fills ``result.metrics`` in Ray Train V2.
+- **Fault injection for tests.** ``config["fail_at_epoch"] = k`` makes rank 0 raise
+  once epoch k's checkpoint is reported. A marker file (``config["failure_marker"]``,
+  under the run's storage folder) records that it happened, so the restarted
+  attempt does not fail again.
+
+Data reaches the workers inside the task (through ``train_loop_config``) rather
+than as a Ray Dataset shard: the inputs this loop is used for so far (the
+user-item matrix) are small enough to ship whole, and a Ray Dataset would need CPUs
+for its read tasks beside the training workers, which on 1-2 CPU nodes with
+fractional worker CPUs starves one or the other (see the stack notes). Each worker
+takes its own slice of the rows by rank.
+
+Config keys: ``task`` (an :class:`EpochTask`), ``epochs``, ``lr``, ``seed``,
+``epoch_sleep_s``, ``fail_at_epoch``, ``failure_marker``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "state.pt"
+META_FILE = "meta.json"
+
+
+class EpochTask(Protocol):
+    """What a model family plugs into :func:`train_loop_per_worker`."""
+
+    def build_model(self) -> nn.Module:
+        """A fresh model (the same initial weights on every rank for a given seed)."""
+        ...
+
+    def batches(self, epoch: int, rank: int, world_size: int) -> Iterable[Any]:
+        """This rank's batches of one epoch; every rank must yield the same number."""
+        ...
+
+    def loss(self, model: nn.Module, batch: Any, generator: torch.Generator) -> tuple[torch.Tensor, int]:
+        """Loss of one batch and the number of examples it averages over."""
+        ...
+
+    def artifacts(self) -> dict[str, str]:
+        """Text files saved in every checkpoint beside the weights (id maps, settings)."""
+        ...
+
+
+def load_checkpoint_state() -> tuple[dict | None, dict]:
+    """The state and metadata of the checkpoint this attempt starts from.
+
+    Returns:
+        ``(state, meta)``: the ``torch.load``-ed state (``model``, ``optimizer``) or
+        None when the run starts fresh, and the metadata (``epoch``, ``history``),
+        empty when fresh.
+    """
+    import ray.train
+
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is None:
+        return None, {}
+    with checkpoint.as_directory() as folder:
+        state = torch.load(Path(folder) / STATE_FILE, map_location="cpu", weights_only=True)
+        meta = json.loads((Path(folder) / META_FILE).read_text())
+    log.info("resuming from the checkpoint of epoch %d (%s)", meta["epoch"], checkpoint.path)
+    return state, meta
+
+
+def report_epoch(metrics: dict, state: dict | None, meta: dict, artifacts: dict[str, str]) -> None:
+    """Report one epoch's metrics with a checkpoint (rank 0 writes it; others pass None).
+
+    Args:
+        metrics: Plain Python values (no tensors), shown as the run's metrics.
+        state: ``torch.save``-able state on rank 0; None on other ranks.
+        meta: JSON-able metadata stored with the state (epoch, history).
+        artifacts: Extra text files of the checkpoint, by file name.
+    """
+    import ray.train
+    from ray.train import Checkpoint
+
+    if state is None:
+        ray.train.report(metrics, checkpoint=None)
+        return
+    with tempfile.TemporaryDirectory(prefix="shoplake-ckpt-") as folder:
+        torch.save(state, Path(folder) / STATE_FILE)
+        (Path(folder) / META_FILE).write_text(json.dumps(meta))
+        for name, text in artifacts.items():
+            (Path(folder) / name).write_text(text)
+        # Report copies the folder into the run's storage before it returns (sync upload).
+        ray.train.report(metrics, checkpoint=Checkpoint.from_directory(folder))
+
+
+def maybe_inject_failure(config: dict, epoch: int, rank: int) -> None:
+    """Raise in rank 0 after epoch ``config["fail_at_epoch"]``, once per run.
+
+    Raises:
+        RuntimeError: The injected failure.
+    """
+    fail_at, marker = config.get("fail_at_epoch"), config.get("failure_marker")
+    if fail_at is None or epoch != fail_at or rank != 0:
+        return
+    if not marker:
+        raise ValueError("fail_at_epoch needs failure_marker (a path under the run's storage folder)")
+    path = Path(marker)
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"failure injected after epoch {epoch}\n")
+    raise RuntimeError(f"injected failure after epoch {epoch} (fail_at_epoch)")
+
+
+def _all_sum(values: list[float]) -> list[float]:
+    import torch.distributed as dist
+
+    t = torch.tensor(values, dtype=torch.float64)
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(t)
+    return t.tolist()
+
+
+def _all_nodes(node_id: str) -> list[str]:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        nodes: list[Any] = [None] * dist.get_world_size()
+        dist.all_gather_object(nodes, node_id)
+        return nodes
+    return [node_id]
+
+
+def train_loop_per_worker(config: dict) -> None:
+    """Train ``config["task"]`` for ``config["epochs"]`` epochs, resuming if a checkpoint exists.
+
+    Every epoch's metrics are ``epoch``, ``loss`` (mean over all workers' examples),
+    ``resumed_from`` (the checkpoint epoch this attempt started from, or None) and
+    ``history``: one entry per finished epoch of the whole run (``epoch``,
+    ``loss``, ``resumed_from``, ``nodes``: the Ray node of each rank), carried
+    through checkpoints, so the final metrics show whether a restart continued
+    where it stopped.
+
+    Args:
+        config: See the module docstring.
+    """
+    import ray.train
+    import ray.train.torch
+
+    task: EpochTask = config["task"]
+    context = ray.train.get_context()
+    rank, world_size = context.get_world_rank(), context.get_world_size()
+    node_id = ray.get_runtime_context().get_node_id()
+    seed = int(config.get("seed", 0))
+
+    torch.manual_seed(seed)
+    state, meta = load_checkpoint_state()
+    model = task.build_model()
+    if state is not None:
+        model.load_state_dict(state["model"])
+    model = ray.train.torch.prepare_model(model)
+    optimizer = torch.optim.Adam(model.parameters(), lr=float(config["lr"]))
+    if state is not None:
+        optimizer.load_state_dict(state["optimizer"])
+    resumed_from = meta.get("epoch")
+    history: list[dict] = list(meta.get("history", []))
+    start = 0 if resumed_from is None else resumed_from + 1
+    log.info("rank %d of %d on node %s: epochs %d..%d", rank, world_size, node_id, start, config["epochs"] - 1)
+
+    for epoch in range(start, int(config["epochs"])):
+        started = time.monotonic()
+        model.train()
+        # Negatives (or any sampling) differ per epoch and rank yet repeat on a re-run.
+        generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch * 1_009 + rank)
+        loss_sum, count = 0.0, 0
+        for batch in task.batches(epoch, rank, world_size):
+            optimizer.zero_grad(set_to_none=True)
+            loss, n = task.loss(model, batch, generator)
+            loss.backward()
+            optimizer.step()
+            loss_sum += float(loss.detach()) * n
+            count += n
+        total_loss, total_count = _all_sum([loss_sum, float(count)])
+        nodes = _all_nodes(node_id)
+        if config.get("epoch_sleep_s"):
+            time.sleep(float(config["epoch_sleep_s"]))
+        epoch_loss = total_loss / max(total_count, 1.0)
+        history.append({"epoch": epoch, "loss": epoch_loss, "resumed_from": resumed_from, "nodes": nodes})
+        metrics = {"epoch": epoch, "loss": epoch_loss, "resumed_from": resumed_from, "history": history}
+        log.info("epoch %d rank %d node %s pid %d: loss %.5f (%.1f s)", epoch, rank, node_id, os.getpid(), epoch_loss, time.monotonic() - started)
+        save = None
+        if rank == 0:
+            core = model.module if hasattr(model, "module") else model
+            save = {"model": core.state_dict(), "optimizer": optimizer.state_dict()}
+        report_epoch(metrics, save, {"epoch": epoch, "history": history}, task.artifacts() if rank == 0 else {})
+        maybe_inject_failure(config, epoch, rank)

@@ -1,0 +1,286 @@
+"""Collaborative filtering: matrix factorization on ``gold.user_item_matrix`` with Ray Train.
+
+:func:`train_mf` reads one run date's partition of the matrix, maps string ids to
+integers, and trains :class:`~shoplake.models.mf.MatrixFactorization` with a
+``TorchTrainer`` of ``cfg.ray.num_workers`` workers running
+:func:`shoplake.training.loop.train_loop_per_worker`. Each epoch is checkpointed
+under ``<cfg.runs_dir>/ray_results/<name>``; a worker failure restarts the group
+from the last checkpoint, up to ``cfg.training.max_failures`` times.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from shoplake.config import Config
+from shoplake.models.mf import IdMap, MatrixFactorization, mf_step_loss
+from shoplake.schemas import columns as C
+from shoplake.schemas.recsys import USER_ITEM_MATRIX
+from shoplake.training.loop import train_loop_per_worker
+
+log = logging.getLogger(__name__)
+
+#: Files of the id maps inside each checkpoint.
+USERS_FILE, ITEMS_FILE = "user_ids.json", "item_ids.json"
+FAILURE_MARKER = ".failure-injected"
+
+
+@dataclass
+class MFTask:
+    """Matrix factorization as an :class:`~shoplake.training.loop.EpochTask`.
+
+    Attributes:
+        users: User index of each observed pair.
+        items: Item index of each observed pair.
+        weights: Implicit-feedback weight of each pair.
+        user_ids: The user :class:`IdMap` (saved in checkpoints).
+        item_ids: The item :class:`IdMap`.
+        dim: Embedding size.
+        batch_size: Positive pairs per step and worker.
+        negatives: Sampled negatives per positive.
+        weight_decay: L2 penalty on the rows a batch touches.
+        seed: Shuffling seed (with the epoch number).
+    """
+
+    users: np.ndarray
+    items: np.ndarray
+    weights: np.ndarray
+    user_ids: IdMap
+    item_ids: IdMap
+    dim: int = 32
+    batch_size: int = 1024
+    negatives: int = 4
+    weight_decay: float = 0.0
+    seed: int = 0
+
+    def build_model(self) -> nn.Module:
+        return MatrixFactorization(len(self.user_ids), len(self.item_ids), self.dim)
+
+    def batches(self, epoch: int, rank: int, world_size: int):
+        """A shuffled, equal-sized slice per rank (padded by wrapping, like DistributedSampler).
+
+        Equal slices matter: with DDP every rank must take the same number of steps,
+        or the last all-reduce waits forever.
+        """
+        n = len(self.users)
+        order = np.random.default_rng([self.seed, epoch]).permutation(n)
+        per_rank = math.ceil(n / world_size)
+        order = np.resize(order, per_rank * world_size)  # repeats the start to pad
+        mine = order[rank * per_rank : (rank + 1) * per_rank]
+        for start in range(0, len(mine), self.batch_size):
+            idx = mine[start : start + self.batch_size]
+            yield (
+                torch.from_numpy(self.users[idx]),
+                torch.from_numpy(self.items[idx]),
+                torch.from_numpy(self.weights[idx]),
+            )
+
+    def loss(self, model: nn.Module, batch, generator: torch.Generator) -> tuple[torch.Tensor, int]:
+        users, items, weights = batch
+        loss = mf_step_loss(model, users, items, weights, len(self.item_ids), self.negatives, self.weight_decay, generator)
+        return loss, len(users)
+
+    def artifacts(self) -> dict[str, str]:
+        return {USERS_FILE: self.user_ids.to_json(), ITEMS_FILE: self.item_ids.to_json()}
+
+
+@dataclass
+class TrainResult:
+    """What one :func:`train_mf` run produced.
+
+    Attributes:
+        run_date: The features date trained on.
+        table_version: Delta version of ``gold.user_item_matrix`` read.
+        rows: Observed pairs trained on.
+        n_users: Distinct users.
+        n_items: Distinct items.
+        run_path: The run's folder under ``<runs_dir>/ray_results``.
+        checkpoint_path: The last checkpoint (weights, optimizer, id maps).
+        metrics: Final metrics of rank 0 (``epoch``, ``loss``, ``history``, ...).
+        seconds: Wall time of the trainer.
+    """
+
+    run_date: dt.date
+    table_version: int
+    rows: int
+    n_users: int
+    n_items: int
+    run_path: str
+    checkpoint_path: str | None
+    metrics: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def history(self) -> list[dict]:
+        """One entry per epoch: ``epoch``, ``loss``, ``resumed_from``, ``nodes``."""
+        return list(self.metrics.get("history", []))
+
+    @property
+    def losses(self) -> list[float]:
+        return [h["loss"] for h in self.history]
+
+
+def _matrix_dataset(lake, version: int):
+    from deltalake import DeltaTable
+
+    return DeltaTable(lake.uri(USER_ITEM_MATRIX), version=version, storage_options=lake.storage_options).to_pyarrow_dataset()
+
+
+def latest_run_date(lake, version: int | None = None) -> dt.date | None:
+    """The newest ``run_date`` partition of ``gold.user_item_matrix`` (from the Delta log, no data read)."""
+    import pyarrow as pa
+    from deltalake import DeltaTable
+
+    actions = pa.table(
+        DeltaTable(lake.uri(USER_ITEM_MATRIX), version=version, storage_options=lake.storage_options).get_add_actions(flatten=True)
+    )
+    column = f"partition.{C.RUN_DATE}"
+    if not actions.num_rows or column not in actions.column_names:
+        return None
+    value = max(actions[column].to_pylist())
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
+
+
+def read_user_item_matrix(lake, run_date: dt.date, version: int):
+    """Pairs of one run date: an Arrow table with user_id, item_id, weight.
+
+    Only that date's partition is read (pyarrow prunes the others by the filter).
+    """
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    dataset = _matrix_dataset(lake, version)
+    table = dataset.to_table(columns=[C.USER_ID, C.ITEM_ID, C.WEIGHT], filter=ds.field(C.RUN_DATE) == pa.scalar(run_date, pa.date32()))
+    del dataset  # delta-rs objects released before the process may exit (stack notes)
+    return table
+
+
+def build_task(table, cfg: Config) -> MFTask:
+    """An :class:`MFTask` of the pairs in ``table`` with ``cfg.training``'s settings."""
+    users_col = table[C.USER_ID].to_pylist()
+    items_col = table[C.ITEM_ID].to_pylist()
+    user_ids, item_ids = IdMap.fit(users_col), IdMap.fit(items_col)
+    tc = cfg.training
+    return MFTask(
+        users=np.asarray(user_ids.encode(users_col), dtype=np.int64),
+        items=np.asarray(item_ids.encode(items_col), dtype=np.int64),
+        weights=table[C.WEIGHT].to_numpy().astype(np.float32),
+        user_ids=user_ids,
+        item_ids=item_ids,
+        dim=tc.embedding_dim,
+        batch_size=tc.batch_size,
+        negatives=tc.negatives,
+        weight_decay=tc.weight_decay,
+        seed=tc.seed,
+    )
+
+
+def train_mf(
+    cfg: Config,
+    lake,
+    run_date: dt.date | None = None,
+    epochs: int | None = None,
+    *,
+    name: str | None = None,
+    fail_at_epoch: int | None = None,
+) -> TrainResult:
+    """Train matrix factorization on one run date of ``gold.user_item_matrix``.
+
+    Args:
+        cfg: Configuration: ``cfg.training`` (hyperparameters, retries), ``cfg.ray``
+            (workers, CPUs per worker, GPU), ``cfg.runs_dir`` (where runs and
+            checkpoints go).
+        lake: The :class:`~shoplake.lake.Lake` to read from (no Spark needed).
+        run_date: Features date; default the latest in the table.
+        epochs: Overrides ``cfg.training.epochs``.
+        name: Run name, the folder under ``<runs_dir>/ray_results`` (default:
+            ``mf_<run_date>_<UTC time>``).
+        fail_at_epoch: Tests only: worker 0 fails once after this epoch's checkpoint
+            (needs a local ``runs_dir``).
+
+    Returns:
+        The run's metrics, checkpoint and inputs.
+
+    Raises:
+        ValueError: The table does not exist or has no rows for ``run_date``.
+        ray.train.TrainingFailedError: Training failed more than ``max_failures`` times.
+    """
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from shoplake.ray_runtime import init_ray
+
+    version = lake.version(USER_ITEM_MATRIX)
+    if version is None:
+        raise ValueError(f"table {USER_ITEM_MATRIX.full_name} does not exist in {lake.root}; run the features step first")
+    run_date = run_date or latest_run_date(lake, version)
+    if run_date is None:
+        raise ValueError(f"table {USER_ITEM_MATRIX.full_name} v{version} has no rows")
+    table = read_user_item_matrix(lake, run_date, version)
+    if table.num_rows == 0:
+        raise ValueError(f"table {USER_ITEM_MATRIX.full_name} v{version} has no rows for run_date {run_date}")
+    task = build_task(table, cfg)
+    log.info(
+        "read %s v%d run_date %s: %d pairs, %d users, %d items",
+        USER_ITEM_MATRIX.full_name, version, run_date, table.num_rows, len(task.user_ids), len(task.item_ids),
+    )  # fmt: skip
+
+    tc, rc = cfg.training, cfg.ray
+    name = name or f"mf_{run_date.isoformat()}_{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}"
+    # Absolute: Ray Train would put a relative path under ~/ray_results; on a
+    # multi-node cluster on one host (or a shared mount) every node sees this folder.
+    storage_path = str(Path(cfg.runs_dir, "ray_results").resolve()) if "://" not in cfg.runs_dir else f"{cfg.runs_dir}/ray_results"
+    if fail_at_epoch is not None and "://" in storage_path:
+        raise ValueError("fail_at_epoch needs a local runs_dir: its marker file is written with plain file I/O")
+    train_config = {
+        "task": task,
+        "epochs": epochs or tc.epochs,
+        "lr": tc.lr,
+        "seed": tc.seed,
+        "epoch_sleep_s": tc.epoch_sleep_s,
+        "fail_at_epoch": fail_at_epoch,
+        "failure_marker": str(Path(storage_path, name, FAILURE_MARKER)) if fail_at_epoch is not None else None,
+    }
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config=train_config,
+        scaling_config=ScalingConfig(
+            num_workers=rc.num_workers,
+            use_gpu=rc.use_gpu,
+            resources_per_worker={"CPU": rc.cpus_per_worker},
+            placement_strategy=tc.placement_strategy,
+        ),
+        run_config=RunConfig(
+            name=name,
+            storage_path=storage_path,
+            checkpoint_config=CheckpointConfig(num_to_keep=tc.checkpoints_to_keep),
+            failure_config=FailureConfig(max_failures=tc.max_failures),
+        ),
+    )
+    init_ray(cfg)
+    started = time.monotonic()
+    result = trainer.fit()
+    seconds = time.monotonic() - started
+    metrics = dict(result.metrics or {})
+    checkpoint = result.checkpoint.path if result.checkpoint else None
+    log.info("trained %s in %.1f s: final loss %s, checkpoint %s", name, seconds, metrics.get("loss"), checkpoint)
+    return TrainResult(
+        run_date=run_date,
+        table_version=version,
+        rows=table.num_rows,
+        n_users=len(task.user_ids),
+        n_items=len(task.item_ids),
+        run_path=str(result.path),
+        checkpoint_path=checkpoint,
+        metrics=metrics,
+        seconds=seconds,
+    )
