@@ -254,6 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("ingest", help="landing -> bronze (same as spark-submit jobs/ingest.py)", add_help=False)
     sub.add_parser("features", help="bronze -> silver/gold features (same as spark-submit jobs/build_features.py)", add_help=False)
+    sub.add_parser("train-recommender", help="matrix factorization on Ray Train (same as ray_apps/train_recommender.py)", add_help=False)
+    sub.add_parser("profile-tables", help="rows and nulls per column into ops.table_profiles (ray_apps/profile_tables.py)", add_help=False)
 
     p = add_config_args(add_date_args(sub.add_parser("nightly", help="run the nightly flow for a day or a range")))
     p.add_argument("--source", dest="sources", action="append", help="only this landing source (repeatable)")
@@ -289,7 +291,12 @@ COMMANDS = {
     "lake": cmd_lake,
     "cluster": cmd_cluster,
 }
-ENTRY_POINTS = {"ingest": "jobs/ingest.py", "features": "jobs/build_features.py"}
+ENTRY_POINTS = {
+    "ingest": "jobs/ingest.py",
+    "features": "jobs/build_features.py",
+    "train-recommender": "ray_apps/train_recommender.py",
+    "profile-tables": "ray_apps/profile_tables.py",
+}
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -172,7 +172,8 @@ def mf_step_loss(
         generator: Random source for the negatives.
     """
     n = users.shape[0]
-    neg_items = sample_negatives(n, negatives, n_items, generator)
+    # Drawn on the CPU (where the generator lives), then moved to the batch's device.
+    neg_items = sample_negatives(n, negatives, n_items, generator).to(users.device)
     all_users = torch.cat([users, users.repeat_interleave(negatives)])
     all_items = torch.cat([items, neg_items.reshape(-1)])
     logits = model(all_users, all_items)

@@ -13,7 +13,7 @@ loop owns what every model shares:
   every rank calls ``ray.train.report(metrics, checkpoint=...)``. Reporting with a
   checkpoint is also what fills ``result.metrics`` in Ray Train V2.
 - **Fault injection for tests.** ``config["fail_at_epoch"] = k`` makes rank 0 raise
-  once epoch k's checkpoint is reported. A marker file (``config["failure_marker"]``,
+  once epoch k's checkpoint is reported and registered. A marker file (``config["failure_marker"]``,
   under the run's storage folder) records that it happened, so the restarted
   attempt does not fail again.
 
@@ -128,6 +128,10 @@ def maybe_inject_failure(config: dict, epoch: int, rank: int) -> None:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(f"failure injected after epoch {epoch}\n")
+    # The controller collects the ranks' reports in polls every health-check interval and
+    # registers the checkpoint once it has all of them; failing before that would resume
+    # from the epoch before. Two intervals make "resume from epoch k" deterministic.
+    time.sleep(2 * float(os.environ.get("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "2")))
     raise RuntimeError(f"injected failure after epoch {epoch} (fail_at_epoch)")
 
 
@@ -148,6 +152,16 @@ def _all_nodes(node_id: str) -> list[str]:
         dist.all_gather_object(nodes, node_id)
         return nodes
     return [node_id]
+
+
+def _to_device(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(_to_device(b, device) for b in batch)
+    if isinstance(batch, dict):
+        return {k: _to_device(v, device) for k, v in batch.items()}
+    return batch
 
 
 def train_loop_per_worker(config: dict) -> None:
@@ -177,7 +191,8 @@ def train_loop_per_worker(config: dict) -> None:
     model = task.build_model()
     if state is not None:
         model.load_state_dict(state["model"])
-    model = ray.train.torch.prepare_model(model)
+    model = ray.train.torch.prepare_model(model)  # to this worker's device, wrapped in DDP when world_size > 1
+    device = ray.train.torch.get_device()
     optimizer = torch.optim.Adam(model.parameters(), lr=float(config["lr"]))
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
@@ -194,7 +209,7 @@ def train_loop_per_worker(config: dict) -> None:
         loss_sum, count = 0.0, 0
         for batch in task.batches(epoch, rank, world_size):
             optimizer.zero_grad(set_to_none=True)
-            loss, n = task.loss(model, batch, generator)
+            loss, n = task.loss(model, _to_device(batch, device), generator)
             loss.backward()
             optimizer.step()
             loss_sum += float(loss.detach()) * n
