@@ -52,4 +52,12 @@ with DAG(
             "-- python ray_apps/profile_tables.py --env cluster"
         ),
     )
-    ingest >> features >> profile
+    train = BashOperator(
+        task_id="train_recommender",
+        cwd=PROJECT,
+        bash_command=(
+            "ray job submit --address {{ var.value.shoplake_ray_dashboard }} --working-dir . "
+            "-- python ray_apps/train_recommender.py --env cluster --run-date {{ macros.ds_add(ds, 1) }}"
+        ),
+    )
+    ingest >> features >> [profile, train]

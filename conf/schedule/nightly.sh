@@ -27,3 +27,6 @@ spark-submit --master "${SPARK_MASTER_URL}" --py-files "${WHEEL}" \
 
 ray job submit --address "${RAY_DASHBOARD}" --working-dir . --runtime-env-json "${ENV_JSON}" \
   -- python ray_apps/profile_tables.py --env cluster
+
+ray job submit --address "${RAY_DASHBOARD}" --working-dir . --runtime-env-json "${ENV_JSON}" \
+  -- python ray_apps/train_recommender.py --env cluster --run-date "${FEATURES_FOR}"
