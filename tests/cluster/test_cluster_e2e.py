@@ -152,8 +152,6 @@ def test_ray_job_runs_on_both_nodes_with_the_shipped_package(clusters, work):
 
 
 def test_ray_job_profiles_an_ingested_table(clusters, work, ingest_run):
-    if not (ROOT / "ray_apps" / "profile_tables.py").is_file():
-        pytest.skip("ray_apps/profile_tables.py does not exist yet")
     cfg, _ = clusters
     assert ingest_run[0] == 0, "needs the ingest run"
     entry = ["python", "ray_apps/profile_tables.py", "--env", "cluster", "--table", "bronze.orders"]
@@ -174,10 +172,8 @@ def _get(url: str):
         return None, str(exc).encode()
 
 
-def test_serve_deploy_answers_health(clusters, work, tmp_path):
+def test_serve_deploy_answers_health(clusters, work, tmp_path, ingest_run):
     config_file = ROOT / "ray_apps" / "serve_config.yaml"
-    if not config_file.is_file():
-        pytest.skip("ray_apps/serve_config.yaml does not exist yet")
     cfg, _ = clusters
     # The project's file, pointed at this cluster's Serve port and lake.
     config = yaml.safe_load(config_file.read_text())
@@ -199,4 +195,12 @@ def test_serve_deploy_answers_health(clusters, work, tmp_path):
         status, body = _get(url)
     assert status == 200, f"{url}: {body[-500:]!r}"
     health = json.loads(body)
-    assert health.get("status", "ok") == "ok"
+    assert health["status"] == "ok" and health["env"] == "cluster"
+    # The replicas read the lake the Spark job wrote.
+    assert ingest_run[0] == 0, "needs the ingest run"
+    status, body = _get(f"http://{cfg.cluster.host}:{cfg.cluster.serve_http_port}/lake/tables")
+    assert status == 200
+    tables = {t["table"]: t for t in json.loads(body)}
+    orders = DeltaTable(f"file://{work / 'lake' / 'bronze' / 'orders'}")
+    assert tables["bronze.orders"]["version"] == orders.version()
+    assert tables["bronze.orders"]["rows"] == orders.to_pyarrow_table().num_rows
