@@ -23,6 +23,7 @@ from shoplake.lake.files import (
     delete_files_of_write,
     iter_write_records,
     new_write_id,
+    partition_value_str,
     write_data_files,
 )
 from shoplake.schemas.spec import TableSpec
@@ -219,7 +220,7 @@ class DeltaRsEngine:
         partitions = None
         if spec.partition_by:
             values = df.select(*spec.partition_by).distinct().collect()
-            partitions = {c: sorted({_part_str(r[c]) for r in values}) for c in spec.partition_by}
+            partitions = {c: sorted({partition_value_str(r[c]) for r in values}) for c in spec.partition_by}
             if not values:
                 return WriteResult(spec.full_name, version, 0, 0, "merge")
             for c, vals in partitions.items():
@@ -234,9 +235,3 @@ class DeltaRsEngine:
 def _attempt_of(path: str) -> str:
     # File names are part-<write_id>-<partition>-<attempt>-<seq>-<uid>.parquet.
     return path.rsplit("/", 1)[-1].split("-")[3]
-
-
-def _part_str(value) -> str:
-    from shoplake.lake.files import partition_value_str
-
-    return partition_value_str(value)
