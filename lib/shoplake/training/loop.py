@@ -36,6 +36,7 @@ import os
 import tempfile
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -43,6 +44,8 @@ import torch
 from torch import nn
 
 log = logging.getLogger(__name__)
+
+FAILURE_MARKER = ".failure-injected"
 
 STATE_FILE = "state.pt"
 META_FILE = "meta.json"
@@ -228,3 +231,109 @@ def train_loop_per_worker(config: dict) -> None:
             save = {"model": core.state_dict(), "optimizer": optimizer.state_dict()}
         report_epoch(metrics, save, {"epoch": epoch, "history": history}, task.artifacts() if rank == 0 else {})
         maybe_inject_failure(config, epoch, rank)
+
+
+@dataclass
+class FitResult:
+    """What one :func:`fit` produced.
+
+    Attributes:
+        name: The run name, its folder under ``<runs_dir>/ray_results``.
+        run_path: That folder.
+        checkpoint_path: The last checkpoint (``state.pt``, ``meta.json``, the task's artifacts).
+        metrics: Final metrics of rank 0 (``epoch``, ``loss``, ``history``, ...).
+        seconds: Wall time of the trainer.
+    """
+
+    name: str
+    run_path: str
+    checkpoint_path: str | None
+    metrics: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def history(self) -> list[dict]:
+        """One entry per epoch: ``epoch``, ``loss``, ``resumed_from``, ``nodes``."""
+        return list(self.metrics.get("history", []))
+
+    @property
+    def losses(self) -> list[float]:
+        return [h["loss"] for h in self.history]
+
+    def load_state(self) -> dict:
+        """The model and optimizer state of the last checkpoint (``torch.load``-ed on CPU)."""
+        if self.checkpoint_path is None:
+            raise RuntimeError(f"run {self.name} produced no checkpoint")
+        return torch.load(Path(self.checkpoint_path) / STATE_FILE, map_location="cpu", weights_only=True)
+
+
+def storage_path(cfg) -> str:
+    """Where Ray Train keeps runs: ``<runs_dir>/ray_results``, absolute.
+
+    Absolute, because Ray Train would put a relative path under ~/ray_results; on a
+    multi-node cluster on one host (or a shared mount) every node sees this folder.
+    """
+    if "://" in cfg.runs_dir:
+        return f"{cfg.runs_dir}/ray_results"
+    return str(Path(cfg.runs_dir, "ray_results").resolve())
+
+
+def fit(cfg, task: EpochTask, name: str, epochs: int | None = None, *, lr: float | None = None, fail_at_epoch: int | None = None) -> FitResult:
+    """Train ``task`` with a ``TorchTrainer`` running :func:`train_loop_per_worker`.
+
+    Args:
+        cfg: Configuration: ``cfg.ray`` (workers, CPUs per worker, GPU),
+            ``cfg.training`` (epochs, lr, seed, retries, checkpoints kept,
+            placement), ``cfg.runs_dir``.
+        task: What to train.
+        name: Run name, its folder under ``<runs_dir>/ray_results``.
+        epochs: Overrides ``cfg.training.epochs``.
+        lr: Overrides ``cfg.training.lr``.
+        fail_at_epoch: Tests only: rank 0 fails once after this epoch's checkpoint
+            (needs a local ``runs_dir``).
+
+    Raises:
+        ray.train.TrainingFailedError: Training failed more than ``max_failures`` times.
+    """
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from shoplake.ray_runtime import init_ray
+
+    tc, rc = cfg.training, cfg.ray
+    storage = storage_path(cfg)
+    if fail_at_epoch is not None and "://" in storage:
+        raise ValueError("fail_at_epoch needs a local runs_dir: its marker file is written with plain file I/O")
+    train_config = {
+        "task": task,
+        "epochs": epochs or tc.epochs,
+        "lr": lr or tc.lr,
+        "seed": tc.seed,
+        "epoch_sleep_s": tc.epoch_sleep_s,
+        "fail_at_epoch": fail_at_epoch,
+        "failure_marker": str(Path(storage, name, FAILURE_MARKER)) if fail_at_epoch is not None else None,
+    }
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config=train_config,
+        scaling_config=ScalingConfig(
+            num_workers=rc.num_workers,
+            use_gpu=rc.use_gpu,
+            resources_per_worker={"CPU": rc.cpus_per_worker},
+            placement_strategy=tc.placement_strategy,
+        ),
+        run_config=RunConfig(
+            name=name,
+            storage_path=storage,
+            checkpoint_config=CheckpointConfig(num_to_keep=tc.checkpoints_to_keep),
+            failure_config=FailureConfig(max_failures=tc.max_failures),
+        ),
+    )
+    init_ray(cfg)
+    started = time.monotonic()
+    result = trainer.fit()
+    seconds = time.monotonic() - started
+    metrics = dict(result.metrics or {})
+    checkpoint = result.checkpoint.path if result.checkpoint else None
+    log.info("trained %s in %.1f s: final loss %s, checkpoint %s", name, seconds, metrics.get("loss"), checkpoint)
+    return FitResult(name=name, run_path=str(result.path), checkpoint_path=checkpoint, metrics=metrics, seconds=seconds)

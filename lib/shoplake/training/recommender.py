@@ -13,9 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
-import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -25,13 +23,12 @@ from shoplake.config import Config
 from shoplake.models.mf import IdMap, MatrixFactorization, mf_step_loss
 from shoplake.schemas import columns as C
 from shoplake.schemas.recsys import USER_ITEM_MATRIX
-from shoplake.training.loop import train_loop_per_worker
+from shoplake.training.loop import fit
 
 log = logging.getLogger(__name__)
 
 #: Files of the id maps inside each checkpoint.
 USERS_FILE, ITEMS_FILE = "user_ids.json", "item_ids.json"
-FAILURE_MARKER = ".failure-injected"
 
 
 @dataclass
@@ -214,11 +211,6 @@ def train_mf(
         ValueError: The table does not exist or has no rows for ``run_date``.
         ray.train.TrainingFailedError: Training failed more than ``max_failures`` times.
     """
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
-
-    from shoplake.ray_runtime import init_ray
-
     version = lake.version(USER_ITEM_MATRIX)
     if version is None:
         raise ValueError(f"table {USER_ITEM_MATRIX.full_name} does not exist in {lake.root}; run the features step first")
@@ -233,54 +225,16 @@ def train_mf(
         "read %s v%d run_date %s: %d pairs, %d users, %d items",
         USER_ITEM_MATRIX.full_name, version, run_date, table.num_rows, len(task.user_ids), len(task.item_ids),
     )  # fmt: skip
-
-    tc, rc = cfg.training, cfg.ray
     name = name or f"mf_{run_date.isoformat()}_{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}"
-    # Absolute: Ray Train would put a relative path under ~/ray_results; on a
-    # multi-node cluster on one host (or a shared mount) every node sees this folder.
-    storage_path = str(Path(cfg.runs_dir, "ray_results").resolve()) if "://" not in cfg.runs_dir else f"{cfg.runs_dir}/ray_results"
-    if fail_at_epoch is not None and "://" in storage_path:
-        raise ValueError("fail_at_epoch needs a local runs_dir: its marker file is written with plain file I/O")
-    train_config = {
-        "task": task,
-        "epochs": epochs or tc.epochs,
-        "lr": tc.lr,
-        "seed": tc.seed,
-        "epoch_sleep_s": tc.epoch_sleep_s,
-        "fail_at_epoch": fail_at_epoch,
-        "failure_marker": str(Path(storage_path, name, FAILURE_MARKER)) if fail_at_epoch is not None else None,
-    }
-    trainer = TorchTrainer(
-        train_loop_per_worker,
-        train_loop_config=train_config,
-        scaling_config=ScalingConfig(
-            num_workers=rc.num_workers,
-            use_gpu=rc.use_gpu,
-            resources_per_worker={"CPU": rc.cpus_per_worker},
-            placement_strategy=tc.placement_strategy,
-        ),
-        run_config=RunConfig(
-            name=name,
-            storage_path=storage_path,
-            checkpoint_config=CheckpointConfig(num_to_keep=tc.checkpoints_to_keep),
-            failure_config=FailureConfig(max_failures=tc.max_failures),
-        ),
-    )
-    init_ray(cfg)
-    started = time.monotonic()
-    result = trainer.fit()
-    seconds = time.monotonic() - started
-    metrics = dict(result.metrics or {})
-    checkpoint = result.checkpoint.path if result.checkpoint else None
-    log.info("trained %s in %.1f s: final loss %s, checkpoint %s", name, seconds, metrics.get("loss"), checkpoint)
+    fitted = fit(cfg, task, name, epochs, fail_at_epoch=fail_at_epoch)
     return TrainResult(
         run_date=run_date,
         table_version=version,
         rows=table.num_rows,
         n_users=len(task.user_ids),
         n_items=len(task.item_ids),
-        run_path=str(result.path),
-        checkpoint_path=checkpoint,
-        metrics=metrics,
-        seconds=seconds,
+        run_path=fitted.run_path,
+        checkpoint_path=fitted.checkpoint_path,
+        metrics=fitted.metrics,
+        seconds=fitted.seconds,
     )
