@@ -1,0 +1,158 @@
+"""shoplake.registry: recommender bundles in a SQLite MLflow registry under the lake."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from shoplake.models.bundle import MFScorer, PopularityScorer, RecommenderBundle
+from shoplake.models.mf import IdMap
+from shoplake.registry import NoServingModel, list_versions, load_serving_bundle, log_model, metric_name, resolve_version, tracking_uri
+
+USERS = ["u1", "u2", "u3"]
+ITEMS = ["a", "b", "c", "d", "e"]
+POPULARITY = np.array([5.0, 4.0, 3.0, 2.0, 1.0])
+
+
+def make_bundle(scorer) -> RecommenderBundle:
+    histories = [np.array([0, 1]), np.array([2]), np.array([], dtype=np.int64)]
+    bought = [np.array([True, False]), np.array([True]), np.array([], dtype=bool)]
+    return RecommenderBundle.from_histories(
+        scorer, IdMap(USERS), IdMap(ITEMS), histories, bought, popularity=POPULARITY,
+        titles=["A", "B", "C", "D", "E"], categories=["x", "x", "y", "y", None], metadata={"run_date": "2024-03-01"},
+    )  # fmt: skip
+
+
+def mf_bundle(seed: int) -> RecommenderBundle:
+    rng = np.random.default_rng(seed)
+    return make_bundle(MFScorer(rng.normal(size=(3, 4)), rng.normal(size=(5, 4)), rng.normal(size=5)))
+
+
+def answers(bundle: RecommenderBundle) -> list[list[tuple[str, float, str]]]:
+    return [[(r.item_id, round(r.score, 5), r.reason) for r in recs] for recs in bundle.recommend([*USERS, "stranger"], 3)]
+
+
+@pytest.fixture(scope="module")
+def empty_registry(tmp_path_factory) -> Path:
+    """An MLflow database with its tables made once (that takes seconds), copied by each test."""
+    from mlflow import MlflowClient
+
+    db = tmp_path_factory.mktemp("registry") / "mlflow.db"
+    MlflowClient(f"sqlite:///{db}").search_experiments()
+    return db
+
+
+@pytest.fixture
+def reg_cfg(make_cfg, tmp_path, empty_registry):
+    """A config whose lake already holds an empty registry."""
+    (tmp_path / "lake" / "_mlflow").mkdir(parents=True)
+    shutil.copy(empty_registry, tmp_path / "lake" / "_mlflow" / "mlflow.db")
+    return make_cfg()
+
+
+@pytest.fixture
+def in_tmp_cwd(tmp_path, monkeypatch):
+    """Run the test from an empty folder, to see that nothing is written to the cwd."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    return cwd
+
+
+def test_tracking_uri_defaults_to_sqlite_under_the_lake(make_cfg, tmp_path):
+    cfg = make_cfg()
+    assert tracking_uri(cfg) == f"sqlite:///{tmp_path}/lake/_mlflow/mlflow.db"
+    assert tracking_uri(make_cfg("recommender.registry_uri=http://mlflow:5000")) == "http://mlflow:5000"
+    with pytest.raises(ValueError, match="recommender.registry_uri"):
+        tracking_uri(make_cfg("lake.root=s3://bucket/lake"))
+
+
+def test_metric_names_are_made_mlflow_safe():
+    assert metric_name("ndcg@10") == "ndcg_at_10"
+    assert metric_name("recall@20 (cold)") == "recall_at_20 _cold_"
+
+
+def test_empty_registry_is_no_serving_model_and_reading_creates_nothing(make_cfg, tmp_path, in_tmp_cwd):
+    cfg = make_cfg()
+    with pytest.raises(NoServingModel, match="no model registry"):
+        load_serving_bundle(cfg)
+    assert list_versions(cfg) == []
+    assert not (tmp_path / "lake").exists()
+    assert list(in_tmp_cwd.iterdir()) == []
+
+
+def test_two_versions_alias_moves_and_bundle_round_trips(reg_cfg, tmp_path, in_tmp_cwd):
+    cfg = reg_cfg
+    first, second = mf_bundle(1), make_bundle(PopularityScorer(POPULARITY))
+    assert answers(first) != answers(second)
+    v1 = log_model(
+        cfg, first.save(tmp_path / "b1"), model_name="mf", params={"epochs": 3, "mf": {"dim": 4}},
+        metrics={"ndcg@10": 0.25, "recall@20": 0.5}, table_versions={"gold.user_item_matrix": 7, "silver.items": 2},
+        run_date="2024-03-01",
+    )  # fmt: skip
+    assert (v1.version, v1.kind, v1.aliases) == ("1", "mf", ["serving"])
+    bundle, info = load_serving_bundle(cfg)
+    assert info.version == "1" and info.run_id == v1.run_id
+    assert answers(bundle) == answers(first)
+
+    v2 = log_model(
+        cfg, second.save(tmp_path / "b2"), model_name="popularity", params={}, metrics={"ndcg@10": 0.1},
+        table_versions={"gold.user_item_matrix": 8}, run_date="2024-03-02",
+    )  # fmt: skip
+    assert v2.version == "2"
+    bundle, info = load_serving_bundle(cfg)
+    assert (info.version, info.kind, info.run_date) == ("2", "popularity", "2024-03-02")
+    assert answers(bundle) == answers(second)
+    # A pinned version still loads after the alias moved on.
+    bundle, info = load_serving_bundle(cfg, version="1")
+    assert info.version == "1" and answers(bundle) == answers(first)
+
+    listed = list_versions(cfg)
+    assert [(v.version, v.kind, v.run_date, v.aliases) for v in listed] == [
+        ("2", "popularity", "2024-03-02", ["serving"]),
+        ("1", "mf", "2024-03-01", []),
+    ]
+    assert listed[1].key_metric == 0.25 and listed[1].metrics["recall_at_20"] == 0.5
+
+    from mlflow import MlflowClient
+
+    run = MlflowClient(tracking_uri(cfg)).get_run(v1.run_id)
+    assert run.data.tags["delta.gold.user_item_matrix.version"] == "7"
+    assert run.data.tags["delta.silver.items.version"] == "2"
+    assert run.data.tags["run_date"] == "2024-03-01"
+    assert run.data.params == {"epochs": "3", "mf.dim": "4"}
+    # Registry and artifacts live with the lake, nothing in the working directory.
+    assert list(in_tmp_cwd.iterdir()) == []
+    assert (tmp_path / "lake" / "_mlflow" / "mlflow.db").is_file()
+    assert any(p.name == "bundle.json" for p in (tmp_path / "lake" / "_mlflow" / "artifacts").rglob("*"))
+
+
+def test_unknown_version_and_unset_alias(reg_cfg, tmp_path, in_tmp_cwd):
+    cfg = reg_cfg
+    log_model(
+        cfg, mf_bundle(2).save(tmp_path / "b"), model_name="mf", params={}, metrics={}, table_versions={},
+        run_date="2024-03-01", set_serving=False, extra_artifacts={"eval": str(tmp_path / "b" / "bundle.json")},
+    )  # fmt: skip
+    with pytest.raises(NoServingModel, match="no version with alias 'serving'.*versions: 1"):
+        load_serving_bundle(cfg)
+    with pytest.raises(NoServingModel, match="no version 9"):
+        resolve_version(cfg, "9")
+    assert load_serving_bundle(cfg, version=1)[1].aliases == []
+
+
+def test_downloads_are_cached_per_version(reg_cfg, tmp_path, in_tmp_cwd):
+    from shoplake.registry import download_bundle
+
+    cfg = reg_cfg
+    log_model(cfg, mf_bundle(3).save(tmp_path / "b"), model_name="mf", params={}, metrics={}, table_versions={}, run_date="2024-03-01")
+    first, _ = download_bundle(cfg)
+    second, _ = download_bundle(cfg)
+    assert first == second and (first / "bundle.json").is_file()
+    mtime = os.stat(first / "bundle.json").st_mtime_ns
+    assert os.stat(Path(second) / "bundle.json").st_mtime_ns == mtime
+    pinned, _ = download_bundle(cfg, dst=tmp_path / "pinned")
+    assert pinned == tmp_path / "pinned" and (pinned / "bundle.json").is_file()
