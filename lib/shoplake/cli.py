@@ -168,6 +168,29 @@ def cmd_lake(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def models_table(cfg: Config) -> Table:
+    """A table of the registered recommender versions: kind, run date, aliases, key metric."""
+    from shoplake.registry import KEY_METRIC, list_versions, tracking_uri
+
+    out = Table(title=f"{cfg.recommender.registered_model} in {tracking_uri(cfg)}")
+    for col in ("version", "model", "run date", "aliases", KEY_METRIC, "registered (UTC)", "run id"):
+        out.add_column(col, justify="right" if col in ("version", KEY_METRIC) else "left")
+    for v in list_versions(cfg):
+        metric = "" if v.key_metric is None else f"{v.key_metric:.4f}"
+        when = v.created_at.strftime("%Y-%m-%d %H:%M:%S") if v.created_at else ""
+        out.add_row(v.version, v.kind or "", v.run_date or "", ", ".join(v.aliases), metric, when, v.run_id[:12])
+    return out
+
+
+def cmd_models(cfg: Config, args: argparse.Namespace) -> int:
+    try:
+        table = models_table(cfg)
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    console.print(table if table.row_count else f"no recommender registered as {cfg.recommender.registered_model!r}")
+    return 0
+
+
 def cluster_table(state) -> Table:
     """A table of the recorded cluster processes: pid, state, ports, log file."""
     from shoplake.cluster import RAY_NODE_PORTS
@@ -256,6 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("features", help="bronze -> silver/gold features (same as spark-submit jobs/build_features.py)", add_help=False)
     sub.add_parser("train-recommender", help="matrix factorization on Ray Train (same as ray_apps/train_recommender.py)", add_help=False)
     sub.add_parser("profile-tables", help="rows and nulls per column into ops.table_profiles (ray_apps/profile_tables.py)", add_help=False)
+    sub.add_parser(
+        "score-recommendations", help="top-k of every user into serving.recommendations (ray_apps/score_recommendations.py)", add_help=False
+    )
 
     p = add_config_args(add_date_args(sub.add_parser("nightly", help="run the nightly flow for a day or a range")))
     p.add_argument("--source", dest="sources", action="append", help="only this landing source (repeatable)")
@@ -271,6 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--limit", type=int, default=20)
     d = add_config_args(lake_sub.add_parser("describe", help="columns of one table or all"))
     d.add_argument("table", nargs="?")
+
+    add_config_args(sub.add_parser("models", help="registered recommender versions with their aliases and key metric"))
 
     p = sub.add_parser("cluster", help="local Spark standalone and Ray clusters on 127.0.0.1")
     cluster_sub = p.add_subparsers(dest="cluster_command", required=True)
@@ -290,12 +318,14 @@ COMMANDS = {
     "demo": cmd_demo,
     "lake": cmd_lake,
     "cluster": cmd_cluster,
+    "models": cmd_models,
 }
 ENTRY_POINTS = {
     "ingest": "jobs/ingest.py",
     "features": "jobs/build_features.py",
     "train-recommender": "ray_apps/train_recommender.py",
     "profile-tables": "ray_apps/profile_tables.py",
+    "score-recommendations": "ray_apps/score_recommendations.py",
 }
 
 
