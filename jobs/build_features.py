@@ -5,10 +5,12 @@ Inputs:  bronze.events (optional: Online Retail has none), bronze.orders, bronze
          only landing days before D and rows timestamped before D's midnight UTC are used.
 Outputs: silver.interactions, gold.user_item_matrix, gold.item_features,
          gold.user_features, one partition per run date (replaced on re-run), all
-         committed together or not at all.
+         committed together or not at all. Also the partitions of each run date's
+         holdout cutoff (run date - recommender.holdout_days) when they are missing:
+         the recommendation run trains on that snapshot and evaluates on the days after.
 Parameters: --run-date D | --from D1 --to D2 (the days the features are built for),
          --env, --set key=value (features.event_weights, features.half_life_days,
-         features.lookback_days, features.price_bands).
+         features.lookback_days, features.price_bands), --no-holdout (only the given days).
 
     spark-submit jobs/build_features.py --env local --run-date 2024-03-30
 """
@@ -25,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="build_features", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--no-holdout", action="store_true", help="do not build missing holdout cutoff snapshots")
     return add_config_args(add_date_args(parser))
 
 
@@ -38,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     days = run_dates(args)
     lake = Lake(cfg, get_spark(cfg))
     try:
-        results = build_features(cfg, lake, days)
+        results = build_features(cfg, lake, days, with_holdout=not args.no_holdout)
     except FeatureInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

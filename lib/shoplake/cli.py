@@ -102,11 +102,13 @@ def cmd_import(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
-def run_nightly(cfg: Config, days: list[dt.date], sources: list[str] | None = None) -> None:
+def run_nightly(cfg: Config, days: list[dt.date], sources: list[str] | None = None, *, recommend: bool = True) -> None:
     """Run the nightly steps for the landing days ``days``.
 
     Ingest loads the days' files; the features are then built for the morning after
-    the last day, so they use everything ingested and nothing later.
+    the last day, so they use everything ingested and nothing later. With
+    ``recommend``, the recommenders are trained and evaluated on those features, the
+    main one registered, and every user's recommendations scored into the lake.
     """
     from shoplake.features.run import build_features
     from shoplake.ingest.run import ingest
@@ -120,12 +122,49 @@ def run_nightly(cfg: Config, days: list[dt.date], sources: list[str] | None = No
         ingest(cfg, lake, days, sources, on_source_done=lambda name: progress.update(task, advance=1, description=f"ingest: {name} written"))
         progress.update(task, completed=len(todo), description=f"ingest {days[0]}..{days[-1]} committed")
         task = progress.add_task(f"features for {features_for}", total=1)
-        build_features(cfg, lake, [features_for])
+        build_features(cfg, lake, [features_for], with_holdout=True)
         progress.update(task, completed=1, description=f"features for {features_for} committed")
+        if not recommend:
+            return
+        from shoplake.ray_runtime import init_ray
+        from shoplake.scoring.recommendations import score_recommendations
+        from shoplake.training.recommendation import run_recommendation
+
+        init_ray(cfg)
+        steps = len(cfg.recommender.models) * 2 + 4
+        task = progress.add_task("recommenders", total=steps)
+        result = run_recommendation(
+            cfg, lake, features_for, on_step=lambda text: progress.update(task, advance=1, description=f"recommenders: {text}")
+        )
+        progress.update(task, completed=steps, description=f"recommenders: {result.main_model} v{result.model_version} registered")
+        task = progress.add_task("scoring serving.recommendations", total=1)
+        scored = score_recommendations(cfg, lake, features_for)
+        progress.update(task, completed=1, description=f"scoring: {scored.rows:,} recommendations for {scored.users:,} users")
+    console.print(_metrics_of(cfg, lake, features_for))
+
+
+def _metrics_of(cfg: Config, lake, run_date: dt.date | None = None):
+    from shoplake.reports import metrics_table
+    from shoplake.schemas.ops import MODEL_METRICS
+
+    if lake.version(MODEL_METRICS) is None:
+        raise SystemExit(f"error: no {MODEL_METRICS.full_name} in {lake.root}; run train-recommender first")
+    dates = lake.run_dates(MODEL_METRICS)
+    run_date = run_date or (dates[-1] if dates else None)
+    if run_date not in dates:
+        raise SystemExit(f"error: {MODEL_METRICS.full_name} has no run date {run_date} (has: {', '.join(map(str, dates)) or 'none'})")
+    return metrics_table(lake.to_arrow(MODEL_METRICS, run_date=run_date), cfg.recommender.main_model)
+
+
+def cmd_metrics(cfg: Config, args: argparse.Namespace) -> int:
+    from shoplake.lake import Lake
+
+    console.print(_metrics_of(cfg, Lake(cfg), args.run_date))
+    return 0
 
 
 def cmd_nightly(cfg: Config, args: argparse.Namespace) -> int:
-    run_nightly(cfg, run_dates(args), args.sources)
+    run_nightly(cfg, run_dates(args), args.sources, recommend=not args.no_recommend)
     console.print(lake_table(cfg))
     return 0
 
@@ -277,7 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("ingest", help="landing -> bronze (same as spark-submit jobs/ingest.py)", add_help=False)
     sub.add_parser("features", help="bronze -> silver/gold features (same as spark-submit jobs/build_features.py)", add_help=False)
-    sub.add_parser("train-recommender", help="matrix factorization on Ray Train (same as ray_apps/train_recommender.py)", add_help=False)
+    sub.add_parser(
+        "train-recommender", help="train, evaluate and register the recommenders (same as ray_apps/train_recommender.py)", add_help=False
+    )
     sub.add_parser("profile-tables", help="rows and nulls per column into ops.table_profiles (ray_apps/profile_tables.py)", add_help=False)
     sub.add_parser(
         "score-recommendations", help="top-k of every user into serving.recommendations (ray_apps/score_recommendations.py)", add_help=False
@@ -285,9 +326,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add_config_args(add_date_args(sub.add_parser("nightly", help="run the nightly flow for a day or a range")))
     p.add_argument("--source", dest="sources", action="append", help="only this landing source (repeatable)")
+    p.add_argument("--no-recommend", action="store_true", help="stop after the features (no training or scoring)")
 
     p = add_config_args(sub.add_parser("demo", help="generate a small shop and run the nightly flow over it"))
     p.add_argument("--fresh", action="store_true", help="regenerate the landing files even if present")
+
+    p = add_config_args(sub.add_parser("metrics", help="the recommenders' holdout metrics from ops.model_metrics"))
+    p.add_argument("--run-date", type=parse_date, help="run date (default: the latest)")
 
     p = sub.add_parser("lake", help="look at the lake")
     lake_sub = p.add_subparsers(dest="lake_command", required=True)
@@ -317,6 +362,7 @@ COMMANDS = {
     "nightly": cmd_nightly,
     "demo": cmd_demo,
     "lake": cmd_lake,
+    "metrics": cmd_metrics,
     "cluster": cmd_cluster,
     "models": cmd_models,
 }

@@ -62,7 +62,20 @@ def _union(frames: list[DataFrame]) -> DataFrame:
     return out
 
 
-def build_features(cfg: Config, lake: Lake, run_dates: list[dt.date]) -> list[WriteResult]:
+def holdout_dates(cfg: Config, lake: Lake, run_dates: list[dt.date]) -> list[dt.date]:
+    """Cutoff dates the recommendation run will evaluate from that have no features yet.
+
+    The recommendation run for D trains on the snapshot of ``D - recommender.holdout_days``
+    and holds out the days after it. A nightly schedule built that snapshot days ago;
+    this returns the cutoffs of ``run_dates`` whose ``gold.user_item_matrix`` partition
+    is missing (a first run, a backfill), so the feature step can build them too.
+    """
+    cutoffs = {d - dt.timedelta(days=cfg.recommender.holdout_days) for d in run_dates}
+    have = set(lake.run_dates(USER_ITEM_MATRIX)) if lake.version(USER_ITEM_MATRIX) is not None else set()
+    return sorted(cutoffs - have - set(run_dates))
+
+
+def build_features(cfg: Config, lake: Lake, run_dates: list[dt.date], *, with_holdout: bool = False) -> list[WriteResult]:
     """Build ``silver.interactions`` and ``gold.{user_item_matrix,item_features,user_features}`` for run dates.
 
     Args:
@@ -71,6 +84,7 @@ def build_features(cfg: Config, lake: Lake, run_dates: list[dt.date]) -> list[Wr
         run_dates: Days to build the features for; each day's partition of every
             output is replaced. A loop over days, so meant for nightly runs and short
             backfills rather than years at once.
+        with_holdout: Also build the missing cutoff snapshots of :func:`holdout_dates`.
 
     Returns:
         The write results of the four tables, in the order of :data:`OUTPUTS`.
@@ -82,6 +96,11 @@ def build_features(cfg: Config, lake: Lake, run_dates: list[dt.date]) -> list[Wr
     days = sorted(set(run_dates))
     if not days:
         raise ValueError("build_features: no run dates given")
+    if with_holdout:
+        extra = holdout_dates(cfg, lake, days)
+        if extra:
+            log.info("features: also building the holdout cutoff snapshot(s) %s", ", ".join(map(str, extra)))
+        days = sorted(set(days) | set(extra))
     feats = cfg.features
     events = _read_optional(lake, BRONZE[EVENTS.name], "interactions come from orders only")
     orders = _read_optional(lake, BRONZE[ORDERS.name], "interactions come from the clickstream only")
@@ -127,4 +146,4 @@ def build_features(cfg: Config, lake: Lake, run_dates: list[dt.date]) -> list[Wr
     return results
 
 
-__all__ = ["OUTPUTS", "FeatureInputError", "build_features"]
+__all__ = ["OUTPUTS", "FeatureInputError", "build_features", "holdout_dates"]

@@ -168,14 +168,36 @@ class Lake:
         actions = pa.table(DeltaTable(self.uri(table), version=version, storage_options=self.storage_options).get_add_actions(flatten=True))
         return int(pa.compute.sum(actions["num_records"]).as_py() or 0) if actions.num_rows else 0
 
-    def to_arrow(self, table: str | TableSpec, version: int | None = None, columns: list[str] | None = None):
-        """Read a (small) table into Arrow on this process, without Spark."""
+    def run_dates(self, table: str | TableSpec, version: int | None = None) -> list[dt.date]:
+        """The ``run_date`` partitions of a table, sorted (from the Delta log; no data is read).
+
+        Empty for a table without rows; a table not partitioned by ``run_date`` is an error.
+        """
+        import pyarrow as pa
+        from deltalake import DeltaTable
+
+        spec = get_spec(table)
+        if C.RUN_DATE not in spec.partition_by:
+            raise ValueError(f"table {spec.full_name} is not partitioned by {C.RUN_DATE}")
+        actions = pa.table(DeltaTable(self.uri(spec), version=version, storage_options=self.storage_options).get_add_actions(flatten=True))
+        column = f"partition.{C.RUN_DATE}"
+        if not actions.num_rows:
+            return []
+        values = {v if isinstance(v, dt.date) else dt.date.fromisoformat(str(v)) for v in actions[column].to_pylist()}
+        return sorted(values)
+
+    def to_arrow(self, table: str | TableSpec, version: int | None = None, columns: list[str] | None = None, run_date: dt.date | None = None):
+        """Read a (small) table, or one ``run_date`` partition of it, into Arrow on this process, without Spark."""
+        import pyarrow as pa
+        import pyarrow.dataset as ds
         from deltalake import DeltaTable
 
         dt_ = DeltaTable(self.uri(table), version=version, storage_options=self.storage_options)
         dataset = dt_.to_pyarrow_dataset()
-        result = dataset.to_table(columns=columns)
-        del dataset, dt_
+        # pyarrow prunes the other partitions' files by the filter.
+        where = None if run_date is None else ds.field(C.RUN_DATE) == pa.scalar(run_date, pa.date32())
+        result = dataset.to_table(columns=columns, filter=where)
+        del dataset, dt_  # delta-rs objects released before the process may exit (stack notes)
         return result
 
     @contextlib.contextmanager

@@ -126,51 +126,26 @@ class TrainResult:
         return [h["loss"] for h in self.history]
 
 
-def _matrix_dataset(lake, version: int):
-    from deltalake import DeltaTable
-
-    return DeltaTable(lake.uri(USER_ITEM_MATRIX), version=version, storage_options=lake.storage_options).to_pyarrow_dataset()
-
-
-def latest_run_date(lake, version: int | None = None) -> dt.date | None:
-    """The newest ``run_date`` partition of ``gold.user_item_matrix`` (from the Delta log, no data read)."""
-    import pyarrow as pa
-    from deltalake import DeltaTable
-
-    actions = pa.table(
-        DeltaTable(lake.uri(USER_ITEM_MATRIX), version=version, storage_options=lake.storage_options).get_add_actions(flatten=True)
-    )
-    column = f"partition.{C.RUN_DATE}"
-    if not actions.num_rows or column not in actions.column_names:
-        return None
-    value = max(actions[column].to_pylist())
-    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
-
-
 def read_user_item_matrix(lake, run_date: dt.date, version: int):
-    """Pairs of one run date: an Arrow table with user_id, item_id, weight.
-
-    Only that date's partition is read (pyarrow prunes the others by the filter).
-    """
-    import pyarrow as pa
-    import pyarrow.dataset as ds
-
-    dataset = _matrix_dataset(lake, version)
-    table = dataset.to_table(columns=[C.USER_ID, C.ITEM_ID, C.WEIGHT], filter=ds.field(C.RUN_DATE) == pa.scalar(run_date, pa.date32()))
-    del dataset  # delta-rs objects released before the process may exit (stack notes)
-    return table
+    """Pairs of one run date: an Arrow table with user_id, item_id, weight."""
+    return lake.to_arrow(USER_ITEM_MATRIX, version, columns=[C.USER_ID, C.ITEM_ID, C.WEIGHT], run_date=run_date)
 
 
 def build_task(table, cfg: Config) -> MFTask:
-    """An :class:`MFTask` of the pairs in ``table`` with ``cfg.training``'s settings."""
+    """An :class:`MFTask` of the pairs in ``table`` (user_id, item_id, weight)."""
     users_col = table[C.USER_ID].to_pylist()
     items_col = table[C.ITEM_ID].to_pylist()
     user_ids, item_ids = IdMap.fit(users_col), IdMap.fit(items_col)
+    return mf_task(cfg, user_ids.lookup(users_col), item_ids.lookup(items_col), table[C.WEIGHT].to_numpy(), user_ids, item_ids)
+
+
+def mf_task(cfg: Config, users: np.ndarray, items: np.ndarray, weights: np.ndarray, user_ids: IdMap, item_ids: IdMap) -> MFTask:
+    """An :class:`MFTask` of indexed pairs with ``cfg.training``'s settings."""
     tc = cfg.training
     return MFTask(
-        users=np.asarray(user_ids.encode(users_col), dtype=np.int64),
-        items=np.asarray(item_ids.encode(items_col), dtype=np.int64),
-        weights=table[C.WEIGHT].to_numpy().astype(np.float32),
+        users=np.asarray(users, dtype=np.int64),
+        items=np.asarray(items, dtype=np.int64),
+        weights=np.asarray(weights, dtype=np.float32),
         user_ids=user_ids,
         item_ids=item_ids,
         dim=tc.embedding_dim,
@@ -214,7 +189,8 @@ def train_mf(
     version = lake.version(USER_ITEM_MATRIX)
     if version is None:
         raise ValueError(f"table {USER_ITEM_MATRIX.full_name} does not exist in {lake.root}; run the features step first")
-    run_date = run_date or latest_run_date(lake, version)
+    dates = lake.run_dates(USER_ITEM_MATRIX, version)
+    run_date = run_date or (dates[-1] if dates else None)
     if run_date is None:
         raise ValueError(f"table {USER_ITEM_MATRIX.full_name} v{version} has no rows")
     table = read_user_item_matrix(lake, run_date, version)

@@ -1,0 +1,170 @@
+"""The recommendation run on a hand-made lake: holdout split, metrics by hand, ops.model_metrics, registry."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from shoplake.lake import Lake
+from shoplake.models.bundle import PopularityScorer, RecommenderBundle
+from shoplake.schemas import columns as C
+from shoplake.schemas.ops import MODEL_METRICS
+from shoplake.schemas.recsys import INTERACTIONS, ITEM_FEATURES, USER_ITEM_MATRIX
+from shoplake.training.holdout import MissingFeaturesError, load_split
+from shoplake.training.recommendation import evaluate_scorer, run_recommendation
+
+D = dt.date(2024, 3, 15)
+CUTOFF = dt.date(2024, 3, 8)  # D - holdout_days
+ITEMS = ["i1", "i2", "i3", "i4", "i5", "i6"]  # IdMap order: indices 0..5
+
+
+def ts(day: int, hour: int = 12, minute: int = 0) -> dt.datetime:
+    return dt.datetime(2024, 3, day, hour, minute, tzinfo=dt.timezone.utc)
+
+
+# (user, item, event type, time): before the cutoff ...
+BEFORE = [
+    ("u1", "i1", "view", ts(1, 10, 0)),
+    ("u1", "i1", "purchase", ts(1, 10, 5)),  # the same step as the view: one entry, bought
+    ("u1", "i2", "purchase", ts(2)),
+    ("u2", "i2", "view", ts(3)),
+    ("u2", "i3", "purchase", ts(4)),
+    ("u3", "i2", "purchase", ts(5)),  # one order: equal times are ordered by item id
+    ("u3", "i1", "purchase", ts(5)),
+]
+# ... and in the held-out days [CUTOFF, D).
+HELD_OUT = [
+    ("u1", "i3", "purchase", ts(9)),  # relevant
+    ("u1", "i2", "purchase", ts(10)),  # bought before: not a hit to find when excluding seen items
+    ("u1", "i4", "view", ts(11)),  # not a purchase
+    ("u2", "i6", "purchase", ts(12)),  # relevant, and i6 was never sold before the cutoff (cold)
+    ("u4", "i1", "purchase", ts(10)),  # a user new since the cutoff: nothing to rank from
+]
+WEIGHTS = {"purchase": 8.0, "view": 1.0}
+
+
+def interactions(rows, run_date):
+    return pa.Table.from_pylist(
+        [{C.USER_ID: u, C.ITEM_ID: i, C.EVENT_TYPE: e, C.EVENT_TS: t, C.SOURCE: "orders", C.RUN_DATE: run_date} for u, i, e, t in rows],
+        schema=INTERACTIONS.arrow_schema(),
+    )
+
+
+def matrix(rows, run_date):
+    pairs: dict[tuple[str, str], float] = {}
+    for u, i, e, _ in rows:
+        pairs[(u, i)] = max(pairs.get((u, i), 0.0), WEIGHTS[e])
+    return pa.Table.from_pylist(
+        [
+            {C.USER_ID: u, C.ITEM_ID: i, C.WEIGHT: w, C.N_VIEWS: 0, C.N_CLICKS: 0, C.N_CARTS: 0, C.N_PURCHASES: 1,
+             C.LAST_INTERACTION_TS: ts(1), C.RUN_DATE: run_date}  # fmt: skip
+            for (u, i), w in sorted(pairs.items())
+        ],
+        schema=USER_ITEM_MATRIX.arrow_schema(),
+    )
+
+
+def items(run_date, ids):
+    return pa.Table.from_pylist(
+        [
+            {C.ITEM_ID: i, C.TITLE: f"title {i}", C.DESCRIPTION: None, C.TEXT: f"title {i}", C.CATEGORY: "odd" if int(i[1]) % 2 else "even",
+             C.BRAND: None, C.PRICE: 1.0, C.PRICE_BAND: 0, C.POPULARITY: 0, C.N_PURCHASES_30D: 0, C.FIRST_SEEN_TS: ts(1),
+             C.RUN_DATE: run_date}  # fmt: skip
+            for i in ids
+        ],
+        schema=ITEM_FEATURES.arrow_schema(),
+    )
+
+
+@pytest.fixture
+def rec_lake(ray_local, make_cfg):
+    cfg = make_cfg("lake.engine=delta-rs", "recommender.holdout_days=7", "recommender.models=[popularity,cooccurrence]",
+                   "recommender.main_model=popularity")  # fmt: skip
+    lake = Lake(cfg)
+    data = ray_local.data
+    lake.ray_write(data.from_arrow(pa.concat_tables([interactions(BEFORE, CUTOFF), interactions(BEFORE + HELD_OUT, D)])), INTERACTIONS)
+    lake.ray_write(data.from_arrow(pa.concat_tables([matrix(BEFORE, CUTOFF), matrix(BEFORE + HELD_OUT, D)])), USER_ITEM_MATRIX)
+    lake.ray_write(data.from_arrow(pa.concat_tables([items(CUTOFF, ITEMS[:5]), items(D, ITEMS)])), ITEM_FEATURES)
+    return cfg, lake
+
+
+def test_the_split_holds_out_later_purchases_of_known_users(rec_lake):
+    cfg, lake = rec_lake
+    split = load_split(cfg, lake, D)
+
+    train = split.train
+    assert split.cutoff == CUTOFF and train.as_of == CUTOFF
+    assert train.user_ids.ids == ["u1", "u2", "u3"]  # u4 is new since the cutoff
+    assert train.item_ids.ids == ITEMS  # the run date's catalogue, i6 included
+    # Sequences: time order, a repeated item collapsed into one step, equal times by item id.
+    assert [train.item_ids.decode(s) for s in train.sequences] == [["i1", "i2"], ["i2", "i3"], ["i1", "i2"]]
+    assert [b.tolist() for b in train.bought] == [[True, True], [False, True], [True, True]]
+    # Held out: u1's new purchase i3 (i2 was bought before, i4 only viewed); u2's i6; u3 nothing.
+    assert [sorted(train.item_ids.decode(r)) for r in split.relevant] == [["i3"], ["i6"], []]
+    assert split.eval_users().tolist() == [0, 1]
+    assert train.item_ids.decode(np.flatnonzero(split.cold_items)) == ["i4", "i5", "i6"]
+
+
+def test_seen_items_count_when_exclusion_is_off(rec_lake, make_cfg):
+    cfg, lake = rec_lake
+    cfg = cfg.model_copy(update={"recommender": cfg.recommender.model_copy(update={"exclude_seen": False})})
+    split = load_split(cfg, lake, D)
+    assert sorted(split.train.item_ids.decode(split.relevant[0])) == ["i2", "i3"]
+
+
+def test_popularity_metrics_match_hand_computed_values(rec_lake):
+    cfg, lake = rec_lake
+    split = load_split(cfg, lake, D)
+    # Popularity by summed weight: i1 16, i2 17, i3 8, others 0.
+    result = evaluate_scorer(PopularityScorer(split.train.popularity()), split)
+
+    # u1 (had i1, i2): ranking i3, i4, i5, i6 -> i3 first. u2 (had i2, i3): i1, i4, i5, i6 -> i6 fourth.
+    u2_ndcg = 1 / math.log2(5)
+    assert result["all"].n_users == 2
+    assert result["all"].metrics["ndcg@10"] == pytest.approx((1 + u2_ndcg) / 2)
+    assert result["all"].metrics["mrr"] == pytest.approx((1 + 1 / 4) / 2)
+    assert result["all"].metrics["hr@10"] == 1.0
+    # Cold slice: only u2's i6.
+    assert result["cold_items"].n_users == 1
+    assert result["cold_items"].metrics["ndcg@10"] == pytest.approx(u2_ndcg)
+
+
+def test_run_writes_metrics_registers_the_main_model_and_reruns_idempotently(rec_lake):
+    from shoplake.registry import load_serving_bundle
+
+    cfg, lake = rec_lake
+    first = run_recommendation(cfg, lake, name="rec-a")
+
+    assert first.run_date == D and first.cutoff == CUTOFF  # the latest snapshot by default
+    assert set(first.metrics) == {"popularity", "cooccurrence"}
+    rows = lake.to_arrow(MODEL_METRICS, run_date=D)
+    got = {(r[C.MODEL_NAME], r[C.SLICE], r[C.METRIC]): r for r in rows.to_pylist()}
+    pop = got[("popularity", "all", "ndcg@10")]
+    assert pop[C.VALUE] == pytest.approx((1 + 1 / math.log2(5)) / 2) and pop[C.N_EVAL_USERS] == 2
+    assert pop[C.CUTOFF_DATE] == CUTOFF and pop[C.MLFLOW_RUN_ID] == first.mlflow_run_id
+    assert rows.schema.equals(MODEL_METRICS.arrow_schema(), check_metadata=False)
+
+    bundle, info = load_serving_bundle(cfg)
+    assert info.version == first.model_version and bundle.kind == "popularity"
+    # Refit on the run date's snapshot: u4 is known now, and nothing it had comes back.
+    assert "u4" in bundle.user_ids
+    recs = bundle.recommend(["u1"], k=3)[0]
+    assert not {r.item_id for r in recs} & {"i1", "i2", "i3"}
+    assert RecommenderBundle.load(first.bundle_path).metadata["table_versions"]
+
+    second = run_recommendation(cfg, lake, name="rec-b")
+    assert lake.to_arrow(MODEL_METRICS, run_date=D).num_rows == rows.num_rows  # replaced, not appended
+    assert second.metrics_version == first.metrics_version + 1
+    assert int(second.model_version) == int(first.model_version) + 1
+    assert load_serving_bundle(cfg)[1].version == second.model_version
+
+
+def test_a_missing_cutoff_snapshot_is_a_clear_error(rec_lake):
+    cfg, lake = rec_lake
+    cfg = cfg.model_copy(update={"recommender": cfg.recommender.model_copy(update={"holdout_days": 3})})
+    with pytest.raises(MissingFeaturesError, match=r"gold.user_item_matrix .* no rows for run_date 2024-03-12"):
+        load_split(cfg, lake, D)
