@@ -84,8 +84,11 @@ class ModelVersionInfo:
 
     @property
     def key_metric(self) -> float | None:
-        """:data:`KEY_METRIC` of the run, or None when it was not logged."""
-        return self.metrics.get(KEY_METRIC)
+        """:data:`KEY_METRIC` of the run (plain, or of this model on all users), or None when not logged."""
+        for name in (KEY_METRIC, f"{self.kind}.all.{KEY_METRIC}", f"{self.kind}.{KEY_METRIC}"):
+            if name in self.metrics:
+                return self.metrics[name]
+        return None
 
 
 def _is_uri(path: str) -> bool:

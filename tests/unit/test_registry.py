@@ -100,7 +100,7 @@ def test_two_versions_alias_moves_and_bundle_round_trips(reg_cfg, tmp_path, in_t
     assert answers(bundle) == answers(first)
 
     v2 = log_model(
-        cfg, second.save(tmp_path / "b2"), model_name="popularity", params={}, metrics={"ndcg@10": 0.1},
+        cfg, second.save(tmp_path / "b2"), model_name="popularity", params={}, metrics={"popularity.all.ndcg@10": 0.1, "mf.all.ndcg@10": 0.2},
         table_versions={"gold.user_item_matrix": 8}, run_date="2024-03-02",
     )  # fmt: skip
     assert v2.version == "2"
@@ -117,6 +117,7 @@ def test_two_versions_alias_moves_and_bundle_round_trips(reg_cfg, tmp_path, in_t
         ("1", "mf", "2024-03-01", []),
     ]
     assert listed[1].key_metric == 0.25 and listed[1].metrics["recall_at_20"] == 0.5
+    assert listed[0].key_metric == 0.1  # the served model's own metric among those of every model
 
     from mlflow import MlflowClient
 
