@@ -29,6 +29,7 @@ test-slow: $(STAMP)
 ## Benchmarks: ours and a baseline side by side, with the ratio.
 bench: $(STAMP)
 	$(BIN)/python bench/lake_write.py
+	$(BIN)/python bench/recommend_latency.py
 
 ## Local Spark standalone + Ray clusters on 127.0.0.1 (ports and sizes: cluster.* in conf/base.yaml).
 cluster-up: $(STAMP)

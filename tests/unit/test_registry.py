@@ -157,3 +157,19 @@ def test_downloads_are_cached_per_version(reg_cfg, tmp_path, in_tmp_cwd):
     assert os.stat(Path(second) / "bundle.json").st_mtime_ns == mtime
     pinned, _ = download_bundle(cfg, dst=tmp_path / "pinned")
     assert pinned == tmp_path / "pinned" and (pinned / "bundle.json").is_file()
+
+
+def test_concurrent_first_downloads_all_get_a_whole_bundle(reg_cfg, tmp_path, in_tmp_cwd):
+    """Replicas starting together fetch the same version at once: each must load a complete bundle."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from shoplake.registry import download_bundle
+
+    cfg = reg_cfg
+    bundle = mf_bundle(4)
+    log_model(cfg, bundle.save(tmp_path / "b"), model_name="mf", params={}, metrics={}, table_versions={}, run_date="2024-03-01")
+    with ThreadPoolExecutor(6) as pool:
+        folders = list(pool.map(lambda _: download_bundle(cfg)[0], range(6)))
+    assert len(set(folders)) == 1
+    assert answers(RecommenderBundle.load(folders[0])) == answers(bundle)
+    assert [p.name for p in folders[0].parent.iterdir() if p.name.startswith(".download-")] == []

@@ -17,16 +17,15 @@ Endpoints:
 * ``GET /similar-items?item_id=I&k=N``: the ``N`` items most like an item (404 for
   an item not in the catalogue).
 
-The model endpoints are served by the :class:`Recommender` deployment, which loads
-the registered serving version (:func:`shoplake.registry.load_serving_bundle`) once
-per replica at start. Without a registered model they answer 503 and ``/health``
-says why. Unknown query parameters are refused with 400; a missing or invalid
+Each replica loads the registered serving version of the recommender
+(:func:`shoplake.registry.load_serving_bundle`) once, at start
+(:class:`RecommenderModel`). Without a registered model the model endpoints answer
+503 and ``/health`` says why. Unknown query parameters are refused with 400; a missing or invalid
 parameter gets 422 with a message naming it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -41,8 +40,6 @@ log = logging.getLogger(__name__)
 
 #: Most recommendations one request may ask for.
 MAX_K = 100
-#: Seconds /health waits for the recommender's status before answering without it.
-HEALTH_TIMEOUT_S = 5.0
 
 api = FastAPI(title="shoplake", description="Recommendations, forecasts, fraud scores and more, over the shop's Delta lake.")
 
@@ -61,22 +58,19 @@ def _load_cfg(args: AppArgs):
     return load_config(args.env, args.overrides)
 
 
-def _error(status: int, detail: str) -> dict[str, Any]:
-    return {"error": {"status": status, "detail": detail}}
+class RecommenderModel:
+    """The serving recommender bundle of one replica, answering response bodies.
 
+    Loaded once, when the replica starts. Without a registered model it keeps the
+    reason, and every answer is a 503 that gives it.
 
-@serve.deployment(ray_actor_options={"num_cpus": 0.25})
-class Recommender:
-    """The serving recommender bundle, loaded once per replica.
-
-    Methods answer plain dicts: the response body, or ``{"error": {"status",
-    "detail"}}`` that the ingress turns into an HTTP error.
+    Args:
+        cfg: Configuration (registry, ``recommender.k`` and ``exclude_seen``).
     """
 
-    def __init__(self, args: AppArgs):
+    def __init__(self, cfg):
         from shoplake.registry import NoServingModel, load_serving_bundle
 
-        cfg = _load_cfg(args)
         self.default_k = min(cfg.recommender.k, MAX_K)
         self.exclude_seen = cfg.recommender.exclude_seen
         self.bundle = None
@@ -97,40 +91,37 @@ class Recommender:
         i = self.info
         return {"loaded": True, "name": i.name, "version": i.version, "kind": self.bundle.kind, "run_date": i.run_date}
 
-    def _unavailable(self) -> dict[str, Any]:
-        return _error(503, f"no recommender model is loaded: {self.problem}")
+    def _require(self):
+        if self.bundle is None:
+            raise HTTPException(status_code=503, detail=f"no recommender model is loaded: {self.problem}")
+        return self.bundle
 
-    def _items(self, recs) -> list[dict[str, Any]]:
+    @staticmethod
+    def _items(recs) -> list[dict[str, Any]]:
         return [{**r.as_dict(), "rank": rank} for rank, r in enumerate(recs, start=1)]
 
     def recommend(self, user_id: str, k: int | None = None) -> dict[str, Any]:
-        """Top-k items of one user (popular items for a user the model does not know)."""
-        if self.bundle is None:
-            return self._unavailable()
+        """Top-k items of one user (popular items, marked as the fallback, for a user the model does not know)."""
+        bundle = self._require()
         k = k or self.default_k
-        known = self.bundle.user_index([user_id])[0] >= 0
-        recs = self.bundle.recommend([user_id], k, exclude_seen=self.exclude_seen)[0]
+        known = bundle.user_index([user_id])[0] >= 0
+        recs = bundle.recommend([user_id], k, exclude_seen=self.exclude_seen)[0]
         return {
-            "user_id": user_id, "k": k, "model_name": self.bundle.kind, "model_version": self.info.version,
+            "user_id": user_id, "k": k, "model_name": bundle.kind, "model_version": self.info.version,
             "fallback": None if known else "popular", "items": self._items(recs),
         }  # fmt: skip
 
     def similar_items(self, item_id: str, k: int | None = None) -> dict[str, Any]:
-        """The k items most like ``item_id``."""
-        if self.bundle is None:
-            return self._unavailable()
+        """The k items most like ``item_id`` (404 for an item not in the catalogue)."""
+        bundle = self._require()
         k = k or self.default_k
         try:
-            recs = self.bundle.similar_items(item_id, k)
+            recs = bundle.similar_items(item_id, k)
         except KeyError:
-            return _error(404, f"unknown item_id {item_id!r}: not in the catalogue of model version {self.info.version}")
-        return {"item_id": item_id, "k": k, "model_name": self.bundle.kind, "model_version": self.info.version, "items": self._items(recs)}
-
-
-def _answer(body: dict[str, Any]) -> dict[str, Any]:
-    if "error" in body:
-        raise HTTPException(status_code=body["error"]["status"], detail=body["error"]["detail"])
-    return body
+            raise HTTPException(
+                status_code=404, detail=f"unknown item_id {item_id!r}: not in the catalogue of model version {self.info.version}"
+            ) from None
+        return {"item_id": item_id, "k": k, "model_name": bundle.kind, "model_version": self.info.version, "items": self._items(recs)}
 
 
 class OnlyParams:
@@ -171,27 +162,24 @@ async def _invalid_request(request: Request, exc: RequestValidationError) -> JSO
 @serve.deployment(ray_actor_options={"num_cpus": 0.25})
 @serve.ingress(api)
 class ShopAPI:
-    """The ingress deployment; reads the lake through delta-rs, no Spark."""
+    """The ingress deployment; reads the lake through delta-rs, no Spark.
 
-    def __init__(self, args: AppArgs, recommender=None):
+    Each replica holds the serving recommender itself: on a small node a separate
+    model deployment's extra hop doubled the latency of ``/recommend`` (measured
+    with ``bench/recommend_latency.py``) for no gain at this model size.
+    """
+
+    def __init__(self, args: AppArgs):
         from shoplake.lake import Lake
 
         self.cfg = _load_cfg(args)
         self.lake = Lake(self.cfg)
-        self.recommender = recommender
+        self.recommender = RecommenderModel(self.cfg)
         log.info("serving env %s over lake %s", self.cfg.env, self.cfg.lake.root)
 
-    async def _model_status(self) -> dict[str, Any]:
-        if self.recommender is None:
-            return {"loaded": False, "detail": "no recommender deployment in this application"}
-        try:
-            return await asyncio.wait_for(self.recommender.status.remote(), HEALTH_TIMEOUT_S)
-        except Exception as exc:  # noqa: BLE001 - health must answer whatever the model replica does
-            return {"loaded": False, "detail": f"recommender unavailable: {type(exc).__name__}: {exc}"}
-
     @api.get("/health")
-    async def health(self) -> dict:
-        return {"status": "ok", "env": self.cfg.env, "lake": self.cfg.lake.root, "model": await self._model_status()}
+    def health(self) -> dict:
+        return {"status": "ok", "env": self.cfg.env, "lake": self.cfg.lake.root, "model": self.recommender.status()}
 
     @api.get("/lake/tables")
     def tables(self) -> list[dict]:
@@ -200,26 +188,21 @@ class ShopAPI:
             for spec in self.lake.tables()
         ]
 
-    def _require_model(self):
-        if self.recommender is None:
-            raise HTTPException(status_code=503, detail="no recommender deployment in this application")
-        return self.recommender
-
     @api.get("/recommend", dependencies=[Depends(OnlyParams("user_id", "k"))])
-    async def recommend(
+    def recommend(
         self,
         user_id: str = Query(..., min_length=1, description="Customer id."),
         k: int | None = Query(None, ge=1, le=MAX_K, description="Items to return (default: recommender.k)."),
     ) -> dict:
-        return _answer(await self._require_model().recommend.remote(user_id, k))
+        return self.recommender.recommend(user_id, k)
 
     @api.get("/similar-items", dependencies=[Depends(OnlyParams("item_id", "k"))])
-    async def similar_items(
+    def similar_items(
         self,
         item_id: str = Query(..., min_length=1, description="Product id."),
         k: int | None = Query(None, ge=1, le=MAX_K, description="Items to return (default: recommender.k)."),
     ) -> dict:
-        return _answer(await self._require_model().similar_items.remote(item_id, k))
+        return self.recommender.similar_items(item_id, k)
 
 
 def build_app(args: dict) -> Application:
@@ -228,5 +211,4 @@ def build_app(args: dict) -> Application:
     Args:
         args: ``env`` and ``overrides`` (see :class:`AppArgs`); unknown keys are an error.
     """
-    app_args = AppArgs.model_validate(args or {})
-    return ShopAPI.bind(app_args, Recommender.bind(app_args))
+    return ShopAPI.bind(AppArgs.model_validate(args or {}))
