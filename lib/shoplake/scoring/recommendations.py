@@ -177,7 +177,7 @@ def score_recommendations(
     written = lake.ray_write(ds, RECOMMENDATIONS, mode="replace", run_dates=[run_date])
     seconds = time.perf_counter() - start
     log.info(
-        "wrote %s v%d: %d rows for %d users (run date %s, model %s version %s) in %.1f s (%.0f users/s)",
+        "wrote %s v%d: %d rows for %d users (run date %s, model %s version %s) in %.1f s (%.1f users/s)",
         written.table, written.version, written.rows, len(user_ids), run_date, kind, info.version, seconds,
         len(user_ids) / seconds if seconds else math.inf,
     )  # fmt: skip
