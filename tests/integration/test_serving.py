@@ -40,7 +40,8 @@ def test_health_and_tables_over_http(served, cfg, lake, ray_local):
 
     status, body = _get(f"{served}/health")
     assert status == 200
-    assert body == {"status": "ok", "env": "local", "lake": cfg.lake.root}
+    assert {k: body[k] for k in ("status", "env", "lake")} == {"status": "ok", "env": "local", "lake": cfg.lake.root}
+    assert body["model"]["loaded"] is False  # nothing registered in this lake
     assert _get(f"{served}/lake/tables") == (200, [])
     now = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
     row = {"table_name": "bronze.orders", "table_version": 0, "run_date": dt.date(2024, 1, 1), "column_name": "order_id", "rows": 5, "nulls": 0, "profiled_at": now}
