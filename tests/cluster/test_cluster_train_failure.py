@@ -27,31 +27,37 @@ from deltalake import write_deltalake
 
 from shoplake import cluster
 from shoplake.schemas import columns as C
-from shoplake.schemas.recsys import USER_ITEM_MATRIX
+from shoplake.schemas.recsys import INTERACTIONS, ITEM_FEATURES, USER_ITEM_MATRIX
 
 pytestmark = pytest.mark.cluster
 
 RUN_DATE = dt.date(2024, 3, 1)
 EPOCHS = 12
 EPOCH_SLEEP_S = 3.0  # keeps the tiny run going ~40 s, long enough to kill a node in the middle
-RUN_NAME = "mf-node-killed"
+RUN_NAME = "node-killed"
+HOLDOUT_DAYS = 7
 
 
-def _write_matrix(lake_root: Path) -> None:
-    """A small gold.user_item_matrix, written with delta-rs to the table's location."""
-    ts = dt.datetime(2024, 2, 29, 12, tzinfo=dt.timezone.utc)
-    rows = [
-        {
-            C.USER_ID: f"u{u}", C.ITEM_ID: f"i{i}", C.WEIGHT: float(1 + (u * i) % 5),
-            C.N_VIEWS: 1, C.N_CLICKS: 0, C.N_CARTS: 0, C.N_PURCHASES: 0, C.LAST_INTERACTION_TS: ts, C.RUN_DATE: RUN_DATE,
-        }  # fmt: skip
-        for u in range(40)
-        for i in range(30)
-        if (u + i) % 3 == 0
-    ]
-    table = pa.Table.from_pylist(rows, schema=USER_ITEM_MATRIX.arrow_schema())
-    uri = f"file://{lake_root / USER_ITEM_MATRIX.layer / USER_ITEM_MATRIX.name}"
-    write_deltalake(uri, table, partition_by=list(USER_ITEM_MATRIX.partition_by))
+def _write_lake(lake_root: Path) -> None:
+    """Feature snapshots of RUN_DATE and its holdout cutoff, written with delta-rs to the tables' locations."""
+    cutoff = RUN_DATE - dt.timedelta(days=HOLDOUT_DAYS)
+    before = dt.datetime.combine(cutoff, dt.time(), dt.timezone.utc) - dt.timedelta(hours=12)
+    after = dt.datetime.combine(cutoff, dt.time(), dt.timezone.utc) + dt.timedelta(hours=12)
+    early = [(f"u{u}", f"i{i}", before) for u in range(40) for i in range(30) if (u + i) % 3 == 0]
+    late = [(f"u{u}", f"i{(u * 7 + 1) % 30}", after) for u in range(40) if (u + (u * 7 + 1) % 30) % 3 != 0]
+    interactions, matrix, items = [], [], []
+    for day, rows in ((cutoff, early), (RUN_DATE, early + late)):
+        for u, i, ts in rows:
+            interactions.append({C.USER_ID: u, C.ITEM_ID: i, C.EVENT_TYPE: "purchase", C.EVENT_TS: ts, C.SOURCE: "orders", C.RUN_DATE: day})
+            matrix.append({
+                C.USER_ID: u, C.ITEM_ID: i, C.WEIGHT: 8.0, C.N_VIEWS: 0, C.N_CLICKS: 0, C.N_CARTS: 0, C.N_PURCHASES: 1,
+                C.LAST_INTERACTION_TS: ts, C.RUN_DATE: day,
+            })  # fmt: skip
+        items += [{C.ITEM_ID: f"i{i}", C.TITLE: f"item {i}", C.TEXT: f"item {i}", C.POPULARITY: 0, C.N_PURCHASES_30D: 0,
+                   C.FIRST_SEEN_TS: before, C.RUN_DATE: day} for i in range(30)]  # fmt: skip
+    for spec, rows in ((INTERACTIONS, interactions), (USER_ITEM_MATRIX, matrix), (ITEM_FEATURES, items)):
+        table = pa.Table.from_pylist(rows, schema=spec.arrow_schema())
+        write_deltalake(f"file://{lake_root / spec.layer / spec.name}", table, partition_by=list(spec.partition_by))
 
 
 def _train_workers(cfg) -> list[dict]:
@@ -85,8 +91,8 @@ def _checkpoint_epochs(run_path: Path) -> list[int]:
 def test_killed_ray_node_during_training_resumes_from_the_last_checkpoint(tmp_path):
     cfg = cluster_config(tmp_path / "run", "cluster.ray_head_cpus=1", "cluster.ray_worker_nodes=[1]")
     lake_root, runs_dir = tmp_path / "lake", tmp_path / "runs"
-    _write_matrix(lake_root)
-    run_path = runs_dir / "ray_results" / RUN_NAME
+    _write_lake(lake_root)
+    run_path = runs_dir / "ray_results" / f"{RUN_NAME}_mf_holdout"
     (tmp_path / "elsewhere").mkdir()
     settings = [
         f"runs_dir={runs_dir}",
@@ -98,8 +104,13 @@ def test_killed_ray_node_during_training_resumes_from_the_last_checkpoint(tmp_pa
         "training.max_failures=3",
         "training.batch_size=64",
         "training.embedding_dim=8",
+        # Only matrix factorization, trained once: the run under test is the holdout fit.
+        "recommender.models=[mf]",
+        "recommender.main_model=mf",
+        "recommender.refit=false",
+        f"recommender.holdout_days={HOLDOUT_DAYS}",
     ]
-    entry = ["python", "ray_apps/train_recommender.py", "--env", "cluster", "--name", RUN_NAME]
+    entry = ["python", "ray_apps/train_recommender.py", "--env", "cluster", "--name", RUN_NAME, "--no-register"]
     for s in settings:
         entry += ["--set", s]
 
@@ -148,7 +159,7 @@ def test_killed_ray_node_during_training_resumes_from_the_last_checkpoint(tmp_pa
         assert code == 0 and info.get("status") == "SUCCEEDED", f"{info.get('status')}: {info.get('message')}\n{tail(out_text)}"
         assert [n["node_id"] for n in cluster.ray_alive_nodes(cfg)] == [head]
 
-    history = json.loads(re.search(r"^history: (.*)$", out_text, re.M)[1])
+    history = json.loads(re.search(r"^history mf: (.*)$", out_text, re.M)[1])
     assert [h["epoch"] for h in history] == list(range(EPOCHS)), history
     first_try = [h for h in history if h["resumed_from"] is None]
     resumed = [h for h in history if h["resumed_from"] is not None]
