@@ -60,4 +60,13 @@ with DAG(
             "-- python ray_apps/train_recommender.py --env cluster --run-date {{ macros.ds_add(ds, 1) }}"
         ),
     )
+    score = BashOperator(
+        task_id="score_recommendations",
+        cwd=PROJECT,
+        bash_command=(
+            "ray job submit --address {{ var.value.shoplake_ray_dashboard }} --working-dir . "
+            "-- python ray_apps/score_recommendations.py --env cluster --run-date {{ macros.ds_add(ds, 1) }}"
+        ),
+    )
     ingest >> features >> [profile, train]
+    train >> score

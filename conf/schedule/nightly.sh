@@ -30,3 +30,7 @@ ray job submit --address "${RAY_DASHBOARD}" --working-dir . --runtime-env-json "
 
 ray job submit --address "${RAY_DASHBOARD}" --working-dir . --runtime-env-json "${ENV_JSON}" \
   -- python ray_apps/train_recommender.py --env cluster --run-date "${FEATURES_FOR}"
+
+# Scores every user with the version the training run just registered.
+ray job submit --address "${RAY_DASHBOARD}" --working-dir . --runtime-env-json "${ENV_JSON}" \
+  -- python ray_apps/score_recommendations.py --env cluster --run-date "${FEATURES_FOR}"
