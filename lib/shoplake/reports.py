@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from rich import box
 from rich.table import Table
 
 from shoplake.schemas import columns as C
@@ -11,6 +12,7 @@ from shoplake.schemas import columns as C
 #: Metrics shown, in order; ops.model_metrics holds more (every metric at k=10 and 20).
 SHOWN_METRICS = ("ndcg@10", "recall@20", "hr@10", "mrr", "coverage@10")
 BASELINES = ("popularity", "cooccurrence", "mf")
+SLICE_LABELS = {"cold_items": "cold"}
 
 
 def metrics_table(rows, main_model: str | None = None) -> Table:
@@ -28,16 +30,19 @@ def metrics_table(rows, main_model: str | None = None) -> Table:
         key = (r[C.MODEL_NAME], r[C.SLICE])
         values.setdefault(key, {})[r[C.METRIC]] = r[C.VALUE]
         users[key] = r[C.N_EVAL_USERS]
-    out = Table(title=f"recommenders on the holdout {first[C.CUTOFF_DATE]} .. {first[C.RUN_DATE]} (full-catalogue ranking)")
-    out.add_column("model")
-    out.add_column("slice")
+    # No vertical rules: the table fits an 80-column terminal.
+    out = Table(title=f"recommenders on the holdout {first[C.CUTOFF_DATE]} .. {first[C.RUN_DATE]} (full-catalogue ranking)", box=box.SIMPLE)
+    out.add_column("model", no_wrap=True, min_width=max(len(model) for model, _ in values))
+    out.add_column("items", no_wrap=True)
     for metric in SHOWN_METRICS:
-        out.add_column(metric, justify="right")
+        header = metric.replace("coverage", "cov")
+        out.add_column(header, justify="right", min_width=max(len(header), 6))
     out.add_column("users", justify="right")
-    for (model, slice_), vals in sorted(values.items(), key=lambda kv: (kv[0][1] != "all", kv[0][1], kv[0][0])):
+    order = {model: n for n, (model, _) in enumerate(values)}  # models in the order the run trained them
+    for (model, slice_), vals in sorted(values.items(), key=lambda kv: (kv[0][1] != "all", kv[0][1], order[kv[0][0]])):
         name = f"[bold]{model}[/bold]" if model == main_model else model
         cells = ["-" if vals.get(m) is None else f"{vals[m]:.4f}" for m in SHOWN_METRICS]
-        out.add_row(name, slice_, *cells, f"{users[(model, slice_)]:,}")
+        out.add_row(name, SLICE_LABELS.get(slice_, slice_), *cells, f"{users[(model, slice_)]:,}")
     caption = _versus_baselines(values, main_model)
     if caption:
         out.caption = caption
