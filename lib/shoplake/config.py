@@ -161,20 +161,20 @@ class SequenceModelConfig(_Strict):
     layers: int = Field(2, ge=1)
     heads: int = Field(2, ge=1)
     dropout: float = Field(0.2, ge=0, lt=1)
-    epochs: int = Field(20, ge=1)
-    batch_size: int = Field(128, ge=1, description="Sequences per step and worker.")
-    lr: float = Field(0.001, gt=0)
+    epochs: int = Field(8, ge=1)
+    batch_size: int = Field(64, ge=1, description="Windows of max_len items per step and worker (2 workers: 128 a step).")
+    lr: float = Field(0.002, gt=0)
     text_fusion: bool = Field(True, description="Add the projected text embedding to each item's id embedding.")
     fine_tune_text: bool = Field(False, description="Also train the text encoder's last layers (slower).")
     id_dropout: float = Field(0.0, ge=0, lt=1, description="Training only: chance an item's id embedding is dropped in a step, so its text must stand for it.")
-    item_bias: bool = Field(False, description="A per-item logit bias (learnt for known items, from text for all).")
+    item_bias: bool = Field(True, description="A per-item logit bias (learnt for known items, from text for all).")
     shuffle_baskets: bool = Field(True, description="Items bought at the same time are reordered at random every epoch (their logged order means nothing).")
     mask_seen: bool = Field(False, description="Leave the items a position has already seen out of its training softmax.")
     recency_half_life_days: float | None = Field(
-        None, gt=0, description="Training targets weigh half as much every this many days before the newest; None: all equal."
+        14.0, gt=0, description="Training targets weigh half as much every this many days before the newest; None: all equal."
     )
     recency_floor: float = Field(0.0, ge=0, lt=1, description="Weight even the oldest training target keeps.")
-    dedupe: Literal["none", "first", "last"] = Field("none", description="Repeated items in a sequence: keep all, or only the first or the last occurrence.")
+    dedupe: Literal["none", "first", "last"] = Field("first", description="Repeated items in a sequence: keep all, or only the first or the last occurrence.")
 
 
 class RecommenderConfig(_Strict):

@@ -15,6 +15,9 @@ has an id embedding that was never trained, so it is represented by its text alo
 and it is still ranked by how close its text is to what the user's history
 predicts. During training an item's id embedding is also dropped with probability
 ``id_dropout``, which teaches the text projection to carry the signal on its own.
+With ``item_bias`` each logit also gets ``known(i) * b_i + w . text_embedding(i)``:
+how likely an item is next whatever the history (what sells now), for a new item
+judged from its text.
 
 Token convention (inside the model): ``0`` is padding, ``1..n_items`` are the
 catalogue items ``0..n_items-1`` shifted by one, and ``n_items + 1`` marks the
@@ -175,20 +178,26 @@ class TextAwareSASRec(nn.Module):
         if self.id_bias is not None:
             nn.init.zeros_(self.id_bias.weight)
 
-    def item_representations(self, tokens: torch.Tensor | None = None) -> torch.Tensor:
-        """Representations of tokens (all ``n_items + 2`` rows when None).
+    def id_keep(self) -> torch.Tensor:
+        """Which tokens use their id embedding and bias now (bool, ``(n_items + 2,)``).
 
-        Returns:
-            Shape ``tokens.shape + (dim,)``, or ``(n_items + 2, dim)``.
+        The known items; in training, each also dropped with probability ``id_dropout``.
         """
-        if tokens is None:
-            tokens = torch.arange(self.n_items + 2, device=self.item_emb.weight.device)
-        keep = self.known[tokens]
+        keep = self.known
         if self.training and self.id_dropout > 0:
-            keep = keep & (torch.rand(tokens.shape, device=tokens.device) >= self.id_dropout)
-        rep = self.item_emb(tokens) * keep.unsqueeze(-1).to(self.item_emb.weight.dtype)
+            keep = keep & (torch.rand(keep.shape, device=keep.device) >= self.id_dropout)
+        return keep
+
+    def item_representations(self, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """Representations of all ``n_items + 2`` tokens, shape ``(n_items + 2, dim)``.
+
+        Args:
+            keep: From :meth:`id_keep` (drawn anew when None).
+        """
+        keep = self.id_keep() if keep is None else keep
+        rep = self.item_emb.weight * keep.unsqueeze(-1).to(self.item_emb.weight.dtype)
         if self.text_proj is not None:
-            rep = rep + self.text_proj(self.text_table[tokens])
+            rep = rep + self.text_proj(self.text_table)
         return rep
 
     def _attention_mask(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -216,20 +225,21 @@ class TextAwareSASRec(nn.Module):
         length = tokens.shape[1]
         if length > self.max_len:
             raise ValueError(f"sequences of {length} tokens exceed max_len {self.max_len}")
-        x = item_rep[tokens] if item_rep is not None else self.item_representations(tokens)
+        x = (item_rep if item_rep is not None else self.item_representations())[tokens]
         positions = torch.arange(self.max_len - length, self.max_len, device=tokens.device)
         x = self.input_dropout(x + self.pos_emb(positions).unsqueeze(0))
         x = x * (tokens != PAD).unsqueeze(-1).to(x.dtype)
         x = self.encoder(x, mask=self._attention_mask(tokens))
         return self.final_norm(x)
 
-    def logits(self, hidden: torch.Tensor, rep: torch.Tensor, candidates: torch.Tensor | None = None) -> torch.Tensor:
+    def logits(self, hidden: torch.Tensor, rep: torch.Tensor, candidates: torch.Tensor | None = None, keep: torch.Tensor | None = None) -> torch.Tensor:
         """Scores of the catalogue (or of ``candidates``) from hidden states ``(..., dim)``.
 
         Args:
             hidden: Hidden states.
             rep: :meth:`item_representations` of all tokens.
             candidates: Catalogue indices to score; None: all items.
+            keep: From :meth:`id_keep`, the same draw as ``rep``'s; None: the known items.
 
         Returns:
             Shape ``(..., n_candidates)``.
@@ -237,7 +247,8 @@ class TextAwareSASRec(nn.Module):
         tokens = torch.arange(1, self.n_items + 1, device=rep.device) if candidates is None else candidates + 1
         out = hidden @ rep[tokens].T
         if self.id_bias is not None:
-            bias = self.id_bias(tokens).squeeze(-1) * self.known[tokens].to(out.dtype)
+            keep = self.known if keep is None else keep
+            bias = self.id_bias(tokens).squeeze(-1) * keep[tokens].to(out.dtype)
             if self.text_bias is not None:
                 bias = bias + self.text_bias(self.text_table[tokens]).squeeze(-1)
             out = out + bias
@@ -254,11 +265,12 @@ class TextAwareSASRec(nn.Module):
         Returns:
             Shape ``(batch, L, n_candidates)``, or ``(n_selected, n_candidates)`` with ``select``.
         """
-        rep = self.item_representations()
+        keep = self.id_keep()
+        rep = self.item_representations(keep)
         hidden = self.hidden(tokens, rep)
         if select is not None:
             hidden = hidden[select]
-        return self.logits(hidden, rep, candidates)
+        return self.logits(hidden, rep, candidates, keep)
 
     def score_last(self, tokens: torch.Tensor) -> torch.Tensor:
         """Next-item logits after the last position of each row, shape ``(batch, n_items)``."""

@@ -132,7 +132,7 @@ def test_a_cold_item_ranks_by_how_close_its_text_is_to_the_users_taste():
     from shoplake.training.sequence import sequence_windows
 
     text, sequences = two_taste_groups()
-    cfg = config(n_items=20, max_len=6, id_dropout=0.3)
+    cfg = config(n_items=20, max_len=6, id_dropout=0.3, item_bias=True)
     windows = sequence_windows(sequences, 6, 20)
     inputs, targets = windows.inputs, windows.targets
     known = np.zeros(20, dtype=bool)
@@ -154,7 +154,7 @@ def test_a_cold_item_ranks_by_how_close_its_text_is_to_the_users_taste():
     assert scores[0, [8, 9]].min() > scores[0, [18, 19]].max()
     assert scores[1, [18, 19]].min() > scores[1, [8, 9]].max()
     # Without text the cold items cannot be told apart: their representations are equal (zero).
-    blind = SasrecScorer(cfg | {"text_fusion": False}, {k: v for k, v in model.state_dict().items() if not k.startswith("text_proj")}, text)
+    blind = SasrecScorer(cfg | {"text_fusion": False}, {k: v for k, v in model.state_dict().items() if not k.startswith(("text_proj", "text_bias"))}, text)
     vectors = blind.item_vectors()
     np.testing.assert_allclose(vectors[8], vectors[18])
 
@@ -208,3 +208,12 @@ def test_old_windows_are_dropped_by_recency():
     windows = sequence_windows([np.arange(5), np.array([6, 7])], 2, N_ITEMS, weights=weights, timestamps=times)
     # Only the first user's last window (items 3, 4) is recent enough to train on.
     assert windows.targets[windows.targets != PAD].tolist() == [4, 5]
+
+
+def test_masking_seen_items_keeps_a_repeated_target_and_lowers_the_loss(model):
+    inputs = torch.tensor([[PAD, 13, 1, 2, 3, 2, 4, 5]])
+    targets = torch.tensor([[PAD, 1, 2, 3, 2, 4, 5, 1]])  # items 1 and 0 come back
+    plain, n = sequence_loss(model, inputs, targets)
+    masked, n_masked = sequence_loss(model, inputs, targets, mask_seen=True)
+    assert n == n_masked == 7
+    assert torch.isfinite(masked) and masked < plain
