@@ -161,7 +161,7 @@ class SequenceModelConfig(_Strict):
     layers: int = Field(2, ge=1)
     heads: int = Field(2, ge=1)
     dropout: float = Field(0.2, ge=0, lt=1)
-    epochs: int = Field(8, ge=1)
+    epochs: int = Field(12, ge=1)
     batch_size: int = Field(64, ge=1, description="Windows of max_len items per step and worker (2 workers: 128 a step).")
     lr: float = Field(0.002, gt=0)
     text_fusion: bool = Field(True, description="Add the projected text embedding to each item's id embedding.")
