@@ -3,8 +3,9 @@
 For each dataset the script makes sure a lake with the features of the run date and
 of its holdout cutoff exists (building it through the platform's own steps when it
 does not: ``shoplake import`` / ``generate``, then ``shoplake nightly --no-recommend``),
-then runs the recommendation run without registering anything
-(:func:`shoplake.training.recommendation.run_recommendation`, ``register=False``):
+then runs the recommendation run without registering anything or refitting for
+serving (:func:`shoplake.training.recommendation.run_recommendation`,
+``register=False``, ``recommender.refit=false``):
 popularity, item co-occurrence, matrix factorization and the text-aware sequence
 model are trained on the snapshot before the cutoff and ranked over the whole
 catalogue against the purchases of the held-out days. It prints the metrics table
@@ -103,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     summary = []
     for name in args.dataset or sorted(DATASETS):
         overrides, run_date = ensure_lake(name, cfg)
-        dcfg = load_config(cfg.env, [*args.overrides, *overrides, f"runs_dir={ROOT}/runs/bench"])
+        # Quality only: the holdout fits are what is measured, no retraining for serving.
+        dcfg = load_config(cfg.env, ["recommender.refit=false", *args.overrides, *overrides, f"runs_dir={ROOT}/runs/bench"])
         init_ray(dcfg)
         started = time.monotonic()
         result = run_recommendation(dcfg, Lake(dcfg), run_date, name=f"bench_{name.replace('-', '_')}", register=False)

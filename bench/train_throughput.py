@@ -41,7 +41,7 @@ def make_task(kind: str, data, cfg):
     from shoplake.models.text_encoder import encode_texts
     from shoplake.training.sequence import build_task
 
-    return build_task(cfg, data.sequences, encode_texts(data.texts, cfg.text_encoder))
+    return build_task(cfg, data.sequences, encode_texts(data.texts, cfg.text_encoder), data.times)
 
 
 def plain_torch(task, epochs: int, lr: float, seed: int) -> tuple[list[float], int, float]:

@@ -103,6 +103,8 @@ def test_the_split_holds_out_later_purchases_of_known_users(rec_lake):
     # Sequences: time order, a repeated item collapsed into one step, equal times by item id.
     assert [train.item_ids.decode(s) for s in train.sequences] == [["i1", "i2"], ["i2", "i3"], ["i1", "i2"]]
     assert [b.tolist() for b in train.bought] == [[True, True], [False, True], [True, True]]
+    # A step's time is its first interaction's (u1's view of i1 at 10:00).
+    assert train.times[0][0] == ts(1, 10, 0).timestamp() and train.times[2].tolist() == [ts(5).timestamp()] * 2
     # Held out: u1's new purchase i3 (i2 was bought before, i4 only viewed); u2's i6; u3 nothing.
     assert [sorted(train.item_ids.decode(r)) for r in split.relevant] == [["i3"], ["i6"], []]
     assert split.eval_users().tolist() == [0, 1]

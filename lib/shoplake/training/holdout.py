@@ -53,6 +53,7 @@ class TrainingData:
         sequences: Per user index, the item indices of the user's interactions,
             oldest first; a repeat of the item just before is dropped.
         bought: Parallel to ``sequences``: whether that interaction was a purchase.
+        times: Parallel to ``sequences``: when it happened, seconds since the epoch.
         titles: Title per item index (None when unknown).
         categories: Category per item index.
         texts: Text-encoder input per item index ("" when the item has no text).
@@ -67,6 +68,7 @@ class TrainingData:
     pair_weights: np.ndarray
     sequences: list[np.ndarray]
     bought: list[np.ndarray]
+    times: list[np.ndarray]
     titles: list[str | None]
     categories: list[str | None]
     texts: list[str]
@@ -132,20 +134,24 @@ def _snapshot(lake, spec, run_date: dt.date, columns: list[str]) -> tuple[pa.Tab
     return table, version
 
 
-def _sequences(table: pa.Table, user_ids: IdMap, item_ids: IdMap) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def _sequences(table: pa.Table, user_ids: IdMap, item_ids: IdMap) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
     """Per-user item sequences from interaction rows, oldest first, immediate repeats dropped.
 
     Equal timestamps (the lines of one order) keep the order of the item ids, so the
     same data always gives the same sequences.
+
+    Returns:
+        Per user: item indices, whether each step was bought, and each step's time
+        (seconds since the epoch, of its first interaction).
     """
     users = user_ids.lookup(table[C.USER_ID].to_pylist())
     items = item_ids.lookup(table[C.ITEM_ID].to_pylist())
-    ts = pc.cast(table[C.EVENT_TS], pa.int64()).to_numpy()
+    ts = pc.cast(pc.cast(table[C.EVENT_TS], pa.timestamp("us", "UTC")), pa.int64()).to_numpy() / 1e6
     purchase = np.asarray(pc.equal(table[C.EVENT_TYPE], PURCHASE).to_numpy(zero_copy_only=False), dtype=bool)
     keep = (users >= 0) & (items >= 0)
     users, items, ts, purchase = users[keep], items[keep], ts[keep], purchase[keep]
     order = np.lexsort((items, ts, users))
-    users, items, purchase = users[order], items[order], purchase[order]
+    users, items, ts, purchase = users[order], items[order], ts[order], purchase[order]
     # A repeat of the previous item of the same user (view, click, cart, purchase of one
     # product) is one step of the sequence; it counts as bought if any of them was.
     new_step = np.ones(len(items), dtype=bool)
@@ -153,11 +159,10 @@ def _sequences(table: pa.Table, user_ids: IdMap, item_ids: IdMap) -> tuple[list[
     step_id = np.cumsum(new_step) - 1
     step_bought = np.zeros(int(new_step.sum()), dtype=bool)
     np.logical_or.at(step_bought, step_id, purchase)
-    users, items = users[new_step], items[new_step]
+    users, items, ts = users[new_step], items[new_step], ts[new_step]
     bounds = np.searchsorted(users, np.arange(len(user_ids) + 1))
-    seqs = [items[bounds[u] : bounds[u + 1]] for u in range(len(user_ids))]
-    flags = [step_bought[bounds[u] : bounds[u + 1]] for u in range(len(user_ids))]
-    return seqs, flags
+    rows = [slice(bounds[u], bounds[u + 1]) for u in range(len(user_ids))]
+    return [items[r] for r in rows], [step_bought[r] for r in rows], [ts[r] for r in rows]
 
 
 def load_training_data(lake, as_of: dt.date, catalogue_date: dt.date | None = None) -> TrainingData:
@@ -185,7 +190,7 @@ def load_training_data(lake, as_of: dt.date, catalogue_date: dt.date | None = No
     texts = [""] * len(item_ids)
     for i, title, category, text in zip(pos, items[C.TITLE].to_pylist(), items[C.CATEGORY].to_pylist(), items[C.TEXT].to_pylist()):
         titles[i], categories[i], texts[i] = title, category, text or ""
-    sequences, bought = _sequences(events, user_ids, item_ids)
+    sequences, bought, times = _sequences(events, user_ids, item_ids)
     data = TrainingData(
         as_of=as_of,
         user_ids=user_ids,
@@ -195,6 +200,7 @@ def load_training_data(lake, as_of: dt.date, catalogue_date: dt.date | None = No
         pair_weights=matrix[C.WEIGHT].to_numpy().astype(np.float32),
         sequences=sequences,
         bought=bought,
+        times=times,
         titles=titles,
         categories=categories,
         texts=texts,

@@ -134,7 +134,9 @@ def fit_model(kind: str, data: TrainingData, cfg: Config, name: str, *, text_emb
         from shoplake.training.sequence import train_sequence_model
 
         text_emb = (text_embeddings or _TextEmbeddings(cfg))(data.texts)
-        run, model_config = train_sequence_model(cfg, data.sequences, text_emb, name, epochs=epochs, fail_at_epoch=fail_at_epoch)
+        run, model_config = train_sequence_model(
+            cfg, data.sequences, text_emb, name, epochs=epochs, timestamps=data.times, fail_at_epoch=fail_at_epoch
+        )
         scorer = SasrecScorer(model_config, run.load_state()["model"], text_emb)
         fitted = FittedModel(kind, scorer, run, params=dict(model_config))
     else:
