@@ -3,7 +3,7 @@
 What it measures, on the same registered bundle and the same sequence of users:
 
 * **serve**: ``GET /recommend?user_id=U&k=K`` against the shoplake Serve application
-  (ingress + ``Recommender`` deployment) on 127.0.0.1, fired by ``--clients``
+  (one deployment: ingress and model in each replica) on 127.0.0.1, fired by ``--clients``
   threads, each with its own keep-alive HTTP connection, ``--requests`` requests in
   all; every answer must be 200 with ``k`` items or the run fails;
 * **in-process**: ``bundle.recommend([U], K)`` called in a loop in this process, one

@@ -167,6 +167,16 @@ def _to_device(batch: Any, device: torch.device) -> Any:
     return batch
 
 
+def _quiet_report_log() -> None:
+    """Keep Ray Train from logging every report with its whole metrics dict (the history grows each epoch)."""
+    try:
+        from ray.train.v2._internal.execution import context as train_context
+    except ImportError:  # another Ray Train version: its logging is left as it is
+        return
+    # Ray names this module's logger by its file path.
+    logging.getLogger(train_context.__file__).setLevel(logging.WARNING)
+
+
 def train_loop_per_worker(config: dict) -> None:
     """Train ``config["task"]`` for ``config["epochs"]`` epochs, resuming if a checkpoint exists.
 
@@ -184,6 +194,7 @@ def train_loop_per_worker(config: dict) -> None:
     import ray.train
     import ray.train.torch
 
+    _quiet_report_log()
     task: EpochTask = config["task"]
     context = ray.train.get_context()
     rank, world_size = context.get_world_rank(), context.get_world_size()
