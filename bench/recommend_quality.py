@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         dcfg = load_config(cfg.env, ["recommender.refit=false", *args.overrides, *overrides, f"runs_dir={ROOT}/runs/bench"])
         init_ray(dcfg)
         started = time.monotonic()
-        result = run_recommendation(dcfg, Lake(dcfg), run_date, name=f"bench_{name.replace('-', '_')}", register=False)
+        result = run_recommendation(dcfg, Lake(dcfg), run_date, name=f"bench_{name.replace('-', '_')}_{run_date}_{int(time.time())}", register=False)
         seconds = time.monotonic() - started
         console.print(f"\n[bold]{name}[/bold]: run date {run_date}, {seconds:.0f} s")
         console.print(metrics_table(metrics_rows(result.metrics, run_date, result.cutoff, None, dt.datetime.now(dt.timezone.utc)), result.main_model))

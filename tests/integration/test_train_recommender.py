@@ -56,6 +56,9 @@ def test_train_mf_lowers_the_loss_on_two_workers(matrix_lake):
     assert json.loads((checkpoint / "meta.json").read_text())["epoch"] == 2
     assert len(json.loads((checkpoint / USERS_FILE).read_text())["ids"]) == 24
     assert len(json.loads((checkpoint / ITEMS_FILE).read_text())["ids"]) == 16
+    # A second run under the same name would resume from this one's checkpoint: refused.
+    with pytest.raises(ValueError, match="run 'mf-loss' already exists"):
+        train_mf(cfg, lake, epochs=1, name="mf-loss")
 
 
 def test_a_failed_worker_resumes_from_the_last_checkpoint(matrix_lake):

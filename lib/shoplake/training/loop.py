@@ -301,13 +301,15 @@ def fit(cfg, task: EpochTask, name: str, epochs: int | None = None, *, lr: float
             ``cfg.training`` (epochs, lr, seed, retries, checkpoints kept,
             placement), ``cfg.runs_dir``.
         task: What to train.
-        name: Run name, its folder under ``<runs_dir>/ray_results``.
+        name: Run name, its folder under ``<runs_dir>/ray_results``; it must not exist
+            yet (on a local ``runs_dir``).
         epochs: Overrides ``cfg.training.epochs``.
         lr: Overrides ``cfg.training.lr``.
         fail_at_epoch: Tests only: rank 0 fails once after this epoch's checkpoint
             (needs a local ``runs_dir``).
 
     Raises:
+        ValueError: The run folder exists already.
         ray.train.TrainingFailedError: Training failed more than ``max_failures`` times.
     """
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
@@ -317,6 +319,10 @@ def fit(cfg, task: EpochTask, name: str, epochs: int | None = None, *, lr: float
 
     tc, rc = cfg.training, cfg.ray
     storage = storage_path(cfg)
+    # Ray Train resumes a run whose folder exists from its last checkpoint, whatever data
+    # it was trained on; a new run must not pick up an older one's weights.
+    if "://" not in storage and Path(storage, name).exists():
+        raise ValueError(f"run {name!r} already exists in {storage}: choose another name or remove that folder")
     if fail_at_epoch is not None and "://" in storage:
         raise ValueError("fail_at_epoch needs a local runs_dir: its marker file is written with plain file I/O")
     train_config = {

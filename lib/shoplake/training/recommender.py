@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -23,7 +23,7 @@ from shoplake.config import Config
 from shoplake.models.mf import IdMap, MatrixFactorization, mf_step_loss
 from shoplake.schemas import columns as C
 from shoplake.schemas.recsys import USER_ITEM_MATRIX
-from shoplake.training.loop import fit
+from shoplake.training.loop import FitResult, fit
 
 log = logging.getLogger(__name__)
 
@@ -90,9 +90,9 @@ class MFTask:
         return {USERS_FILE: self.user_ids.to_json(), ITEMS_FILE: self.item_ids.to_json()}
 
 
-@dataclass
-class TrainResult:
-    """What one :func:`train_mf` run produced.
+@dataclass(kw_only=True)
+class TrainResult(FitResult):
+    """What one :func:`train_mf` run produced: the Ray Train run and its inputs.
 
     Attributes:
         run_date: The features date trained on.
@@ -100,10 +100,6 @@ class TrainResult:
         rows: Observed pairs trained on.
         n_users: Distinct users.
         n_items: Distinct items.
-        run_path: The run's folder under ``<runs_dir>/ray_results``.
-        checkpoint_path: The last checkpoint (weights, optimizer, id maps).
-        metrics: Final metrics of rank 0 (``epoch``, ``loss``, ``history``, ...).
-        seconds: Wall time of the trainer.
     """
 
     run_date: dt.date
@@ -111,19 +107,6 @@ class TrainResult:
     rows: int
     n_users: int
     n_items: int
-    run_path: str
-    checkpoint_path: str | None
-    metrics: dict = field(default_factory=dict)
-    seconds: float = 0.0
-
-    @property
-    def history(self) -> list[dict]:
-        """One entry per epoch: ``epoch``, ``loss``, ``resumed_from``, ``nodes``."""
-        return list(self.metrics.get("history", []))
-
-    @property
-    def losses(self) -> list[float]:
-        return [h["loss"] for h in self.history]
 
 
 def read_user_item_matrix(lake, run_date: dt.date, version: int):
@@ -204,13 +187,10 @@ def train_mf(
     name = name or f"mf_{run_date.isoformat()}_{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}"
     fitted = fit(cfg, task, name, epochs, fail_at_epoch=fail_at_epoch)
     return TrainResult(
+        **vars(fitted),
         run_date=run_date,
         table_version=version,
         rows=table.num_rows,
         n_users=len(task.user_ids),
         n_items=len(task.item_ids),
-        run_path=fitted.run_path,
-        checkpoint_path=fitted.checkpoint_path,
-        metrics=fitted.metrics,
-        seconds=fitted.seconds,
     )
