@@ -122,7 +122,7 @@ def test_synthetic_shop_features_two_run_dates_then_a_rerun(cfg, lake):
         assert after == before[spec.full_name], spec.full_name
 
 
-@pytest.mark.skipif(not RETAIL.is_dir(), reason=f"Online Retail data not found at {RETAIL}")
+@pytest.mark.skipif(not RETAIL.is_dir(), reason=f"the public Online Retail files are read in place from {RETAIL}, outside the repository, and this checkout has none")
 def test_online_retail_has_only_orders_and_products(cfg, lake, caplog):
     from shoplake.datagen.online_retail import import_online_retail
 

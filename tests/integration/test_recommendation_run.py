@@ -139,7 +139,9 @@ def test_run_writes_metrics_registers_the_main_model_and_reruns_idempotently(rec
     from shoplake.registry import load_serving_bundle
 
     cfg, lake = rec_lake
+    assert lake.run_dates(MODEL_METRICS) == []  # no table yet
     first = run_recommendation(cfg, lake, name="rec-a")
+    assert lake.run_dates(MODEL_METRICS) == [D]
 
     assert first.run_date == D and first.cutoff == CUTOFF  # the latest snapshot by default
     assert set(first.metrics) == {"popularity", "cooccurrence"}

@@ -71,7 +71,7 @@ def holdout_dates(cfg: Config, lake: Lake, run_dates: list[dt.date]) -> list[dt.
     is missing (a first run, a backfill), so the feature step can build them too.
     """
     cutoffs = {d - dt.timedelta(days=cfg.recommender.holdout_days) for d in run_dates}
-    have = set(lake.run_dates(USER_ITEM_MATRIX)) if lake.version(USER_ITEM_MATRIX) is not None else set()
+    have = set(lake.run_dates(USER_ITEM_MATRIX))
     return sorted(cutoffs - have - set(run_dates))
 
 

@@ -171,7 +171,8 @@ class Lake:
     def run_dates(self, table: str | TableSpec, version: int | None = None) -> list[dt.date]:
         """The ``run_date`` partitions of a table, sorted (from the Delta log; no data is read).
 
-        Empty for a table without rows; a table not partitioned by ``run_date`` is an error.
+        Empty for a table that does not exist or has no rows; a table not partitioned
+        by ``run_date`` is an error.
         """
         import pyarrow as pa
         from deltalake import DeltaTable
@@ -179,6 +180,8 @@ class Lake:
         spec = get_spec(table)
         if C.RUN_DATE not in spec.partition_by:
             raise ValueError(f"table {spec.full_name} is not partitioned by {C.RUN_DATE}")
+        if version is None and self.version(spec) is None:
+            return []
         actions = pa.table(DeltaTable(self.uri(spec), version=version, storage_options=self.storage_options).get_add_actions(flatten=True))
         column = f"partition.{C.RUN_DATE}"
         if not actions.num_rows:

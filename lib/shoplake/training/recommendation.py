@@ -240,7 +240,7 @@ def run_recommendation(
     step = on_step or (lambda text: log.info("%s", text))
     rc = cfg.recommender
     if run_date is None:
-        dates = lake.run_dates(USER_ITEM_MATRIX) if lake.version(USER_ITEM_MATRIX) is not None else []
+        dates = lake.run_dates(USER_ITEM_MATRIX)
         if not dates:
             raise ValueError(f"no {USER_ITEM_MATRIX.full_name} snapshot in {lake.root}; run the features step first")
         run_date = dates[-1]

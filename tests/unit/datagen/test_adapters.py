@@ -29,7 +29,7 @@ PRICERUNNER = DATA / "pricerunner-products" / "pricerunner_aggregate.csv.gz"
 # Three real days with cancellations, guests, postage/manual lines and stock write-offs.
 RETAIL_DAYS = ("2010-12-01", "2010-12-03")
 
-needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"public data not found at {DATA}")
+needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"the public datasets are read in place from {DATA}, outside the repository, and this checkout has none")
 
 
 def read_landing(root: Path, source: str) -> pd.DataFrame:
