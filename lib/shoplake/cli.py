@@ -140,26 +140,38 @@ def run_nightly(cfg: Config, days: list[dt.date], sources: list[str] | None = No
         task = progress.add_task("scoring serving.recommendations", total=1)
         scored = score_recommendations(cfg, lake, features_for)
         progress.update(task, completed=1, description=f"scoring: {scored.rows:,} recommendations for {scored.users:,} users")
-    console.print(_metrics_of(cfg, lake, features_for))
+    console.print(*_metrics_of(cfg, lake, features_for))
 
 
-def _metrics_of(cfg: Config, lake, run_date: dt.date | None = None):
-    from shoplake.reports import metrics_table
-    from shoplake.schemas.ops import MODEL_METRICS
+def _metrics_of(cfg: Config, lake, run_date: dt.date | None = None) -> list:
+    """The rich tables of ``ops.model_metrics`` for a run date (default the latest), one per task that has rows."""
+    from shoplake.reports import forecast_metrics_table, metrics_table
+    from shoplake.schemas import columns as C
+    from shoplake.schemas.ops import MODEL_METRICS, TASK_FORECASTING, TASK_RECOMMENDATION
+    from shoplake.training.model_metrics import read_model_metrics
 
     if lake.version(MODEL_METRICS) is None:
-        raise SystemExit(f"error: no {MODEL_METRICS.full_name} in {lake.root}; run train-recommender first")
+        raise SystemExit(f"error: no {MODEL_METRICS.full_name} in {lake.root}; run train-recommender or train-forecaster first")
     dates = lake.run_dates(MODEL_METRICS)
     run_date = run_date or (dates[-1] if dates else None)
     if run_date not in dates:
         raise SystemExit(f"error: {MODEL_METRICS.full_name} has no run date {run_date} (has: {', '.join(map(str, dates)) or 'none'})")
-    return metrics_table(lake.to_arrow(MODEL_METRICS, run_date=run_date), cfg.recommender.main_model)
+    rows = read_model_metrics(lake, run_date)
+    tables = []
+    for task, render, main in (
+        (TASK_RECOMMENDATION, metrics_table, cfg.recommender.main_model),
+        (TASK_FORECASTING, forecast_metrics_table, cfg.forecasting.main_model),
+    ):
+        mine = [r for r in rows.to_pylist() if r[C.TASK] == task]
+        if mine:
+            tables.append(render(mine, main))
+    return tables
 
 
 def cmd_metrics(cfg: Config, args: argparse.Namespace) -> int:
     from shoplake.lake import Lake
 
-    console.print(_metrics_of(cfg, Lake(cfg), args.run_date))
+    console.print(*_metrics_of(cfg, Lake(cfg), args.run_date))
     return 0
 
 

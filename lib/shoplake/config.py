@@ -194,6 +194,34 @@ class RecommenderConfig(_Strict):
     serving_alias: str = "serving"
 
 
+class ForecastingConfig(_Strict):
+    """Demand forecasting: backtests, the global quantile model, the replenishment plan."""
+
+    horizon_days: int = Field(28, ge=1, description="Days forecast from the run date on.")
+    history_days: int = Field(28, ge=7, description="Days of an item's past the global model reads per forecast.")
+    backtest_origins: int = Field(3, ge=1, description="Rolling-origin cut-offs of the backtest, horizon_days apart, the last one horizon_days before the run date.")
+    min_history_days: int = Field(28, ge=1, description="Items with fewer days since their first sale at a cut-off are not evaluated there.")
+    moving_average_days: int = Field(28, ge=1, description="Window of the moving-average baseline.")
+    models: list[Literal["seasonal_naive", "moving_average", "ets", "quantile_net"]] = Field(
+        default_factory=lambda: ["seasonal_naive", "moving_average", "ets", "quantile_net"],
+        description="Models backtested side by side.",
+    )
+    main_model: Literal["seasonal_naive", "moving_average", "ets", "quantile_net"] = Field(
+        "quantile_net", description="The model registered for serving and batch forecasts."
+    )
+    hidden: int = Field(128, ge=8, description="Width of the global model's hidden layers.")
+    layers: int = Field(2, ge=1, description="Hidden layers of the global model.")
+    dropout: float = Field(0.1, ge=0, lt=1)
+    epochs: int = Field(8, ge=1)
+    batch_size: int = Field(512, ge=1, description="Training windows per step and worker.")
+    lr: float = Field(0.002, gt=0)
+    windows_per_epoch: int = Field(100_000, ge=1, description="Training windows sampled per epoch over all items (all of them when fewer).")
+    service_level: float = Field(0.95, gt=0.5, lt=1, description="Target cycle service level of the safety stock.")
+    review_period_days: int = Field(7, ge=0, description="Days between orders: stock must cover lead time plus this.")
+    default_lead_time_days: int = Field(7, ge=0, description="Lead time for items whose inventory rows have none.")
+    registered_model: str = "shoplake-forecaster"
+
+
 class Config(_Strict):
     env: str
     project_root: str
@@ -210,6 +238,7 @@ class Config(_Strict):
     text_encoder: TextEncoderConfig = TextEncoderConfig()
     sequence_model: SequenceModelConfig = SequenceModelConfig()
     recommender: RecommenderConfig = RecommenderConfig()
+    forecasting: ForecastingConfig = ForecastingConfig()
 
 
 def default_conf_dir() -> Path:

@@ -1,11 +1,12 @@
-"""The model registry: recommender bundles as versions of one MLflow registered model.
+"""The model registry: model bundles as versions of MLflow registered models.
 
-Training logs a bundle folder with :func:`log_model`: one MLflow run holding its
-parameters, metrics, the Delta versions of the tables it was trained on (tags
-``delta.<table>.version``) and the folder itself (artifact ``bundle``), registered as
-a new version of ``recommender.registered_model``. The alias
-``recommender.serving_alias`` names the version that batch scoring and the
-``/recommend`` endpoint use; :func:`load_serving_bundle` fetches it.
+Training logs a bundle folder (a folder with a ``bundle.json``) with :func:`log_model`:
+one MLflow run holding its parameters, metrics, the Delta versions of the tables it
+was trained on (tags ``delta.<table>.version``) and the folder itself (artifact
+``bundle``), registered as a new version of ``recommender.registered_model`` (the
+recommender) or of the name a caller passes (``forecasting.registered_model``). The
+alias ``recommender.serving_alias`` names the version that batch scoring and the
+endpoints use; :func:`load_serving_bundle` fetches the recommender's.
 
 With ``recommender.registry_uri`` unset the registry is a SQLite file under the lake,
 ``<lake.root>/_mlflow/mlflow.db``, and artifacts live beside it in
@@ -189,8 +190,11 @@ def _is_missing(exc: Exception) -> bool:
     return code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE") or "not found" in str(exc)
 
 
-def _experiment_id(client, cfg: Config, uri: str) -> str:
-    name = cfg.recommender.registered_model
+def _registered(cfg: Config, registered_model: str | None) -> str:
+    return registered_model or cfg.recommender.registered_model
+
+
+def _experiment_id(client, cfg: Config, uri: str, name: str) -> str:
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
@@ -209,6 +213,7 @@ def log_model(
     set_serving: bool = True,
     run_name: str | None = None,
     extra_artifacts: Mapping[str, str] | None = None,
+    registered_model: str | None = None,
 ) -> ModelVersionInfo:
     """Log a saved bundle as an MLflow run and register it as a new model version.
 
@@ -223,6 +228,8 @@ def log_model(
         set_serving: Move the serving alias to the new version.
         run_name: MLflow run name (default: ``<model_name>_<run_date>``).
         extra_artifacts: More files or folders to keep with the run: artifact folder -> local path.
+        registered_model: Registered model to add the version to (default ``recommender.registered_model``;
+            the forecaster passes ``forecasting.registered_model``).
 
     Returns:
         The registered version.
@@ -243,10 +250,10 @@ def log_model(
     db = _sqlite_file(uri)
     if db is not None:
         db.parent.mkdir(parents=True, exist_ok=True)
-    registered = cfg.recommender.registered_model
+    registered = _registered(cfg, registered_model)
     with _quiet_mlflow():
         client = _client(uri)
-        experiment_id = _experiment_id(client, cfg, uri)
+        experiment_id = _experiment_id(client, cfg, uri, registered)
         tags = {KIND_TAG: model_name, RUN_DATE_TAG: run_date}
         tags.update({TABLE_VERSION_TAG.format(table=table): str(int(v)) for table, v in table_versions.items()})
         run = client.create_run(experiment_id, run_name=run_name or f"{model_name}_{run_date}", tags=tags)
@@ -269,7 +276,7 @@ def log_model(
             raise
         client.set_terminated(run_id)
         try:
-            client.create_registered_model(registered, description="Recommender bundles for batch scoring and /recommend.")
+            client.create_registered_model(registered, description=f"{registered}: model bundles for batch scoring and serving.")
         except Exception as exc:  # noqa: BLE001 - it exists already (the error type differs by store)
             if getattr(exc, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
                 raise
@@ -311,14 +318,16 @@ def _alias_map(client, name: str) -> dict[str, list[str]]:
     return out
 
 
-def resolve_version(cfg: Config, version: str | int | None = None) -> ModelVersionInfo:
+def resolve_version(cfg: Config, version: str | int | None = None, registered_model: str | None = None) -> ModelVersionInfo:
     """The registered version to use: ``version``, or the one the serving alias names.
+
+    ``registered_model`` defaults to ``recommender.registered_model``.
 
     Raises:
         NoServingModel: No registry, no registered model, the alias is unset or the
             version does not exist.
     """
-    name, alias = cfg.recommender.registered_model, cfg.recommender.serving_alias
+    name, alias = _registered(cfg, registered_model), cfg.recommender.serving_alias
     with _quiet_mlflow():
         client = _reader_client(cfg)
         try:
@@ -338,13 +347,15 @@ def resolve_version(cfg: Config, version: str | int | None = None) -> ModelVersi
             if version is None:
                 raise NoServingModel(
                     f"model {name!r} has no version with alias {alias!r}: register one with set_serving, "
-                    f"or point the alias at a version (versions: {', '.join(v.version for v in list_versions(cfg)) or 'none'})"
+                    f"or point the alias at a version (versions: {', '.join(v.version for v in list_versions(cfg, name)) or 'none'})"
                 ) from None
             raise NoServingModel(f"model {name!r} has no version {version}") from None
     return _info(mv, aliases.get(str(mv.version), []))
 
 
-def download_bundle(cfg: Config, version: str | int | None = None, dst: str | Path | None = None) -> tuple[Path, ModelVersionInfo]:
+def download_bundle(
+    cfg: Config, version: str | int | None = None, dst: str | Path | None = None, registered_model: str | None = None
+) -> tuple[Path, ModelVersionInfo]:
     """Fetch the bundle folder of a registered version to local disk.
 
     Without ``dst`` the folder is cached under the temp dir, one per version and run,
@@ -356,6 +367,7 @@ def download_bundle(cfg: Config, version: str | int | None = None, dst: str | Pa
         cfg: Configuration.
         version: A version number; None: the one the serving alias names.
         dst: Folder to download into (created; any bundle there is replaced).
+        registered_model: Default ``recommender.registered_model``.
 
     Returns:
         The local bundle folder and the version's description.
@@ -365,7 +377,7 @@ def download_bundle(cfg: Config, version: str | int | None = None, dst: str | Pa
     """
     import mlflow.artifacts
 
-    info = resolve_version(cfg, version)
+    info = resolve_version(cfg, version, registered_model)
     if dst is None:
         safe = re.sub(r"[^0-9A-Za-z_.-]", "_", info.name)
         target = Path(tempfile.gettempdir()) / CACHE_DIR / safe / f"v{info.version}-{info.run_id}"
@@ -414,13 +426,13 @@ def load_serving_bundle(cfg: Config, version: str | int | None = None) -> tuple[
     return bundle, info
 
 
-def list_versions(cfg: Config) -> list[ModelVersionInfo]:
-    """Every registered version of the recommender, newest first, with aliases and run metrics.
+def list_versions(cfg: Config, registered_model: str | None = None) -> list[ModelVersionInfo]:
+    """Every registered version of a model (default the recommender), newest first, with aliases and run metrics.
 
     Returns:
         The versions; empty when nothing is registered (or there is no registry).
     """
-    name = cfg.recommender.registered_model
+    name = _registered(cfg, registered_model)
     try:
         client = _reader_client(cfg)
     except NoServingModel:

@@ -148,7 +148,7 @@ def test_run_writes_metrics_registers_the_main_model_and_reruns_idempotently(rec
     rows = lake.to_arrow(MODEL_METRICS, run_date=D)
     got = {(r[C.MODEL_NAME], r[C.SLICE], r[C.METRIC]): r for r in rows.to_pylist()}
     pop = got[("popularity", "all", "ndcg@10")]
-    assert pop[C.VALUE] == pytest.approx((1 + 1 / math.log2(5)) / 2) and pop[C.N_EVAL_USERS] == 2
+    assert pop[C.VALUE] == pytest.approx((1 + 1 / math.log2(5)) / 2) and pop[C.N_EVALUATED] == 2
     assert pop[C.CUTOFF_DATE] == CUTOFF and pop[C.MLFLOW_RUN_ID] == first.mlflow_run_id
     assert rows.schema.equals(MODEL_METRICS.arrow_schema(), check_metadata=False)
 

@@ -22,23 +22,42 @@ TABLE_PROFILES = TableSpec(
     description="Row and null counts per table, run date and column, for data-quality checks.",
 )
 
+#: Values of ``ops.model_metrics.task``: the run that evaluated.
+TASK_RECOMMENDATION = "recommendation"
+TASK_FORECASTING = "forecasting"
+TASKS = (TASK_RECOMMENDATION, TASK_FORECASTING)
+
 MODEL_METRICS = TableSpec(
     name="model_metrics",
     layer="ops",
     columns=(
-        Col(C.RUN_DATE, "date", False, "Features date of the run: interactions before it were used."),
-        Col(C.CUTOFF_DATE, "date", False, "Start of the held-out days: models trained on interactions before it."),
-        Col(C.MODEL_NAME, "string", False, "Model family: popularity, cooccurrence, mf or sasrec."),
-        Col(C.MLFLOW_RUN_ID, "string", True, "MLflow run of the recommendation run (null when not logged)."),
-        Col(C.SLICE, "string", False, "Users and items measured: 'all', or 'cold_items' (held-out items without training interactions)."),
-        Col(C.METRIC, "string", False, "ndcg@10, recall@20, hr@10, mrr, coverage@10, ..."),
-        Col(C.VALUE, "double", True, "The metric's value (null when no user qualifies for the slice)."),
-        Col(C.N_EVAL_USERS, "long", False, "Users with held-out items in the slice, over whom the metric is a mean."),
+        Col(C.RUN_DATE, "date", False, "Features date of the run: data before it was used."),
+        Col(C.TASK, "string", False, f"The run that evaluated: {' or '.join(TASKS)}."),
+        Col(
+            C.CUTOFF_DATE,
+            "date",
+            False,
+            "Start of the held-out days: models trained on data before it (a forecasting backtest's origin).",
+        ),
+        Col(C.MODEL_NAME, "string", False, "Model family: popularity, mf, sasrec, seasonal_naive, quantile_net, ..."),
+        Col(C.MLFLOW_RUN_ID, "string", True, "MLflow run of the evaluating run (null when not logged)."),
+        Col(
+            C.SLICE,
+            "string",
+            False,
+            "What was measured: 'all', or 'cold_items' (recommendation: held-out items without training interactions).",
+        ),
+        Col(C.METRIC, "string", False, "ndcg@10, recall@20, mrr, ... (recommendation); mase, rmsse, wrmsse, bias, ... (forecasting)."),
+        Col(C.VALUE, "double", True, "The metric's value (null when nothing qualifies for the slice)."),
+        Col(C.N_EVALUATED, "long", False, "Users (recommendation) or items (forecasting) the metric is computed over."),
         Col(C.EVALUATED_AT, "timestamp", False, "When the run evaluated, UTC."),
     ),
-    keys=(C.RUN_DATE, C.MODEL_NAME, C.SLICE, C.METRIC),
+    keys=(C.RUN_DATE, C.TASK, C.CUTOFF_DATE, C.MODEL_NAME, C.SLICE, C.METRIC),
     partition_by=(C.RUN_DATE,),
-    description="Holdout evaluation of every recommender side by side: full-catalogue ranking metrics per run date.",
+    description=(
+        "Evaluation of every model side by side per run date and task: holdout ranking metrics of the recommenders, "
+        "rolling-origin backtests of the forecasters."
+    ),
 )
 
 SPECS = (TABLE_PROFILES, MODEL_METRICS)

@@ -32,10 +32,11 @@ from shoplake.config import Config
 from shoplake.models.baselines import ItemCooccurrenceModel, PopularityModel
 from shoplake.models.bundle import CooccurrenceScorer, MFScorer, PopularityScorer, RecommenderBundle, Scorer
 from shoplake.schemas import columns as C
-from shoplake.schemas.ops import MODEL_METRICS
+from shoplake.schemas.ops import MODEL_METRICS, TASK_RECOMMENDATION
 from shoplake.training.holdout import HoldoutSplit, TrainingData, load_split, load_training_data
 from shoplake.training.loop import FitResult, fit
 from shoplake.training.metrics import evaluate, rank_items
+from shoplake.training.model_metrics import write_model_metrics
 from shoplake.training.recommender import mf_task
 
 log = logging.getLogger(__name__)
@@ -195,9 +196,9 @@ def metrics_rows(result_metrics: dict[str, dict[str, SliceMetrics]], run_date: d
 
     rows = [
         {
-            C.RUN_DATE: run_date, C.CUTOFF_DATE: cutoff, C.MODEL_NAME: model, C.MLFLOW_RUN_ID: mlflow_run_id,
-            C.SLICE: slice_, C.METRIC: metric, C.VALUE: None if np.isnan(value) else float(value),
-            C.N_EVAL_USERS: sm.n_users, C.EVALUATED_AT: evaluated_at,
+            C.RUN_DATE: run_date, C.TASK: TASK_RECOMMENDATION, C.CUTOFF_DATE: cutoff, C.MODEL_NAME: model,
+            C.MLFLOW_RUN_ID: mlflow_run_id, C.SLICE: slice_, C.METRIC: metric,
+            C.VALUE: None if np.isnan(value) else float(value), C.N_EVALUATED: sm.n_users, C.EVALUATED_AT: evaluated_at,
         }  # fmt: skip
         for model, slices in result_metrics.items()
         for slice_, sm in slices.items()
@@ -232,9 +233,6 @@ def run_recommendation(
     Raises:
         shoplake.training.holdout.MissingFeaturesError: A snapshot is missing.
     """
-    import ray.data
-
-    from shoplake.ray_runtime import init_ray
     from shoplake.schemas.recsys import USER_ITEM_MATRIX
 
     step = on_step or (lambda text: log.info("%s", text))
@@ -297,9 +295,8 @@ def run_recommendation(
         model_version, run_id = info.version, info.run_id
 
     step("writing ops.model_metrics")
-    init_ray(cfg)
     table = metrics_rows(metrics, run_date, split.cutoff, run_id, dt.datetime.now(dt.timezone.utc))
-    written = lake.ray_write(ray.data.from_arrow(table), MODEL_METRICS, mode="replace", run_dates=[run_date])
+    written = write_model_metrics(cfg, lake, table, TASK_RECOMMENDATION, run_date)
     return RecommendationResult(
         run_date=run_date,
         cutoff=split.cutoff,
