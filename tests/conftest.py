@@ -58,3 +58,42 @@ def ray_local():
     init_ray(load_config("local", TEST_OVERRIDES))
     yield ray
     ray.shutdown()
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get_json(url: str) -> tuple[int, object]:
+    """GET ``url``: ``(status, JSON body)``, error statuses included."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=30) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+@pytest.fixture(scope="session")
+def http_get():
+    """:func:`get_json`, for tests of HTTP endpoints."""
+    return get_json
+
+
+@pytest.fixture(scope="module")
+def serve_url(ray_local):
+    """Ray Serve listening on a free port of 127.0.0.1 for one test module; yields its base URL."""
+    from ray import serve
+
+    port = free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    yield f"http://127.0.0.1:{port}"
+    serve.shutdown()

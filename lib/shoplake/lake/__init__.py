@@ -189,8 +189,19 @@ class Lake:
         values = {v if isinstance(v, dt.date) else dt.date.fromisoformat(str(v)) for v in actions[column].to_pylist()}
         return sorted(values)
 
-    def to_arrow(self, table: str | TableSpec, version: int | None = None, columns: list[str] | None = None, run_date: dt.date | None = None):
-        """Read a (small) table, or one ``run_date`` partition of it, into Arrow on this process, without Spark."""
+    def to_arrow(
+        self,
+        table: str | TableSpec,
+        version: int | None = None,
+        columns: list[str] | None = None,
+        run_date: dt.date | None = None,
+        where=None,
+    ):
+        """Read a (small) table, or one ``run_date`` partition of it, into Arrow on this process, without Spark.
+
+        ``where`` is a further ``pyarrow.dataset`` filter expression (partitions and
+        files it excludes are not read).
+        """
         import pyarrow as pa
         import pyarrow.dataset as ds
         from deltalake import DeltaTable
@@ -198,7 +209,9 @@ class Lake:
         dt_ = DeltaTable(self.uri(table), version=version, storage_options=self.storage_options)
         dataset = dt_.to_pyarrow_dataset()
         # pyarrow prunes the other partitions' files by the filter.
-        where = None if run_date is None else ds.field(C.RUN_DATE) == pa.scalar(run_date, pa.date32())
+        if run_date is not None:
+            on_date = ds.field(C.RUN_DATE) == pa.scalar(run_date, pa.date32())
+            where = on_date if where is None else on_date & where
         result = dataset.to_table(columns=columns, filter=where)
         del dataset, dt_  # delta-rs objects released before the process may exit (stack notes)
         return result

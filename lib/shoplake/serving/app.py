@@ -8,25 +8,39 @@ Build the application with :func:`build_app`, from a config file
 
 Endpoints:
 
-* ``GET /health``: liveness with the lake and environment it serves, and which
-  recommender version is loaded (or why none is);
+* ``GET /health``: liveness with the lake and environment it serves, which
+  recommender version is loaded (or why none is), and which version and run date of
+  the forecasts and the replenishment plan;
 * ``GET /lake/tables``: every table with its Delta version and rows;
 * ``GET /recommend?user_id=U&k=N``: the top ``N`` items for a user (default
   ``recommender.k``, at most 100); a user the model does not know gets the most
   popular items, marked ``"fallback": "popular"``;
 * ``GET /similar-items?item_id=I&k=N``: the ``N`` items most like an item (404 for
-  an item not in the catalogue).
+  an item not in the catalogue);
+* ``GET /forecast?item_id=I&horizon=H``: the item's daily demand forecast (mean,
+  P10, P50, P90) for the first ``H`` days of the latest run date (default: every day
+  stored), from ``serving.forecasts``;
+* ``GET /replenishment?item_id=I``: the item's row of the latest replenishment plan
+  (``serving.replenishment_plan``).
 
 Each replica loads the registered serving version of the recommender
 (:func:`shoplake.registry.load_serving_bundle`) once, at start
 (:class:`RecommenderModel`). Without a registered model the model endpoints answer
-503 and ``/health`` says why. Unknown query parameters are refused with 400; a missing or invalid
-parameter gets 422 with a message naming it.
+503 and ``/health`` says why. The latest run date of the forecast tables is held in
+memory, indexed by item (:class:`ForecastStore`), and reloaded when a table's Delta
+version changes (checked at most every ``table_check_s`` seconds); without the tables
+``/forecast`` and ``/replenishment`` answer 503. Unknown query parameters are refused
+with 400; a missing or invalid parameter gets 422 with a message naming it.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import math
+import threading
+import time
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
@@ -50,6 +64,9 @@ class AppArgs(BaseModel):
     model_config = ConfigDict(extra="forbid")
     env: str = Field("local", description="conf/<env>.yaml overlay")
     overrides: list[str] = Field(default_factory=list, description="dotted.key=value config overrides")
+    table_check_s: float = Field(
+        30.0, ge=0, description="Seconds between checks of the forecast tables' Delta versions (0: every request)"
+    )
 
 
 def _load_cfg(args: AppArgs):
@@ -124,6 +141,183 @@ class RecommenderModel:
         return {"item_id": item_id, "k": k, "model_name": bundle.kind, "model_version": self.info.version, "items": self._items(recs)}
 
 
+def _jsonable(value: Any) -> Any:
+    """Dates as ISO strings, NaN and infinities as null: what JSON can carry."""
+    if isinstance(value, dt.date):  # datetimes too
+        return value.isoformat()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+@dataclass(frozen=True)
+class _Partition:
+    """One loaded run date of a table: its rows sorted by item, and where each item's rows are."""
+
+    version: int
+    run_date: dt.date
+    rows: Any  # pyarrow.Table
+    index: dict[str, tuple[int, int]]  # item -> (first row, row count)
+
+    def item_rows(self, item_id: str, limit: int | None = None) -> list[dict[str, Any]] | None:
+        where = self.index.get(item_id)
+        if where is None:
+            return None
+        start, count = where
+        return self.rows.slice(start, count if limit is None else min(limit, count)).to_pylist()
+
+    def days(self, item_id: str) -> int:
+        return self.index[item_id][1]
+
+
+class LatestPartition:
+    """The latest ``run_date`` partition of a serving table, in memory and indexed by item.
+
+    Loaded when created; afterwards a call to :meth:`current` checks the table's Delta
+    version at most every ``check_every_s`` seconds and loads the new version when it
+    changed (a new run date, or a re-run of one). A check is skipped, not waited for,
+    while another thread is reloading: requests keep being answered from the partition
+    in memory. When a reload fails the previous partition stays, and ``problem`` says
+    what went wrong.
+
+    Args:
+        lake: The lake to read.
+        table: A table partitioned by ``run_date`` with an ``item_id`` column.
+        order_by: Columns ordering an item's rows (after ``item_id``).
+        check_every_s: Seconds between version checks (0: every call).
+    """
+
+    def __init__(self, lake, table, order_by: tuple[str, ...] = (), check_every_s: float = 30.0):
+        from shoplake.lake.catalog import get_spec
+
+        self.lake = lake
+        self.spec = get_spec(table)
+        self.order_by = order_by
+        self.check_every_s = check_every_s
+        self.partition: _Partition | None = None
+        self.problem: str | None = None
+        self._lock = threading.Lock()
+        self._checked = -math.inf
+        self.refresh()
+
+    def current(self) -> _Partition | None:
+        """The partition in memory, after a version check when one is due."""
+        if time.monotonic() - self._checked >= self.check_every_s:
+            self.refresh()
+        return self.partition
+
+    def refresh(self) -> None:
+        """Check the table's version now, and load it when it changed."""
+        if not self._lock.acquire(blocking=False):
+            return
+        try:
+            self._checked = time.monotonic()
+            name = self.spec.full_name
+            try:
+                version = self.lake.version(self.spec)
+                if version is None:
+                    self.partition, self.problem = None, f"table {name} does not exist in lake {self.lake.root}"
+                elif self.partition is None or self.partition.version != version:
+                    self.partition = self._load(version)
+                    self.problem = None if self.partition else f"table {name} (version {version}) has no rows"
+            except Exception as exc:  # a broken read must not take the endpoint down; keep what was loaded
+                log.exception("could not load %s", name)
+                self.problem = f"could not read table {name}: {exc}"
+        finally:
+            self._lock.release()
+
+    def _load(self, version: int) -> _Partition | None:
+        import numpy as np
+
+        from shoplake.schemas import columns as C
+
+        run_dates = self.lake.run_dates(self.spec, version=version)
+        if not run_dates:
+            return None
+        rows = self.lake.to_arrow(self.spec, version=version, run_date=run_dates[-1])
+        rows = rows.sort_by([(C.ITEM_ID, "ascending"), *((c, "ascending") for c in self.order_by)]).combine_chunks()
+        items, starts, counts = np.unique(rows[C.ITEM_ID].to_numpy(zero_copy_only=False), return_index=True, return_counts=True)
+        index = {item: (int(start), int(count)) for item, start, count in zip(items.tolist(), starts, counts)}
+        log.info("loaded %s version %d, run date %s: %d rows of %d items", self.spec.full_name, version, run_dates[-1], rows.num_rows, len(index))
+        return _Partition(version, run_dates[-1], rows, index)
+
+    def status(self) -> dict[str, Any]:
+        """Whether a partition is loaded, which (or why none is)."""
+        part = self.current()
+        if part is None:
+            return {"loaded": False, "table": self.spec.full_name, "detail": self.problem}
+        out = {"loaded": True, "table": self.spec.full_name, "version": part.version, "run_date": part.run_date.isoformat(), "items": len(part.index)}
+        if self.problem:
+            out["detail"] = self.problem
+        return out
+
+    def require(self, what: str) -> _Partition:
+        """The partition in memory, or a 503 saying why there is none."""
+        part = self.current()
+        if part is None:
+            raise HTTPException(status_code=503, detail=f"no {what} are loaded: {self.problem}")
+        return part
+
+
+class ForecastStore:
+    """The latest forecasts and replenishment plan, answering response bodies.
+
+    Args:
+        lake: The lake holding ``serving.forecasts`` and ``serving.replenishment_plan``.
+        check_every_s: Seconds between checks of the tables' Delta versions.
+    """
+
+    def __init__(self, lake, check_every_s: float = 30.0):
+        from shoplake.schemas import columns as C
+        from shoplake.schemas.forecast import FORECASTS, REPLENISHMENT_PLAN
+
+        self.forecasts = LatestPartition(lake, FORECASTS, order_by=(C.HORIZON_DAY,), check_every_s=check_every_s)
+        self.plan = LatestPartition(lake, REPLENISHMENT_PLAN, check_every_s=check_every_s)
+
+    def forecast(self, item_id: str, horizon: int | None = None) -> dict[str, Any]:
+        """The item's forecast for its first ``horizon`` days (all stored days by default).
+
+        Raises:
+            HTTPException: 503 without forecasts, 404 for an item without one, 422 for a
+                horizon beyond the days stored.
+        """
+        from shoplake.schemas import columns as C
+
+        part = self.forecasts.require("forecasts")
+        if item_id not in part.index:
+            raise HTTPException(
+                status_code=404, detail=f"unknown item_id {item_id!r}: no forecast for it on run date {part.run_date.isoformat()}"
+            )
+        days = part.days(item_id)
+        if horizon is not None and horizon > days:
+            raise HTTPException(
+                status_code=422,
+                detail=f"query parameter horizon: must be at most {days}, the days forecast for item {item_id!r} (got {horizon})",
+            )
+        rows = part.item_rows(item_id, horizon)
+        return {
+            "item_id": item_id, "run_date": part.run_date.isoformat(),
+            "model_name": rows[0][C.MODEL_NAME], "model_version": rows[0][C.MODEL_VERSION], "horizon": len(rows),
+            "forecasts": [
+                {"date": _jsonable(r[C.FORECAST_DATE]), **{c: _jsonable(r[c]) for c in (C.MEAN, C.P10, C.P50, C.P90)}} for r in rows
+            ],
+        }  # fmt: skip
+
+    def replenishment(self, item_id: str) -> dict[str, Any]:
+        """The item's row of the latest replenishment plan (503 without a plan, 404 for an item not in it)."""
+        part = self.plan.require("replenishment plans")
+        rows = part.item_rows(item_id)
+        if rows is None:
+            raise HTTPException(
+                status_code=404, detail=f"unknown item_id {item_id!r}: not in the replenishment plan of run date {part.run_date.isoformat()}"
+            )
+        return {name: _jsonable(value) for name, value in rows[0].items()}
+
+    def status(self) -> dict[str, Any]:
+        """What is loaded of each table (or why nothing is), under ``forecasts`` and ``replenishment``."""
+        return {"forecasts": self.forecasts.status(), "replenishment": self.plan.status()}
+
+
 class OnlyParams:
     """A dependency refusing query parameters other than ``names`` (400, naming them).
 
@@ -175,11 +369,15 @@ class ShopAPI:
         self.cfg = _load_cfg(args)
         self.lake = Lake(self.cfg)
         self.recommender = RecommenderModel(self.cfg)
+        self.forecasts = ForecastStore(self.lake, args.table_check_s)
         log.info("serving env %s over lake %s", self.cfg.env, self.cfg.lake.root)
 
     @api.get("/health")
     def health(self) -> dict:
-        return {"status": "ok", "env": self.cfg.env, "lake": self.cfg.lake.root, "model": self.recommender.status()}
+        return {
+            "status": "ok", "env": self.cfg.env, "lake": self.cfg.lake.root,
+            "model": self.recommender.status(), **self.forecasts.status(),
+        }  # fmt: skip
 
     @api.get("/lake/tables")
     def tables(self) -> list[dict]:
@@ -203,6 +401,18 @@ class ShopAPI:
         k: int | None = Query(None, ge=1, le=MAX_K, description="Items to return (default: recommender.k)."),
     ) -> dict:
         return self.recommender.similar_items(item_id, k)
+
+    @api.get("/forecast", dependencies=[Depends(OnlyParams("item_id", "horizon"))])
+    def forecast(
+        self,
+        item_id: str = Query(..., min_length=1, description="Product id."),
+        horizon: int | None = Query(None, ge=1, description="Days to return from the run date on (default: every day stored)."),
+    ) -> dict:
+        return self.forecasts.forecast(item_id, horizon)
+
+    @api.get("/replenishment", dependencies=[Depends(OnlyParams("item_id"))])
+    def replenishment(self, item_id: str = Query(..., min_length=1, description="Product id.")) -> dict:
+        return self.forecasts.replenishment(item_id)
 
 
 def build_app(args: dict) -> Application:
