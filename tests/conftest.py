@@ -82,12 +82,6 @@ def get_json(url: str) -> tuple[int, object]:
         return err.code, json.loads(err.read())
 
 
-@pytest.fixture(scope="session")
-def http_get():
-    """:func:`get_json`, for tests of HTTP endpoints."""
-    return get_json
-
-
 @pytest.fixture(scope="module")
 def serve_url(ray_local):
     """Ray Serve listening on a free port of 127.0.0.1 for one test module; yields its base URL."""

@@ -8,6 +8,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from conftest import get_json
+
 from shoplake.schemas import columns as C
 from shoplake.schemas.forecast import FORECASTS, REPLENISHMENT_PLAN
 
@@ -69,9 +71,9 @@ def served(serve_url, tmp_path_factory):
     return serve_url, plan
 
 
-def test_forecast_of_the_latest_run_date(served, http_get):
+def test_forecast_of_the_latest_run_date(served):
     url, _ = served
-    status, body = http_get(f"{url}/forecast?item_id=i1")
+    status, body = get_json(f"{url}/forecast?item_id=i1")
     assert status == 200, body
     assert {k: body[k] for k in ("item_id", "run_date", "model_name", "model_version", "horizon")} == {
         "item_id": "i1", "run_date": "2024-03-01", "model_name": "quantile_net", "model_version": "3", "horizon": DAYS,
@@ -80,19 +82,19 @@ def test_forecast_of_the_latest_run_date(served, http_get):
     assert [f["date"] for f in body["forecasts"]] == [f"2024-03-0{d}" for d in range(1, DAYS + 1)]
     assert [f["mean"] for f in body["forecasts"]] == [11.0, 12.0, 13.0, 14.0, 15.0]
 
-    status, body = http_get(f"{url}/forecast?item_id=i2&horizon=2")
+    status, body = get_json(f"{url}/forecast?item_id=i2&horizon=2")
     assert status == 200 and body["horizon"] == 2
     assert body["forecasts"] == [
         {"date": "2024-03-01", "mean": 21.0, "p10": 20.0, "p50": 21.0, "p90": 23.0},
         {"date": "2024-03-02", "mean": 22.0, "p10": 21.0, "p50": 22.0, "p90": 24.0},
     ]
-    status, body = http_get(f"{url}/forecast?item_id=i2&horizon={DAYS}")
+    status, body = get_json(f"{url}/forecast?item_id=i2&horizon={DAYS}")
     assert status == 200 and len(body["forecasts"]) == DAYS
 
 
-def test_replenishment_row(served, http_get):
+def test_replenishment_row(served):
     url, plan = served
-    status, body = http_get(f"{url}/replenishment?item_id=i1")
+    status, body = get_json(f"{url}/replenishment?item_id=i1")
     assert status == 200, body
     expected = {k: v.isoformat() if isinstance(v, dt.date) else v for k, v in plan.filter(pa.compute.field(C.ITEM_ID) == "i1").to_pylist()[0].items()}
     assert body == expected
@@ -103,7 +105,7 @@ def test_replenishment_row(served, http_get):
     assert body[C.ORDER_QUANTITY] == int(np.ceil(36.0 + body[C.SAFETY_STOCK] - 5))
     assert body[C.RUN_DATE] == "2024-03-01" and body[C.SCORED_AT].startswith("2024-03-01T02:30:00")
 
-    status, body = http_get(f"{url}/replenishment?item_id=i2")  # no inventory row: the defaults
+    status, body = get_json(f"{url}/replenishment?item_id=i2")  # no inventory row: the defaults
     assert status == 200 and (body[C.SNAPSHOT_DATE], body[C.ON_HAND], body[C.LEAD_TIME_DAYS]) == (None, 0, 3)
 
 
@@ -122,29 +124,29 @@ def test_replenishment_row(served, http_get):
         ("/replenishment", 422, ["item_id is required"]),
     ],
 )
-def test_bad_requests_are_refused_with_a_message(served, http_get, query, status, words):
+def test_bad_requests_are_refused_with_a_message(served, query, status, words):
     url, _ = served
-    got, body = http_get(url + query)
+    got, body = get_json(url + query)
     assert got == status, body
     for word in words:
         assert word in body["detail"]
 
 
-def test_health_says_what_is_loaded_and_no_tables_is_503(served, http_get):
+def test_health_says_what_is_loaded_and_no_tables_is_503(served):
     url, _ = served
-    status, body = http_get(f"{url}/health")
+    status, body = get_json(f"{url}/health")
     assert status == 200 and body["status"] == "ok" and "model" in body
     assert body["forecasts"] == {"loaded": True, "table": "serving.forecasts", "version": 0, "run_date": "2024-03-01", "items": 2}
     assert body["replenishment"] == {"loaded": True, "table": "serving.replenishment_plan", "version": 0, "run_date": "2024-03-01", "items": 2}
 
-    status, body = http_get(f"{url}/empty/health")
+    status, body = get_json(f"{url}/empty/health")
     assert status == 200 and body["forecasts"]["loaded"] is False and "serving.forecasts does not exist" in body["forecasts"]["detail"]
     assert body["replenishment"]["loaded"] is False
-    status, body = http_get(f"{url}/empty/forecast?item_id=i1")
+    status, body = get_json(f"{url}/empty/forecast?item_id=i1")
     assert status == 503 and "no forecasts are loaded" in body["detail"] and "serving.forecasts does not exist" in body["detail"]
-    status, body = http_get(f"{url}/empty/replenishment?item_id=i1")
+    status, body = get_json(f"{url}/empty/replenishment?item_id=i1")
     assert status == 503 and "serving.replenishment_plan does not exist" in body["detail"]
-    status, body = http_get(f"{url}/empty/forecast?item_id=i1&horizon=0")  # a bad value is still a 422
+    status, body = get_json(f"{url}/empty/forecast?item_id=i1&horizon=0")  # a bad value is still a 422
     assert status == 422
 
 

@@ -2,32 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import socket
-import urllib.error
-import urllib.request
-
 import numpy as np
 import pytest
+
+from conftest import get_json
 
 from shoplake.models.bundle import MFScorer, RecommenderBundle
 from shoplake.models.mf import IdMap
 
 N_USERS, N_ITEMS = 20, 15
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _get(url: str) -> tuple[int, dict]:
-    try:
-        with urllib.request.urlopen(url, timeout=30) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
 
 
 def small_bundle() -> RecommenderBundle:
@@ -42,7 +25,7 @@ def small_bundle() -> RecommenderBundle:
 
 
 @pytest.fixture(scope="module")
-def served(ray_local, tmp_path_factory):
+def served(serve_url, tmp_path_factory):
     """One Serve instance: the app over a lake with a registered model at /, and over an empty lake at /empty."""
     from ray import serve
 
@@ -55,17 +38,16 @@ def served(ray_local, tmp_path_factory):
     cfg = load_config("local", [f"lake.root={lake_root}", "recommender.k=4"])
     bundle = small_bundle()
     info = log_model(cfg, bundle.save(root / "bundle"), model_name="mf", params={}, metrics={}, table_versions={}, run_date="2024-03-01")
-    port = _free_port()
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
     serve.run(build_app({"env": "local", "overrides": [f"lake.root={lake_root}", "recommender.k=4"]}), name="shoplake", route_prefix="/")
     serve.run(build_app({"env": "local", "overrides": [f"lake.root={empty_root}"]}), name="empty", route_prefix="/empty")
-    yield f"http://127.0.0.1:{port}", bundle, info
-    serve.shutdown()
+    yield serve_url, bundle, info
+    serve.delete("shoplake")
+    serve.delete("empty")
 
 
 def test_recommend_known_and_unknown_user(served):
     url, bundle, info = served
-    status, body = _get(f"{url}/recommend?user_id=u3&k=5")
+    status, body = get_json(f"{url}/recommend?user_id=u3&k=5")
     assert status == 200, body
     assert (body["user_id"], body["k"], body["model_name"], body["model_version"], body["fallback"]) == ("u3", 5, "mf", info.version, None)
     assert [r["rank"] for r in body["items"]] == [1, 2, 3, 4, 5]
@@ -74,7 +56,7 @@ def test_recommend_known_and_unknown_user(served):
     assert not history & {r["item_id"] for r in body["items"]}
     assert all(r["reason"].startswith("bought ") for r in body["items"])
 
-    status, body = _get(f"{url}/recommend?user_id=someone-new")
+    status, body = get_json(f"{url}/recommend?user_id=someone-new")
     assert status == 200 and body["fallback"] == "popular" and body["k"] == 4  # default k from recommender.k
     popular = [bundle.item_ids.ids[j] for j in np.argsort(-bundle.popularity, kind="stable")[:4]]
     assert [r["item_id"] for r in body["items"]] == popular
@@ -82,11 +64,11 @@ def test_recommend_known_and_unknown_user(served):
 
 def test_similar_items(served):
     url, bundle, info = served
-    status, body = _get(f"{url}/similar-items?item_id=i2&k=3")
+    status, body = get_json(f"{url}/similar-items?item_id=i2&k=3")
     assert status == 200 and body["item_id"] == "i2" and body["model_version"] == info.version
     assert [r["item_id"] for r in body["items"]] == [r.item_id for r in bundle.similar_items("i2", 3)]
     assert "i2" not in {r["item_id"] for r in body["items"]}
-    status, body = _get(f"{url}/similar-items?item_id=nope")
+    status, body = get_json(f"{url}/similar-items?item_id=nope")
     assert status == 404 and "nope" in body["detail"]
 
 
@@ -104,7 +86,7 @@ def test_similar_items(served):
 )
 def test_bad_requests_are_refused_with_a_message(served, query, status, words):
     url, _, _ = served
-    got, body = _get(url + query)
+    got, body = get_json(url + query)
     assert got == status
     for word in words:
         assert word in body["detail"]
@@ -112,14 +94,14 @@ def test_bad_requests_are_refused_with_a_message(served, query, status, words):
 
 def test_health_names_the_model_and_no_model_is_503(served):
     url, _, info = served
-    status, body = _get(f"{url}/health")
+    status, body = get_json(f"{url}/health")
     assert status == 200 and body["status"] == "ok"
     assert body["model"] == {"loaded": True, "name": "shoplake-recommender", "version": info.version, "kind": "mf", "run_date": "2024-03-01"}
 
-    status, body = _get(f"{url}/empty/health")
+    status, body = get_json(f"{url}/empty/health")
     assert status == 200 and body["status"] == "ok"
     assert body["model"]["loaded"] is False and "no model registry" in body["model"]["detail"]
-    status, body = _get(f"{url}/empty/recommend?user_id=u1")
+    status, body = get_json(f"{url}/empty/recommend?user_id=u1")
     assert status == 503 and "no recommender model is loaded" in body["detail"]
-    status, _ = _get(f"{url}/empty/similar-items?item_id=i1")
+    status, _ = get_json(f"{url}/empty/similar-items?item_id=i1")
     assert status == 503

@@ -2,54 +2,36 @@
 
 from __future__ import annotations
 
-import json
-import socket
-import urllib.error
-import urllib.request
-
 import pytest
 from pydantic import ValidationError
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _get(url: str):
-    with urllib.request.urlopen(url, timeout=30) as resp:
-        return resp.status, json.loads(resp.read())
+from conftest import get_json
 
 
 @pytest.fixture
-def served(ray_local, cfg):
+def served(serve_url, cfg):
     from ray import serve
 
     from shoplake.serving.app import build_app
 
-    port = _free_port()
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
     serve.run(build_app({"env": "local", "overrides": [f"lake.root={cfg.lake.root}"]}), name="shoplake", route_prefix="/")
-    yield f"http://127.0.0.1:{port}"
-    serve.shutdown()
+    yield serve_url
+    serve.delete("shoplake")
 
 
 def test_health_and_tables_over_http(served, cfg, lake, ray_local):
     import datetime as dt
 
-    status, body = _get(f"{served}/health")
+    status, body = get_json(f"{served}/health")
     assert status == 200
     assert {k: body[k] for k in ("status", "env", "lake")} == {"status": "ok", "env": "local", "lake": cfg.lake.root}
     assert body["model"]["loaded"] is False  # nothing registered in this lake
-    assert _get(f"{served}/lake/tables") == (200, [])
+    assert get_json(f"{served}/lake/tables") == (200, [])
     now = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
     row = {"table_name": "bronze.orders", "table_version": 0, "run_date": dt.date(2024, 1, 1), "column_name": "order_id", "rows": 5, "nulls": 0, "profiled_at": now}
     lake.ray_write(ray_local.data.from_items([row, {**row, "column_name": "item_id"}]), "ops.table_profiles")
-    assert _get(f"{served}/lake/tables") == (200, [{"table": "ops.table_profiles", "version": 0, "rows": 2}])
-    with pytest.raises(urllib.error.HTTPError) as err:
-        _get(f"{served}/no-such-endpoint")
-    assert err.value.code == 404
+    assert get_json(f"{served}/lake/tables") == (200, [{"table": "ops.table_profiles", "version": 0, "rows": 2}])
+    assert get_json(f"{served}/no-such-endpoint")[0] == 404
 
 
 def test_unknown_app_args_are_refused():
