@@ -1,13 +1,18 @@
-"""Build the recommendation features: bronze -> silver.interactions -> gold tables.
+"""Build the features: bronze -> silver.interactions -> gold tables (recommendation, forecasting).
 
 Inputs:  bronze.events (optional: Online Retail has none), bronze.orders, bronze.products
-         (optional: item features then lack text, category and price). For run date D
-         only landing days before D and rows timestamped before D's midnight UTC are used.
+         (optional: item features then lack text, category and price, and no day is on
+         promotion), bronze.inventory (optional: stock-out flags are then null). For run
+         date D only landing days before D and rows timestamped before D's midnight UTC
+         (inventory: snapshot days before D) are used.
 Outputs: silver.interactions, gold.user_item_matrix, gold.item_features,
-         gold.user_features, one partition per run date (replaced on re-run), all
-         committed together or not at all. Also the partitions of each run date's
-         holdout cutoff (run date - recommender.holdout_days) when they are missing:
-         the recommendation run trains on that snapshot and evaluates on the days after.
+         gold.user_features, and gold.item_daily_sales (daily units, revenue, price,
+         promotion, stock-out and calendar per item, zero-filled from the item's first
+         sale to D - 1; only when bronze.orders exists), one partition per run date
+         (replaced on re-run), all committed together or not at all. Also the
+         partitions of each run date's holdout cutoff (run date -
+         recommender.holdout_days) when they are missing: the recommendation run
+         trains on that snapshot and evaluates on the days after.
 Parameters: --run-date D | --from D1 --to D2 (the days the features are built for),
          --env, --set key=value (features.event_weights, features.half_life_days,
          features.lookback_days, features.price_bands), --no-holdout (only the given days).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections import defaultdict
 from pathlib import Path
 
 import pandas as pd
@@ -13,7 +14,8 @@ from shoplake.datagen.synthetic import ShopParams, generate_shop
 from shoplake.features.run import OUTPUTS, build_features
 from shoplake.ingest.run import date_range, ingest
 from shoplake.schemas import columns as C
-from shoplake.schemas.landing import EVENTS, ORDERS, PRODUCTS
+from shoplake.schemas.forecast import ITEM_DAILY_SALES
+from shoplake.schemas.landing import EVENTS, INVENTORY, ORDERS, PRODUCTS
 from shoplake.schemas.recsys import (
     CANCELLED,
     INTERACTIONS,
@@ -96,15 +98,114 @@ def check_snapshot(lake, cfg, day: dt.date) -> None:
     assert users[C.N_INTERACTIONS].sum() == len(inter) and (users[C.DAYS_SINCE_LAST_INTERACTION] > 0).all()
 
 
+def expected_daily_sales(orders: pd.DataFrame, day: dt.date) -> dict[tuple, tuple[int, float]]:
+    """(item, sale date) -> (units, revenue) kept by a plain stack per buyer and item, days with units only.
+
+    A customer buys as the user, a guest as the order; a cancellation takes units off
+    the top of its stack (the latest placed first), a return takes nothing.
+    """
+    known = orders[
+        (orders[C.ORDER_TS] < midnight(day))
+        & (orders[C.RUN_DATE] < day)
+        & orders[C.STATUS].isin([PLACED, CANCELLED])
+    ]
+    known = known.assign(is_cancel=known[C.STATUS] == CANCELLED).sort_values(
+        [C.ORDER_TS, "is_cancel", C.ORDER_ID, C.LINE_NUMBER]
+    )
+    stacks: dict[tuple, list[list]] = defaultdict(list)
+    for row in known.itertuples(index=False):
+        buyer = row.user_id if pd.notna(row.user_id) else ("guest order", row.order_id)
+        stack = stacks[buyer, row.item_id]
+        if not row.is_cancel:
+            stack.append([int(row.quantity), row.order_ts.date(), float(row.unit_price)])
+            continue
+        left = int(row.quantity)
+        while left and stack:
+            taken = min(left, stack[-1][0])
+            stack[-1][0] -= taken
+            left -= taken
+            if stack[-1][0] == 0:
+                stack.pop()
+    units: dict[tuple, int] = defaultdict(int)
+    revenue: dict[tuple, float] = defaultdict(float)
+    for (_, item), stack in stacks.items():
+        for kept, sale_date, price in stack:
+            units[item, sale_date] += kept
+            revenue[item, sale_date] += kept * price
+    return {key: (units[key], revenue[key]) for key in units if units[key] > 0}
+
+
+def expected_promotion(products: pd.DataFrame, day: dt.date, item: str, sale_date: dt.date) -> bool:
+    """Whether a version with on_promotion true is in effect at some instant of ``sale_date``."""
+    known = (products[C.UPDATED_AT] < midnight(day)) & (products[C.RUN_DATE] < day) & (products[C.ITEM_ID] == item)
+    versions = products[known].sort_values(C.UPDATED_AT)
+    starts = versions[C.UPDATED_AT].tolist()
+    ends = starts[1:] + [None]
+    begin = midnight(sale_date)
+    end = begin + pd.Timedelta(days=1)
+    promoted = [value is not None and bool(value) for value in versions[C.ON_PROMOTION].astype(object).tolist()]
+    return any(
+        promo and start < end and (start >= begin or stop is None or stop > begin)
+        for promo, start, stop in zip(promoted, starts, ends, strict=True)
+    )
+
+
+def check_daily_sales(lake, day: dt.date) -> pd.DataFrame:
+    """Invariants of one run date's ``gold.item_daily_sales`` partition against bronze, recomputed in pandas."""
+    schema = lake.to_arrow(ITEM_DAILY_SALES, run_date=day).schema
+    assert [(f.name, f.type) for f in schema] == [(f.name, f.type) for f in ITEM_DAILY_SALES.arrow_schema()]
+    sales = table(lake, ITEM_DAILY_SALES, day)
+    assert len(sales) and not sales.duplicated([C.ITEM_ID, C.SALE_DATE]).any()
+
+    # Every item runs without a gap from its first sale to the day before the run date.
+    last = day - dt.timedelta(days=1)
+    span = sales.groupby(C.ITEM_ID)[C.SALE_DATE].agg(["min", "max", "count"])
+    assert (span["max"] == last).all()
+    assert (span["count"] == [(hi - lo).days + 1 for lo, hi in zip(span["min"], span["max"], strict=True)]).all()
+    first = sales[C.ITEM_ID].map(span["min"])
+    since = [(d - f).days for d, f in zip(sales[C.SALE_DATE], first, strict=True)]
+    assert (sales[C.DAYS_SINCE_FIRST_SALE] == since).all()
+
+    # Net units and revenue per item and day, as a plain stack simulation over the bronze order lines.
+    expected = expected_daily_sales(table(lake, f"bronze.{ORDERS.name}"), day)
+    sold = sales[sales[C.UNITS] > 0]
+    assert {(i, d): u for i, d, u in zip(sold[C.ITEM_ID], sold[C.SALE_DATE], sold[C.UNITS], strict=True)} == {
+        key: units for key, (units, _) in expected.items()
+    }
+    assert sold[C.REVENUE].to_numpy() == pytest.approx(
+        [expected[i, d][1] for i, d in zip(sold[C.ITEM_ID], sold[C.SALE_DATE], strict=True)], rel=1e-9
+    )
+    assert (sales.loc[sales[C.UNITS] == 0, C.REVENUE] == 0).all()
+    assert span["min"].to_dict() == {item: min(d for i, d in expected if i == item) for item in span.index}
+    assert sales[C.AVG_PRICE].notna().all()
+    assert (sales[C.RUN_DATE] == day).all()
+
+    products = table(lake, f"bronze.{PRODUCTS.name}")
+    keys = zip(sales[C.ITEM_ID], sales[C.SALE_DATE], strict=True)
+    assert sales[C.ON_PROMOTION].tolist() == [expected_promotion(products, day, i, d) for i, d in keys]
+    return sales
+
+
 def test_synthetic_shop_features_two_run_dates_then_a_rerun(cfg, lake):
     generate_shop(cfg.landing.root, SHOP)
-    ingest(cfg, lake, date_range(START, LATE - dt.timedelta(days=1)), [ORDERS.name, EVENTS.name, PRODUCTS.name])
+    sources = [ORDERS.name, EVENTS.name, PRODUCTS.name, INVENTORY.name]
+    ingest(cfg, lake, date_range(START, LATE - dt.timedelta(days=1)), sources)
 
     results = build_features(cfg, lake, [LATE, EARLY])
     assert [r.table for r in results] == [s.full_name for s in OUTPUTS]
     assert all(r.version == 0 and r.rows > 0 for r in results)
     for day in (EARLY, LATE):
         check_snapshot(lake, cfg, day)
+        sales = check_daily_sales(lake, day)
+        # The shop snapshots every catalogued item at the end of each day, landing that day.
+        inventory = table(lake, f"bronze.{INVENTORY.name}")
+        snapshots = zip(inventory[C.ITEM_ID], inventory[C.SNAPSHOT_DATE], inventory[C.ON_HAND], strict=True)
+        on_hand = {(item, snapshot_date): units for item, snapshot_date, units in snapshots}
+        keys = zip(sales[C.ITEM_ID], sales[C.SALE_DATE], strict=True)
+        assert sales[C.STOCK_OUT].tolist() == [None if key not in on_hand else bool(on_hand[key] == 0) for key in keys]
+    # By the late date the shop's data exercise the zero fill, a promotion and stock-outs.
+    late = table(lake, ITEM_DAILY_SALES, LATE)
+    assert (late[C.UNITS] == 0).any() and late[C.ON_PROMOTION].any() and late[C.STOCK_OUT].eq(True).any()
     # Two days in, part of the catalogue has not been touched yet: cold items are there with popularity 0.
     early_items = table(lake, ITEM_FEATURES, EARLY)
     assert (early_items[C.POPULARITY] == 0).any()
@@ -122,6 +223,17 @@ def test_synthetic_shop_features_two_run_dates_then_a_rerun(cfg, lake):
         assert after == before[spec.full_name], spec.full_name
 
 
+def test_a_clickstream_only_shop_gets_no_daily_sales(cfg, lake, caplog):
+    generate_shop(cfg.landing.root, SHOP)
+    ingest(cfg, lake, date_range(START, EARLY - dt.timedelta(days=1)), [EVENTS.name, PRODUCTS.name])
+
+    with caplog.at_level(logging.INFO, logger="shoplake.features.run"):
+        results = build_features(cfg, lake, [EARLY])
+    assert [r.table for r in results] == [s.full_name for s in OUTPUTS if s is not ITEM_DAILY_SALES]
+    assert f"{ITEM_DAILY_SALES.full_name} is skipped" in caplog.text
+    assert not lake.exists(ITEM_DAILY_SALES)
+
+
 @pytest.mark.skipif(not RETAIL.is_dir(), reason=f"the public Online Retail files are read in place from {RETAIL}, outside the repository, and this checkout has none")
 def test_online_retail_has_only_orders_and_products(cfg, lake, caplog):
     from shoplake.datagen.online_retail import import_online_retail
@@ -136,6 +248,9 @@ def test_online_retail_has_only_orders_and_products(cfg, lake, caplog):
     assert "bronze.events does not exist" in caplog.text
     assert all(r.rows > 0 for r in results)
 
+    assert [r.table for r in results] == [s.full_name for s in OUTPUTS]
+    assert "bronze.inventory does not exist" in caplog.text
+
     inter = table(lake, INTERACTIONS, day)
     assert set(inter[C.EVENT_TYPE]) == {PURCHASE} and set(inter[C.SOURCE]) == {SOURCE_ORDERS}
     orders = table(lake, f"bronze.{ORDERS.name}")
@@ -149,3 +264,9 @@ def test_online_retail_has_only_orders_and_products(cfg, lake, caplog):
     # Online Retail's description repeats the title: the encoder gets it once.
     assert (items[C.TEXT] == items[C.TITLE]).all()
     assert len(table(lake, USER_FEATURES, day)) == inter[C.USER_ID].nunique()
+
+    # Daily sales count guests too; without inventory the stock-out is unknown, and no item is promoted.
+    sales = check_daily_sales(lake, day)
+    assert orders[C.USER_ID].isna().any() and sales[C.STOCK_OUT].isna().all() and not sales[C.ON_PROMOTION].any()
+    guests = orders[orders[C.USER_ID].isna() & (orders[C.STATUS] == PLACED)]
+    assert set(guests[C.ITEM_ID]) - set(inter[C.ITEM_ID]) <= set(sales[C.ITEM_ID])

@@ -67,7 +67,9 @@ _DELTA = "_units_delta"
 _RUNNING = "_units_running"
 _STACK = "_units_standing"
 _LATER_MIN = "_later_min_standing"
-_KEPT = "_kept"
+#: Columns added by :func:`net_cancellations`: whether a placed line keeps a unit, and how many it keeps.
+KEPT = "_kept"
+KEPT_UNITS = "_kept_units"
 _STATUS_RANK = "_status_rank"
 _MATCH_USER = "_match_user"
 _MATCH_ITEM = "_match_item"
@@ -121,24 +123,38 @@ def interaction_weight(run_date: dt.date, event_weights: Mapping[str, float], ha
     return type_weight * decay
 
 
-def _net_cancellations(lines: DataFrame) -> DataFrame:
-    """Placed lines of known users with ``_kept``: whether units remain after LIFO cancellation netting.
+def net_cancellations(lines: DataFrame, keys: Sequence[str] = (C.USER_ID, C.ITEM_ID)) -> DataFrame:
+    """Placed lines after LIFO cancellation netting, with :data:`KEPT` and :data:`KEPT_UNITS`.
 
-    Per (user, item), in time order (a placement before a cancellation at the same
-    instant), the units standing form a stack: a placement pushes its quantity, a
-    cancellation pops its quantity, never below zero. That clamped running sum is
-    ``S_j - min(0, min_{k<=j} S_k)`` where ``S`` is the plain running sum (placed
-    units minus cancelled units). A placed line's units sit at the top ``quantity``
-    levels of the stack it leaves, and a unit is gone once a later stack height drops
-    below its level, so the line keeps a unit exactly when every later height stays
-    above ``height - quantity``.
+    Per ``keys`` (a buyer and an item), in time order (a placement before a
+    cancellation at the same instant), the units standing form a stack: a placement
+    pushes its quantity, a cancellation pops its quantity, never below zero. That
+    clamped running sum is ``S_j - min(0, min_{k<=j} S_k)`` where ``S`` is the plain
+    running sum (placed units minus cancelled units). A placed line's units sit at the
+    top ``quantity`` levels of the stack it leaves, ``(height - quantity, height]``,
+    and a unit is gone once a later stack height drops below its level: the line keeps
+    ``clamp(min(later heights) - (height - quantity), 0, quantity)`` units, all of
+    them when nothing follows. A line of 12 with 6 cancelled later keeps 6.
+
+    Args:
+        lines: Order lines with ``order_id, line_number, quantity, order_ts, status``
+            (placed and cancelled; other statuses are treated as cancellations, so
+            filter them out first) and the ``keys`` columns. A null key value is a
+            value like any other: nulls of a key column fall in one group.
+        keys: Columns that say which cancellations may net out which placed lines.
+
+    Returns:
+        The placed lines with every input column, working columns (leading
+        underscore) and ``KEPT`` (boolean: some unit remains) and ``KEPT_UNITS``
+        (long: the units that remain).
     """
-    per_pair = Window.partitionBy(C.USER_ID, C.ITEM_ID).orderBy(
-        C.ORDER_TS, _STATUS_RANK, C.ORDER_ID, C.LINE_NUMBER
-    )
-    so_far = per_pair.rowsBetween(Window.unboundedPreceding, Window.currentRow)
-    after = per_pair.rowsBetween(1, Window.unboundedFollowing)
+    per_key = Window.partitionBy(*keys).orderBy(C.ORDER_TS, _STATUS_RANK, C.ORDER_ID, C.LINE_NUMBER)
+    so_far = per_key.rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    after = per_key.rowsBetween(1, Window.unboundedFollowing)
     placed = F.col(C.STATUS) == PLACED
+    quantity = F.col(C.QUANTITY).cast("long")
+    # Units of the line still standing at the lowest later height; negative means all gone.
+    surviving = F.col(_LATER_MIN) - (F.col(_STACK) - quantity)
     return (
         lines.withColumn(_STATUS_RANK, F.when(placed, F.lit(0)).otherwise(F.lit(1)))
         .withColumn(_DELTA, F.when(placed, F.col(C.QUANTITY)).otherwise(-F.col(C.QUANTITY)).cast("long"))
@@ -146,7 +162,13 @@ def _net_cancellations(lines: DataFrame) -> DataFrame:
         .withColumn(_STACK, F.col(_RUNNING) - F.least(F.lit(0).cast("long"), F.min(_RUNNING).over(so_far)))
         .withColumn(_LATER_MIN, F.min(_STACK).over(after))
         .where(placed)
-        .withColumn(_KEPT, F.col(_LATER_MIN).isNull() | (F.col(_LATER_MIN) > F.col(_STACK) - F.col(C.QUANTITY)))
+        .withColumn(
+            KEPT_UNITS,
+            F.when(F.col(_LATER_MIN).isNull(), quantity).otherwise(
+                F.least(quantity, F.greatest(F.lit(0).cast("long"), surviving))
+            ),
+        )
+        .withColumn(KEPT, F.col(_LATER_MIN).isNull() | (surviving > 0))
     )
 
 
@@ -218,8 +240,8 @@ def compute_interactions(
             F.col(C.USER_ID).isNotNull() & F.col(C.STATUS).isin(PLACED, CANCELLED) & _before(C.ORDER_TS, end)
         ).select(C.ORDER_ID, C.LINE_NUMBER, C.USER_ID, C.ITEM_ID, C.QUANTITY, C.ORDER_TS, C.STATUS)
         placed = lines.where(F.col(C.STATUS) == PLACED)
-        netted = _net_cancellations(lines)
-        parts.append(_interaction(netted.where(F.col(_KEPT)), F.lit(PURCHASE), C.ORDER_TS, SOURCE_ORDERS))
+        netted = net_cancellations(lines)
+        parts.append(_interaction(netted.where(F.col(KEPT)), F.lit(PURCHASE), C.ORDER_TS, SOURCE_ORDERS))
     if events_df is not None:
         events = _interaction(
             events_df.where(

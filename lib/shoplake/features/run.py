@@ -1,11 +1,12 @@
-"""The recommendation feature step: bronze -> ``silver.interactions`` -> ``gold.*`` for some run dates.
+"""The feature step: bronze -> ``silver.interactions`` -> ``gold.*`` for some run dates.
 
 For each run date D the step reads what the lake knew before D (bronze partitions
 of landing days before D, and within them only rows timestamped before D's
-midnight), computes the four tables with the pure transforms of
-:mod:`shoplake.features.interactions`, and writes D's partition of each. All tables
-of all run dates are written in one lake batch: after an error the lake is as it was,
-and re-running a date replaces its partitions (a new version with the same rows).
+midnight), computes the four recommendation tables with the pure transforms of
+:mod:`shoplake.features.interactions` and, when the shop has orders, the daily item
+sales of :mod:`shoplake.features.daily_sales`, and writes D's partition of each. All
+tables of all run dates are written in one lake batch: after an error the lake is as
+it was, and re-running a date replaces its partitions (a new version with the same rows).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from shoplake.config import Config
+from shoplake.features.daily_sales import compute_item_daily_sales
 from shoplake.features.interactions import (
     compute_interactions,
     compute_item_features,
@@ -27,13 +29,16 @@ from shoplake.features.interactions import (
 from shoplake.lake import Lake, WriteResult
 from shoplake.schemas import columns as C
 from shoplake.schemas.bronze import BRONZE
-from shoplake.schemas.landing import EVENTS, ORDERS, PRODUCTS
+from shoplake.schemas.forecast import ITEM_DAILY_SALES
+from shoplake.schemas.landing import EVENTS, INVENTORY, ORDERS, PRODUCTS
 from shoplake.schemas.recsys import INTERACTIONS, ITEM_FEATURES, USER_FEATURES, USER_ITEM_MATRIX
 from shoplake.schemas.spec import TableSpec
 
 log = logging.getLogger(__name__)
 
-OUTPUTS = (INTERACTIONS, USER_ITEM_MATRIX, ITEM_FEATURES, USER_FEATURES)
+#: Every table the step writes, in the order of its results. ``gold.item_daily_sales``
+#: needs orders: a shop without them (clickstream only) gets the other four.
+OUTPUTS = (INTERACTIONS, USER_ITEM_MATRIX, ITEM_FEATURES, USER_FEATURES, ITEM_DAILY_SALES)
 
 
 class FeatureInputError(ValueError):
@@ -76,7 +81,7 @@ def holdout_dates(cfg: Config, lake: Lake, run_dates: list[dt.date]) -> list[dt.
 
 
 def build_features(cfg: Config, lake: Lake, run_dates: list[dt.date], *, with_holdout: bool = False) -> list[WriteResult]:
-    """Build ``silver.interactions`` and ``gold.{user_item_matrix,item_features,user_features}`` for run dates.
+    """Build ``silver.interactions`` and ``gold.{user_item_matrix,item_features,user_features,item_daily_sales}``.
 
     Args:
         cfg: Configuration (``features``: event weights, half-life, lookback, price bands).
@@ -87,7 +92,8 @@ def build_features(cfg: Config, lake: Lake, run_dates: list[dt.date], *, with_ho
         with_holdout: Also build the missing cutoff snapshots of :func:`holdout_dates`.
 
     Returns:
-        The write results of the four tables, in the order of :data:`OUTPUTS`.
+        The write results of the tables written, in the order of :data:`OUTPUTS`:
+        all five, or the first four when ``bronze.orders`` does not exist.
 
     Raises:
         FeatureInputError: Neither ``bronze.events`` nor ``bronze.orders`` exists.
@@ -110,8 +116,15 @@ def build_features(cfg: Config, lake: Lake, run_dates: list[dt.date], *, with_ho
             f"no {BRONZE[EVENTS.name].full_name} or {BRONZE[ORDERS.name].full_name} in {lake.root}; "
             "ingest the shop's events or orders first"
         )
+    inventory = None
+    if orders is None:
+        log.info("features: %s is skipped, it is built from orders", ITEM_DAILY_SALES.full_name)
+        specs = [spec for spec in OUTPUTS if spec is not ITEM_DAILY_SALES]
+    else:
+        inventory = _read_optional(lake, BRONZE[INVENTORY.name], "item daily sales have no stock-out flags")
+        specs = list(OUTPUTS)
 
-    outputs: dict[str, list[DataFrame]] = {spec.full_name: [] for spec in OUTPUTS}
+    outputs: dict[str, list[DataFrame]] = {spec.full_name: [] for spec in specs}
     cached: list[DataFrame] = []
     try:
         for day in days:
@@ -133,8 +146,14 @@ def build_features(cfg: Config, lake: Lake, run_dates: list[dt.date], *, with_ho
             outputs[USER_FEATURES.full_name].append(
                 compute_user_features(interactions, items, day, feats.event_weights, feats.half_life_days)
             )
+            if orders is not None:
+                outputs[ITEM_DAILY_SALES.full_name].append(
+                    compute_item_daily_sales(
+                        _landed_before(orders, day), _landed_before(products, day), _landed_before(inventory, day), day
+                    )
+                )
         with lake.batch() as batch:
-            for spec in OUTPUTS:
+            for spec in specs:
                 batch.write(_union(outputs[spec.full_name]), spec, mode="replace", run_dates=days)
                 log.info("features: %s staged for %s..%s", spec.full_name, days[0], days[-1])
         results = list(batch.results)

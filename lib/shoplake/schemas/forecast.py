@@ -25,17 +25,39 @@ ITEM_DAILY_SALES = TableSpec(
     layer="gold",
     columns=(
         Col(C.ITEM_ID, "string", False, "Product."),
-        Col(C.SALE_DATE, "date", False, "Day of the sales (UTC), from the item's first sale to run_date - 1."),
-        Col(C.UNITS, "long", False, "Units sold that day net of cancellations; 0 on a day without sales."),
-        Col(C.REVENUE, "double", False, "Revenue of those units (quantity x unit price), net of cancellations."),
+        Col(
+            C.SALE_DATE,
+            "date",
+            False,
+            "Day of the sales (UTC), from the item's first day with net units > 0 to run_date - 1.",
+        ),
+        Col(
+            C.UNITS,
+            "long",
+            False,
+            "Units placed that day (guests included) that no cancellation known before run_date took back; "
+            "0 on a day without sales.",
+        ),
+        Col(C.REVENUE, "double", False, "Revenue of those units (units kept x unit price); 0 on a day without sales."),
         Col(
             C.AVG_PRICE,
             "double",
             True,
-            "Revenue / units on a day with sales; otherwise the last known price (last sale, or list price).",
+            "Revenue / units on a day with sales; otherwise the last earlier day's "
+            "(never null: the first day has sales).",
         ),
-        Col(C.ON_PROMOTION, "boolean", False, "The catalogue had the item on promotion at some time that day."),
-        Col(C.STOCK_OUT, "boolean", True, "End-of-day inventory was 0; null when inventory has no row for the day."),
+        Col(
+            C.ON_PROMOTION,
+            "boolean",
+            False,
+            "A product version with on_promotion true was in effect at some time that day; false without one.",
+        ),
+        Col(
+            C.STOCK_OUT,
+            "boolean",
+            True,
+            "End-of-day on_hand was 0 (latest ingested snapshot); null when inventory has no row for the day.",
+        ),
         Col(C.DAY_OF_WEEK, "int", False, "1 = Monday .. 7 = Sunday."),
         Col(C.DAY_OF_MONTH, "int", False, "1..31."),
         Col(C.WEEK_OF_YEAR, "int", False, "ISO week, 1..53."),
