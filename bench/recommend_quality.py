@@ -33,60 +33,11 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
-import subprocess
 import time
-from pathlib import Path
+
+from lakes import DATASETS, ROOT, ensure_lake
 
 from shoplake.entry import add_config_args, config_from_args, exit_cleanly, parse_date
-
-ROOT = Path(__file__).resolve().parents[1]
-DATASETS = {
-    "online-retail": {
-        "landing": "data/online-retail",
-        "lake": "data/lake-online-retail",
-        "first": dt.date(2010, 12, 1),
-        "last": dt.date(2011, 12, 9),
-        "overrides": ["ingest.sources=[orders,products]"],
-    },
-    "synthetic": {"landing": "data/synthetic-bench", "lake": "data/lake-synthetic-bench", "overrides": []},
-}
-
-
-def _shoplake(*args: str) -> None:
-    cmd = [str(ROOT / ".venv/bin/shoplake"), *args]
-    print("$ " + " ".join(cmd[1:]), flush=True)
-    subprocess.run(cmd, check=True, cwd=ROOT)
-
-
-def ensure_lake(name: str, cfg, run_date: dt.date | None = None) -> tuple[list[str], dt.date]:
-    """Config overrides pointing at the dataset's lake, and the run date; builds what is missing.
-
-    Without ``run_date`` the run date is the morning after the dataset's last day.
-    """
-    spec = DATASETS[name]
-    if name == "synthetic":
-        g = cfg.generate
-        spec = {**spec, "first": dt.date.fromisoformat(g.start), "last": dt.date.fromisoformat(g.start) + dt.timedelta(days=g.days - 1)}
-    run_date = run_date or spec["last"] + dt.timedelta(days=1)
-    overrides = [f"landing.root={spec['landing']}", f"lake.root={spec['lake']}", *spec["overrides"]]
-    sets = [a for o in overrides for a in ("--set", o)]
-    from shoplake.config import load_config
-    from shoplake.lake import Lake
-    from shoplake.schemas.recsys import USER_ITEM_MATRIX
-
-    lake = Lake(load_config(cfg.env, overrides))
-    if lake.version(USER_ITEM_MATRIX) is None:
-        if not (ROOT / spec["landing"]).is_dir():
-            if name == "online-retail":
-                _shoplake("import", "online-retail", str(ROOT.parent / "shared/data/online-retail/by-day"), "--out", spec["landing"])
-            else:
-                _shoplake("generate", "--out", spec["landing"])
-        _shoplake("nightly", "--from", str(spec["first"]), "--to", str(spec["last"]), "--no-recommend", *sets)
-    cutoff = run_date - dt.timedelta(days=cfg.recommender.holdout_days)
-    if not {run_date, cutoff} <= set(lake.run_dates(USER_ITEM_MATRIX)):
-        _shoplake("features", "--run-date", str(run_date), *sets)  # builds the missing cutoff snapshot too
-    return overrides, run_date
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -68,5 +68,22 @@ with DAG(
             "-- python ray_apps/score_recommendations.py --env cluster --run-date {{ macros.ds_add(ds, 1) }}"
         ),
     )
-    ingest >> features >> [profile, train]
+    train_fc = BashOperator(
+        task_id="train_forecaster",
+        cwd=PROJECT,
+        bash_command=(
+            "ray job submit --address {{ var.value.shoplake_ray_dashboard }} --working-dir . "
+            "-- python ray_apps/train_forecaster.py --env cluster --run-date {{ macros.ds_add(ds, 1) }}"
+        ),
+    )
+    score_fc = BashOperator(
+        task_id="score_forecasts",
+        cwd=PROJECT,
+        bash_command=(
+            "ray job submit --address {{ var.value.shoplake_ray_dashboard }} --working-dir . "
+            "-- python ray_apps/score_forecasts.py --env cluster --run-date {{ macros.ds_add(ds, 1) }}"
+        ),
+    )
+    ingest >> features >> [profile, train, train_fc]
     train >> score
+    train_fc >> score_fc

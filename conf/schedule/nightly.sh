@@ -34,3 +34,10 @@ ray job submit --address "${RAY_DASHBOARD}" --working-dir . --runtime-env-json "
 # Scores every user with the version the training run just registered.
 ray job submit --address "${RAY_DASHBOARD}" --working-dir . --runtime-env-json "${ENV_JSON}" \
   -- python ray_apps/score_recommendations.py --env cluster --run-date "${FEATURES_FOR}"
+
+ray job submit --address "${RAY_DASHBOARD}" --working-dir . --runtime-env-json "${ENV_JSON}" \
+  -- python ray_apps/train_forecaster.py --env cluster --run-date "${FEATURES_FOR}"
+
+# Forecasts and the replenishment plan with the forecaster just registered.
+ray job submit --address "${RAY_DASHBOARD}" --working-dir . --runtime-env-json "${ENV_JSON}" \
+  -- python ray_apps/score_forecasts.py --env cluster --run-date "${FEATURES_FOR}"

@@ -102,13 +102,17 @@ def cmd_import(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
-def run_nightly(cfg: Config, days: list[dt.date], sources: list[str] | None = None, *, recommend: bool = True) -> None:
+def run_nightly(
+    cfg: Config, days: list[dt.date], sources: list[str] | None = None, *, recommend: bool = True, forecast: bool = True
+) -> None:
     """Run the nightly steps for the landing days ``days``.
 
     Ingest loads the days' files; the features are then built for the morning after
     the last day, so they use everything ingested and nothing later. With
     ``recommend``, the recommenders are trained and evaluated on those features, the
-    main one registered, and every user's recommendations scored into the lake.
+    main one registered, and every user's recommendations scored into the lake. With
+    ``forecast``, the forecasters are backtested, the main one registered, and every
+    item's forecasts and replenishment plan written to the lake.
     """
     from shoplake.features.run import build_features
     from shoplake.ingest.run import ingest
@@ -124,23 +128,52 @@ def run_nightly(cfg: Config, days: list[dt.date], sources: list[str] | None = No
         task = progress.add_task(f"features for {features_for}", total=1)
         build_features(cfg, lake, [features_for], with_holdout=True)
         progress.update(task, completed=1, description=f"features for {features_for} committed")
-        if not recommend:
-            return
-        from shoplake.ray_runtime import init_ray
-        from shoplake.scoring.recommendations import score_recommendations
-        from shoplake.training.recommendation import run_recommendation
+        if recommend:
+            _recommend(cfg, lake, features_for, progress)
+        if forecast:
+            _forecast(cfg, lake, features_for, progress)
+    if recommend or forecast:
+        console.print(*_metrics_of(cfg, lake, features_for))
 
-        init_ray(cfg)
-        steps = len(cfg.recommender.models) * 2 + 4
-        task = progress.add_task("recommenders", total=steps)
-        result = run_recommendation(
-            cfg, lake, features_for, on_step=lambda text: progress.update(task, advance=1, description=f"recommenders: {text}")
-        )
-        progress.update(task, completed=steps, description=f"recommenders: {result.main_model} v{result.model_version} registered")
-        task = progress.add_task("scoring serving.recommendations", total=1)
-        scored = score_recommendations(cfg, lake, features_for)
-        progress.update(task, completed=1, description=f"scoring: {scored.rows:,} recommendations for {scored.users:,} users")
-    console.print(*_metrics_of(cfg, lake, features_for))
+
+def _recommend(cfg: Config, lake, run_date: dt.date, progress) -> None:
+    from shoplake.ray_runtime import init_ray
+    from shoplake.scoring.recommendations import score_recommendations
+    from shoplake.training.recommendation import run_recommendation
+
+    init_ray(cfg)
+    steps = len(cfg.recommender.models) * 2 + 4
+    task = progress.add_task("recommenders", total=steps)
+    result = run_recommendation(
+        cfg, lake, run_date, on_step=lambda text: progress.update(task, advance=1, description=f"recommenders: {text}")
+    )
+    progress.update(task, completed=steps, description=f"recommenders: {result.main_model} v{result.model_version} registered")
+    task = progress.add_task("scoring serving.recommendations", total=1)
+    scored = score_recommendations(cfg, lake, run_date)
+    progress.update(task, completed=1, description=f"scoring: {scored.rows:,} recommendations for {scored.users:,} users")
+
+
+def _forecast(cfg: Config, lake, run_date: dt.date, progress) -> None:
+    from shoplake.ray_runtime import init_ray
+    from shoplake.scoring.forecasts import score_forecasts
+    from shoplake.training.forecasting import run_forecasting
+
+    init_ray(cfg)
+    fc = cfg.forecasting
+    steps = len(fc.models) * fc.backtest_origins + 4
+    task = progress.add_task("forecasters", total=steps)
+    result = run_forecasting(
+        cfg, lake, run_date, on_step=lambda text: progress.update(task, advance=1, description=f"forecasters: {text}")
+    )
+    progress.update(task, completed=steps, description=f"forecasters: {result.main_model} v{result.model_version} registered")
+    task = progress.add_task("forecasting serving.forecasts", total=1)
+    scored = score_forecasts(cfg, lake, run_date)
+    progress.update(
+        task, completed=1,
+        description=f"forecasts: {scored.items:,} items x {fc.horizon_days} days, {scored.items_to_order:,} items to reorder",
+    )  # fmt: skip
+    if result.chart_path:
+        console.print(f"actual vs forecast at the last backtest cut-off: {result.chart_path}")
 
 
 def _metrics_of(cfg: Config, lake, run_date: dt.date | None = None) -> list:
@@ -176,7 +209,7 @@ def cmd_metrics(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_nightly(cfg: Config, args: argparse.Namespace) -> int:
-    run_nightly(cfg, run_dates(args), args.sources, recommend=not args.no_recommend)
+    run_nightly(cfg, run_dates(args), args.sources, recommend=not args.no_recommend, forecast=not args.no_forecast)
     console.print(lake_table(cfg))
     return 0
 
@@ -331,6 +364,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "train-recommender", help="train, evaluate and register the recommenders (same as ray_apps/train_recommender.py)", add_help=False
     )
+    sub.add_parser(
+        "train-forecaster", help="backtest, train and register the demand forecasters (ray_apps/train_forecaster.py)", add_help=False
+    )
+    sub.add_parser(
+        "score-forecasts", help="forecasts and the replenishment plan into the serving tables (ray_apps/score_forecasts.py)", add_help=False
+    )
     sub.add_parser("profile-tables", help="rows and nulls per column into ops.table_profiles (ray_apps/profile_tables.py)", add_help=False)
     sub.add_parser(
         "score-recommendations", help="top-k of every user into serving.recommendations (ray_apps/score_recommendations.py)", add_help=False
@@ -338,12 +377,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add_config_args(add_date_args(sub.add_parser("nightly", help="run the nightly flow for a day or a range")))
     p.add_argument("--source", dest="sources", action="append", help="only this landing source (repeatable)")
-    p.add_argument("--no-recommend", action="store_true", help="stop after the features (no training or scoring)")
+    p.add_argument("--no-recommend", action="store_true", help="no recommender training or scoring")
+    p.add_argument("--no-forecast", action="store_true", help="no forecaster training, forecasts or replenishment plan")
 
     p = add_config_args(sub.add_parser("demo", help="generate a small shop and run the nightly flow over it"))
     p.add_argument("--fresh", action="store_true", help="regenerate the landing files even if present")
 
-    p = add_config_args(sub.add_parser("metrics", help="the recommenders' holdout metrics from ops.model_metrics"))
+    p = add_config_args(sub.add_parser("metrics", help="the recommenders' and forecasters' metrics from ops.model_metrics"))
     p.add_argument("--run-date", type=parse_date, help="run date (default: the latest)")
 
     p = sub.add_parser("lake", help="look at the lake")
@@ -384,6 +424,8 @@ ENTRY_POINTS = {
     "train-recommender": "ray_apps/train_recommender.py",
     "profile-tables": "ray_apps/profile_tables.py",
     "score-recommendations": "ray_apps/score_recommendations.py",
+    "train-forecaster": "ray_apps/train_forecaster.py",
+    "score-forecasts": "ray_apps/score_forecasts.py",
 }
 
 

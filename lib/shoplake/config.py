@@ -216,6 +216,10 @@ class ForecastingConfig(_Strict):
     batch_size: int = Field(512, ge=1, description="Training windows per step and worker.")
     lr: float = Field(0.002, gt=0)
     windows_per_epoch: int = Field(100_000, ge=1, description="Training windows sampled per epoch over all items (all of them when fewer).")
+    mean_weight: float = Field(1.0, ge=0, description="Weight of the mean head's squared error beside the quantiles' pinball loss.")
+    target_clip: float | None = Field(
+        10.0, gt=0, description="Scaled units above this count as this much in the mean head's squared error (bulk orders would dominate it); null: no clip."
+    )
     service_level: float = Field(0.95, gt=0.5, lt=1, description="Target cycle service level of the safety stock.")
     review_period_days: int = Field(7, ge=0, description="Days between orders: stock must cover lead time plus this.")
     default_lead_time_days: int = Field(7, ge=0, description="Lead time for items whose inventory rows have none.")

@@ -329,3 +329,19 @@ def write_forecast_chart(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render_forecast_chart(series, title, subtitle, layout), encoding="utf-8")
     return out
+
+
+def render_forecast_svg(series: Sequence[ChartSeries], layout: Layout = Layout(), columns: int = 2) -> str:
+    """The charts of :func:`render_forecast_chart` as one standalone SVG image (for a README), ``columns`` per row."""
+    rows = max(1, -(-len(series) // columns))
+    width, height = layout.width * min(columns, max(1, len(series))), layout.height * rows
+    parts = [
+        f'<svg xmlns="{_SVG_NS}" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+        'font-family="system-ui, -apple-system, Segoe UI, Roboto, sans-serif" font-size="11">',
+        f'<rect width="{width}" height="{height}" fill="#ffffff"/>',
+    ]
+    for n, s in enumerate(series):
+        x, y = (n % columns) * layout.width, (n // columns) * layout.height
+        parts.append(f'<g transform="translate({x},{y})">{chart_svg(s, layout)}</g>')
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"

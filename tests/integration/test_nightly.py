@@ -1,4 +1,4 @@
-"""The nightly flow end to end on a small synthetic shop: ingest, features, train, evaluate, register, score."""
+"""The nightly flow end to end on a small synthetic shop: ingest, features, train, evaluate, register, score, forecast."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from shoplake.cli import run_nightly
 from shoplake.datagen.synthetic import ShopParams, generate_shop
 from shoplake.registry import load_serving_bundle
 from shoplake.schemas import columns as C
-from shoplake.schemas.ops import MODEL_METRICS
+from shoplake.schemas.forecast import FORECASTS, ITEM_DAILY_SALES, REPLENISHMENT_PLAN
+from shoplake.schemas.ops import MODEL_METRICS, TASK_FORECASTING, TASK_RECOMMENDATION
 from shoplake.schemas.recsys import USER_ITEM_MATRIX
 from shoplake.schemas.serving import RECOMMENDATIONS
 
@@ -22,6 +23,13 @@ SMALL = (
     "sequence_model.layers=1",
     "sequence_model.heads=1",
     "sequence_model.max_len=10",
+    "forecasting.horizon_days=7",
+    "forecasting.history_days=7",
+    "forecasting.backtest_origins=2",
+    "forecasting.min_history_days=7",
+    "forecasting.epochs=2",
+    "forecasting.windows_per_epoch=2000",
+    "forecasting.hidden=16",
 )
 
 
@@ -37,8 +45,13 @@ def test_nightly_trains_scores_and_reports_every_model(make_cfg, spark, ray_loca
     run_date = days[-1] + dt.timedelta(days=1)
     # The features of the run date and of its holdout cutoff.
     assert lake.run_dates(USER_ITEM_MATRIX) == [run_date - dt.timedelta(days=7), run_date]
-    metrics = lake.to_arrow(MODEL_METRICS, run_date=run_date).to_pylist()
+    rows = lake.to_arrow(MODEL_METRICS, run_date=run_date).to_pylist()
+    metrics = [r for r in rows if r[C.TASK] == TASK_RECOMMENDATION]
     assert {r[C.MODEL_NAME] for r in metrics} == set(cfg.recommender.models)
+    forecast_metrics = [r for r in rows if r[C.TASK] == TASK_FORECASTING]
+    assert {(r[C.CUTOFF_DATE], r[C.MODEL_NAME]) for r in forecast_metrics} == {
+        (run_date - dt.timedelta(days=d), m) for d in (14, 7) for m in cfg.forecasting.models
+    }
     ndcg = {r[C.MODEL_NAME]: r[C.VALUE] for r in metrics if r[C.METRIC] == "ndcg@10" and r[C.SLICE] == "all"}
     assert all(0.0 <= v <= 1.0 for v in ndcg.values()), ndcg
 
@@ -51,6 +64,12 @@ def test_nightly_trains_scores_and_reports_every_model(make_cfg, spark, ray_loca
         by_user.setdefault(r[C.USER_ID], []).append(r)
     assert set(by_user) == set(bundle.user_ids.ids)
     assert all(sorted(r[C.RANK] for r in rows) == [1, 2, 3, 4, 5] for rows in by_user.values())
-    # The table printed at the end compares every model.
+    # Every item sold before the run date is forecast and planned.
+    sold = {r[C.ITEM_ID] for r in lake.to_arrow(ITEM_DAILY_SALES, run_date=run_date).to_pylist()}
+    forecasts = lake.to_arrow(FORECASTS, run_date=run_date)
+    assert forecasts.num_rows == len(sold) * 7 and set(forecasts[C.ITEM_ID].to_pylist()) == sold
+    assert set(lake.to_arrow(REPLENISHMENT_PLAN, run_date=run_date)[C.ITEM_ID].to_pylist()) == sold
+    # The tables printed at the end compare every model.
     printed = capsys.readouterr().out
     assert all(model in printed for model in cfg.recommender.models) and "ndcg@10" in printed, printed
+    assert all(model in printed for model in cfg.forecasting.models) and "wrmsse" in printed, printed

@@ -1,0 +1,81 @@
+"""The global quantile forecaster trained with Ray Train on two workers: loss goes down, it forecasts well, it reloads."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import numpy as np
+
+from shoplake.models.forecast import SalesPanel, moving_average, seasonal_naive
+from shoplake.models.quantile_net import SETTINGS_FILE, QuantileNetForecaster
+from shoplake.training.forecast_metrics import coverage, rmsse
+
+HORIZON = 14
+SETTINGS = (
+    f"forecasting.horizon_days={HORIZON}",
+    "forecasting.history_days=14",
+    "forecasting.hidden=32",
+    "forecasting.dropout=0",
+    "forecasting.epochs=8",
+    "forecasting.windows_per_epoch=3000",
+    "forecasting.batch_size=64",  # per worker: 128 a step
+    "forecasting.lr=0.005",
+)
+#: Weekly shapes: busy weekdays and closed weekends, busy weekends, flat.
+PROFILES = np.array([[1.4, 1.4, 1.4, 1.4, 1.4, 0.0, 0.0], [0.5, 0.5, 0.5, 1.0, 1.0, 2.25, 2.25], [1.0] * 7])
+
+
+def weekly_panel(items: int = 30, days: int = 120, seed: int = 0) -> tuple[SalesPanel, np.ndarray]:
+    """Poisson sales around one of three weekly shapes at levels 3..40, items starting in the first month.
+
+    Returns:
+        The panel (starting on a Monday) and the expected units of each item and day.
+    """
+    rng = np.random.default_rng(seed)
+    level = np.exp(rng.uniform(np.log(3), np.log(40), items))
+    expected = level[:, None] * PROFILES[np.arange(items) % 3][:, np.arange(days) % 7]
+    units = rng.poisson(expected).astype(float)
+    units[np.arange(days)[None, :] < rng.integers(0, 30, items)[:, None]] = np.nan
+    price = np.where(np.isnan(units), np.nan, 2.0)
+    panel = SalesPanel(
+        [f"item-{k:02d}" for k in range(items)], dt.date(2024, 1, 1), units, units * 2.0, price,
+        np.zeros((items, days), bool), np.full((items, days), np.nan),
+    )  # fmt: skip
+    return panel, expected
+
+
+def test_quantile_net_learns_weekly_shapes_on_two_workers(ray_local, make_cfg, tmp_path):
+    cfg = make_cfg(*SETTINGS)
+    panel, expected = weekly_panel()
+    cut_off = panel.end - dt.timedelta(days=HORIZON)
+    history, actual = panel.until(cut_off), panel.units[:, -HORIZON:]
+
+    forecaster = QuantileNetForecaster.train(cfg, history, "quantile-net")
+    result = forecaster.fit_result
+    assert [h["epoch"] for h in result.history] == list(range(8))
+    assert all(len(h["nodes"]) == cfg.ray.num_workers == 2 for h in result.history)
+    assert result.losses[-1] < 0.7 * result.losses[0], result.losses
+    assert json.loads((Path(result.checkpoint_path) / SETTINGS_FILE).read_text())["horizon"] == HORIZON
+
+    forecast = forecaster.forecast(history, HORIZON)
+    assert forecast.start == cut_off and forecast.mean.shape == (30, HORIZON)
+    assert (forecast.p10 <= forecast.p50).all() and (forecast.p50 <= forecast.p90).all() and (forecast.p10 >= 0).all()
+    # Seasonal naive repeats last week's noise, a moving average misses the weekly shape:
+    # the global model should beat both clearly (measured over data seeds 0-3: 0.48-0.52 against
+    # 0.60-0.66 and 0.76-0.80; knowing the expected units gives 0.44-0.46).
+    net = np.nanmean(rmsse(actual, forecast.mean, history.units))
+    naive = np.nanmean(rmsse(actual, seasonal_naive(history, HORIZON).mean, history.units))
+    flat = np.nanmean(rmsse(actual, moving_average(history, HORIZON).mean, history.units))
+    best = np.nanmean(rmsse(actual, expected[:, -HORIZON:], history.units))
+    assert net < 0.95 * naive and net < 0.85 * flat, (net, naive, flat, best)
+    assert 0.5 <= coverage(actual, forecast.p10, forecast.p90) <= 0.97
+
+    loaded = QuantileNetForecaster.load(forecaster.save(tmp_path / "model"))
+    again = loaded.forecast(history, HORIZON)
+    np.testing.assert_array_equal(again.mean, forecast.mean)
+    np.testing.assert_array_equal(again.quantiles, forecast.quantiles)
+    # The training checkpoint holds all it takes to serve, too.
+    from_checkpoint = QuantileNetForecaster.load(result.checkpoint_path).forecast(history, HORIZON)
+    np.testing.assert_array_equal(from_checkpoint.mean, forecast.mean)
