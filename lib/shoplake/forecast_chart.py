@@ -333,15 +333,20 @@ def write_forecast_chart(
 
 def render_forecast_svg(series: Sequence[ChartSeries], layout: Layout = Layout(), columns: int = 2) -> str:
     """The charts of :func:`render_forecast_chart` as one standalone SVG image (for a README), ``columns`` per row."""
+    head = 22  # the item's title above its chart
     rows = max(1, -(-len(series) // columns))
-    width, height = layout.width * min(columns, max(1, len(series))), layout.height * rows
+    cell_h = layout.height + head
+    width, height = layout.width * min(columns, max(1, len(series))), cell_h * rows
     parts = [
         f'<svg xmlns="{_SVG_NS}" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
         'font-family="system-ui, -apple-system, Segoe UI, Roboto, sans-serif" font-size="11">',
         f'<rect width="{width}" height="{height}" fill="#ffffff"/>',
     ]
     for n, s in enumerate(series):
-        x, y = (n % columns) * layout.width, (n // columns) * layout.height
-        parts.append(f'<g transform="translate({x},{y})">{chart_svg(s, layout)}</g>')
+        x, y = (n % columns) * layout.width, (n // columns) * cell_h
+        name = s.title or s.item_id
+        label = f"{name} ({s.item_id})" if s.title else name
+        parts.append(f'<text x="{x + layout.left}" y="{y + 16}" font-size="13" font-weight="bold" fill="#1f2937">{html.escape(label)}</text>')
+        parts.append(f'<g transform="translate({x},{y + head})">{chart_svg(s, layout)}</g>')
     parts.append("</svg>")
     return "\n".join(parts) + "\n"

@@ -70,7 +70,7 @@ def forecast_metrics_table(rows, main_model: str | None = None) -> Table:
     """One row per model of forecasting ``ops.model_metrics`` rows, averaged over the backtest cut-offs.
 
     The caption compares the main model's WRMSSE (revenue-weighted RMSSE) with the
-    best baseline's; below 1.00x the main model is better.
+    best baseline's; below 1.00x the main model is better (the column is lower-is-better).
     """
     records = rows.to_pylist() if hasattr(rows, "to_pylist") else list(rows)
     if not records:
@@ -121,4 +121,4 @@ def _forecast_versus_baselines(means: dict[str, dict[str, float]], main_model: s
     if found is None:
         return None
     ratio, best, value = found
-    return f"{main_model} WRMSSE = {ratio:.2f}x the best baseline ({best}, {value:.3f}); below 1 is better"
+    return f"{main_model} WRMSSE = {ratio:.2f}x the best baseline ({best}, {value:.3f})"

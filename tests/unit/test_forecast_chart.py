@@ -7,7 +7,15 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from shoplake.forecast_chart import ChartSeries, Layout, chart_svg, nice_step, render_forecast_chart, write_forecast_chart
+from shoplake.forecast_chart import (
+    ChartSeries,
+    Layout,
+    chart_svg,
+    nice_step,
+    render_forecast_chart,
+    render_forecast_svg,
+    write_forecast_chart,
+)
 
 SVG = "{http://www.w3.org/2000/svg}"
 START = dt.date(2024, 3, 1)
@@ -94,3 +102,17 @@ def test_nice_step_and_bad_series():
         series(p90=[1.0, float("nan"), 2.0])
     with pytest.raises(ValueError, match="4 actual values for 3"):
         series(actual=[1.0] * 4)
+
+
+def test_standalone_svg_lays_out_the_charts_in_a_grid_under_their_titles():
+    layout = Layout()
+    svg = render_forecast_svg([series("i1", "Mugs & cups"), series("i2"), series("i3")], layout, columns=2)
+    root = ET.fromstring(svg)
+    ns = "{http://www.w3.org/2000/svg}"
+    assert (root.get("width"), root.get("height")) == (str(2 * layout.width), str(2 * (layout.height + 22)))
+    assert len(root.findall(f"{ns}g/{ns}svg")) == 3
+    labels = [t.text for t in root.findall(f"{ns}text")]
+    assert labels == ["Mugs & cups (i1)", "i2", "i3"]  # escaped in the markup, plain once parsed
+    assert [g.get("transform") for g in root.findall(f"{ns}g")] == [
+        "translate(0,22)", f"translate({layout.width},22)", f"translate(0,{layout.height + 44})"
+    ]
