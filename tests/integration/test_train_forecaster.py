@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from shoplake.models.forecast import SalesPanel, moving_average, seasonal_naive
-from shoplake.models.quantile_net import SETTINGS_FILE, QuantileNetForecaster
-from shoplake.training.forecast_metrics import coverage, rmsse
+from shoplake.models.quantile_net import SETTINGS_FILE, QuantileNet, QuantileNetForecaster
+from shoplake.schemas.forecast import QUANTILES
+from shoplake.training.forecast_metrics import coverage, pinball, rmsse
 
 HORIZON = 14
 SETTINGS = (
@@ -71,6 +72,13 @@ def test_quantile_net_learns_weekly_shapes_on_two_workers(ray_local, make_cfg, t
     best = np.nanmean(rmsse(actual, expected[:, -HORIZON:], history.units))
     assert net < 0.95 * naive and net < 0.85 * flat, (net, naive, flat, best)
     assert 0.5 <= coverage(actual, forecast.p10, forecast.p90) <= 0.97
+    # The quantiles' pinball loss on the held-out days, against the same network untrained.
+    untrained = QuantileNetForecaster(forecaster.settings, QuantileNet(forecaster.settings)).forecast(history, HORIZON)
+
+    def mean_pinball(f) -> float:
+        return float(np.mean([pinball(actual, values, q) for values, q in zip((f.p10, f.p50, f.p90), QUANTILES)]))
+
+    assert mean_pinball(forecast) < 0.8 * mean_pinball(untrained), (mean_pinball(forecast), mean_pinball(untrained))
 
     loaded = QuantileNetForecaster.load(forecaster.save(tmp_path / "model"))
     again = loaded.forecast(history, HORIZON)
