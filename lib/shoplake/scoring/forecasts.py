@@ -214,7 +214,7 @@ def score_forecasts(
     scored_at = dt.datetime.now(dt.timezone.utc)
     log.info(
         "forecasting %d items with %s version %s (%s) for %s: %d blocks",
-        sum(len(set(b[C.ITEM_ID].to_pylist())) for b in blocks), info.name, info.version, bundle.kind, run_date, len(blocks),
+        pc.count_distinct(sales[C.ITEM_ID]).as_py(), info.name, info.version, bundle.kind, run_date, len(blocks),
     )  # fmt: skip
     kind = bundle.kind
     del bundle, sales
