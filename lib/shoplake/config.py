@@ -226,6 +226,34 @@ class ForecastingConfig(_Strict):
     registered_model: str = "shoplake-forecaster"
 
 
+class FraudConfig(_Strict):
+    """Fraud detection: labels, the time-based split, the models, decisions and their costs."""
+
+    history_days: int = Field(180, ge=8, description="Payments of this many days before the run date are in silver.transactions; features see only them.")
+    maturity_days: int = Field(30, ge=1, description="A payment is labelled once this many days old: fraud with a chargeback of a fraud reason by then, else legitimate; younger ones are unlabelled.")
+    fraud_reason_codes: list[str] = Field(default_factory=lambda: ["fraud"], description="Chargeback reasons that mark a payment as fraud (others, like not_received, do not).")
+    validation_share: float = Field(0.2, gt=0, lt=0.5, description="Share of matured payments (by time, after the training ones) used to pick the champion and the thresholds.")
+    test_share: float = Field(0.2, gt=0, lt=0.5, description="Share of matured payments (the newest) held out for the reported metrics.")
+    models: list[Literal["rules", "gbt", "tabular_nn"]] = Field(
+        default_factory=lambda: ["rules", "gbt", "tabular_nn"], description="Models evaluated side by side; the champion is the best trained one on validation PR-AUC."
+    )
+    gbt_rounds: int = Field(300, ge=1, description="Boosting rounds of the gradient-boosted trees (XGBoost).")
+    gbt_max_depth: int = Field(5, ge=1)
+    gbt_eta: float = Field(0.1, gt=0)
+    nn_hidden: int = Field(64, ge=4, description="Width of the tabular network's hidden layers.")
+    nn_layers: int = Field(2, ge=1)
+    nn_epochs: int = Field(20, ge=1)
+    nn_batch_size: int = Field(256, ge=1)
+    nn_lr: float = Field(0.002, gt=0)
+    rules_amount: float = Field(300.0, gt=0, description="Rules baseline: amounts above this are flagged.")
+    rules_velocity_1h: int = Field(3, ge=1, description="Rules baseline: this many earlier payments of the same user, card, device or IP within 1 h are flagged.")
+    review_capacity_per_day: int = Field(20, ge=1, description="Payments the review team can check per day (precision@capacity).")
+    review_cost: float = Field(5.0, ge=0, description="Cost of reviewing one payment.")
+    chargeback_fee: float = Field(15.0, ge=0, description="Fee per chargeback on top of the lost amount (cost of a missed fraud: amount + fee).")
+    decline_precision: float = Field(0.9, gt=0, le=1, description="Payments are declined outright above the lowest threshold whose validation precision reaches this.")
+    registered_model: str = "shoplake-fraud"
+
+
 class Config(_Strict):
     env: str
     project_root: str
@@ -243,6 +271,7 @@ class Config(_Strict):
     sequence_model: SequenceModelConfig = SequenceModelConfig()
     recommender: RecommenderConfig = RecommenderConfig()
     forecasting: ForecastingConfig = ForecastingConfig()
+    fraud: FraudConfig = FraudConfig()
 
 
 def default_conf_dir() -> Path:

@@ -136,3 +136,12 @@ REORDER_POINT = "reorder_point"
 ORDER_QUANTITY = "order_quantity"
 STOCKOUT_RISK = "stockout_risk"
 SERVICE_LEVEL = "service_level"
+
+# Fraud (silver.transactions, gold.txn_features, serving.fraud_scores).
+N_LINES = "n_lines"
+N_UNITS = "n_units"
+MATURED = "matured"
+LABEL = "label"
+DECISION = "decision"
+REASON_FEATURES = "reason_features"
+REASON_CONTRIBUTIONS = "reason_contributions"

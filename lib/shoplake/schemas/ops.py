@@ -25,14 +25,15 @@ TABLE_PROFILES = TableSpec(
 #: Values of ``ops.model_metrics.task``: the run that evaluated.
 TASK_RECOMMENDATION = "recommendation"
 TASK_FORECASTING = "forecasting"
-TASKS = (TASK_RECOMMENDATION, TASK_FORECASTING)
+TASK_FRAUD = "fraud"
+TASKS = (TASK_RECOMMENDATION, TASK_FORECASTING, TASK_FRAUD)
 
 MODEL_METRICS = TableSpec(
     name="model_metrics",
     layer="ops",
     columns=(
         Col(C.RUN_DATE, "date", False, "Features date of the run: data before it was used."),
-        Col(C.TASK, "string", False, f"The run that evaluated: {' or '.join(TASKS)}."),
+        Col(C.TASK, "string", False, f"The run that evaluated: {', '.join(TASKS)}."),
         Col(
             C.CUTOFF_DATE,
             "date",
@@ -45,18 +46,20 @@ MODEL_METRICS = TableSpec(
             C.SLICE,
             "string",
             False,
-            "What was measured: 'all', or 'cold_items' (recommendation: held-out items without training interactions).",
+            "What was measured: 'all', or 'cold_items' (recommendation: held-out items without training interactions); "
+            "'validation' or 'test' (fraud: the time-ordered splits of matured payments).",
         ),
-        Col(C.METRIC, "string", False, "ndcg@10, recall@20, mrr, ... (recommendation); mase, rmsse, wrmsse, bias, ... (forecasting)."),
+        Col(C.METRIC, "string", False, "ndcg@10, recall@20, mrr, ... (recommendation); mase, rmsse, wrmsse, bias, ... (forecasting); "
+            "pr_auc, roc_auc, recall@1%fpr, ... (fraud)."),
         Col(C.VALUE, "double", True, "The metric's value (null when nothing qualifies for the slice)."),
-        Col(C.N_EVALUATED, "long", False, "Users (recommendation) or items (forecasting) the metric is computed over."),
+        Col(C.N_EVALUATED, "long", False, "Users (recommendation), items (forecasting) or payments (fraud) the metric is computed over."),
         Col(C.EVALUATED_AT, "timestamp", False, "When the run evaluated, UTC."),
     ),
     keys=(C.RUN_DATE, C.TASK, C.CUTOFF_DATE, C.MODEL_NAME, C.SLICE, C.METRIC),
     partition_by=(C.RUN_DATE,),
     description=(
         "Evaluation of every model side by side per run date and task: holdout ranking metrics of the recommenders, "
-        "rolling-origin backtests of the forecasters."
+        "rolling-origin backtests of the forecasters, held-out matured payments of the fraud models."
     ),
 )
 
