@@ -19,7 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-_SVG_NS = "http://www.w3.org/2000/svg"
+from shoplake.svg import SVG_NS as _SVG_NS
+from shoplake.svg import fmt as _fmt
 
 _COLOURS = {"actual": "#1f2937", "p50": "#2563eb", "band": "#93c5fd", "start": "#9ca3af", "grid": "#e5e7eb", "text": "#374151"}
 
@@ -152,10 +153,6 @@ def nice_step(largest: float, ticks: int = 5) -> float:
 
 def _known(v) -> bool:
     return v is not None and math.isfinite(v)
-
-
-def _fmt(v: float) -> str:
-    return f"{v:.1f}"
 
 
 def _units(v: float, step: float) -> str:
