@@ -3,7 +3,10 @@
 * ``online-retail``: the UCI Online Retail import (2010-12-01 .. 2011-12-09; run date
   2011-12-10), landing files under ``data/online-retail``, lake under ``data/lake-online-retail``;
 * ``synthetic``: the demo's synthetic shop (``generate`` settings), under
-  ``data/synthetic-bench`` and ``data/lake-synthetic-bench``.
+  ``data/synthetic-bench`` and ``data/lake-synthetic-bench``;
+* ``synthetic-fraud``: a larger synthetic shop for the fraud models (5,000 customers,
+  180 days, 2 % fraud: a real shop's rate), under ``data/synthetic-fraud`` and
+  ``data/lake-synthetic-fraud``.
 """
 
 from __future__ import annotations
@@ -22,6 +25,12 @@ DATASETS = {
         "overrides": ["ingest.sources=[orders,products]"],
     },
     "synthetic": {"landing": "data/synthetic-bench", "lake": "data/lake-synthetic-bench", "overrides": []},
+    "synthetic-fraud": {
+        "landing": "data/synthetic-fraud",
+        "lake": "data/lake-synthetic-fraud",
+        "overrides": [],
+        "generate": {"users": 5000, "days": 180, "fraud_rate": 0.02},
+    },
 }
 
 
@@ -44,9 +53,10 @@ def ensure_lake(name: str, cfg, run_date: dt.date | None = None, *, needs: tuple
     from shoplake.schemas.recsys import USER_ITEM_MATRIX
 
     spec = DATASETS[name]
-    if name == "synthetic":
-        g = cfg.generate
-        spec = {**spec, "first": dt.date.fromisoformat(g.start), "last": dt.date.fromisoformat(g.start) + dt.timedelta(days=g.days - 1)}
+    if name.startswith("synthetic"):
+        g = {**cfg.generate.model_dump(), **spec.get("generate", {})}
+        start = dt.date.fromisoformat(g["start"])
+        spec = {**spec, "first": start, "last": start + dt.timedelta(days=g["days"] - 1)}
     run_date = run_date or spec["last"] + dt.timedelta(days=1)
     overrides = [f"landing.root={spec['landing']}", f"lake.root={spec['lake']}", *spec["overrides"]]
     sets = [a for o in overrides for a in ("--set", o)]
@@ -56,8 +66,11 @@ def ensure_lake(name: str, cfg, run_date: dt.date | None = None, *, needs: tuple
             if name == "online-retail":
                 _shoplake("import", "online-retail", str(ROOT.parent / "shared/data/online-retail/by-day"), "--out", spec["landing"])
             else:
-                _shoplake("generate", "--out", spec["landing"])
-        _shoplake("nightly", "--from", str(spec["first"]), "--to", str(spec["last"]), "--no-recommend", "--no-forecast", *sets)
+                g = spec.get("generate", {})
+                sizes = [a for key in ("users", "days") if key in g for a in (f"--{key}", str(g[key]))]
+                rate = ["--set", f"generate.fraud_rate={g['fraud_rate']}"] if "fraud_rate" in g else []
+                _shoplake("generate", "--out", spec["landing"], *sizes, *rate)
+        _shoplake("nightly", "--from", str(spec["first"]), "--to", str(spec["last"]), "--no-recommend", "--no-forecast", "--no-fraud", *sets)
     cutoff = run_date - dt.timedelta(days=cfg.recommender.holdout_days)
     missing = not {run_date, cutoff} <= set(lake.run_dates(USER_ITEM_MATRIX))
     missing = missing or any(run_date not in lake.run_dates(table) for table in needs)

@@ -1,14 +1,20 @@
-"""Build the features: bronze -> silver.interactions -> gold tables (recommendation, forecasting).
+"""Build the features: bronze -> silver -> gold tables (recommendation, forecasting, fraud).
 
 Inputs:  bronze.events (optional: Online Retail has none), bronze.orders, bronze.products
          (optional: item features then lack text, category and price, and no day is on
-         promotion), bronze.inventory (optional: stock-out flags are then null). For run
+         promotion), bronze.inventory (optional: stock-out flags are then null),
+         bronze.payments and bronze.chargebacks (optional: without payments there are no
+         fraud tables). For run
          date D only landing days before D and rows timestamped before D's midnight UTC
          (inventory: snapshot days before D) are used.
 Outputs: silver.interactions, gold.user_item_matrix, gold.item_features,
          gold.user_features, and gold.item_daily_sales (daily units, revenue, price,
          promotion, stock-out and calendar per item, zero-filled from the item's first
-         sale to D - 1; only when bronze.orders exists), one partition per run date
+         sale to D - 1; only when bronze.orders exists), silver.transactions (payments of
+         the fraud.history_days before D with their orders' size and their label:
+         fraud, legitimate, or null until fraud.maturity_days old) and gold.txn_features
+         (point-in-time velocity, history and payment features of each of them; only
+         when bronze.payments exists), one partition per run date
          (replaced on re-run), all committed together or not at all. Also the
          partitions of each run date's holdout cutoff (run date -
          recommender.holdout_days) when they are missing: the recommendation run

@@ -82,6 +82,21 @@ def get_json(url: str) -> tuple[int, object]:
         return err.code, json.loads(err.read())
 
 
+def post_json(url: str, body: object, raw: bytes | None = None) -> tuple[int, object]:
+    """POST ``body`` as JSON (or the bytes ``raw`` as they are) to ``url``: ``(status, JSON body)``, error statuses included."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    data = raw if raw is not None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"}, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
 @pytest.fixture(scope="module")
 def serve_url(ray_local):
     """Ray Serve listening on a free port of 127.0.0.1 for one test module; yields its base URL."""

@@ -84,6 +84,23 @@ with DAG(
             "-- python ray_apps/score_forecasts.py --env cluster --run-date {{ macros.ds_add(ds, 1) }}"
         ),
     )
-    ingest >> features >> [profile, train, train_fc]
+    train_fraud = BashOperator(
+        task_id="train_fraud",
+        cwd=PROJECT,
+        bash_command=(
+            "ray job submit --address {{ var.value.shoplake_ray_dashboard }} --working-dir . "
+            "-- python ray_apps/train_fraud.py --env cluster --run-date {{ macros.ds_add(ds, 1) }}"
+        ),
+    )
+    score_fraud = BashOperator(
+        task_id="score_fraud",
+        cwd=PROJECT,
+        bash_command=(
+            "ray job submit --address {{ var.value.shoplake_ray_dashboard }} --working-dir . "
+            "-- python ray_apps/score_fraud.py --env cluster --run-date {{ macros.ds_add(ds, 1) }}"
+        ),
+    )
+    ingest >> features >> [profile, train, train_fc, train_fraud]
     train >> score
     train_fc >> score_fc
+    train_fraud >> score_fraud

@@ -41,3 +41,10 @@ ray job submit --address "${RAY_DASHBOARD}" --working-dir . --runtime-env-json "
 # Forecasts and the replenishment plan with the forecaster just registered.
 ray job submit --address "${RAY_DASHBOARD}" --working-dir . --runtime-env-json "${ENV_JSON}" \
   -- python ray_apps/score_forecasts.py --env cluster --run-date "${FEATURES_FOR}"
+
+ray job submit --address "${RAY_DASHBOARD}" --working-dir . --runtime-env-json "${ENV_JSON}" \
+  -- python ray_apps/train_fraud.py --env cluster --run-date "${FEATURES_FOR}"
+
+# Fraud scores of the ingested day's payments with the champion just registered.
+ray job submit --address "${RAY_DASHBOARD}" --working-dir . --runtime-env-json "${ENV_JSON}" \
+  -- python ray_apps/score_fraud.py --env cluster --run-date "${FEATURES_FOR}"

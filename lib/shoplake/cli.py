@@ -74,6 +74,7 @@ def cmd_generate(cfg: Config, args: argparse.Namespace) -> int:
         items=args.items or g.items,
         seed=g.seed if args.seed is None else args.seed,
         start=args.start or dt.date.fromisoformat(g.start),
+        fraud_rate=g.fraud_rate,
     )
     out = args.out or cfg.landing.root
     with _progress() as progress:
@@ -103,7 +104,13 @@ def cmd_import(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def run_nightly(
-    cfg: Config, days: list[dt.date], sources: list[str] | None = None, *, recommend: bool = True, forecast: bool = True
+    cfg: Config,
+    days: list[dt.date],
+    sources: list[str] | None = None,
+    *,
+    recommend: bool = True,
+    forecast: bool = True,
+    fraud: bool = True,
 ) -> None:
     """Run the nightly steps for the landing days ``days``.
 
@@ -112,7 +119,9 @@ def run_nightly(
     ``recommend``, the recommenders are trained and evaluated on those features, the
     main one registered, and every user's recommendations scored into the lake. With
     ``forecast``, the forecasters are backtested, the main one registered, and every
-    item's forecasts and replenishment plan written to the lake.
+    item's forecasts and replenishment plan written to the lake. With ``fraud``, the
+    fraud models are trained and compared on the matured payments, the champion
+    registered, and the last day's payments scored into the lake.
     """
     from shoplake.features.run import build_features
     from shoplake.ingest.run import ingest
@@ -132,7 +141,9 @@ def run_nightly(
             _recommend(cfg, lake, features_for, progress)
         if forecast:
             _forecast(cfg, lake, features_for, progress)
-    if recommend or forecast:
+        if fraud:
+            _fraud(cfg, lake, features_for, progress)
+    if recommend or forecast or fraud:
         console.print(*_metrics_of(cfg, lake, features_for))
 
 
@@ -176,15 +187,49 @@ def _forecast(cfg: Config, lake, run_date: dt.date, progress) -> None:
         console.print(f"actual vs forecast at the last backtest cut-off: {result.chart_path}")
 
 
+def _fraud(cfg: Config, lake, run_date: dt.date, progress) -> None:
+    """Train and register the fraud models, then score the last day's payments.
+
+    A shop whose matured payments cannot train a model yet (too young, no chargebacks
+    so far) gets a warning instead of a failed night, and its payments are scored with
+    the model registered earlier, if there is one.
+    """
+    from shoplake.ray_runtime import init_ray
+    from shoplake.registry import NoServingModel
+    from shoplake.scoring.fraud import score_fraud
+    from shoplake.training.fraud import TooFewLabelsError, run_fraud
+
+    init_ray(cfg)
+    steps = len(cfg.fraud.models) + 4
+    task = progress.add_task("fraud models", total=steps)
+    try:
+        result = run_fraud(cfg, lake, run_date, on_step=lambda text: progress.update(task, advance=1, description=f"fraud models: {text}"))
+    except TooFewLabelsError as exc:
+        progress.update(task, completed=steps, description="fraud models: not trained")
+        console.print(f"[yellow]fraud models not trained for {run_date}: {exc}[/yellow]")
+    else:
+        progress.update(task, completed=steps, description=f"fraud models: champion {result.champion} v{result.model_version} registered")
+        console.print(f"fraud precision-recall curves on the test split: {result.chart_path}")
+    task = progress.add_task("scoring serving.fraud_scores", total=1)
+    try:
+        scored = score_fraud(cfg, lake, run_date)
+    except NoServingModel as exc:
+        progress.update(task, completed=1, description="fraud scores: none written")
+        console.print(f"[yellow]no fraud scores for {run_date}: {exc}[/yellow]")
+        return
+    decided = ", ".join(f"{n:,} {d}" for d, n in scored.decisions.items())
+    progress.update(task, completed=1, description=f"fraud scores: {scored.rows:,} payments of {run_date - dt.timedelta(days=1)} ({decided})")
+
+
 def _metrics_of(cfg: Config, lake, run_date: dt.date | None = None) -> list:
     """The rich tables of ``ops.model_metrics`` for a run date (default the latest), one per task that has rows."""
-    from shoplake.reports import forecast_metrics_table, metrics_table
+    from shoplake.reports import forecast_metrics_table, fraud_metrics_table, metrics_table
     from shoplake.schemas import columns as C
-    from shoplake.schemas.ops import MODEL_METRICS, TASK_FORECASTING, TASK_RECOMMENDATION
+    from shoplake.schemas.ops import MODEL_METRICS, TASK_FORECASTING, TASK_FRAUD, TASK_RECOMMENDATION
     from shoplake.training.model_metrics import read_model_metrics
 
     if lake.version(MODEL_METRICS) is None:
-        raise SystemExit(f"error: no {MODEL_METRICS.full_name} in {lake.root}; run train-recommender or train-forecaster first")
+        raise SystemExit(f"error: no {MODEL_METRICS.full_name} in {lake.root}; run train-recommender, train-forecaster or train-fraud first")
     dates = lake.run_dates(MODEL_METRICS)
     run_date = run_date or (dates[-1] if dates else None)
     if run_date not in dates:
@@ -194,6 +239,7 @@ def _metrics_of(cfg: Config, lake, run_date: dt.date | None = None) -> list:
     for task, render, main in (
         (TASK_RECOMMENDATION, metrics_table, cfg.recommender.main_model),
         (TASK_FORECASTING, forecast_metrics_table, cfg.forecasting.main_model),
+        (TASK_FRAUD, lambda records, _: fraud_metrics_table(records), None),
     ):
         mine = [r for r in rows.to_pylist() if r[C.TASK] == task]
         if mine:
@@ -209,7 +255,9 @@ def cmd_metrics(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_nightly(cfg: Config, args: argparse.Namespace) -> int:
-    run_nightly(cfg, run_dates(args), args.sources, recommend=not args.no_recommend, forecast=not args.no_forecast)
+    run_nightly(
+        cfg, run_dates(args), args.sources, recommend=not args.no_recommend, forecast=not args.no_forecast, fraud=not args.no_fraud
+    )
     console.print(lake_table(cfg))
     return 0
 
@@ -370,6 +418,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "score-forecasts", help="forecasts and the replenishment plan into the serving tables (ray_apps/score_forecasts.py)", add_help=False
     )
+    sub.add_parser(
+        "train-fraud", help="train, compare and register the fraud models (ray_apps/train_fraud.py)", add_help=False
+    )
+    sub.add_parser(
+        "score-fraud", help="fraud scores of the last day's payments into serving.fraud_scores (ray_apps/score_fraud.py)", add_help=False
+    )
     sub.add_parser("profile-tables", help="rows and nulls per column into ops.table_profiles (ray_apps/profile_tables.py)", add_help=False)
     sub.add_parser(
         "score-recommendations", help="top-k of every user into serving.recommendations (ray_apps/score_recommendations.py)", add_help=False
@@ -379,11 +433,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", dest="sources", action="append", help="only this landing source (repeatable)")
     p.add_argument("--no-recommend", action="store_true", help="no recommender training or scoring")
     p.add_argument("--no-forecast", action="store_true", help="no forecaster training, forecasts or replenishment plan")
+    p.add_argument("--no-fraud", action="store_true", help="no fraud model training or fraud scores")
 
     p = add_config_args(sub.add_parser("demo", help="generate a small shop and run the nightly flow over it"))
     p.add_argument("--fresh", action="store_true", help="regenerate the landing files even if present")
 
-    p = add_config_args(sub.add_parser("metrics", help="the recommenders' and forecasters' metrics from ops.model_metrics"))
+    p = add_config_args(sub.add_parser("metrics", help="the recommenders', forecasters' and fraud models' metrics from ops.model_metrics"))
     p.add_argument("--run-date", type=parse_date, help="run date (default: the latest)")
 
     p = sub.add_parser("lake", help="look at the lake")
@@ -426,6 +481,8 @@ ENTRY_POINTS = {
     "score-recommendations": "ray_apps/score_recommendations.py",
     "train-forecaster": "ray_apps/train_forecaster.py",
     "score-forecasts": "ray_apps/score_forecasts.py",
+    "train-fraud": "ray_apps/train_fraud.py",
+    "score-fraud": "ray_apps/score_fraud.py",
 }
 
 

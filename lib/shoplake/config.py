@@ -102,6 +102,7 @@ class GenerateConfig(_Strict):
     items: int = Field(250, ge=1)
     seed: int = 7
     start: str = "2024-01-01"
+    fraud_rate: float = Field(0.02, ge=0, lt=1, description="Approximate share of payments that are fraudulent.")
 
 
 class ClusterConfig(_Strict):

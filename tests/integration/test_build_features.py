@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import json
 import logging
 from collections import defaultdict
 from pathlib import Path
@@ -10,12 +12,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from shoplake.datagen.synthetic import ShopParams, generate_shop
-from shoplake.features.run import OUTPUTS, build_features
+from shoplake.datagen.synthetic import GROUND_TRUTH_FILE, ShopParams, generate_shop
+from shoplake.features.run import FRAUD_OUTPUTS, OUTPUTS, build_features
+from shoplake.features.txn_features import FEATURE_NAMES, OnlineFeatures
 from shoplake.ingest.run import date_range, ingest
+from shoplake.lake import Lake
 from shoplake.schemas import columns as C
 from shoplake.schemas.forecast import ITEM_DAILY_SALES
-from shoplake.schemas.landing import EVENTS, INVENTORY, ORDERS, PRODUCTS
+from shoplake.schemas.fraud import TRANSACTIONS, TXN_FEATURES
+from shoplake.schemas.landing import CHARGEBACKS, EVENTS, INVENTORY, ORDERS, PAYMENTS, PRODUCTS
 from shoplake.schemas.recsys import (
     CANCELLED,
     INTERACTIONS,
@@ -33,6 +38,11 @@ RETAIL = Path(__file__).resolve().parents[3] / "shared" / "data" / "online-retai
 SHOP = ShopParams(days=10, users=30, items=20, seed=5, sessions_per_user_day=0.5, cancel_rate=0.15)
 START = SHOP.start
 EARLY, LATE = START + dt.timedelta(days=2), START + dt.timedelta(days=SHOP.days)
+# A week: the generator plants each fraud pattern by day 3; chargebacks come within days.
+FRAUD_SHOP = dataclasses.replace(SHOP, days=7, chargeback_delay_days=(1, 3))
+FRAUD_DAY = START + dt.timedelta(days=FRAUD_SHOP.days)
+#: What a shop without payments gets.
+WITHOUT_PAYMENTS = [spec for spec in OUTPUTS if spec not in FRAUD_OUTPUTS]
 
 
 def midnight(day: dt.date) -> pd.Timestamp:
@@ -192,7 +202,7 @@ def test_synthetic_shop_features_two_run_dates_then_a_rerun(cfg, lake):
     ingest(cfg, lake, date_range(START, LATE - dt.timedelta(days=1)), sources)
 
     results = build_features(cfg, lake, [LATE, EARLY])
-    assert [r.table for r in results] == [s.full_name for s in OUTPUTS]
+    assert [r.table for r in results] == [s.full_name for s in WITHOUT_PAYMENTS]
     assert all(r.version == 0 and r.rows > 0 for r in results)
     for day in (EARLY, LATE):
         check_snapshot(lake, cfg, day)
@@ -215,10 +225,12 @@ def test_synthetic_shop_features_two_run_dates_then_a_rerun(cfg, lake):
     assert len(expected_purchases(orders, LATE)) < len(placed_with_user.drop_duplicates([C.USER_ID, C.ITEM_ID, C.ORDER_TS]))
 
     # Re-running a date replaces its partitions: the same rows in a new version, the other date untouched.
-    before = {s.full_name: (sorted_rows(table(lake, s, LATE)), sorted_rows(table(lake, s, EARLY))) for s in OUTPUTS}
+    before = {
+        s.full_name: (sorted_rows(table(lake, s, LATE)), sorted_rows(table(lake, s, EARLY))) for s in WITHOUT_PAYMENTS
+    }
     again = build_features(cfg, lake, [LATE])
-    assert [(r.table, r.version) for r in again] == [(s.full_name, 1) for s in OUTPUTS]
-    for spec in OUTPUTS:
+    assert [(r.table, r.version) for r in again] == [(s.full_name, 1) for s in WITHOUT_PAYMENTS]
+    for spec in WITHOUT_PAYMENTS:
         after = (sorted_rows(table(lake, spec, LATE)), sorted_rows(table(lake, spec, EARLY)))
         assert after == before[spec.full_name], spec.full_name
 
@@ -229,8 +241,9 @@ def test_a_clickstream_only_shop_gets_no_daily_sales(cfg, lake, caplog):
 
     with caplog.at_level(logging.INFO, logger="shoplake.features.run"):
         results = build_features(cfg, lake, [EARLY])
-    assert [r.table for r in results] == [s.full_name for s in OUTPUTS if s is not ITEM_DAILY_SALES]
+    assert [r.table for r in results] == [s.full_name for s in WITHOUT_PAYMENTS if s is not ITEM_DAILY_SALES]
     assert f"{ITEM_DAILY_SALES.full_name} is skipped" in caplog.text
+    assert f"{TRANSACTIONS.full_name} and {TXN_FEATURES.full_name} are skipped" in caplog.text
     assert not lake.exists(ITEM_DAILY_SALES)
 
 
@@ -248,8 +261,9 @@ def test_online_retail_has_only_orders_and_products(cfg, lake, caplog):
     assert "bronze.events does not exist" in caplog.text
     assert all(r.rows > 0 for r in results)
 
-    assert [r.table for r in results] == [s.full_name for s in OUTPUTS]
+    assert [r.table for r in results] == [s.full_name for s in WITHOUT_PAYMENTS]
     assert "bronze.inventory does not exist" in caplog.text
+    assert not lake.exists(TRANSACTIONS) and not lake.exists(TXN_FEATURES)
 
     inter = table(lake, INTERACTIONS, day)
     assert set(inter[C.EVENT_TYPE]) == {PURCHASE} and set(inter[C.SOURCE]) == {SOURCE_ORDERS}
@@ -270,3 +284,51 @@ def test_online_retail_has_only_orders_and_products(cfg, lake, caplog):
     assert orders[C.USER_ID].isna().any() and sales[C.STOCK_OUT].isna().all() and not sales[C.ON_PROMOTION].any()
     guests = orders[orders[C.USER_ID].isna() & (orders[C.STATUS] == PLACED)]
     assert set(guests[C.ITEM_ID]) - set(inter[C.ITEM_ID]) <= set(sales[C.ITEM_ID])
+
+
+def test_a_shop_with_payments_gets_its_fraud_tables(make_cfg, spark, caplog):
+    # A short maturity, so that some payments of the week carry a final label.
+    cfg = make_cfg("lake.engine=delta-rs", "fraud.maturity_days=2")
+    lake = Lake(cfg, spark)
+    generate_shop(cfg.landing.root, FRAUD_SHOP)
+    ingest(cfg, lake, date_range(START, FRAUD_DAY - dt.timedelta(days=1)), [ORDERS.name, PAYMENTS.name, CHARGEBACKS.name])
+
+    with caplog.at_level(logging.WARNING, logger="shoplake.features.run"):
+        results = build_features(cfg, lake, [FRAUD_DAY])
+    assert [r.table for r in results] == [s.full_name for s in OUTPUTS]
+    assert "bronze.chargebacks does not exist" not in caplog.text
+    for spec in FRAUD_OUTPUTS:
+        assert lake.run_dates(spec) == [FRAUD_DAY], spec.full_name
+        schema = lake.to_arrow(spec, run_date=FRAUD_DAY).schema
+        assert [(f.name, f.type) for f in schema] == [(f.name, f.type) for f in spec.arrow_schema()], spec.full_name
+
+    # Every payment made before the run date, once, and one feature row per transaction.
+    payments = table(lake, f"bronze.{PAYMENTS.name}")
+    transactions = table(lake, TRANSACTIONS, FRAUD_DAY)
+    features = table(lake, TXN_FEATURES, FRAUD_DAY)
+    assert not transactions[C.PAYMENT_ID].duplicated().any()
+    assert set(transactions[C.PAYMENT_ID]) == set(payments.loc[payments[C.PAYMENT_TS] < midnight(FRAUD_DAY), C.PAYMENT_ID])
+    assert sorted(features[C.PAYMENT_ID]) == sorted(transactions[C.PAYMENT_ID])
+    assert features[list(FEATURE_NAMES)].notna().all().all()
+    assert (transactions[C.N_LINES] > 0).all() and (transactions[C.N_UNITS] >= transactions[C.N_LINES]).all()
+
+    # The planted fraud: bursts on one device, so more earlier payments of the device within the hour.
+    truth = json.loads((Path(cfg.landing.root) / GROUND_TRUTH_FILE).read_text())["fraud"]
+    fraud_ids = {pid for incident in truth["incidents"] for pid in incident["payment_ids"]}
+    is_fraud = features[C.PAYMENT_ID].isin(fraud_ids)
+    assert is_fraud.sum() == len(fraud_ids & set(features[C.PAYMENT_ID])) > 0
+    by_truth = features.groupby(is_fraud)[["device_count_1h", "device_cards_24h", "shipping_differs"]].mean()
+    assert (by_truth.loc[True] > by_truth.loc[False]).all(), by_truth
+
+    # Labels: final after maturity, 1 only for planted fraud charged back before the run date.
+    labelled = transactions[transactions[C.MATURED]]
+    assert transactions.loc[~transactions[C.MATURED], C.LABEL].isna().all()
+    assert labelled[C.LABEL].notna().all() and (labelled[C.LABEL] == 1).any()
+    assert set(labelled.loc[labelled[C.LABEL] == 1, C.PAYMENT_ID]) <= fraud_ids
+
+    # The online engine, fed the same payments in time order, gives the stored features.
+    stored = features.set_index(C.PAYMENT_ID)[list(FEATURE_NAMES)]
+    state = OnlineFeatures()
+    for row in sorted(lake.to_arrow(TRANSACTIONS, run_date=FRAUD_DAY).to_pylist(), key=lambda r: r[C.PAYMENT_TS]):
+        assert state.vector(row) == pytest.approx(stored.loc[row[C.PAYMENT_ID]].tolist(), rel=1e-9, abs=1e-9)
+        state.add(row)

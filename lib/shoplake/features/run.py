@@ -1,12 +1,14 @@
-"""The feature step: bronze -> ``silver.interactions`` -> ``gold.*`` for some run dates.
+"""The feature step: bronze -> ``silver.*`` -> ``gold.*`` for some run dates.
 
 For each run date D the step reads what the lake knew before D (bronze partitions
 of landing days before D, and within them only rows timestamped before D's
 midnight), computes the four recommendation tables with the pure transforms of
-:mod:`shoplake.features.interactions` and, when the shop has orders, the daily item
-sales of :mod:`shoplake.features.daily_sales`, and writes D's partition of each. All
-tables of all run dates are written in one lake batch: after an error the lake is as
-it was, and re-running a date replaces its partitions (a new version with the same rows).
+:mod:`shoplake.features.interactions`, when the shop has orders, the daily item
+sales of :mod:`shoplake.features.daily_sales`, and when it has payments, the fraud
+tables ``silver.transactions`` and ``gold.txn_features`` of
+:mod:`shoplake.features.txn_features`, and writes D's partition of each. All tables
+of all run dates are written in one lake batch: after an error the lake is as it
+was, and re-running a date replaces its partitions (a new version with the same rows).
 """
 
 from __future__ import annotations
@@ -26,19 +28,27 @@ from shoplake.features.interactions import (
     compute_user_item_matrix,
     run_midnight,
 )
+from shoplake.features.txn_features import compute_transactions, compute_txn_features
 from shoplake.lake import Lake, WriteResult
 from shoplake.schemas import columns as C
 from shoplake.schemas.bronze import BRONZE
 from shoplake.schemas.forecast import ITEM_DAILY_SALES
-from shoplake.schemas.landing import EVENTS, INVENTORY, ORDERS, PRODUCTS
+from shoplake.schemas.fraud import TRANSACTIONS, TXN_FEATURES
+from shoplake.schemas.landing import CHARGEBACKS, EVENTS, INVENTORY, ORDERS, PAYMENTS, PRODUCTS
 from shoplake.schemas.recsys import INTERACTIONS, ITEM_FEATURES, USER_FEATURES, USER_ITEM_MATRIX
 from shoplake.schemas.spec import TableSpec
 
 log = logging.getLogger(__name__)
 
 #: Every table the step writes, in the order of its results. ``gold.item_daily_sales``
-#: needs orders: a shop without them (clickstream only) gets the other four.
-OUTPUTS = (INTERACTIONS, USER_ITEM_MATRIX, ITEM_FEATURES, USER_FEATURES, ITEM_DAILY_SALES)
+#: needs orders: a shop without them (clickstream only) does not get it.
+#: ``silver.transactions`` and ``gold.txn_features`` need payments: a shop without them
+#: (Online Retail) does not get them.
+OUTPUTS = (
+    INTERACTIONS, USER_ITEM_MATRIX, ITEM_FEATURES, USER_FEATURES, ITEM_DAILY_SALES, TRANSACTIONS, TXN_FEATURES,
+)  # fmt: skip
+#: The tables built from ``bronze.payments``.
+FRAUD_OUTPUTS = (TRANSACTIONS, TXN_FEATURES)
 
 
 class FeatureInputError(ValueError):
@@ -58,6 +68,11 @@ def _landed_before(df: DataFrame | None, day: dt.date) -> DataFrame | None:
     # Bronze partitions are landing days; the nightly run for D has only seen files of
     # earlier days, so a late-arriving row does not change D's snapshot on a rebuild.
     return None if df is None else df.where(F.col(C.RUN_DATE) < F.lit(day))
+
+
+def _landed_between(df: DataFrame | None, first: dt.date, day: dt.date) -> DataFrame | None:
+    landed = _landed_before(df, day)
+    return None if landed is None else landed.where(F.col(C.RUN_DATE) >= F.lit(first))
 
 
 def _union(frames: list[DataFrame]) -> DataFrame:
@@ -81,10 +96,15 @@ def holdout_dates(cfg: Config, lake: Lake, run_dates: list[dt.date]) -> list[dt.
 
 
 def build_features(cfg: Config, lake: Lake, run_dates: list[dt.date], *, with_holdout: bool = False) -> list[WriteResult]:
-    """Build ``silver.interactions`` and ``gold.{user_item_matrix,item_features,user_features,item_daily_sales}``.
+    """Build the ``silver`` and ``gold`` tables of :data:`OUTPUTS` for some run dates.
+
+    ``silver.interactions`` and ``gold.{user_item_matrix,item_features,user_features}``
+    for recommendation, ``gold.item_daily_sales`` for forecasting, ``silver.transactions``
+    and ``gold.txn_features`` for fraud detection.
 
     Args:
-        cfg: Configuration (``features``: event weights, half-life, lookback, price bands).
+        cfg: Configuration (``features``: event weights, half-life, lookback, price
+            bands; ``fraud``: history and maturity days, fraud reason codes).
         lake: The lake to read bronze from and write the features to.
         run_dates: Days to build the features for; each day's partition of every
             output is replaced. A loop over days, so meant for nightly runs and short
@@ -93,7 +113,9 @@ def build_features(cfg: Config, lake: Lake, run_dates: list[dt.date], *, with_ho
 
     Returns:
         The write results of the tables written, in the order of :data:`OUTPUTS`:
-        all five, or the first four when ``bronze.orders`` does not exist.
+        all seven, less ``gold.item_daily_sales`` when ``bronze.orders`` does not
+        exist and less ``silver.transactions`` and ``gold.txn_features``
+        (:data:`FRAUD_OUTPUTS`) when ``bronze.payments`` does not.
 
     Raises:
         FeatureInputError: Neither ``bronze.events`` nor ``bronze.orders`` exists.
@@ -107,7 +129,7 @@ def build_features(cfg: Config, lake: Lake, run_dates: list[dt.date], *, with_ho
         if extra:
             log.info("features: also building the holdout cutoff snapshot(s) %s", ", ".join(map(str, extra)))
         days = sorted(set(days) | set(extra))
-    feats = cfg.features
+    feats, fraud = cfg.features, cfg.fraud
     events = _read_optional(lake, BRONZE[EVENTS.name], "interactions come from orders only")
     orders = _read_optional(lake, BRONZE[ORDERS.name], "interactions come from the clickstream only")
     products = _read_optional(lake, BRONZE[PRODUCTS.name], "item features have no text, category or price")
@@ -117,12 +139,23 @@ def build_features(cfg: Config, lake: Lake, run_dates: list[dt.date], *, with_ho
             "ingest the shop's events or orders first"
         )
     inventory = None
+    specs = list(OUTPUTS)
     if orders is None:
         log.info("features: %s is skipped, it is built from orders", ITEM_DAILY_SALES.full_name)
-        specs = [spec for spec in OUTPUTS if spec is not ITEM_DAILY_SALES]
+        specs.remove(ITEM_DAILY_SALES)
     else:
         inventory = _read_optional(lake, BRONZE[INVENTORY.name], "item daily sales have no stock-out flags")
-        specs = list(OUTPUTS)
+    payments = _read_optional(lake, BRONZE[PAYMENTS.name], "the fraud tables are not built")
+    chargebacks = None
+    if payments is None:
+        log.info(
+            "features: %s are skipped, they are built from payments", " and ".join(s.full_name for s in FRAUD_OUTPUTS)
+        )
+        specs = [spec for spec in specs if spec not in FRAUD_OUTPUTS]
+    else:
+        chargebacks = _read_optional(
+            lake, BRONZE[CHARGEBACKS.name], "no payment has a chargeback: matured ones are labelled 0"
+        )
 
     outputs: dict[str, list[DataFrame]] = {spec.full_name: [] for spec in specs}
     cached: list[DataFrame] = []
@@ -152,6 +185,22 @@ def build_features(cfg: Config, lake: Lake, run_dates: list[dt.date], *, with_ho
                         _landed_before(orders, day), _landed_before(products, day), _landed_before(inventory, day), day
                     )
                 )
+            if payments is not None:
+                # A payment or its chargeback lands on the day it happened or later, so
+                # older landing days hold nothing of the history window.
+                earliest_payment = (run_midnight(day) - dt.timedelta(days=fraud.history_days)).date()
+                transactions = compute_transactions(
+                    _landed_between(payments, earliest_payment, day),
+                    _landed_before(orders, day),
+                    _landed_between(chargebacks, earliest_payment, day),
+                    day,
+                    fraud.history_days,
+                    fraud.maturity_days,
+                    fraud.fraud_reason_codes,
+                ).persist()
+                cached.append(transactions)
+                outputs[TRANSACTIONS.full_name].append(transactions)
+                outputs[TXN_FEATURES.full_name].append(compute_txn_features(transactions))
         with lake.batch() as batch:
             for spec in specs:
                 batch.write(_union(outputs[spec.full_name]), spec, mode="replace", run_dates=days)
@@ -165,4 +214,4 @@ def build_features(cfg: Config, lake: Lake, run_dates: list[dt.date], *, with_ho
     return results
 
 
-__all__ = ["OUTPUTS", "FeatureInputError", "build_features", "holdout_dates"]
+__all__ = ["FRAUD_OUTPUTS", "OUTPUTS", "FeatureInputError", "build_features", "holdout_dates"]

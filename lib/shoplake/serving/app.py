@@ -21,7 +21,12 @@ Endpoints:
   P10, P50, P90) for the first ``H`` days of the latest run date (default: every day
   stored), from ``serving.forecasts``;
 * ``GET /replenishment?item_id=I``: the item's row of the latest replenishment plan
-  (``serving.replenishment_plan``).
+  (``serving.replenishment_plan``);
+* ``POST /fraud/score`` with one payment as a JSON object (:class:`~shoplake.serving.fraud.PaymentIn`):
+  its fraud score, decision (approve, review, decline) and top 3 reasons, from the
+  registered fraud model over features of the payments before it
+  (:class:`~shoplake.serving.fraud.FraudScorer`); a bad or unknown field gets 422
+  naming it.
 
 Each replica loads the registered serving version of the recommender
 (:func:`shoplake.registry.load_serving_bundle`) once, at start
@@ -31,9 +36,8 @@ memory, indexed by item (:class:`ForecastStore`), and reloaded when a table's De
 version changes (checked at most every ``table_check_s`` seconds); without the tables
 ``/forecast`` and ``/replenishment`` answer 503. Unknown query parameters are refused
 with 400; a missing or invalid parameter gets 422 with a message naming it.
+Without a fraud model or ``silver.transactions``, ``/fraud/score`` answers 503.
 """
-
-from __future__ import annotations
 
 import datetime as dt
 import logging
@@ -43,12 +47,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Body, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
 from ray.serve import Application
+
+from shoplake.serving.fraud import FraudScorer, PaymentIn
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +71,7 @@ class AppArgs(BaseModel):
     env: str = Field("local", description="conf/<env>.yaml overlay")
     overrides: list[str] = Field(default_factory=list, description="dotted.key=value config overrides")
     table_check_s: float = Field(
-        30.0, ge=0, description="Seconds between checks of the forecast tables' Delta versions (0: every request)"
+        30.0, ge=0, description="Seconds between checks of the forecast and transaction tables' Delta versions and the fraud model's version (0: every request)"
     )
 
 
@@ -337,14 +343,23 @@ class OnlyParams:
 
 
 def validation_message(errors: list[dict[str, Any]]) -> str:
-    """One readable line for FastAPI's validation errors, naming each parameter."""
+    """One readable line for FastAPI's validation errors, naming each query parameter or body field."""
     parts = []
     for e in errors:
+        in_body = e["loc"][0] == "body"
         where = ".".join(str(p) for p in e["loc"][1:]) or str(e["loc"][0])
-        if e["type"] == "missing":
-            parts.append(f"query parameter {where} is required")
+        if in_body and e["type"] == "json_invalid":
+            parts.append(f"the body is not valid JSON: {e.get('ctx', {}).get('error', e['msg'])}")
+        elif in_body and len(e["loc"]) == 1:
+            parts.append("a JSON object body is required" if e["type"] == "missing" else f"body: {e['msg']}")
         else:
-            parts.append(f"query parameter {where}: {e['msg']} (got {e.get('input')!r})")
+            what = f"field {where}" if in_body else f"query parameter {where}"
+            if e["type"] == "missing":
+                parts.append(f"{what} is required")
+            elif e["type"] == "extra_forbidden":
+                parts.append(f"{what} is not a known field")
+            else:
+                parts.append(f"{what}: {e['msg']} (got {e.get('input')!r})")
     return "; ".join(parts)
 
 
@@ -370,13 +385,14 @@ class ShopAPI:
         self.lake = Lake(self.cfg)
         self.recommender = RecommenderModel(self.cfg)
         self.forecasts = ForecastStore(self.lake, args.table_check_s)
+        self.fraud = FraudScorer(self.cfg, self.lake, args.table_check_s)
         log.info("serving env %s over lake %s", self.cfg.env, self.cfg.lake.root)
 
     @api.get("/health")
     def health(self) -> dict:
         return {
             "status": "ok", "env": self.cfg.env, "lake": self.cfg.lake.root,
-            "model": self.recommender.status(), **self.forecasts.status(),
+            "model": self.recommender.status(), **self.forecasts.status(), "fraud": self.fraud.status(),
         }  # fmt: skip
 
     @api.get("/lake/tables")
@@ -413,6 +429,13 @@ class ShopAPI:
     @api.get("/replenishment", dependencies=[Depends(OnlyParams("item_id"))])
     def replenishment(self, item_id: str = Query(..., min_length=1, description="Product id.")) -> dict:
         return self.forecasts.replenishment(item_id)
+
+    @api.post("/fraud/score", dependencies=[Depends(OnlyParams())])
+    def fraud_score(self, payment: PaymentIn = Body(..., description="One payment.")) -> dict:
+        try:
+            return self.fraud.score(payment)
+        except RuntimeError as exc:
+            raise HTTPException(status_code=503, detail=f"fraud scoring is not available: {exc}") from None
 
 
 def build_app(args: dict) -> Application:

@@ -1,0 +1,236 @@
+"""Benchmark: fraud model quality per planted fraud pattern, and ``POST /fraud/score`` latency.
+
+On the ``synthetic-fraud`` shop (``lakes.py``: 5,000 customers, 180 days, 2 % fraud;
+built through the platform's own steps when missing) the script runs the fraud run of
+the nightly flow (:func:`shoplake.training.fraud.run_fraud`): the rules baseline
+(amount and velocity thresholds), XGBoost and the tabular network on Ray Train, all
+judged on the same test split of matured payments, and registers the champion in the
+bench lake's own registry.
+
+Quality: the synthetic shop plants three fraud patterns (stolen-card bursts, account
+takeovers, card testing; ``_ground_truth.json`` names their payments). For each
+pattern, the test split's payments of that pattern are the positives and its
+legitimate payments the negatives; PR-AUC and recall at 1 % false-positive rate of
+every model, and the champion's PR-AUC as a ratio to the rules baseline's.
+
+Latency: the Serve application runs on 127.0.0.1 over the bench lake; ``--clients``
+threads post ``--requests`` payments (the last day's payments with new ids, so each
+one also joins the online state) after ``--warmup`` untimed ones. It prints p50,
+p99 and the rate, and the in-process time of the same scoring without HTTP.
+
+Run::
+
+    .venv/bin/python bench/fraud_quality.py
+    .venv/bin/python bench/fraud_quality.py --requests 5000 --clients 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import http.client
+import json
+import logging
+import socket
+import sys
+import threading
+import time
+
+import numpy as np
+from lakes import DATASETS, ROOT, ensure_lake
+
+from shoplake.entry import add_config_args, config_from_args, exit_cleanly
+
+DATASET = "synthetic-fraud"
+#: The p99 latency bar of /fraud/score on this machine, ms.
+P99_BAR_MS = 50.0
+
+
+def pattern_payments(landing: str) -> dict[str, set[str]]:
+    """Planted fraud payment ids per pattern, from the shop's ground truth."""
+    from shoplake.datagen.synthetic import GROUND_TRUTH_FILE
+
+    truth = json.loads((ROOT / landing / GROUND_TRUTH_FILE).read_text())
+    out: dict[str, set[str]] = {}
+    for incident in truth["fraud"]["incidents"]:
+        out.setdefault(incident["pattern"], set()).update(incident["payment_ids"])
+    return out
+
+
+def quality_table(result, patterns: dict[str, set[str]]):
+    """PR-AUC and recall at 1 % FPR per pattern and model, with the champion / rules ratio."""
+    from rich.table import Table
+
+    from shoplake.training import fraud_metrics as M
+
+    test = result.test
+    ids = np.asarray(test.payment_ids, dtype=object)
+    models = list(result.evaluations)
+    table = Table(title=f"fraud models per planted pattern, test split ({len(ids):,} payments from {test.first_day})")
+    table.add_column("pattern")
+    table.add_column("frauds", justify="right")
+    for model in models:
+        table.add_column(f"{model} PR-AUC", justify="right")
+        table.add_column(f"{model} rec@1%fpr", justify="right")
+    table.add_column(f"{result.champion} / rules", justify="right")
+    ratios = {}
+    for pattern, pids in sorted(patterns.items()):
+        positive = np.isin(ids, list(pids)) & (test.y == 1)
+        keep = positive | (test.y == 0)
+        y = positive[keep].astype(np.int64)
+        cells = []
+        pr = {}
+        for model in models:
+            s = result.evaluations[model].test_scores[keep]
+            pr[model] = M.average_precision(y, s)
+            cells += [f"{pr[model]:.3f}", f"{M.recall_at_fpr(y, s, 0.01):.3f}"]
+        ratio = pr[result.champion] / pr["rules"] if pr.get("rules", 0) > 0 else float("nan")
+        ratios[pattern] = (pr[result.champion], pr.get("rules", float("nan")), ratio, int(y.sum()))
+        table.add_row(pattern, f"{int(y.sum()):,}", *cells, f"{ratio:.2f}x")
+    return table, ratios
+
+
+def _post(conn: http.client.HTTPConnection, body: bytes) -> tuple[int, dict]:
+    conn.request("POST", "/fraud/score", body=body, headers={"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    return resp.status, json.loads(resp.read())
+
+
+def fire(port: int, bodies: list[bytes], clients: int) -> tuple[list[float], float]:
+    """POST every body, spread over ``clients`` threads with keep-alive connections: latencies (s) and wall time."""
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+    errors: list[str] = []
+
+    def worker(slot: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        try:
+            for body in bodies[slot::clients]:
+                start = time.perf_counter()
+                status, answer = _post(conn, body)
+                latencies[slot].append(time.perf_counter() - start)
+                if status != 200:
+                    errors.append(f"HTTP {status}: {str(answer)[:200]}")
+                    return
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - start
+    if errors:
+        raise RuntimeError(f"{len(errors)} failed requests, first: {errors[0]}")
+    return [x for part in latencies for x in part], wall
+
+
+def request_bodies(lake, run_date: dt.date, n: int) -> list[dict]:
+    """``n`` payment bodies: the last day's payments in time order, repeated with new ids and later times as needed."""
+    from shoplake.features.interactions import run_midnight
+    from shoplake.schemas import columns as C
+    from shoplake.schemas.fraud import TRANSACTIONS
+    from shoplake.serving.fraud import PaymentIn
+
+    rows = lake.to_arrow(TRANSACTIONS, run_date=run_date).sort_by([(C.PAYMENT_TS, "ascending"), (C.PAYMENT_ID, "ascending")])
+    day = [r for r in rows.to_pylist() if r[C.PAYMENT_TS] >= run_midnight(run_date - dt.timedelta(days=1))]
+    if not day:
+        raise SystemExit(f"no payments on {run_date - dt.timedelta(days=1)} to post")
+    bodies = []
+    for i in range(n):
+        r = day[i % len(day)]
+        body = {k: r[k] for k in PaymentIn.model_fields}
+        body[C.PAYMENT_ID] = f"bench-{i}"
+        body[C.PAYMENT_TS] = (r[C.PAYMENT_TS] + dt.timedelta(days=1 + i // len(day))).isoformat()
+        bodies.append(body)
+    return bodies
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="fraud_quality", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_args(parser)
+    parser.add_argument("--requests", type=int, default=2_000, help="timed POST /fraud/score requests")
+    parser.add_argument("--clients", type=int, default=4, help="concurrent HTTP client threads (the bounded load)")
+    parser.add_argument("--warmup", type=int, default=100, help="untimed requests first")
+    parser.add_argument("--access-log", action="store_true", help="keep Serve's per-request access log (off: it costs CPU on 2 cores)")
+    args = parser.parse_args(argv)
+    cfg = config_from_args(args)
+    logging.getLogger("ray").setLevel(logging.WARNING)
+
+    from rich.console import Console
+
+    from shoplake.config import load_config
+    from shoplake.lake import Lake
+    from shoplake.models.fraud import FraudBundle
+    from shoplake.ray_runtime import init_ray
+    from shoplake.reports import fraud_metrics_table
+    from shoplake.schemas.fraud import TXN_FEATURES
+    from shoplake.scoring.fraud import score_rows
+    from shoplake.serving.fraud import FraudScorer, PaymentIn
+    from shoplake.training.fraud import metrics_rows, run_fraud
+
+    console = Console(file=sys.stdout)
+    overrides, run_date = ensure_lake(DATASET, cfg, needs=(TXN_FEATURES,))
+    overrides = [*args.overrides, *overrides, f"runs_dir={ROOT}/runs/bench"]
+    dcfg = load_config(cfg.env, overrides)
+    lake = Lake(dcfg)
+    init_ray(dcfg)
+    started = time.monotonic()
+    result = run_fraud(dcfg, lake, run_date, name=f"bench_fraud_{int(time.time())}")
+    console.print(f"\n[bold]{DATASET}[/bold]: run date {run_date}; fraud run {time.monotonic() - started:.0f} s")
+    for split, (payments, frauds, first_day) in result.splits.items():
+        console.print(f"  {split}: {payments:,} payments from {first_day}, {frauds:,} fraud")
+    console.print(fraud_metrics_table(metrics_rows(result, None, dt.datetime.now(dt.timezone.utc))))
+    for model, ev in result.evaluations.items():
+        console.print(f"  {model}: {ev.seconds:.1f} s")
+    table, ratios = quality_table(result, pattern_payments(DATASETS[DATASET]["landing"]))
+    console.print(table)
+
+    bodies = request_bodies(lake, run_date, args.warmup + args.requests)
+    encoded = [json.dumps(b).encode() for b in bodies]
+    bundle = FraudBundle.load(result.bundle_path)
+    scorer = FraudScorer(dcfg, lake)
+    local = []
+    for body in bodies[args.warmup :]:
+        payment = PaymentIn.model_validate(body)
+        t0 = time.perf_counter()
+        scorer.score(payment)
+        local.append(time.perf_counter() - t0)
+    one = np.asarray([scorer.state.vector(PaymentIn.model_validate(bodies[0]).model_dump())])
+    t0 = time.perf_counter()
+    for _ in range(200):
+        score_rows(bundle, one)
+    model_ms = (time.perf_counter() - t0) / 200 * 1000
+
+    from ray import serve
+
+    from shoplake.serving.app import build_app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    logging_config = {"enable_access_log": args.access_log, "log_level": "WARNING"}
+    serve.start(http_options={"host": "127.0.0.1", "port": port}, logging_config=logging_config)
+    try:
+        serve.run(build_app({"env": dcfg.env, "overrides": overrides}), name="shoplake", route_prefix="/", logging_config=logging_config)
+        fire(port, encoded[: args.warmup], args.clients)
+        latencies, wall = fire(port, encoded[args.warmup :], args.clients)
+    finally:
+        serve.shutdown()
+    p50, p99 = (float(np.quantile(latencies, q) * 1000) for q in (0.5, 0.99))
+    local_p50, local_p99 = (float(np.quantile(local, q) * 1000) for q in (0.5, 0.99))
+
+    console.print(f"\nPOST /fraud/score on Ray Serve, {args.clients} clients, {len(latencies):,} requests: "
+                  f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, {len(latencies) / wall:.0f} requests/s "
+                  f"(bar: p99 < {P99_BAR_MS:.0f} ms: {'met' if p99 < P99_BAR_MS else 'NOT met'})")  # fmt: skip
+    console.print(f"in-process FraudScorer.score (features + model + reasons, no HTTP): p50 {local_p50:.2f} ms, p99 {local_p99:.2f} ms; "
+                  f"model and reasons alone {model_ms:.2f} ms")  # fmt: skip
+    console.print(f"\nchampion {result.champion} PR-AUC / rules PR-AUC per planted pattern (test split):")
+    for pattern, (champ, rules, ratio, n) in sorted(ratios.items()):
+        console.print(f"  {pattern}: {champ:.3f} / {rules:.3f} = {ratio:.2f}x ({n} fraud payments)")
+    return 0
+
+
+if __name__ == "__main__":
+    exit_cleanly(main)
