@@ -126,9 +126,10 @@ def _forecast_versus_baselines(means: dict[str, dict[str, float]], main_model: s
 
 #: Fraud metrics shown, in order (metric name in ops.model_metrics -> header).
 FRAUD_METRICS = {
-    "pr_auc": "PR-AUC", "roc_auc": "ROC-AUC", "recall@1%fpr": "rec@1%fpr", "precision@capacity": "prec@cap",
-    "recall@review": "rec@review", "review_rate": "reviewed", "cost_per_payment": "cost/pay",
+    "pr_auc": "PR-AUC", "roc_auc": "ROC-AUC", "recall@1%fpr": "R@1%FPR", "precision@capacity": "P@cap",
+    "recall@review": "R@review", "cost_per_payment": "cost/pay",
 }  # fmt: skip
+FRAUD_SPLIT_LABELS = {"validation": "valid"}
 FRAUD_SPLITS = ("validation", "test")
 FRAUD_TRAINED = ("gbt", "tabular_nn")
 
@@ -145,7 +146,10 @@ def fraud_champion(records: list[dict]) -> str | None:
 
 
 def fraud_metrics_table(rows) -> Table:
-    """One row per fraud model and held-out split; the champion in bold, the caption compares it with the rules."""
+    """One row per fraud model and held-out split (the title gives each split's payments and first day).
+
+    The champion is in bold; the caption compares its test PR-AUC with the rules baseline's.
+    """
     records = rows.to_pylist() if hasattr(rows, "to_pylist") else list(rows)
     if not records:
         return Table(title="no fraud metrics")
@@ -158,18 +162,18 @@ def fraud_metrics_table(rows) -> Table:
         payments[key] = r[C.N_EVALUATED]
         starts[r[C.SLICE]] = r[C.CUTOFF_DATE]
     champion = fraud_champion(records)
-    splits = ", ".join(f"{s} from {starts[s]}" for s in FRAUD_SPLITS if s in starts)
-    out = Table(title=f"fraud models on matured payments ({splits})", box=box.SIMPLE)
+    sizes = {split: n for (_, split), n in payments.items()}
+    splits = ", ".join(f"{FRAUD_SPLIT_LABELS.get(s, s)} {sizes[s]:,} from {starts[s]}" for s in FRAUD_SPLITS if s in starts)
+    out = Table(title=f"fraud models, matured payments: {splits}", box=box.SIMPLE)
     out.add_column("model", no_wrap=True)
     out.add_column("split", no_wrap=True)
     for header in FRAUD_METRICS.values():
         out.add_column(header, justify="right", min_width=max(len(header), 6))
-    out.add_column("payments", justify="right")
     order = {model: n for n, (model, _) in enumerate(values)}
     for (model, split), vals in sorted(values.items(), key=lambda kv: (FRAUD_SPLITS.index(kv[0][1]) if kv[0][1] in FRAUD_SPLITS else 9, order[kv[0][0]])):
         name = f"[bold]{model}[/bold]" if model == champion else model
         cells = ["-" if vals.get(m) is None else f"{vals[m]:.3f}" for m in FRAUD_METRICS]
-        out.add_row(name, split, *cells, f"{payments[(model, split)]:,}")
+        out.add_row(name, FRAUD_SPLIT_LABELS.get(split, split), *cells)
     test = {m: values.get((m, "test"), {}).get("pr_auc") for m in (champion, "rules")}
     if champion and all(v is not None and not math.isnan(v) for v in test.values()):
         ratio = test[champion] / test["rules"] if test["rules"] > 0 else float("inf")

@@ -1,4 +1,4 @@
-"""The nightly flow end to end on a small synthetic shop: ingest, features, train, evaluate, register, score, forecast."""
+"""The nightly flow end to end on a small synthetic shop: ingest, features, train, evaluate, register, score, forecast, fraud."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from shoplake.datagen.synthetic import ShopParams, generate_shop
 from shoplake.registry import load_serving_bundle
 from shoplake.schemas import columns as C
 from shoplake.schemas.forecast import FORECASTS, ITEM_DAILY_SALES, REPLENISHMENT_PLAN
+from shoplake.schemas.fraud import FRAUD_SCORES, TXN_FEATURES
 from shoplake.schemas.ops import MODEL_METRICS, TASK_FORECASTING, TASK_RECOMMENDATION
 from shoplake.schemas.recsys import USER_ITEM_MATRIX
 from shoplake.schemas.serving import RECOMMENDATIONS
@@ -73,3 +74,7 @@ def test_nightly_trains_scores_and_reports_every_model(make_cfg, spark, ray_loca
     printed = capsys.readouterr().out
     assert all(model in printed for model in cfg.recommender.models) and "ndcg@10" in printed, printed
     assert all(model in printed for model in cfg.forecasting.models) and "wrmsse" in printed, printed
+    # Four weeks hold no payment older than fraud.maturity_days (30): the fraud step says so and the night goes on.
+    assert lake.run_dates(TXN_FEATURES) == [run_date - dt.timedelta(days=7), run_date]
+    assert "fraud models not trained" in printed and "no fraud scores" in printed, printed
+    assert not lake.exists(FRAUD_SCORES)

@@ -2,8 +2,9 @@
 
 For a run date D the run reads D's partition of ``gold.txn_features`` and keeps the
 matured payments (a label that is final, see :mod:`shoplake.schemas.fraud`). Ordered by
-payment time they are split into training (oldest), validation and test (newest)
-shares, so every model is judged on payments made after everything it learnt from.
+payment time they are split on day boundaries into training (oldest), validation and
+test (newest) (:func:`time_split`), so every model is judged on payments made after
+everything it learnt from.
 
 Every model of ``fraud.models`` is scored side by side: the rules baseline (amount and
 velocity thresholds), gradient-boosted trees (XGBoost on Ray Train) and the tabular
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,29 +103,47 @@ def feature_matrix(rows: pa.Table) -> np.ndarray:
     return np.column_stack([rows[name].to_numpy(zero_copy_only=False).astype(np.float64) for name in FEATURE_NAMES]) if rows.num_rows else np.zeros((0, len(FEATURE_NAMES)))
 
 
+def _held_out_start(y: np.ndarray, days: np.ndarray, end: int, n_total: int, frauds_total: int, share: float) -> int:
+    """First row of the newest whole days before row ``end`` that hold ``share`` of all payments and of all frauds."""
+    by_payments = end - max(int(round(n_total * share)), 1)
+    fraud_rows = np.flatnonzero(y[:end])
+    wanted = max(int(math.ceil(frauds_total * share)), 1)
+    by_frauds = int(fraud_rows[-wanted]) if len(fraud_rows) >= wanted else (int(fraud_rows[0]) if len(fraud_rows) else by_payments)
+    first = max(min(by_payments, by_frauds), 0)
+    # Back to the first payment of that day: a day is never cut in two.
+    return int(np.searchsorted(days[:end], days[first], side="left"))
+
+
 def time_split(rows: pa.Table, validation_share: float, test_share: float) -> tuple[Split, Split, Split]:
     """Training, validation and test splits of time-ordered matured rows.
 
+    The test split is the newest whole days that hold at least ``test_share`` of the
+    payments and of the fraud labels; the validation split the whole days before it
+    that hold at least ``validation_share`` of each; training is everything older. So
+    every held-out split has fraud to measure whenever the labels allow it, even when
+    fraud comes in bursts, and every split holds payments after all those it learns from.
+
     Raises:
-        TooFewLabelsError: A split would be empty or the training or validation split has no fraud.
+        TooFewLabelsError: A split would be empty, or one has no fraud label.
     """
     n = rows.num_rows
-    n_test = int(round(n * test_share))
-    n_valid = int(round(n * validation_share))
-    n_train = n - n_valid - n_test
-    if min(n_train, n_valid, n_test) < 1:
-        raise TooFewLabelsError(f"{n} matured payments cannot be split into training, validation and test")
     X = feature_matrix(rows)
-    y = rows[C.LABEL].to_numpy(zero_copy_only=False).astype(np.int64)
+    y = rows[C.LABEL].to_numpy(zero_copy_only=False).astype(np.int64) if n else np.zeros(0, np.int64)
     days = pc.cast(rows[C.PAYMENT_TS], pa.timestamp("us", tz="UTC")).cast(pa.date32()).to_numpy(zero_copy_only=False)
     amounts = rows[C.AMOUNT].to_numpy(zero_copy_only=False).astype(np.float64)
     ids = rows[C.PAYMENT_ID].to_numpy(zero_copy_only=False)
-    bounds = {"train": slice(0, n_train), VALIDATION: slice(n_train, n_train + n_valid), TEST: slice(n_train + n_valid, n)}
+    if n < 3:
+        raise TooFewLabelsError(f"{n} matured payments cannot be split into training, validation and test")
+    frauds = int(y.sum())
+    test_start = _held_out_start(y, days, n, n, frauds, test_share)
+    valid_start = _held_out_start(y, days, test_start, n, frauds, validation_share)
+    bounds = {"train": slice(0, valid_start), VALIDATION: slice(valid_start, test_start), TEST: slice(test_start, n)}
     splits = tuple(Split(name, X[s], y[s], days[s], amounts[s], ids[s]) for name, s in bounds.items())
-    for split in splits[:2]:
-        if split.frauds == 0:
+    for split in splits:
+        if len(split.y) == 0 or split.frauds == 0:
+            what = "no payments" if len(split.y) == 0 else f"{len(split.y)} matured payments from {split.first_day}, no fraud label"
             raise TooFewLabelsError(
-                f"the {split.name} split ({len(split.y)} matured payments from {split.first_day}) has no fraud label: "
+                f"the {split.name} split has {what} ({n} matured payments, {frauds} fraud in all): "
                 "the shop needs more history (fraud.maturity_days before the run date) or more chargebacks"
             )
     return splits  # type: ignore[return-value]

@@ -18,12 +18,14 @@ from shoplake.training.fraud import FraudResult, ModelEvaluation, TooFewLabelsEr
 T0 = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
 
 
-def rows(labels: list[int]) -> pa.Table:
-    """One matured payment per label, a day apart, oldest first; feature k of row i is i * 100 + k."""
+def rows(labels: list[int], days: list[int] | None = None) -> pa.Table:
+    """One matured payment per label, a day apart unless ``days`` says on which day, oldest first;
+    feature k of row i is i * 100 + k."""
     n = len(labels)
+    days = list(range(n)) if days is None else days
     cols = {
         C.PAYMENT_ID: [f"p{i}" for i in range(n)],
-        C.PAYMENT_TS: pa.array([T0 + dt.timedelta(days=i) for i in range(n)], pa.timestamp("us", tz="UTC")),
+        C.PAYMENT_TS: pa.array([T0 + dt.timedelta(days=d, minutes=i) for i, d in enumerate(days)], pa.timestamp("us", tz="UTC")),
         C.LABEL: pa.array(labels, pa.int32()),
     }
     cols.update({name: [float(i * 100 + k) for i in range(n)] for k, name in enumerate(FEATURE_NAMES)})
@@ -44,11 +46,30 @@ def test_time_split_keeps_time_order_and_shares():
     assert train.X.shape == (6, len(FEATURE_NAMES)) and train.X[2, 3] == 203.0
 
 
+def test_held_out_splits_reach_back_to_hold_their_share_of_fraud():
+    # 20 payments, fraud at rows 1, 3 and 12. By payments alone the test would be rows 16-19
+    # (no fraud) and validation rows 12-15; each split reaches back to its newest fraud instead.
+    labels = [0] * 20
+    for i in (1, 3, 12):
+        labels[i] = 1
+    train, valid, test = time_split(rows(labels), 0.2, 0.2)
+    assert [len(s.y) for s in (train, valid, test)] == [3, 9, 8]
+    assert (train.frauds, valid.frauds, test.frauds) == (1, 1, 1)
+
+
+def test_a_day_is_never_cut_in_two():
+    # Rows 7 and 8 are on the same day: the test split starts with the day's first payment.
+    labels = [0, 1, 0, 0, 0, 1, 0, 0, 1, 0]
+    train, valid, test = time_split(rows(labels, days=[0, 1, 2, 3, 4, 5, 6, 7, 7, 8]), 0.2, 0.2)
+    assert list(test.payment_ids) == ["p7", "p8", "p9"]
+    assert list(valid.payment_ids) == ["p5", "p6"] and len(train.y) == 5
+
+
 def test_time_split_refuses_a_split_without_fraud_or_without_rows():
-    with pytest.raises(TooFewLabelsError, match="validation split .* has no fraud"):
+    with pytest.raises(TooFewLabelsError, match="train split has no payments"):
         time_split(rows([1, 0, 0, 0, 0, 0, 0, 0, 0, 1]), 0.2, 0.2)
-    with pytest.raises(TooFewLabelsError, match="train split"):
-        time_split(rows([0, 0, 0, 0, 0, 0, 1, 0, 0, 1]), 0.2, 0.2)
+    with pytest.raises(TooFewLabelsError, match="train split has 6 matured payments from 2024-01-01, no fraud label"):
+        time_split(rows([0, 0, 0, 0, 0, 0, 0, 0, 1, 1]), 0.2, 0.2)
     with pytest.raises(TooFewLabelsError, match="2 matured payments"):
         time_split(rows([1, 1]), 0.2, 0.2)
 
