@@ -58,6 +58,11 @@ class RayConfig(_Strict):
     num_workers: int = Field(2, ge=1, description="Ray Train workers.")
     cpus_per_worker: float = Field(0.5, gt=0, description="Fractional CPUs keep Ray Data from starving on small nodes.")
     cpus_per_data_task: float = Field(0.5, gt=0)
+    train_poll_s: float = Field(
+        0.5, gt=0,
+        description="How often Ray Train's controller polls its workers (RAY_TRAIN_HEALTH_CHECK_INTERVAL_S, Ray's default 2 s); "
+        "every epoch's report waits for the next poll, so with short epochs this is most of the time.",
+    )
     use_gpu: bool = False
     runtime_env: dict[str, Any] = Field(default_factory=dict)
 

@@ -10,6 +10,10 @@ from shoplake.config import Config
 log = logging.getLogger(__name__)
 
 
+#: Ray Train's controller poll interval, in seconds (read by the controller actor).
+TRAIN_POLL_ENV = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"
+
+
 def init_ray(cfg: Config):
     """Connect to Ray, or start a local instance; calling it again is a no-op.
 
@@ -29,8 +33,10 @@ def init_ray(cfg: Config):
         return ray
     rc = cfg.ray
     kwargs: dict = {"namespace": rc.namespace, "log_to_driver": True, "ignore_reinit_error": True}
-    if rc.runtime_env:
-        kwargs["runtime_env"] = rc.runtime_env
+    # The job's processes (Ray Train's controller among them) poll at ray.train_poll_s unless the runtime env says otherwise.
+    runtime_env = dict(rc.runtime_env or {})
+    runtime_env["env_vars"] = {TRAIN_POLL_ENV: str(rc.train_poll_s), **runtime_env.get("env_vars", {})}
+    kwargs["runtime_env"] = runtime_env
     address = rc.address or os.environ.get("RAY_ADDRESS")
     if address:
         kwargs["address"] = address
