@@ -190,15 +190,20 @@ def _forecast(cfg: Config, lake, run_date: dt.date, progress) -> None:
 def _fraud(cfg: Config, lake, run_date: dt.date, progress) -> None:
     """Train and register the fraud models, then score the last day's payments.
 
-    A shop whose matured payments cannot train a model yet (too young, no chargebacks
-    so far) gets a warning instead of a failed night, and its payments are scored with
-    the model registered earlier, if there is one.
+    A shop without payments (Online Retail has none) skips the step. A shop whose
+    matured payments cannot train a model yet (too young, no chargebacks so far) gets
+    a warning instead of a failed night, and its payments are scored with the model
+    registered earlier, if there is one.
     """
     from shoplake.ray_runtime import init_ray
     from shoplake.registry import NoServingModel
+    from shoplake.schemas.fraud import TXN_FEATURES
     from shoplake.scoring.fraud import score_fraud
     from shoplake.training.fraud import TooFewLabelsError, run_fraud
 
+    if run_date not in lake.run_dates(TXN_FEATURES):
+        console.print(f"fraud step skipped: no {TXN_FEATURES.full_name} for {run_date} (the shop's payments are not ingested)")
+        return
     init_ray(cfg)
     steps = len(cfg.fraud.models) + 4
     task = progress.add_task("fraud models", total=steps)

@@ -78,3 +78,12 @@ def test_nightly_trains_scores_and_reports_every_model(make_cfg, spark, ray_loca
     assert lake.run_dates(TXN_FEATURES) == [run_date - dt.timedelta(days=7), run_date]
     assert "fraud models not trained" in printed and "no fraud scores" in printed, printed
     assert not lake.exists(FRAUD_SCORES)
+
+
+def test_fraud_step_is_skipped_for_a_shop_without_payments(cfg, lake, capsys):
+    from shoplake.cli import _fraud, _progress
+
+    with _progress() as progress:
+        _fraud(cfg, lake, dt.date(2024, 3, 1), progress)
+    assert "fraud step skipped: no gold.txn_features for 2024-03-01" in " ".join(capsys.readouterr().out.split())
+    assert not lake.exists(FRAUD_SCORES)
