@@ -1,10 +1,11 @@
-"""Build the features: bronze -> silver -> gold tables (recommendation, forecasting, fraud).
+"""Build the features: bronze -> silver -> gold tables (recommendation, forecasting, fraud, text).
 
 Inputs:  bronze.events (optional: Online Retail has none), bronze.orders, bronze.products
          (optional: item features then lack text, category and price, and no day is on
          promotion), bronze.inventory (optional: stock-out flags are then null),
          bronze.payments and bronze.chargebacks (optional: without payments there are no
-         fraud tables). For run
+         fraud tables), bronze.support_tickets (optional: without it there are no
+         support tables). For run
          date D only landing days before D and rows timestamped before D's midnight UTC
          (inventory: snapshot days before D) are used.
 Outputs: silver.interactions, gold.user_item_matrix, gold.item_features,
@@ -14,7 +15,12 @@ Outputs: silver.interactions, gold.user_item_matrix, gold.item_features,
          the fraud.history_days before D with their orders' size and their label:
          fraud, legitimate, or null until fraud.maturity_days old) and gold.txn_features
          (point-in-time velocity, history and payment features of each of them; only
-         when bronze.payments exists), one partition per run date
+         when bronze.payments exists), silver.support_tickets (messages created before D,
+         one per ticket id, text normalised, with a stable train/validation/test split)
+         and gold.support_training (its labelled ones; only when bronze.support_tickets
+         exists), gold.product_text (per item the version in effect at D: title,
+         description, brand, category, encoder text, split; only when bronze.products
+         exists), one partition per run date
          (replaced on re-run), all committed together or not at all. Also the
          partitions of each run date's holdout cutoff (run date -
          recommender.holdout_days) when they are missing: the recommendation run

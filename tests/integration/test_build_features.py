@@ -13,14 +13,14 @@ import pandas as pd
 import pytest
 
 from shoplake.datagen.synthetic import GROUND_TRUTH_FILE, ShopParams, generate_shop
-from shoplake.features.run import FRAUD_OUTPUTS, OUTPUTS, build_features
+from shoplake.features.run import FRAUD_OUTPUTS, OUTPUTS, PRODUCT_OUTPUTS, SUPPORT_OUTPUTS, build_features
 from shoplake.features.txn_features import FEATURE_NAMES, OnlineFeatures
 from shoplake.ingest.run import date_range, ingest
 from shoplake.lake import Lake
 from shoplake.schemas import columns as C
 from shoplake.schemas.forecast import ITEM_DAILY_SALES
 from shoplake.schemas.fraud import TRANSACTIONS, TXN_FEATURES
-from shoplake.schemas.landing import CHARGEBACKS, EVENTS, INVENTORY, ORDERS, PAYMENTS, PRODUCTS
+from shoplake.schemas.landing import CHARGEBACKS, EVENTS, INVENTORY, ORDERS, PAYMENTS, PRODUCTS, SUPPORT_TICKETS
 from shoplake.schemas.recsys import (
     CANCELLED,
     INTERACTIONS,
@@ -31,11 +31,16 @@ from shoplake.schemas.recsys import (
     USER_FEATURES,
     USER_ITEM_MATRIX,
 )
+from shoplake.schemas.text import PRODUCT_TEXT, SPLITS, SUPPORT_TRAINING
+from shoplake.schemas.text import SUPPORT_TICKETS as SILVER_TICKETS
 
 RETAIL = Path(__file__).resolve().parents[3] / "shared" / "data" / "online-retail" / "by-day"
 
-# Busy enough for cancellations inside ten days, small enough for seconds of Spark.
-SHOP = ShopParams(days=10, users=30, items=20, seed=5, sessions_per_user_day=0.5, cancel_rate=0.15)
+# Busy enough for cancellations inside ten days, small enough for seconds of Spark. More support
+# tickets than the default (a few dozen instead of one); they come from their own random stream.
+SHOP = ShopParams(
+    days=10, users=30, items=20, seed=5, sessions_per_user_day=0.5, cancel_rate=0.15, tickets_per_order=1.0
+)
 START = SHOP.start
 EARLY, LATE = START + dt.timedelta(days=2), START + dt.timedelta(days=SHOP.days)
 # A week: the generator plants each fraud pattern by day 3; chargebacks come within days.
@@ -196,9 +201,33 @@ def check_daily_sales(lake, day: dt.date) -> pd.DataFrame:
     return sales
 
 
+def check_text_tables(lake, day: dt.date) -> None:
+    """One run date of the support and product text tables against bronze: spec schema, rows, splits."""
+    for spec in (SILVER_TICKETS, SUPPORT_TRAINING, PRODUCT_TEXT):
+        schema = lake.to_arrow(spec, run_date=day).schema
+        assert [(f.name, f.type) for f in schema] == [(f.name, f.type) for f in spec.arrow_schema()], spec.full_name
+
+    bronze = table(lake, f"bronze.{SUPPORT_TICKETS.name}")
+    known = bronze[(bronze[C.CREATED_TS] < midnight(day)) & (bronze[C.RUN_DATE] < day)]
+    tickets = table(lake, SILVER_TICKETS, day)
+    assert len(tickets) and not tickets[C.TICKET_ID].duplicated().any()
+    assert set(tickets[C.TICKET_ID]) == set(known[C.TICKET_ID])
+    assert set(tickets[C.SPLIT]) <= set(SPLITS)
+    assert (tickets[C.TEXT] == tickets[C.TEXT].str.split().str.join(" ")).all()
+    training = table(lake, SUPPORT_TRAINING, day)
+    assert sorted(training[C.TICKET_ID]) == sorted(tickets.loc[tickets[C.INTENT].notna(), C.TICKET_ID])
+    assert len(training) < len(tickets) and training[C.RESOLUTION].notna().all()
+
+    products = table(lake, f"bronze.{PRODUCTS.name}")
+    texts = table(lake, PRODUCT_TEXT, day)
+    assert sorted(texts[C.ITEM_ID]) == sorted(set(products.loc[products[C.UPDATED_AT] < midnight(day), C.ITEM_ID]))
+    assert texts[C.CATEGORY].notna().all() and set(texts[C.SPLIT]) <= set(SPLITS)
+    assert all(text.startswith(title) for text, title in zip(texts[C.TEXT], texts[C.TITLE], strict=True))
+
+
 def test_synthetic_shop_features_two_run_dates_then_a_rerun(cfg, lake):
     generate_shop(cfg.landing.root, SHOP)
-    sources = [ORDERS.name, EVENTS.name, PRODUCTS.name, INVENTORY.name]
+    sources = [ORDERS.name, EVENTS.name, PRODUCTS.name, INVENTORY.name, SUPPORT_TICKETS.name]
     ingest(cfg, lake, date_range(START, LATE - dt.timedelta(days=1)), sources)
 
     results = build_features(cfg, lake, [LATE, EARLY])
@@ -206,6 +235,7 @@ def test_synthetic_shop_features_two_run_dates_then_a_rerun(cfg, lake):
     assert all(r.version == 0 and r.rows > 0 for r in results)
     for day in (EARLY, LATE):
         check_snapshot(lake, cfg, day)
+        check_text_tables(lake, day)
         sales = check_daily_sales(lake, day)
         # The shop snapshots every catalogued item at the end of each day, landing that day.
         inventory = table(lake, f"bronze.{INVENTORY.name}")
@@ -241,8 +271,11 @@ def test_a_clickstream_only_shop_gets_no_daily_sales(cfg, lake, caplog):
 
     with caplog.at_level(logging.INFO, logger="shoplake.features.run"):
         results = build_features(cfg, lake, [EARLY])
-    assert [r.table for r in results] == [s.full_name for s in WITHOUT_PAYMENTS if s is not ITEM_DAILY_SALES]
+    assert [r.table for r in results] == [
+        s.full_name for s in WITHOUT_PAYMENTS if s is not ITEM_DAILY_SALES and s not in SUPPORT_OUTPUTS
+    ]
     assert f"{ITEM_DAILY_SALES.full_name} is skipped" in caplog.text
+    assert " and ".join(s.full_name for s in SUPPORT_OUTPUTS) + " are skipped" in caplog.text
     assert f"{TRANSACTIONS.full_name} and {TXN_FEATURES.full_name} are skipped" in caplog.text
     assert not lake.exists(ITEM_DAILY_SALES)
 
@@ -261,7 +294,7 @@ def test_online_retail_has_only_orders_and_products(cfg, lake, caplog):
     assert "bronze.events does not exist" in caplog.text
     assert all(r.rows > 0 for r in results)
 
-    assert [r.table for r in results] == [s.full_name for s in WITHOUT_PAYMENTS]
+    assert [r.table for r in results] == [s.full_name for s in WITHOUT_PAYMENTS if s not in SUPPORT_OUTPUTS]
     assert "bronze.inventory does not exist" in caplog.text
     assert not lake.exists(TRANSACTIONS) and not lake.exists(TXN_FEATURES)
 
@@ -295,7 +328,7 @@ def test_a_shop_with_payments_gets_its_fraud_tables(make_cfg, spark, caplog):
 
     with caplog.at_level(logging.WARNING, logger="shoplake.features.run"):
         results = build_features(cfg, lake, [FRAUD_DAY])
-    assert [r.table for r in results] == [s.full_name for s in OUTPUTS]
+    assert [r.table for r in results] == [s.full_name for s in OUTPUTS if s not in SUPPORT_OUTPUTS + PRODUCT_OUTPUTS]
     assert "bronze.chargebacks does not exist" not in caplog.text
     for spec in FRAUD_OUTPUTS:
         assert lake.run_dates(spec) == [FRAUD_DAY], spec.full_name

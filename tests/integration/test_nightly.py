@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+
 from shoplake.cli import run_nightly
 from shoplake.datagen.synthetic import ShopParams, generate_shop
 from shoplake.registry import load_serving_bundle
@@ -34,6 +36,7 @@ SMALL = (
 )
 
 
+@pytest.mark.slow  # about 4 minutes; every step has its own integration test in the default suite
 def test_nightly_trains_scores_and_reports_every_model(make_cfg, spark, ray_local, capsys):
     cfg = make_cfg("lake.engine=delta-rs", *SMALL)
     generate_shop(cfg.landing.root, SHOP)

@@ -4,9 +4,12 @@ For each run date D the step reads what the lake knew before D (bronze partition
 of landing days before D, and within them only rows timestamped before D's
 midnight), computes the four recommendation tables with the pure transforms of
 :mod:`shoplake.features.interactions`, when the shop has orders, the daily item
-sales of :mod:`shoplake.features.daily_sales`, and when it has payments, the fraud
+sales of :mod:`shoplake.features.daily_sales`, when it has payments, the fraud
 tables ``silver.transactions`` and ``gold.txn_features`` of
-:mod:`shoplake.features.txn_features`, and writes D's partition of each. All tables
+:mod:`shoplake.features.txn_features`, and the text tables of
+:mod:`shoplake.features.text`: ``silver.support_tickets`` and ``gold.support_training``
+when it has support tickets, ``gold.product_text`` when it has products; and writes
+D's partition of each. All tables
 of all run dates are written in one lake batch: after an error the lake is as it
 was, and re-running a date replaces its partitions (a new version with the same rows).
 """
@@ -28,6 +31,7 @@ from shoplake.features.interactions import (
     compute_user_item_matrix,
     run_midnight,
 )
+from shoplake.features.text import compute_product_text, compute_support_tickets, compute_support_training
 from shoplake.features.txn_features import compute_transactions, compute_txn_features
 from shoplake.lake import Lake, WriteResult
 from shoplake.schemas import columns as C
@@ -35,20 +39,28 @@ from shoplake.schemas.bronze import BRONZE
 from shoplake.schemas.forecast import ITEM_DAILY_SALES
 from shoplake.schemas.fraud import TRANSACTIONS, TXN_FEATURES
 from shoplake.schemas.landing import CHARGEBACKS, EVENTS, INVENTORY, ORDERS, PAYMENTS, PRODUCTS
+from shoplake.schemas.landing import SUPPORT_TICKETS as TICKETS_SOURCE
 from shoplake.schemas.recsys import INTERACTIONS, ITEM_FEATURES, USER_FEATURES, USER_ITEM_MATRIX
 from shoplake.schemas.spec import TableSpec
+from shoplake.schemas.text import PRODUCT_TEXT, SUPPORT_TICKETS, SUPPORT_TRAINING
 
 log = logging.getLogger(__name__)
 
 #: Every table the step writes, in the order of its results. ``gold.item_daily_sales``
 #: needs orders: a shop without them (clickstream only) does not get it.
 #: ``silver.transactions`` and ``gold.txn_features`` need payments: a shop without them
-#: (Online Retail) does not get them.
+#: (Online Retail) does not get them. ``silver.support_tickets`` and ``gold.support_training``
+#: need support tickets, ``gold.product_text`` needs products.
 OUTPUTS = (
     INTERACTIONS, USER_ITEM_MATRIX, ITEM_FEATURES, USER_FEATURES, ITEM_DAILY_SALES, TRANSACTIONS, TXN_FEATURES,
+    SUPPORT_TICKETS, SUPPORT_TRAINING, PRODUCT_TEXT,
 )  # fmt: skip
 #: The tables built from ``bronze.payments``.
 FRAUD_OUTPUTS = (TRANSACTIONS, TXN_FEATURES)
+#: The tables built from ``bronze.support_tickets``.
+SUPPORT_OUTPUTS = (SUPPORT_TICKETS, SUPPORT_TRAINING)
+#: The tables built from ``bronze.products`` alone.
+PRODUCT_OUTPUTS = (PRODUCT_TEXT,)
 
 
 class FeatureInputError(ValueError):
@@ -100,7 +112,9 @@ def build_features(cfg: Config, lake: Lake, run_dates: list[dt.date], *, with_ho
 
     ``silver.interactions`` and ``gold.{user_item_matrix,item_features,user_features}``
     for recommendation, ``gold.item_daily_sales`` for forecasting, ``silver.transactions``
-    and ``gold.txn_features`` for fraud detection.
+    and ``gold.txn_features`` for fraud detection, ``silver.support_tickets`` and
+    ``gold.support_training`` for customer service, ``gold.product_text`` for product
+    categorization.
 
     Args:
         cfg: Configuration (``features``: event weights, half-life, lookback, price
@@ -113,9 +127,12 @@ def build_features(cfg: Config, lake: Lake, run_dates: list[dt.date], *, with_ho
 
     Returns:
         The write results of the tables written, in the order of :data:`OUTPUTS`:
-        all seven, less ``gold.item_daily_sales`` when ``bronze.orders`` does not
-        exist and less ``silver.transactions`` and ``gold.txn_features``
-        (:data:`FRAUD_OUTPUTS`) when ``bronze.payments`` does not.
+        all ten, less ``gold.item_daily_sales`` when ``bronze.orders`` does not
+        exist, less ``silver.transactions`` and ``gold.txn_features``
+        (:data:`FRAUD_OUTPUTS`) when ``bronze.payments`` does not, less
+        ``silver.support_tickets`` and ``gold.support_training``
+        (:data:`SUPPORT_OUTPUTS`) when ``bronze.support_tickets`` does not and less
+        ``gold.product_text`` (:data:`PRODUCT_OUTPUTS`) when ``bronze.products`` does not.
 
     Raises:
         FeatureInputError: Neither ``bronze.events`` nor ``bronze.orders`` exists.
@@ -156,6 +173,16 @@ def build_features(cfg: Config, lake: Lake, run_dates: list[dt.date], *, with_ho
         chargebacks = _read_optional(
             lake, BRONZE[CHARGEBACKS.name], "no payment has a chargeback: matured ones are labelled 0"
         )
+    tickets = _read_optional(lake, BRONZE[TICKETS_SOURCE.name], "the support tables are not built")
+    if tickets is None:
+        log.info(
+            "features: %s are skipped, they are built from support tickets",
+            " and ".join(s.full_name for s in SUPPORT_OUTPUTS),
+        )
+        specs = [spec for spec in specs if spec not in SUPPORT_OUTPUTS]
+    if products is None:
+        log.info("features: %s is skipped, it is built from products", PRODUCT_TEXT.full_name)
+        specs = [spec for spec in specs if spec not in PRODUCT_OUTPUTS]
 
     outputs: dict[str, list[DataFrame]] = {spec.full_name: [] for spec in specs}
     cached: list[DataFrame] = []
@@ -201,6 +228,13 @@ def build_features(cfg: Config, lake: Lake, run_dates: list[dt.date], *, with_ho
                 cached.append(transactions)
                 outputs[TRANSACTIONS.full_name].append(transactions)
                 outputs[TXN_FEATURES.full_name].append(compute_txn_features(transactions))
+            if tickets is not None:
+                support = compute_support_tickets(_landed_before(tickets, day), day).persist()
+                cached.append(support)
+                outputs[SUPPORT_TICKETS.full_name].append(support)
+                outputs[SUPPORT_TRAINING.full_name].append(compute_support_training(support))
+            if products is not None:
+                outputs[PRODUCT_TEXT.full_name].append(compute_product_text(_landed_before(products, day), day))
         with lake.batch() as batch:
             for spec in specs:
                 batch.write(_union(outputs[spec.full_name]), spec, mode="replace", run_dates=days)
@@ -214,4 +248,7 @@ def build_features(cfg: Config, lake: Lake, run_dates: list[dt.date], *, with_ho
     return results
 
 
-__all__ = ["FRAUD_OUTPUTS", "OUTPUTS", "FeatureInputError", "build_features", "holdout_dates"]
+__all__ = [
+    "FRAUD_OUTPUTS", "OUTPUTS", "PRODUCT_OUTPUTS", "SUPPORT_OUTPUTS", "FeatureInputError", "build_features",
+    "holdout_dates",
+]  # fmt: skip

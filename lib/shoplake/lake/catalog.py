@@ -6,7 +6,7 @@ code asks the catalog instead of building paths by hand.
 
 from __future__ import annotations
 
-from shoplake.schemas import bronze, forecast, fraud, ops, recsys, serving
+from shoplake.schemas import bronze, forecast, fraud, ops, recsys, serving, text
 from shoplake.schemas.spec import TableSpec
 
 _SPECS: dict[str, TableSpec] = {}
@@ -21,7 +21,7 @@ def register(*specs: TableSpec) -> None:
         _SPECS[spec.full_name] = spec
 
 
-register(*bronze.SPECS, *ops.SPECS, *recsys.SPECS, *forecast.SPECS, *fraud.SPECS, *serving.SPECS)
+register(*bronze.SPECS, *ops.SPECS, *recsys.SPECS, *forecast.SPECS, *fraud.SPECS, *text.SPECS, *serving.SPECS)
 
 
 def get_spec(name: str | TableSpec) -> TableSpec:

@@ -145,3 +145,7 @@ LABEL = "label"
 DECISION = "decision"
 REASON_FEATURES = "reason_features"
 REASON_CONTRIBUTIONS = "reason_contributions"
+
+# Text tables for customer service and product categorization (silver.support_tickets,
+# gold.support_training, gold.product_text).
+SPLIT = "split"
