@@ -8,6 +8,8 @@ from rich import box
 from rich.table import Table
 
 from shoplake.schemas import columns as C
+from shoplake.training.fraud import RULES, TEST, TRAINED, VALIDATION
+from shoplake.training.fraud_metrics import PR_AUC
 
 #: Metrics shown, in order; ops.model_metrics holds more (every metric at k=10 and 20).
 SHOWN_METRICS = ("ndcg@10", "recall@20", "hr@10", "mrr", "coverage@10")
@@ -129,16 +131,15 @@ FRAUD_METRICS = {
     "pr_auc": "PR-AUC", "roc_auc": "ROC-AUC", "recall@1%fpr": "R@1%FPR", "precision@capacity": "P@cap",
     "recall@review": "R@review", "cost_per_payment": "cost/pay",
 }  # fmt: skip
-FRAUD_SPLIT_LABELS = {"validation": "valid"}
-FRAUD_SPLITS = ("validation", "test")
-FRAUD_TRAINED = ("gbt", "tabular_nn")
+FRAUD_SPLITS = (VALIDATION, TEST)
+FRAUD_SPLIT_LABELS = {VALIDATION: "valid"}
 
 
 def fraud_champion(records: list[dict]) -> str | None:
     """The trained model with the best validation PR-AUC in fraud ``ops.model_metrics`` records (the run's champion)."""
     best = {
         r[C.MODEL_NAME]: r[C.VALUE] for r in records
-        if r[C.SLICE] == "validation" and r[C.METRIC] == "pr_auc" and r[C.MODEL_NAME] in FRAUD_TRAINED
+        if r[C.SLICE] == VALIDATION and r[C.METRIC] == PR_AUC and r[C.MODEL_NAME] in TRAINED
     }  # fmt: skip
     if not best:
         return None
@@ -174,8 +175,8 @@ def fraud_metrics_table(rows) -> Table:
         name = f"[bold]{model}[/bold]" if model == champion else model
         cells = ["-" if vals.get(m) is None else f"{vals[m]:.3f}" for m in FRAUD_METRICS]
         out.add_row(name, FRAUD_SPLIT_LABELS.get(split, split), *cells)
-    test = {m: values.get((m, "test"), {}).get("pr_auc") for m in (champion, "rules")}
+    test = {m: values.get((m, TEST), {}).get(PR_AUC) for m in (champion, RULES)}
     if champion and all(v is not None and not math.isnan(v) for v in test.values()):
-        ratio = test[champion] / test["rules"] if test["rules"] > 0 else float("inf")
-        out.caption = f"champion {champion}: test PR-AUC {test[champion]:.3f} = {ratio:.2f}x the rules baseline ({test['rules']:.3f})"
+        ratio = test[champion] / test[RULES] if test[RULES] > 0 else float("inf")
+        out.caption = f"champion {champion}: test PR-AUC {test[champion]:.3f} = {ratio:.2f}x the rules baseline ({test[RULES]:.3f})"
     return out

@@ -41,7 +41,7 @@ import datetime as dt
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from shoplake.features.interactions import KEPT_UNITS, MICROS_PER_DAY, net_cancellations, run_midnight
+from shoplake.features.interactions import KEPT_UNITS, MICROS_PER_DAY, landed_before, net_cancellations, run_midnight
 from shoplake.schemas import columns as C
 from shoplake.schemas.forecast import ITEM_DAILY_SALES
 from shoplake.schemas.recsys import CANCELLED, PLACED
@@ -69,17 +69,11 @@ def _unix_day(day: dt.date) -> int:
     return (day - dt.date(1970, 1, 1)).days
 
 
-def _landed_before(df: DataFrame, run_date: dt.date) -> DataFrame:
-    # The job already reads only landing days before D; this guard keeps the transform
-    # point-in-time when it is handed a whole bronze table.
-    return df.where(F.col(C.RUN_DATE) < F.lit(run_date)) if C.RUN_DATE in df.columns else df
-
-
 def _daily_sales(orders_df: DataFrame, run_date: dt.date) -> DataFrame:
     """``item_id, sale_date, _sold, _takings`` for every item and day with net units > 0."""
     end = run_midnight(run_date)
     lines = (
-        _landed_before(orders_df, run_date)
+        landed_before(orders_df, run_date)
         .where(F.col(C.STATUS).isin(PLACED, CANCELLED) & (F.col(C.ORDER_TS) < F.lit(end)))
         .select(C.ORDER_ID, C.LINE_NUMBER, C.USER_ID, C.ITEM_ID, C.QUANTITY, C.UNIT_PRICE, C.ORDER_TS, C.STATUS)
         # Customers are netted per (user, item) as in the interactions; guests per (order, item).
@@ -96,7 +90,7 @@ def _promotion_days(products_df: DataFrame, run_date: dt.date) -> DataFrame:
     """``item_id, sale_date, _promo`` (always true) for the days up to D - 1 on promotion."""
     end = run_midnight(run_date)
     versions = (
-        _landed_before(products_df, run_date)
+        landed_before(products_df, run_date)
         .where(F.col(C.UPDATED_AT) < F.lit(end))
         .select(C.ITEM_ID, C.UPDATED_AT, F.coalesce(F.col(C.ON_PROMOTION), F.lit(False)).alias(_PROMO))
         .distinct()
@@ -135,7 +129,7 @@ def _stock_outs(inventory_df: DataFrame, run_date: dt.date) -> DataFrame:
     order = [name for name in (C.INGESTED_AT, C.RUN_DATE, C.ROW_NUMBER) if name in inventory_df.columns]
     latest = F.struct(*(F.col(name) for name in order)) if order else F.lit(0)
     return (
-        _landed_before(inventory_df, run_date)
+        landed_before(inventory_df, run_date)
         .where(F.col(C.SNAPSHOT_DATE) < F.lit(run_date))
         .groupBy(C.ITEM_ID, F.col(C.SNAPSHOT_DATE).alias(C.SALE_DATE))
         .agg(F.max_by(F.col(C.ON_HAND), latest).alias(_LATEST))

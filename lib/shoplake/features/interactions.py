@@ -80,6 +80,16 @@ _FIRST_LISTED = "_first_listed"
 _FIRST_INTERACTION = "_first_interaction"
 
 
+def landed_before(df: DataFrame, run_date: dt.date) -> DataFrame:
+    """Bronze rows of landing days before ``run_date``: all a nightly run for that day has seen.
+
+    A frame without the ``run_date`` landing column (a hand-made or already filtered
+    one) passes unchanged, so a transform stays point-in-time when handed a whole
+    bronze table and still runs on plain rows.
+    """
+    return df.where(F.col(C.RUN_DATE) < F.lit(run_date)) if C.RUN_DATE in df.columns else df
+
+
 def run_midnight(run_date: dt.date) -> dt.datetime:
     """The start of ``run_date`` in UTC: every feature of that date uses data strictly before it.
 

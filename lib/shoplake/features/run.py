@@ -29,6 +29,7 @@ from shoplake.features.interactions import (
     compute_item_features,
     compute_user_features,
     compute_user_item_matrix,
+    landed_before,
     run_midnight,
 )
 from shoplake.features.text import compute_product_text, compute_support_tickets, compute_support_training
@@ -79,7 +80,7 @@ def _read_optional(lake: Lake, spec: TableSpec, why_optional: str) -> DataFrame 
 def _landed_before(df: DataFrame | None, day: dt.date) -> DataFrame | None:
     # Bronze partitions are landing days; the nightly run for D has only seen files of
     # earlier days, so a late-arriving row does not change D's snapshot on a rebuild.
-    return None if df is None else df.where(F.col(C.RUN_DATE) < F.lit(day))
+    return None if df is None else landed_before(df, day)
 
 
 def _landed_between(df: DataFrame | None, first: dt.date, day: dt.date) -> DataFrame | None:

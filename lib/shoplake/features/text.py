@@ -28,7 +28,7 @@ import datetime as dt
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from shoplake.features.interactions import run_midnight
+from shoplake.features.interactions import landed_before, run_midnight
 from shoplake.features.txn_features import latest_copies
 from shoplake.schemas import columns as C
 from shoplake.schemas.spec import TableSpec, spark_type
@@ -75,12 +75,6 @@ def ticket_split(ticket_id: Column) -> Column:
     return F.when(bitext != F.lit(""), bitext).otherwise(hash_split(ticket_id))
 
 
-def _landed_before(df: DataFrame, run_date: dt.date) -> DataFrame:
-    # The job already reads only landing days before D; this keeps the transform
-    # point-in-time when it is handed a whole bronze table.
-    return df.where(F.col(C.RUN_DATE) < F.lit(run_date)) if C.RUN_DATE in df.columns else df
-
-
 def _optional(df: DataFrame, name: str) -> Column:
     return F.col(name) if name in df.columns else F.lit(None).cast("string")
 
@@ -110,7 +104,7 @@ def compute_support_tickets(tickets_df: DataFrame, run_date: dt.date) -> DataFra
     """
     end = run_midnight(run_date)
     # Dedupe first: the latest copy's created_ts decides whether a ticket is in the snapshot.
-    tickets = latest_copies(_landed_before(tickets_df, run_date), [C.TICKET_ID]).where(
+    tickets = latest_copies(landed_before(tickets_df, run_date), [C.TICKET_ID]).where(
         F.col(C.CREATED_TS) < F.lit(end)
     )
     tickets = tickets.withColumn(C.TEXT, _present(F.col(C.TEXT))).where(F.col(C.TEXT).isNotNull())
@@ -175,7 +169,7 @@ def compute_product_text(products_df: DataFrame, run_date: dt.date) -> DataFrame
     """
     end = run_midnight(run_date)
     versions = latest_copies(
-        _landed_before(products_df, run_date).where(F.col(C.UPDATED_AT) < F.lit(end)), [C.ITEM_ID, C.UPDATED_AT]
+        landed_before(products_df, run_date).where(F.col(C.UPDATED_AT) < F.lit(end)), [C.ITEM_ID, C.UPDATED_AT]
     )
     newest_first = Window.partitionBy(C.ITEM_ID).orderBy(F.col(C.UPDATED_AT).desc())
     current = versions.withColumn(_RANK, F.row_number().over(newest_first)).where(F.col(_RANK) == 1)

@@ -207,14 +207,6 @@ def latest_copies(df: DataFrame, keys: Sequence[str]) -> DataFrame:
     return df.withColumn(_RANK, F.row_number().over(latest_first)).where(F.col(_RANK) == 1).drop(_RANK)
 
 
-def _landed_before(df: DataFrame, run_date: dt.date) -> DataFrame:
-    from pyspark.sql import functions as F
-
-    # The job already reads only landing days before D; this keeps the transform
-    # point-in-time when it is handed a whole bronze table.
-    return df.where(F.col(C.RUN_DATE) < F.lit(run_date)) if C.RUN_DATE in df.columns else df
-
-
 def compute_transactions(
     payments: DataFrame,
     orders: DataFrame | None,
@@ -259,7 +251,7 @@ def compute_transactions(
     """
     from pyspark.sql import functions as F
 
-    from shoplake.features.interactions import run_midnight
+    from shoplake.features.interactions import landed_before, run_midnight
     from shoplake.schemas.fraud import TRANSACTIONS
     from shoplake.schemas.recsys import PLACED
     from shoplake.schemas.spec import spark_type
@@ -271,7 +263,7 @@ def compute_transactions(
     matured_until = end - dt.timedelta(days=maturity_days)
 
     # Dedupe first: the latest copy's timestamp decides whether a payment is in the snapshot.
-    paid = latest_copies(_landed_before(payments, run_date), [C.PAYMENT_ID]).where(
+    paid = latest_copies(landed_before(payments, run_date), [C.PAYMENT_ID]).where(
         (F.col(C.PAYMENT_TS) < F.lit(end)) & (F.col(C.PAYMENT_TS) >= F.lit(start))
     )
     fields = [c.name for c in TRANSACTIONS.columns if c.name in payments.columns and c.name != C.RUN_DATE]
@@ -279,7 +271,7 @@ def compute_transactions(
 
     if orders is not None:
         lines = latest_copies(
-            _landed_before(orders, run_date).where((F.col(C.STATUS) == PLACED) & (F.col(C.ORDER_TS) < F.lit(end))),
+            landed_before(orders, run_date).where((F.col(C.STATUS) == PLACED) & (F.col(C.ORDER_TS) < F.lit(end))),
             [C.ORDER_ID, C.LINE_NUMBER],
         )
         baskets = lines.groupBy(C.ORDER_ID).agg(
@@ -292,7 +284,7 @@ def compute_transactions(
 
     if chargebacks is not None:
         reported = latest_copies(
-            _landed_before(chargebacks, run_date).where(F.col(C.CHARGEBACK_TS) < F.lit(end)), [C.CHARGEBACK_ID]
+            landed_before(chargebacks, run_date).where(F.col(C.CHARGEBACK_TS) < F.lit(end)), [C.CHARGEBACK_ID]
         )
         codes = list(fraud_reason_codes)
         is_fraud = F.coalesce(F.col(C.REASON_CODE).isin(*codes), F.lit(False)) if codes else F.lit(False)

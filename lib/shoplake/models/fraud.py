@@ -172,17 +172,6 @@ class FraudModel(Protocol):
     def load(cls, folder: str | Path) -> FraudModel: ...
 
 
-def _new_run(cfg, name: str) -> str:
-    """The storage path for a new Ray Train run ``name``; refuses a local run that exists."""
-    from shoplake.training.loop import storage_path
-
-    storage = storage_path(cfg)
-    # Ray Train resumes a run whose folder exists, whatever it was trained on.
-    if "://" not in storage and Path(storage, name).exists():
-        raise ValueError(f"run {name!r} already exists in {storage}: choose another name or remove that folder")
-    return storage
-
-
 # --- Gradient-boosted trees
 
 
@@ -398,10 +387,10 @@ def train_gbt(
         ray.train.TrainingFailedError: Training failed more than ``max_failures`` times.
     """
     import ray
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.xgboost import RayTrainReportCallback, XGBoostTrainer
 
     from shoplake.ray_runtime import init_ray
+    from shoplake.training.loop import run_configs
 
     init_ray(cfg)
     names = tuple(feature_names)
@@ -410,11 +399,10 @@ def train_gbt(
     y_valid = _labels(y_valid, len(X_valid), "validation set")
     if len(X_train) < cfg.ray.num_workers:
         raise ValueError(f"{len(X_train)} training rows for {cfg.ray.num_workers} workers")
-    storage = _new_run(cfg, name)
+    scaling, run = run_configs(cfg, name)
     positives = float(y_train.sum())
     scale_pos_weight = (len(y_train) - positives) / positives
     params = gbt_params(cfg, scale_pos_weight)
-    rc, tc = cfg.ray, cfg.training
     config = {
         "data": {"X_train": ray.put(X_train), "y_train": ray.put(y_train), "X_valid": ray.put(X_valid), "y_valid": ray.put(y_valid)},
         "feature_names": list(names),
@@ -422,22 +410,7 @@ def train_gbt(
         "rounds": cfg.fraud.gbt_rounds,
         "early_stopping_rounds": early_stopping_rounds,
     }
-    trainer = XGBoostTrainer(
-        _gbt_train_loop_per_worker,
-        train_loop_config=config,
-        scaling_config=ScalingConfig(
-            num_workers=rc.num_workers,
-            use_gpu=rc.use_gpu,
-            resources_per_worker={"CPU": rc.cpus_per_worker},
-            placement_strategy=tc.placement_strategy,
-        ),
-        run_config=RunConfig(
-            name=name,
-            storage_path=storage,
-            checkpoint_config=CheckpointConfig(num_to_keep=tc.checkpoints_to_keep),
-            failure_config=FailureConfig(max_failures=tc.max_failures),
-        ),
-    )
+    trainer = XGBoostTrainer(_gbt_train_loop_per_worker, train_loop_config=config, scaling_config=scaling, run_config=run)
     started = time.monotonic()
     result = trainer.fit()
     seconds = time.monotonic() - started

@@ -293,6 +293,40 @@ def storage_path(cfg) -> str:
     return str(Path(cfg.runs_dir, "ray_results").resolve())
 
 
+def run_configs(cfg, name: str):
+    """Ray Train's ``(ScalingConfig, RunConfig)`` for a new run ``name``, from ``cfg.ray`` and ``cfg.training``.
+
+    Every trainer of the project (this loop's ``TorchTrainer``, the fraud model's
+    ``XGBoostTrainer``) runs with these: ``ray.num_workers`` workers of
+    ``ray.cpus_per_worker`` CPUs, the run folder under :func:`storage_path`, the
+    checkpoints kept and the retries of ``training``.
+
+    Raises:
+        ValueError: The run folder exists already (on a local ``runs_dir``).
+    """
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+
+    tc, rc = cfg.training, cfg.ray
+    storage = storage_path(cfg)
+    # Ray Train resumes a run whose folder exists from its last checkpoint, whatever data
+    # it was trained on; a new run must not pick up an older one's weights.
+    if "://" not in storage and Path(storage, name).exists():
+        raise ValueError(f"run {name!r} already exists in {storage}: choose another name or remove that folder")
+    scaling = ScalingConfig(
+        num_workers=rc.num_workers,
+        use_gpu=rc.use_gpu,
+        resources_per_worker={"CPU": rc.cpus_per_worker},
+        placement_strategy=tc.placement_strategy,
+    )
+    run = RunConfig(
+        name=name,
+        storage_path=storage,
+        checkpoint_config=CheckpointConfig(num_to_keep=tc.checkpoints_to_keep),
+        failure_config=FailureConfig(max_failures=tc.max_failures),
+    )
+    return scaling, run
+
+
 def fit(cfg, task: EpochTask, name: str, epochs: int | None = None, *, lr: float | None = None, fail_at_epoch: int | None = None) -> FitResult:
     """Train ``task`` with a ``TorchTrainer`` running :func:`train_loop_per_worker`.
 
@@ -312,17 +346,13 @@ def fit(cfg, task: EpochTask, name: str, epochs: int | None = None, *, lr: float
         ValueError: The run folder exists already.
         ray.train.TrainingFailedError: Training failed more than ``max_failures`` times.
     """
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     from shoplake.ray_runtime import init_ray
 
-    tc, rc = cfg.training, cfg.ray
-    storage = storage_path(cfg)
-    # Ray Train resumes a run whose folder exists from its last checkpoint, whatever data
-    # it was trained on; a new run must not pick up an older one's weights.
-    if "://" not in storage and Path(storage, name).exists():
-        raise ValueError(f"run {name!r} already exists in {storage}: choose another name or remove that folder")
+    tc = cfg.training
+    scaling, run = run_configs(cfg, name)
+    storage = run.storage_path
     if fail_at_epoch is not None and "://" in storage:
         raise ValueError("fail_at_epoch needs a local runs_dir: its marker file is written with plain file I/O")
     train_config = {
@@ -334,22 +364,7 @@ def fit(cfg, task: EpochTask, name: str, epochs: int | None = None, *, lr: float
         "fail_at_epoch": fail_at_epoch,
         "failure_marker": str(Path(storage, name, FAILURE_MARKER)) if fail_at_epoch is not None else None,
     }
-    trainer = TorchTrainer(
-        train_loop_per_worker,
-        train_loop_config=train_config,
-        scaling_config=ScalingConfig(
-            num_workers=rc.num_workers,
-            use_gpu=rc.use_gpu,
-            resources_per_worker={"CPU": rc.cpus_per_worker},
-            placement_strategy=tc.placement_strategy,
-        ),
-        run_config=RunConfig(
-            name=name,
-            storage_path=storage,
-            checkpoint_config=CheckpointConfig(num_to_keep=tc.checkpoints_to_keep),
-            failure_config=FailureConfig(max_failures=tc.max_failures),
-        ),
-    )
+    trainer = TorchTrainer(train_loop_per_worker, train_loop_config=train_config, scaling_config=scaling, run_config=run)
     init_ray(cfg)
     started = time.monotonic()
     result = trainer.fit()
