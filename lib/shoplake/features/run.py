@@ -56,6 +56,8 @@ OUTPUTS = (
     INTERACTIONS, USER_ITEM_MATRIX, ITEM_FEATURES, USER_FEATURES, ITEM_DAILY_SALES, TRANSACTIONS, TXN_FEATURES,
     SUPPORT_TICKETS, SUPPORT_TRAINING, PRODUCT_TEXT,
 )  # fmt: skip
+#: The recommendation tables, built from ``bronze.events`` and ``bronze.orders``.
+RECOMMENDATION_OUTPUTS = (INTERACTIONS, USER_ITEM_MATRIX, ITEM_FEATURES, USER_FEATURES)
 #: The tables built from ``bronze.payments``.
 FRAUD_OUTPUTS = (TRANSACTIONS, TXN_FEATURES)
 #: The tables built from ``bronze.support_tickets``.
@@ -128,7 +130,9 @@ def build_features(cfg: Config, lake: Lake, run_dates: list[dt.date], *, with_ho
 
     Returns:
         The write results of the tables written, in the order of :data:`OUTPUTS`:
-        all ten, less ``gold.item_daily_sales`` when ``bronze.orders`` does not
+        all ten, less the recommendation tables (:data:`RECOMMENDATION_OUTPUTS`) when
+        neither ``bronze.events`` nor ``bronze.orders`` exists (a lake of catalogue and
+        support messages only), less ``gold.item_daily_sales`` when ``bronze.orders`` does not
         exist, less ``silver.transactions`` and ``gold.txn_features``
         (:data:`FRAUD_OUTPUTS`) when ``bronze.payments`` does not, less
         ``silver.support_tickets`` and ``gold.support_training``
@@ -136,7 +140,8 @@ def build_features(cfg: Config, lake: Lake, run_dates: list[dt.date], *, with_ho
         ``gold.product_text`` (:data:`PRODUCT_OUTPUTS`) when ``bronze.products`` does not.
 
     Raises:
-        FeatureInputError: Neither ``bronze.events`` nor ``bronze.orders`` exists.
+        FeatureInputError: No table can be built: none of ``bronze.events``, ``orders``,
+            ``payments``, ``support_tickets`` and ``products`` exists.
         ValueError: No run dates were given.
     """
     days = sorted(set(run_dates))
@@ -151,13 +156,15 @@ def build_features(cfg: Config, lake: Lake, run_dates: list[dt.date], *, with_ho
     events = _read_optional(lake, BRONZE[EVENTS.name], "interactions come from orders only")
     orders = _read_optional(lake, BRONZE[ORDERS.name], "interactions come from the clickstream only")
     products = _read_optional(lake, BRONZE[PRODUCTS.name], "item features have no text, category or price")
-    if events is None and orders is None:
-        raise FeatureInputError(
-            f"no {BRONZE[EVENTS.name].full_name} or {BRONZE[ORDERS.name].full_name} in {lake.root}; "
-            "ingest the shop's events or orders first"
-        )
     inventory = None
     specs = list(OUTPUTS)
+    shopping = events is not None or orders is not None
+    if not shopping:
+        log.warning(
+            "features: no %s or %s in %s; %s are skipped", BRONZE[EVENTS.name].full_name, BRONZE[ORDERS.name].full_name,
+            lake.root, ", ".join(s.full_name for s in RECOMMENDATION_OUTPUTS),
+        )  # fmt: skip
+        specs = [spec for spec in specs if spec not in RECOMMENDATION_OUTPUTS]
     if orders is None:
         log.info("features: %s is skipped, it is built from orders", ITEM_DAILY_SALES.full_name)
         specs.remove(ITEM_DAILY_SALES)
@@ -184,29 +191,36 @@ def build_features(cfg: Config, lake: Lake, run_dates: list[dt.date], *, with_ho
     if products is None:
         log.info("features: %s is skipped, it is built from products", PRODUCT_TEXT.full_name)
         specs = [spec for spec in specs if spec not in PRODUCT_OUTPUTS]
+    if not specs:
+        raise FeatureInputError(
+            f"no {BRONZE[EVENTS.name].full_name}, {BRONZE[ORDERS.name].full_name}, {BRONZE[PAYMENTS.name].full_name}, "
+            f"{BRONZE[TICKETS_SOURCE.name].full_name} or {BRONZE[PRODUCTS.name].full_name} in {lake.root}: nothing to "
+            "build features from; ingest the shop's files first"
+        )
 
     outputs: dict[str, list[DataFrame]] = {spec.full_name: [] for spec in specs}
     cached: list[DataFrame] = []
     try:
         for day in days:
-            earliest_event = (run_midnight(day) - dt.timedelta(days=feats.lookback_days)).date()
-            # Nothing happens before it lands, so older landing days cannot hold events in the window.
-            day_events = _landed_before(events, day)
-            if day_events is not None:
-                day_events = day_events.where(F.col(C.RUN_DATE) >= F.lit(earliest_event))
-            interactions = compute_interactions(
-                day_events, _landed_before(orders, day), day, feats.lookback_days
-            ).persist()
-            items = compute_item_features(_landed_before(products, day), interactions, day, feats.price_bands).persist()
-            cached += [interactions, items]
-            outputs[INTERACTIONS.full_name].append(interactions)
-            outputs[USER_ITEM_MATRIX.full_name].append(
-                compute_user_item_matrix(interactions, day, feats.event_weights, feats.half_life_days)
-            )
-            outputs[ITEM_FEATURES.full_name].append(items)
-            outputs[USER_FEATURES.full_name].append(
-                compute_user_features(interactions, items, day, feats.event_weights, feats.half_life_days)
-            )
+            if shopping:
+                earliest_event = (run_midnight(day) - dt.timedelta(days=feats.lookback_days)).date()
+                # Nothing happens before it lands, so older landing days cannot hold events in the window.
+                day_events = _landed_before(events, day)
+                if day_events is not None:
+                    day_events = day_events.where(F.col(C.RUN_DATE) >= F.lit(earliest_event))
+                interactions = compute_interactions(
+                    day_events, _landed_before(orders, day), day, feats.lookback_days
+                ).persist()
+                items = compute_item_features(_landed_before(products, day), interactions, day, feats.price_bands).persist()
+                cached += [interactions, items]
+                outputs[INTERACTIONS.full_name].append(interactions)
+                outputs[USER_ITEM_MATRIX.full_name].append(
+                    compute_user_item_matrix(interactions, day, feats.event_weights, feats.half_life_days)
+                )
+                outputs[ITEM_FEATURES.full_name].append(items)
+                outputs[USER_FEATURES.full_name].append(
+                    compute_user_features(interactions, items, day, feats.event_weights, feats.half_life_days)
+                )
             if orders is not None:
                 outputs[ITEM_DAILY_SALES.full_name].append(
                     compute_item_daily_sales(
@@ -250,6 +264,6 @@ def build_features(cfg: Config, lake: Lake, run_dates: list[dt.date], *, with_ho
 
 
 __all__ = [
-    "FRAUD_OUTPUTS", "OUTPUTS", "PRODUCT_OUTPUTS", "SUPPORT_OUTPUTS", "FeatureInputError", "build_features",
+    "FRAUD_OUTPUTS", "OUTPUTS", "PRODUCT_OUTPUTS", "RECOMMENDATION_OUTPUTS", "SUPPORT_OUTPUTS", "FeatureInputError", "build_features",
     "holdout_dates",
 ]  # fmt: skip

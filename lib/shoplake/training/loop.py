@@ -24,8 +24,16 @@ for its read tasks beside the training workers, which on 1-2 CPU nodes with
 fractional worker CPUs starves one or the other (see the stack notes). Each worker
 takes its own slice of the rows by rank.
 
+Optimisation. Adam by default; with ``weight_decay`` AdamW. With ``warmup_ratio`` the
+learning rate rises linearly from 0 over that share of all steps and then falls
+linearly to 0 at the last step (the schedule fine-tuning a pretrained transformer
+wants); its position is part of every checkpoint, so a resumed run continues the
+schedule. With ``amp`` the forward pass runs in bfloat16 autocast on a GPU (no
+effect on CPU, where it would be slower). ``max_grad_norm`` clips gradients.
+
 Config keys: ``task`` (an :class:`EpochTask`), ``epochs``, ``lr``, ``seed``,
-``epoch_sleep_s``, ``fail_at_epoch``, ``failure_marker``.
+``epoch_sleep_s``, ``fail_at_epoch``, ``failure_marker``, ``weight_decay``,
+``warmup_ratio``, ``amp``, ``max_grad_norm``.
 """
 
 from __future__ import annotations
@@ -69,6 +77,25 @@ class EpochTask(Protocol):
     def artifacts(self) -> dict[str, str]:
         """Text files saved in every checkpoint beside the weights (id maps, settings)."""
         ...
+
+
+def _steps_per_epoch(task: EpochTask, rank: int, world_size: int) -> int:
+    counter = getattr(task, "steps_per_epoch", None)
+    if counter is not None:
+        return int(counter(world_size))
+    return sum(1 for _ in task.batches(0, rank, world_size))
+
+
+def warmup_linear(total_steps: int, warmup_ratio: float):
+    """The learning-rate factor of step ``s``: linear warm-up over ``warmup_ratio`` of the steps, then linear decay to 0."""
+    warmup = max(int(round(total_steps * warmup_ratio)), 1)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(total_steps - step, 0) / max(total_steps - warmup, 1)
+
+    return factor
 
 
 def load_checkpoint_state() -> tuple[dict | None, dict]:
@@ -208,9 +235,21 @@ def train_loop_per_worker(config: dict) -> None:
         model.load_state_dict(state["model"])
     model = ray.train.torch.prepare_model(model)  # to this worker's device, wrapped in DDP when world_size > 1
     device = ray.train.torch.get_device()
-    optimizer = torch.optim.Adam(model.parameters(), lr=float(config["lr"]))
+    params = [p for p in model.parameters() if p.requires_grad]
+    if config.get("weight_decay"):
+        optimizer = torch.optim.AdamW(params, lr=float(config["lr"]), weight_decay=float(config["weight_decay"]))
+    else:
+        optimizer = torch.optim.Adam(params, lr=float(config["lr"]))
+    scheduler = None
+    if config.get("warmup_ratio") is not None:
+        total = _steps_per_epoch(task, rank, world_size) * int(config["epochs"])
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_linear(total, float(config["warmup_ratio"])))
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None and "scheduler" in state:
+            scheduler.load_state_dict(state["scheduler"])
+    autocast = bool(config.get("amp")) and device.type == "cuda"
+    max_grad_norm = config.get("max_grad_norm")
     resumed_from = meta.get("epoch")
     history: list[dict] = list(meta.get("history", []))
     start = 0 if resumed_from is None else resumed_from + 1
@@ -224,9 +263,14 @@ def train_loop_per_worker(config: dict) -> None:
         loss_sum, count = 0.0, 0
         for batch in task.batches(epoch, rank, world_size):
             optimizer.zero_grad(set_to_none=True)
-            loss, n = task.loss(model, _to_device(batch, device), generator)
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=autocast):
+                loss, n = task.loss(model, _to_device(batch, device), generator)
             loss.backward()
+            if max_grad_norm:
+                torch.nn.utils.clip_grad_norm_(params, float(max_grad_norm))
             optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
             loss_sum += float(loss.detach()) * n
             count += n
         total_loss, total_count = _all_sum([loss_sum, float(count)])
@@ -244,6 +288,8 @@ def train_loop_per_worker(config: dict) -> None:
         if rank == 0:
             core = model.module if hasattr(model, "module") else model
             save = {"model": core.state_dict(), "optimizer": optimizer.state_dict()}
+            if scheduler is not None:
+                save["scheduler"] = scheduler.state_dict()
         report_epoch(metrics, save, {"epoch": epoch, "history": history}, task.artifacts() if rank == 0 else {})
         maybe_inject_failure(config, epoch, rank)
 
@@ -327,7 +373,16 @@ def run_configs(cfg, name: str):
     return scaling, run
 
 
-def fit(cfg, task: EpochTask, name: str, epochs: int | None = None, *, lr: float | None = None, fail_at_epoch: int | None = None) -> FitResult:
+def fit(
+    cfg,
+    task: EpochTask,
+    name: str,
+    epochs: int | None = None,
+    *,
+    lr: float | None = None,
+    fail_at_epoch: int | None = None,
+    optimisation: dict | None = None,
+) -> FitResult:
     """Train ``task`` with a ``TorchTrainer`` running :func:`train_loop_per_worker`.
 
     Args:
@@ -341,6 +396,8 @@ def fit(cfg, task: EpochTask, name: str, epochs: int | None = None, *, lr: float
         lr: Overrides ``cfg.training.lr``.
         fail_at_epoch: Tests only: rank 0 fails once after this epoch's checkpoint
             (needs a local ``runs_dir``).
+        optimisation: ``weight_decay``, ``warmup_ratio``, ``amp``, ``max_grad_norm``
+            (module docstring); none of them by default.
 
     Raises:
         ValueError: The run folder exists already.
@@ -363,6 +420,7 @@ def fit(cfg, task: EpochTask, name: str, epochs: int | None = None, *, lr: float
         "epoch_sleep_s": tc.epoch_sleep_s,
         "fail_at_epoch": fail_at_epoch,
         "failure_marker": str(Path(storage, name, FAILURE_MARKER)) if fail_at_epoch is not None else None,
+        **(optimisation or {}),
     }
     trainer = TorchTrainer(train_loop_per_worker, train_loop_config=train_config, scaling_config=scaling, run_config=run)
     init_ray(cfg)

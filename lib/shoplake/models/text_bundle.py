@@ -1,0 +1,117 @@
+"""A trained text model packed for inference: the unit the support and categorization runs register.
+
+A :class:`TextBundle` holds the champion classifier of a run
+(:mod:`shoplake.models.text_classifier`) and what turns its probabilities into
+answers: for support the hand-off threshold chosen on validation and the answers
+retrieved by intent and similarity (:class:`~shoplake.models.support_answers.AnswerStore`);
+for categorization the confidence above which a product's given category is flagged
+when the model disagrees with it.
+
+On disk a bundle is a folder: ``bundle.json`` (task, kind, labels, threshold,
+metadata), ``classifier/`` and, for support, ``answers/``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shoplake.models.text_classifier import TextClassifier, load_classifier
+
+BUNDLE_FILE = "bundle.json"
+CLASSIFIER_DIR = "classifier"
+ANSWERS_DIR = "answers"
+SUPPORT, CATEGORIZATION = "support", "categorization"
+
+
+@dataclass
+class Prediction:
+    """Top label and confidence of each text, and the full probabilities."""
+
+    labels: list[str]
+    confidences: np.ndarray
+    probabilities: np.ndarray
+
+    def top(self, row: int, k: int) -> list[tuple[str, float]]:
+        """The ``k`` most probable labels of one text with their probabilities."""
+        return [(self.names[j], float(self.probabilities[row, j])) for j in np.argsort(-self.probabilities[row], kind="stable")[:k]]
+
+    names: tuple[str, ...] = ()
+
+
+@dataclass
+class TextBundle:
+    """A text classifier with its task's decision settings.
+
+    Attributes:
+        task: ``support`` or ``categorization``.
+        classifier: The trained classifier.
+        threshold: Support: messages whose top intent is less probable than this go to a
+            person. Categorization: a disagreement with the given category at least this
+            probable is flagged.
+        answers: Support only: the answer store (``None`` for categorization).
+        info: Model name, run date, table versions, metrics, out-of-scope intents, ...
+    """
+
+    task: str
+    classifier: TextClassifier
+    threshold: float
+    answers: Any = None
+    info: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.task not in (SUPPORT, CATEGORIZATION):
+            raise ValueError(f"unknown text task {self.task!r}; use {SUPPORT} or {CATEGORIZATION}")
+
+    @property
+    def kind(self) -> str:
+        return self.classifier.kind
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(self.classifier.labels)
+
+    def predict(self, texts: Sequence[str]) -> Prediction:
+        """The most probable label of every text, its probability and all probabilities."""
+        proba = self.classifier.predict_proba(list(texts)) if len(texts) else np.zeros((0, len(self.labels)), np.float32)
+        best = proba.argmax(axis=1) if len(proba) else np.zeros(0, np.int64)
+        return Prediction([self.labels[j] for j in best], proba.max(axis=1) if len(proba) else np.zeros(0), proba, self.labels)
+
+    def save(self, folder: str | Path) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.classifier.save(folder / CLASSIFIER_DIR)
+        if self.answers is not None:
+            self.answers.save(folder / ANSWERS_DIR)
+        doc = {"task": self.task, "kind": self.kind, "labels": list(self.labels), "threshold": self.threshold, "info": self.info}
+        (folder / BUNDLE_FILE).write_text(json.dumps(doc, indent=2, default=str))
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> TextBundle:
+        """The bundle saved in ``folder``.
+
+        Raises:
+            FileNotFoundError: ``folder`` holds no text bundle.
+        """
+        folder = Path(folder)
+        path = folder / BUNDLE_FILE
+        if not path.is_file():
+            raise FileNotFoundError(f"{folder} holds no model bundle ({BUNDLE_FILE} is missing)")
+        doc = json.loads(path.read_text())
+        if doc.get("task") not in (SUPPORT, CATEGORIZATION):
+            raise ValueError(f"{path} is not a text bundle (task {doc.get('task')!r})")
+        answers = None
+        if (folder / ANSWERS_DIR).is_dir():
+            from shoplake.models.support_answers import AnswerStore
+
+            answers = AnswerStore.load(folder / ANSWERS_DIR)
+        return cls(doc["task"], load_classifier(folder / CLASSIFIER_DIR), float(doc["threshold"]), answers, doc.get("info", {}))
+
+
+__all__ = ["CATEGORIZATION", "SUPPORT", "Prediction", "TextBundle"]

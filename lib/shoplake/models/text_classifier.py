@@ -1,0 +1,471 @@
+"""Text classifiers: the pretrained encoder fine-tuned with a classification head, and two baselines.
+
+Every classifier answers the same two questions, so the support and categorization
+runs can train, compare, register and serve any of them:
+
+* ``predict_proba(texts)``: class probabilities, shape ``(n, len(labels))``;
+* ``embed(texts)``: L2-normalised vectors whose dot product says how alike two texts
+  are (answers are retrieved by it).
+
+The families:
+
+* ``fine_tuned`` (:class:`FineTunedClassifier`): the text encoder (all-MiniLM-L6-v2 by
+  default, :mod:`shoplake.models.text_encoder`) with a linear head on its mean-pooled
+  token states, every layer trained on Ray Train (:func:`train_fine_tuned`,
+  :class:`FineTuneTask` on :mod:`shoplake.training.loop`). ``embed`` is the fine-tuned
+  encoder's pooled state.
+* ``tfidf_lr`` (:class:`TfidfClassifier`): TF-IDF of word 1-2-grams and character
+  2-5-grams, then logistic regression. ``embed`` is the TF-IDF vector.
+* ``frozen_lr`` (:class:`FrozenEncoderClassifier`): logistic regression on the
+  pretrained encoder's sentence embeddings, the encoder left as it is.
+
+Tokens. Texts are tokenized once, padded to ``max_length`` (:func:`tokenize`); a
+batch is then cut to its longest text (:func:`trim_batch`), so short messages do
+not pay for the longest one.
+
+On disk a classifier is a folder with ``classifier.json`` (kind, labels, settings)
+and the family's files; :func:`load_classifier` reads any of them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import pickle
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from shoplake.models.text_encoder import default_model_path, encode_texts, load_encoder, mean_pool
+
+FINE_TUNED, TFIDF_LR, FROZEN_LR = "fine_tuned", "tfidf_lr", "frozen_lr"
+KINDS = (TFIDF_LR, FROZEN_LR, FINE_TUNED)
+CLASSIFIER_FILE = "classifier.json"
+ENCODER_DIR = "encoder"
+HEAD_FILE = "head.pt"
+SKLEARN_FILE = "model.pkl"
+SETTINGS_FILE = "settings.json"
+
+
+class TextClassifier(Protocol):
+    """What the text runs, scoring and serving use of a classifier."""
+
+    kind: ClassVar[str]
+    labels: tuple[str, ...]
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def save(self, folder: str | Path) -> Path: ...
+
+
+def label_index(labels: Sequence[str], values: Sequence[str]) -> np.ndarray:
+    """Positions of ``values`` in ``labels``.
+
+    Raises:
+        ValueError: A value is not a label (the first few are named).
+    """
+    where = {label: n for n, label in enumerate(labels)}
+    unknown = sorted({v for v in values if v not in where})
+    if unknown:
+        raise ValueError(f"{len(unknown)} values are not labels of the classifier: {unknown[:5]}")
+    return np.asarray([where[v] for v in values], dtype=np.int64)
+
+
+# ---------------------------------------------------------------------------
+# Tokens and batches
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class Tokens:
+    """Token ids and attention masks of texts, padded to one length, as int32 / int8 arrays."""
+
+    input_ids: np.ndarray
+    attention_mask: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return self.attention_mask.sum(axis=1)
+
+    def take(self, rows: np.ndarray) -> Tokens:
+        return Tokens(self.input_ids[rows], self.attention_mask[rows])
+
+
+def tokenize(tokenizer, texts: Sequence[str], max_length: int) -> Tokens:
+    """Token ids of ``texts``, each cut to ``max_length`` tokens and padded to that length.
+
+    Raises:
+        ValueError: A text is not a non-empty string (its position is named).
+    """
+    for n, text in enumerate(texts):
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"text {n} is {'blank' if isinstance(text, str) else type(text).__name__}: every text must be a non-empty string")
+    if not texts:
+        return Tokens(np.zeros((0, max_length), np.int32), np.zeros((0, max_length), np.int8))
+    out = tokenizer(list(texts), padding="max_length", truncation=True, max_length=max_length, return_tensors="np")
+    return Tokens(out["input_ids"].astype(np.int32), out["attention_mask"].astype(np.int8))
+
+
+def trim_batch(tokens: Tokens) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(input_ids, attention_mask)`` tensors cut to the longest text of the batch (padding is on the right)."""
+    width = max(int(tokens.lengths.max()) if len(tokens) else 1, 1)
+    return (
+        torch.from_numpy(tokens.input_ids[:, :width].astype(np.int64)),
+        torch.from_numpy(tokens.attention_mask[:, :width].astype(np.int64)),
+    )
+
+
+def epoch_batches(n: int, batch_size: int, epoch: int, rank: int, world_size: int, seed: int) -> list[np.ndarray]:
+    """Row indices of one rank's batches in an epoch.
+
+    The rows are shuffled the same way on every rank (by ``seed`` and ``epoch``), and
+    rank ``r`` takes every ``world_size``-th row from ``r``; the rows a rank would have
+    beyond the smallest rank's share are dropped, so every rank makes the same number
+    of steps (data-parallel training waits for all ranks at each step).
+    """
+    order = np.random.default_rng([seed, epoch]).permutation(n)
+    per_rank = n // world_size
+    mine = order[rank::world_size][:per_rank]
+    return [mine[start : start + batch_size] for start in range(0, per_rank, batch_size)]
+
+
+# ---------------------------------------------------------------------------
+# Fine-tuned encoder
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FineTuneSettings:
+    """What a fine-tuned classifier needs besides its weights."""
+
+    labels: tuple[str, ...]
+    max_length: int
+    dropout: float = 0.1
+    freeze_embeddings: bool = True
+    base_model: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps({**asdict(self), "labels": list(self.labels)})
+
+    @classmethod
+    def from_json(cls, text: str) -> FineTuneSettings:
+        doc = json.loads(text)
+        return cls(**{**doc, "labels": tuple(doc["labels"])})
+
+
+def _load_transformer(path: str):
+    from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
+
+    # A saved fine-tuned encoder has no pooler weights (below); transformers would report them missing.
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        encoder = AutoModel.from_pretrained(path, local_files_only=True)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    # Mean pooling reads the token states; BERT's pooler head would be a parameter without a
+    # gradient, which data-parallel training refuses.
+    if getattr(encoder, "pooler", None) is not None:
+        encoder.pooler = None
+    return encoder
+
+
+class EncoderClassifier(nn.Module):
+    """A transformer encoder, mean pooling over real tokens, dropout and a linear head."""
+
+    def __init__(self, encoder: nn.Module, n_labels: int, dropout: float = 0.1, freeze_embeddings: bool = False):
+        super().__init__()
+        self.encoder = encoder
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(int(encoder.config.hidden_size), n_labels)
+        if freeze_embeddings:
+            # The word-piece table is half of MiniLM's weights and a few thousand rows of it
+            # are touched per epoch: updating all of it each step costs more than it brings.
+            for p in encoder.get_input_embeddings().parameters():
+                p.requires_grad = False
+
+    def pooled(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return mean_pool(hidden, attention_mask)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dropout(self.pooled(input_ids, attention_mask)))
+
+
+@dataclass
+class FineTuneTask:
+    """The :class:`~shoplake.training.loop.EpochTask` of fine-tuning: cross-entropy over the labels."""
+
+    settings: FineTuneSettings
+    model_path: str
+    tokens: Tokens
+    targets: np.ndarray
+    batch_size: int
+    seed: int = 0
+
+    def build_model(self) -> nn.Module:
+        torch.manual_seed(self.seed)
+        return EncoderClassifier(
+            _load_transformer(self.model_path), len(self.settings.labels), self.settings.dropout, self.settings.freeze_embeddings
+        )
+
+    def steps_per_epoch(self, world_size: int) -> int:
+        return math.ceil((len(self.targets) // world_size) / self.batch_size)
+
+    def batches(self, epoch: int, rank: int, world_size: int) -> Iterator[tuple[torch.Tensor, ...]]:
+        for rows in epoch_batches(len(self.targets), self.batch_size, epoch, rank, world_size, self.seed):
+            ids, mask = trim_batch(self.tokens.take(rows))
+            yield ids, mask, torch.from_numpy(self.targets[rows])
+
+    def loss(self, model: nn.Module, batch, generator: torch.Generator) -> tuple[torch.Tensor, int]:
+        ids, mask, targets = batch
+        logits = model(ids, mask)
+        return nn.functional.cross_entropy(logits.float(), targets), len(targets)
+
+    def artifacts(self) -> dict[str, str]:
+        return {SETTINGS_FILE: self.settings.to_json()}
+
+
+def _inference_batches(n: int, tokens: Tokens, batch_size: int) -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor]]:
+    # Texts of similar length together: less padding per batch.
+    order = np.argsort(tokens.lengths, kind="stable")
+    for start in range(0, n, batch_size):
+        rows = order[start : start + batch_size]
+        yield (rows, *trim_batch(tokens.take(rows)))
+
+
+class FineTunedClassifier:
+    """The fine-tuned encoder and head, for inference on the CPU (or the model's device)."""
+
+    kind: ClassVar[str] = FINE_TUNED
+
+    def __init__(self, settings: FineTuneSettings, model: EncoderClassifier, tokenizer, batch_size: int = 64):
+        self.settings, self.model, self.tokenizer, self.batch_size = settings, model.eval(), tokenizer, batch_size
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.settings.labels
+
+    @classmethod
+    def from_state(cls, settings: FineTuneSettings, model_path: str, state: dict) -> FineTunedClassifier:
+        """The classifier of a training checkpoint's model state, with the tokenizer of ``model_path``."""
+        tokenizer, _ = load_encoder(model_path)
+        model = EncoderClassifier(_load_transformer(model_path), len(settings.labels), settings.dropout)
+        model.load_state_dict(state)
+        return cls(settings, model, tokenizer)
+
+    def _run(self, texts: Sequence[str], what: str) -> np.ndarray:
+        tokens = tokenize(self.tokenizer, texts, self.settings.max_length)
+        width = len(self.labels) if what == "logits" else int(self.model.encoder.config.hidden_size)
+        out = np.zeros((len(texts), width), dtype=np.float32)
+        with torch.inference_mode():
+            for rows, ids, mask in _inference_batches(len(texts), tokens, self.batch_size):
+                pooled = self.model.pooled(ids, mask)
+                values = self.model.head(pooled) if what == "logits" else nn.functional.normalize(pooled, dim=-1)
+                out[rows] = values.float().numpy()
+        return out
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        logits = torch.from_numpy(self._run(texts, "logits"))
+        return torch.softmax(logits, dim=-1).numpy()
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return self._run(texts, "embed")
+
+    def save(self, folder: str | Path) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.model.encoder.save_pretrained(folder / ENCODER_DIR)
+        self.tokenizer.save_pretrained(folder / ENCODER_DIR)
+        torch.save(self.model.head.state_dict(), folder / HEAD_FILE)
+        (folder / SETTINGS_FILE).write_text(self.settings.to_json())
+        _write_kind(folder, self)
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> FineTunedClassifier:
+        from transformers import AutoTokenizer
+
+        folder = Path(folder)
+        settings = FineTuneSettings.from_json((folder / SETTINGS_FILE).read_text())
+        encoder_dir = str(folder / ENCODER_DIR)
+        model = EncoderClassifier(_load_transformer(encoder_dir), len(settings.labels), settings.dropout)
+        model.head.load_state_dict(torch.load(folder / HEAD_FILE, map_location="cpu", weights_only=True))
+        return cls(settings, model, AutoTokenizer.from_pretrained(encoder_dir, local_files_only=True))
+
+
+def train_fine_tuned(
+    cfg,
+    texts: Sequence[str],
+    labels: Sequence[str],
+    label_names: Sequence[str],
+    name: str,
+    *,
+    model_path: str | None = None,
+) -> tuple[FineTunedClassifier, Any]:
+    """Fine-tune the text encoder with a classification head on Ray Train.
+
+    Args:
+        cfg: ``fine_tuning`` (max length, epochs, batch size, learning rate, warm-up,
+            weight decay, dropout, mixed precision), ``ray`` (workers), ``training``
+            (seed, retries, checkpoints), ``text_encoder.model_path``.
+        texts: Training texts.
+        labels: Their labels, each one of ``label_names``.
+        label_names: The classes, in the order of the head's outputs.
+        name: The Ray Train run's name (a new folder under ``<runs_dir>/ray_results``).
+        model_path: The encoder to start from (default ``text_encoder.model_path``, else
+            the packaged all-MiniLM-L6-v2).
+
+    Returns:
+        ``(classifier, fit_result)``; the fit result has the per-epoch loss history.
+    """
+    from shoplake.training.loop import fit
+
+    ft = cfg.fine_tuning
+    path = model_path or cfg.text_encoder.model_path or default_model_path()
+    tokenizer, _ = load_encoder(path)
+    settings = FineTuneSettings(tuple(label_names), ft.max_length, ft.dropout, ft.freeze_embeddings, str(path))
+    task = FineTuneTask(settings, str(path), tokenize(tokenizer, texts, ft.max_length), label_index(label_names, labels), ft.batch_size, cfg.training.seed)
+    optimisation = {"weight_decay": ft.weight_decay, "warmup_ratio": ft.warmup_ratio, "amp": ft.amp, "max_grad_norm": ft.max_grad_norm}
+    result = fit(cfg, task, name, ft.epochs, lr=ft.lr, optimisation=optimisation)
+    return FineTunedClassifier.from_state(settings, str(path), result.load_state()["model"]), result
+
+
+# ---------------------------------------------------------------------------
+# Baselines
+# ---------------------------------------------------------------------------
+
+
+def _logistic(c: float, seed: int):
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=c, max_iter=2000, random_state=seed)
+
+
+def _proba(model, n_labels: int, X) -> np.ndarray:
+    """Probabilities over all labels (a label without training rows gets 0)."""
+    out = np.zeros((X.shape[0], n_labels), dtype=np.float32)
+    out[:, model.classes_] = model.predict_proba(X)
+    return out
+
+
+class _SklearnClassifier:
+    kind: ClassVar[str]
+
+    def __init__(self, labels: Sequence[str], model, settings: dict):
+        self.labels, self.model, self.settings = tuple(labels), model, dict(settings)
+
+    def save(self, folder: str | Path) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / SKLEARN_FILE, "wb") as fh:
+            pickle.dump(self.model, fh)
+        _write_kind(folder, self, self.settings)
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path):
+        folder = Path(folder)
+        doc = json.loads((folder / CLASSIFIER_FILE).read_text())
+        with open(folder / SKLEARN_FILE, "rb") as fh:
+            model = pickle.load(fh)  # noqa: S301 - a file this class wrote into the model bundle
+        return cls(doc["labels"], model, doc.get("settings", {}))
+
+
+class TfidfClassifier(_SklearnClassifier):
+    """TF-IDF (word 1-2-grams and character 2-5-grams) and logistic regression."""
+
+    kind: ClassVar[str] = TFIDF_LR
+
+    @classmethod
+    def train(cls, texts: Sequence[str], labels: Sequence[str], label_names: Sequence[str], c: float = 10.0, seed: int = 0) -> TfidfClassifier:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.pipeline import FeatureUnion, Pipeline
+
+        features = FeatureUnion([
+            ("words", TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1, lowercase=True)),
+            ("chars", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2, lowercase=True)),
+        ])  # fmt: skip
+        model = Pipeline([("tfidf", features), ("lr", _logistic(c, seed))])
+        model.fit(list(texts), label_index(label_names, labels))
+        return cls(label_names, model, {"c": c})
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        features = self.model.named_steps["tfidf"].transform(list(texts))
+        return _proba(self.model.named_steps["lr"], len(self.labels), features)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        from sklearn.preprocessing import normalize
+
+        return normalize(self.model.named_steps["tfidf"].transform(list(texts))).toarray().astype(np.float32)
+
+
+class FrozenEncoderClassifier(_SklearnClassifier):
+    """Logistic regression on the pretrained encoder's sentence embeddings."""
+
+    kind: ClassVar[str] = FROZEN_LR
+
+    @classmethod
+    def train(cls, cfg_text_encoder, texts: Sequence[str], labels: Sequence[str], label_names: Sequence[str], c: float = 10.0, seed: int = 0) -> FrozenEncoderClassifier:
+        settings = {"c": c, "model_path": cfg_text_encoder.model_path, "max_length": cfg_text_encoder.max_length, "batch_size": cfg_text_encoder.batch_size}
+        model = _logistic(c, seed).fit(encode_texts(list(texts), cfg_text_encoder), label_index(label_names, labels))
+        return cls(label_names, model, settings)
+
+    def _encoder_cfg(self):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(**{k: self.settings[k] for k in ("model_path", "max_length", "batch_size")})
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        return _proba(self.model, len(self.labels), self.embed(texts))
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return encode_texts(list(texts), self._encoder_cfg())
+
+
+# ---------------------------------------------------------------------------
+# Folders
+# ---------------------------------------------------------------------------
+
+_FAMILIES: dict[str, type] = {FINE_TUNED: FineTunedClassifier, TFIDF_LR: TfidfClassifier, FROZEN_LR: FrozenEncoderClassifier}
+
+
+def _write_kind(folder: Path, classifier, settings: dict | None = None) -> None:
+    doc = {"kind": classifier.kind, "labels": list(classifier.labels), "settings": settings or {}}
+    (folder / CLASSIFIER_FILE).write_text(json.dumps(doc, indent=2))
+
+
+def load_classifier(folder: str | Path) -> TextClassifier:
+    """The classifier saved in ``folder``, whatever its family.
+
+    Raises:
+        FileNotFoundError: ``folder`` holds no ``classifier.json``.
+        ValueError: The kind is unknown.
+    """
+    path = Path(folder) / CLASSIFIER_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{folder} holds no text classifier ({CLASSIFIER_FILE} is missing)")
+    kind = json.loads(path.read_text())["kind"]
+    if kind not in _FAMILIES:
+        raise ValueError(f"{path}: unknown classifier kind {kind!r}; known: {', '.join(_FAMILIES)}")
+    return _FAMILIES[kind].load(folder)
+
+
+__all__ = [
+    "FINE_TUNED", "FROZEN_LR", "KINDS", "TFIDF_LR",
+    "EncoderClassifier", "FineTuneSettings", "FineTuneTask", "FineTunedClassifier", "FrozenEncoderClassifier",
+    "TextClassifier", "TfidfClassifier", "Tokens", "epoch_batches", "label_index", "load_classifier", "tokenize",
+    "train_fine_tuned", "trim_batch",
+]  # fmt: skip
