@@ -100,7 +100,32 @@ with DAG(
             "-- python ray_apps/score_fraud.py --env cluster --run-date {{ macros.ds_add(ds, 1) }}"
         ),
     )
-    ingest >> features >> [profile, train, train_fc, train_fraud]
+    train_support = BashOperator(
+        task_id="train_support",
+        cwd=PROJECT,
+        bash_command=(
+            "ray job submit --address {{ var.value.shoplake_ray_dashboard }} --working-dir . "
+            "-- python ray_apps/train_text.py --task support --env cluster --run-date {{ macros.ds_add(ds, 1) }}"
+        ),
+    )
+    train_categories = BashOperator(
+        task_id="train_categories",
+        cwd=PROJECT,
+        bash_command=(
+            "ray job submit --address {{ var.value.shoplake_ray_dashboard }} --working-dir . "
+            "-- python ray_apps/train_text.py --task categorization --env cluster --run-date {{ macros.ds_add(ds, 1) }}"
+        ),
+    )
+    score_categories = BashOperator(
+        task_id="score_categories",
+        cwd=PROJECT,
+        bash_command=(
+            "ray job submit --address {{ var.value.shoplake_ray_dashboard }} --working-dir . "
+            "-- python ray_apps/score_categories.py --env cluster --run-date {{ macros.ds_add(ds, 1) }}"
+        ),
+    )
+    ingest >> features >> [profile, train, train_fc, train_fraud, train_support, train_categories]
     train >> score
     train_fc >> score_fc
     train_fraud >> score_fraud
+    train_categories >> score_categories

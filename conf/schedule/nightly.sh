@@ -48,3 +48,14 @@ ray job submit --address "${RAY_DASHBOARD}" --working-dir . --runtime-env-json "
 # Fraud scores of the ingested day's payments with the champion just registered.
 ray job submit --address "${RAY_DASHBOARD}" --working-dir . --runtime-env-json "${ENV_JSON}" \
   -- python ray_apps/score_fraud.py --env cluster --run-date "${FEATURES_FOR}"
+
+# The support intent and product category models: fine-tuned, compared, champions registered.
+ray job submit --address "${RAY_DASHBOARD}" --working-dir . --runtime-env-json "${ENV_JSON}" \
+  -- python ray_apps/train_text.py --task support --env cluster --run-date "${FEATURES_FOR}"
+
+ray job submit --address "${RAY_DASHBOARD}" --working-dir . --runtime-env-json "${ENV_JSON}" \
+  -- python ray_apps/train_text.py --task categorization --env cluster --run-date "${FEATURES_FOR}"
+
+# Every product's predicted category with the categorizer just registered.
+ray job submit --address "${RAY_DASHBOARD}" --working-dir . --runtime-env-json "${ENV_JSON}" \
+  -- python ray_apps/score_categories.py --env cluster --run-date "${FEATURES_FOR}"

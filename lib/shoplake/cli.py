@@ -75,6 +75,7 @@ def cmd_generate(cfg: Config, args: argparse.Namespace) -> int:
         seed=g.seed if args.seed is None else args.seed,
         start=args.start or dt.date.fromisoformat(g.start),
         fraud_rate=g.fraud_rate,
+        tickets_per_order=g.tickets_per_order,
     )
     out = args.out or cfg.landing.root
     with _progress() as progress:
@@ -111,6 +112,8 @@ def run_nightly(
     recommend: bool = True,
     forecast: bool = True,
     fraud: bool = True,
+    support: bool = True,
+    categorize: bool = True,
 ) -> None:
     """Run the nightly steps for the landing days ``days``.
 
@@ -121,7 +124,11 @@ def run_nightly(
     ``forecast``, the forecasters are backtested, the main one registered, and every
     item's forecasts and replenishment plan written to the lake. With ``fraud``, the
     fraud models are trained and compared on the matured payments, the champion
-    registered, and the last day's payments scored into the lake.
+    registered, and the last day's payments scored into the lake. With ``support``, the
+    intent models are fine-tuned and compared on the labelled support messages and the
+    champion registered with its hand-off threshold and answers. With ``categorize``,
+    the product category models are fine-tuned and compared, the champion registered
+    and every product's predicted category written to the lake.
     """
     from shoplake.features.run import build_features
     from shoplake.ingest.run import ingest
@@ -143,7 +150,11 @@ def run_nightly(
             _forecast(cfg, lake, features_for, progress)
         if fraud:
             _fraud(cfg, lake, features_for, progress)
-    if recommend or forecast or fraud:
+        if support:
+            _text_models(cfg, lake, features_for, progress, "support")
+        if categorize:
+            _text_models(cfg, lake, features_for, progress, "categorization")
+    if recommend or forecast or fraud or support or categorize:
         console.print(*_metrics_of(cfg, lake, features_for))
 
 
@@ -226,15 +237,58 @@ def _fraud(cfg: Config, lake, run_date: dt.date, progress) -> None:
     progress.update(task, completed=1, description=f"fraud scores: {scored.rows:,} payments of {run_date - dt.timedelta(days=1)} ({decided})")
 
 
+def _text_models(cfg: Config, lake, run_date: dt.date, progress, task: str) -> None:
+    """Fine-tune, compare and register the support or categorization models; score the catalogue's categories.
+
+    A lake without the task's text table for the run date skips the step; labels too
+    few to train on get a warning instead of a failed night (and the catalogue is
+    scored with the model registered earlier, if there is one).
+    """
+    from shoplake.ray_runtime import init_ray
+    from shoplake.registry import NoServingModel
+    from shoplake.schemas.text import PRODUCT_TEXT, SUPPORT_TRAINING
+    from shoplake.training.text import TooFewTextsError, run_categorization, run_support
+
+    support = task == "support"
+    spec, run = (SUPPORT_TRAINING, run_support) if support else (PRODUCT_TEXT, run_categorization)
+    if run_date not in lake.run_dates(spec):
+        console.print(f"{task} step skipped: no {spec.full_name} for {run_date}")
+        return
+    init_ray(cfg)
+    steps = 2 * len((cfg.support if support else cfg.categorization).models) + 5
+    bar = progress.add_task(f"{task} models", total=steps)
+    try:
+        result = run(cfg, lake, run_date, on_step=lambda text: progress.update(bar, advance=1, description=f"{task} models: {text}"))
+    except TooFewTextsError as exc:
+        progress.update(bar, completed=steps, description=f"{task} models: not trained")
+        console.print(f"[yellow]{task} models not trained for {run_date}: {exc}[/yellow]")
+    else:
+        progress.update(bar, completed=steps, description=f"{task} models: champion {result.champion} v{result.model_version} registered")
+    if support:
+        return
+    from shoplake.scoring.categories import score_categories
+
+    bar = progress.add_task("scoring serving.product_categories", total=1)
+    try:
+        scored = score_categories(cfg, lake, run_date)
+    except NoServingModel as exc:
+        progress.update(bar, completed=1, description="product categories: none written")
+        console.print(f"[yellow]no product categories for {run_date}: {exc}[/yellow]")
+        return
+    progress.update(bar, completed=1, description=f"product categories: {scored.rows:,} products, {scored.flagged:,} flagged")
+
+
 def _metrics_of(cfg: Config, lake, run_date: dt.date | None = None) -> list:
     """The rich tables of ``ops.model_metrics`` for a run date (default the latest), one per task that has rows."""
-    from shoplake.reports import forecast_metrics_table, fraud_metrics_table, metrics_table
+    from shoplake.reports import forecast_metrics_table, fraud_metrics_table, metrics_table, text_metrics_table
     from shoplake.schemas import columns as C
-    from shoplake.schemas.ops import MODEL_METRICS, TASK_FORECASTING, TASK_FRAUD, TASK_RECOMMENDATION
+    from shoplake.schemas.ops import (
+        MODEL_METRICS, TASK_CATEGORIZATION, TASK_FORECASTING, TASK_FRAUD, TASK_RECOMMENDATION, TASK_SUPPORT,
+    )  # fmt: skip
     from shoplake.training.model_metrics import read_model_metrics
 
     if lake.version(MODEL_METRICS) is None:
-        raise SystemExit(f"error: no {MODEL_METRICS.full_name} in {lake.root}; run train-recommender, train-forecaster or train-fraud first")
+        raise SystemExit(f"error: no {MODEL_METRICS.full_name} in {lake.root}; run a train-* command first")
     dates = lake.run_dates(MODEL_METRICS)
     run_date = run_date or (dates[-1] if dates else None)
     if run_date not in dates:
@@ -245,6 +299,8 @@ def _metrics_of(cfg: Config, lake, run_date: dt.date | None = None) -> list:
         (TASK_RECOMMENDATION, metrics_table, cfg.recommender.main_model),
         (TASK_FORECASTING, forecast_metrics_table, cfg.forecasting.main_model),
         (TASK_FRAUD, lambda records, _: fraud_metrics_table(records), None),
+        (TASK_SUPPORT, text_metrics_table, TASK_SUPPORT),
+        (TASK_CATEGORIZATION, text_metrics_table, TASK_CATEGORIZATION),
     ):
         mine = [r for r in rows.to_pylist() if r[C.TASK] == task]
         if mine:
@@ -261,7 +317,8 @@ def cmd_metrics(cfg: Config, args: argparse.Namespace) -> int:
 
 def cmd_nightly(cfg: Config, args: argparse.Namespace) -> int:
     run_nightly(
-        cfg, run_dates(args), args.sources, recommend=not args.no_recommend, forecast=not args.no_forecast, fraud=not args.no_fraud
+        cfg, run_dates(args), args.sources, recommend=not args.no_recommend, forecast=not args.no_forecast, fraud=not args.no_fraud,
+        support=not args.no_support, categorize=not args.no_categorize,
     )
     console.print(lake_table(cfg))
     return 0
@@ -429,6 +486,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "score-fraud", help="fraud scores of the last day's payments into serving.fraud_scores (ray_apps/score_fraud.py)", add_help=False
     )
+    sub.add_parser(
+        "train-text", help="fine-tune, compare and register the support or category models (ray_apps/train_text.py --task ...)",
+        add_help=False,
+    )  # fmt: skip
+    sub.add_parser(
+        "score-categories", help="every product's predicted category into serving.product_categories (ray_apps/score_categories.py)",
+        add_help=False,
+    )  # fmt: skip
     sub.add_parser("profile-tables", help="rows and nulls per column into ops.table_profiles (ray_apps/profile_tables.py)", add_help=False)
     sub.add_parser(
         "score-recommendations", help="top-k of every user into serving.recommendations (ray_apps/score_recommendations.py)", add_help=False
@@ -439,6 +504,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-recommend", action="store_true", help="no recommender training or scoring")
     p.add_argument("--no-forecast", action="store_true", help="no forecaster training, forecasts or replenishment plan")
     p.add_argument("--no-fraud", action="store_true", help="no fraud model training or fraud scores")
+    p.add_argument("--no-support", action="store_true", help="no support intent model training")
+    p.add_argument("--no-categorize", action="store_true", help="no product category model training or category scores")
 
     p = add_config_args(sub.add_parser("demo", help="generate a small shop and run the nightly flow over it"))
     p.add_argument("--fresh", action="store_true", help="regenerate the landing files even if present")
@@ -488,6 +555,8 @@ ENTRY_POINTS = {
     "score-forecasts": "ray_apps/score_forecasts.py",
     "train-fraud": "ray_apps/train_fraud.py",
     "score-fraud": "ray_apps/score_fraud.py",
+    "train-text": "ray_apps/train_text.py",
+    "score-categories": "ray_apps/score_categories.py",
 }
 
 

@@ -108,6 +108,7 @@ class GenerateConfig(_Strict):
     seed: int = 7
     start: str = "2024-01-01"
     fraud_rate: float = Field(0.02, ge=0, lt=1, description="Approximate share of payments that are fraudulent.")
+    tickets_per_order: float = Field(0.08, ge=0, description="Support messages per order placed that day.")
 
 
 class ClusterConfig(_Strict):

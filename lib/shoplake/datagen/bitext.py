@@ -78,7 +78,6 @@ _ENTITY_PHRASES = {
     # Only ever one entity per utterance, so a template can chain these two.
     "delivery_city": (" to {}", ""),
     "delivery_country": (" to {}", ""),
-    "person_name": ("{}", "the account holder"),
 }
 
 RESOLUTIONS: dict[str, str] = {
@@ -86,8 +85,8 @@ RESOLUTIONS: dict[str, str] = {
     "change_order": "I've opened {order_id} for changes. Tell me which items or quantities to update; changes are possible until the order ships.",
     "place_order": "You can place an order by adding items to your basket and choosing Checkout. I can also take it here: which items would you like?",
     "track_order": "{order_id} has shipped. Use the tracking link in your dispatch email to follow it; delivery is expected within 3 business days.",
-    "check_invoice": "You can view {invoice_id} under Account > Orders > Invoices. It lists every item, tax and delivery charge for {person_name}.",
-    "get_invoice": "I've emailed {invoice_id} as a PDF to the address on the account of {person_name}. It can also be downloaded under Account > Invoices.",
+    "check_invoice": "You can view {invoice_id} under Account > Orders > Invoices. It lists every item, tax and delivery charge.",
+    "get_invoice": "I've emailed {invoice_id} as a PDF to the address on your account. It can also be downloaded under Account > Invoices.",
     "check_payment_methods": "We accept credit and debit cards, digital wallets and bank transfer. All are shown at checkout.",
     "payment_issue": "Sorry the payment didn't go through. Please check the card details and billing address, or try another method; no money was taken for a failed payment.",
     "check_refund_policy": "Items can be returned within 30 days of delivery for a full refund to the original payment method.",

@@ -11,6 +11,10 @@ and rows timestamped before D's midnight.
 * :func:`compute_product_text`: ``gold.product_text``, per item the product version in
   effect at D and the text the encoder reads.
 
+:func:`normalise_str` and :func:`product_text_str` are the same rules for one Python
+string, for the serving endpoints: a model must read a request's text exactly as it
+read its training rows.
+
 Splits. A ticket id of the Bitext adapter, ``bitext-<split>-<n>``, keeps Bitext's own
 train/validation/test split, so results compare with published ones. Every other
 ticket, and every product, gets its split from a hash of its id (:func:`hash_split`:
@@ -24,6 +28,7 @@ one space and the ends are trimmed; a text field that is then empty counts as ab
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
@@ -42,12 +47,30 @@ BITEXT_ID_PATTERN = rf"^bitext-({'|'.join(SPLITS)})-"
 
 # Any run of whitespace, Unicode whitespace included ((?U): no-break spaces, line separators).
 _WHITESPACE = r"(?U)\s+"
+# What that pattern matches in Java: the Unicode White_Space characters. Python's own \s
+# also matches the ASCII separators U+001C-U+001F, which Spark keeps.
+_WHITESPACE_RUN = re.compile("[\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+")
 _RANK = "_rank"
 
 
 def normalise_text(text: Column) -> Column:
     """``text`` with every whitespace run collapsed to one space and the ends trimmed; null stays null."""
     return F.trim(F.regexp_replace(text, _WHITESPACE, " "))
+
+
+def normalise_str(text: str | None) -> str | None:
+    """One string normalised as :func:`normalise_text` does it in Spark; a blank or null one becomes None.
+
+    Args:
+        text: A title, description or message as a person typed it.
+
+    Returns:
+        ``text`` with every run of Unicode whitespace turned into one space and the ends
+        trimmed, or None when nothing is left.
+    """
+    if text is None:
+        return None
+    return _WHITESPACE_RUN.sub(" ", text).strip(" ") or None
 
 
 def _present(text: Column) -> Column:
@@ -147,6 +170,28 @@ def product_text(title: Column, description: Column) -> Column:
     return F.when(title_only, title).otherwise(F.concat(title, F.lit(". "), description))
 
 
+def product_text_str(title: str, description: str | None = None) -> str:
+    """The encoder input of one product, as ``gold.product_text.text`` holds it.
+
+    Title and description are normalised first (:func:`normalise_str`), as
+    :func:`compute_product_text` does before :func:`product_text`; then the rules of
+    :func:`product_text` apply.
+
+    Args:
+        title: The product's title.
+        description: Its description, if any.
+
+    Raises:
+        ValueError: The title is blank.
+    """
+    clean_title, clean_description = normalise_str(title), normalise_str(description)
+    if clean_title is None:
+        raise ValueError("a product title must contain text")
+    if clean_description is None or clean_description == clean_title:
+        return clean_title
+    return f"{clean_title}. {clean_description}"
+
+
 def compute_product_text(products_df: DataFrame, run_date: dt.date) -> DataFrame:
     """The rows of ``gold.product_text`` for ``run_date``: per item the version in effect at D.
 
@@ -196,5 +241,5 @@ def compute_product_text(products_df: DataFrame, run_date: dt.date) -> DataFrame
 __all__ = [
     "BITEXT_ID_PATTERN", "HASH_BUCKETS", "TRAIN_BUCKETS", "VALIDATION_BUCKETS",
     "compute_product_text", "compute_support_tickets", "compute_support_training", "hash_split",
-    "normalise_text", "product_text", "ticket_split",
+    "normalise_str", "normalise_text", "product_text", "product_text_str", "ticket_split",
 ]  # fmt: skip

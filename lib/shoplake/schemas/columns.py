@@ -149,3 +149,11 @@ REASON_CONTRIBUTIONS = "reason_contributions"
 # Text tables for customer service and product categorization (silver.support_tickets,
 # gold.support_training, gold.product_text).
 SPLIT = "split"
+
+# Product categorization (serving.product_categories).
+GIVEN_CATEGORY = "given_category"
+PREDICTED_CATEGORY = "predicted_category"
+CONFIDENCE = "confidence"
+SECOND_CATEGORY = "second_category"
+SECOND_CONFIDENCE = "second_confidence"
+DISAGREES = "disagrees"

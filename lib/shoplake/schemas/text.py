@@ -5,6 +5,10 @@ of day D is built from bronze partitions of landing days before D and from rows
 timestamped before D's midnight (UTC). Each row carries a ``split`` (train, validation
 or test) that stays the same from one run date to the next, so a model trained on one
 snapshot is never evaluated on a row it was trained on in another.
+
+``serving.product_categories`` holds, per run date, the registered categorizer's
+category for every product of ``gold.product_text``, and flags the products whose
+given category it confidently disagrees with.
 """
 
 from __future__ import annotations
@@ -101,4 +105,35 @@ PRODUCT_TEXT = TableSpec(
     ),
 )
 
-SPECS = (SUPPORT_TICKETS, SUPPORT_TRAINING, PRODUCT_TEXT)
+PRODUCT_CATEGORIES = TableSpec(
+    name="product_categories",
+    layer="serving",
+    columns=(
+        Col(C.ITEM_ID, "string", False, "Product."),
+        Col(C.TITLE, "string", False, "Its title in gold.product_text."),
+        Col(C.GIVEN_CATEGORY, "string", True, "Its category in gold.product_text; null when it has none."),
+        Col(C.PREDICTED_CATEGORY, "string", False, "The most probable category for its text."),
+        Col(C.CONFIDENCE, "double", False, "Probability of the predicted category."),
+        Col(C.SECOND_CATEGORY, "string", True, "The second most probable category; null for a model of one category."),
+        Col(C.SECOND_CONFIDENCE, "double", True, "Its probability; null with second_category."),
+        Col(
+            C.DISAGREES,
+            "boolean",
+            False,
+            "The given category is set, differs from the prediction, and the confidence is at least the model's "
+            "disagreement threshold (categorization.disagreement_confidence when it was trained).",
+        ),
+        Col(C.MODEL_NAME, "string", False, "Model family of the registered version (tfidf_lr, frozen_lr or fine_tuned)."),
+        Col(C.MODEL_VERSION, "string", False, "Registered model version (MLflow) that predicted."),
+        Col(C.RUN_DATE, "date", False, "Run date of the gold.product_text partition categorized."),
+        Col(C.SCORED_AT, "timestamp", False, "When the categorization ran, UTC."),
+    ),
+    keys=(C.ITEM_ID, C.RUN_DATE),
+    partition_by=(C.RUN_DATE,),
+    description=(
+        "Predicted category of every product of gold.product_text, the runner-up, and a flag on confident "
+        "disagreements with the given category; one commit per run date."
+    ),
+)
+
+SPECS = (SUPPORT_TICKETS, SUPPORT_TRAINING, PRODUCT_TEXT, PRODUCT_CATEGORIES)

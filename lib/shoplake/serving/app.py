@@ -26,7 +26,16 @@ Endpoints:
   its fraud score, decision (approve, review, decline) and top 3 reasons, from the
   registered fraud model over features of the payments before it
   (:class:`~shoplake.serving.fraud.FraudScorer`); a bad or unknown field gets 422
-  naming it.
+  naming it;
+* ``POST /support/reply`` with a customer's message (:class:`~shoplake.serving.support.MessageIn`):
+  its intent, the answer on record for it with the message's order number and other
+  entities filled in, or a hand-off to a person with the reason (``low_confidence``,
+  ``no_answer``), from the registered support model
+  (:class:`~shoplake.serving.support.SupportReplier`);
+* ``POST /categorize`` with a product's title and description
+  (:class:`~shoplake.serving.support.TitleIn`): its most probable category and the
+  top alternatives, from the registered categorizer
+  (:class:`~shoplake.serving.support.Categorizer`).
 
 Each replica loads the registered serving version of the recommender
 (:func:`shoplake.registry.load_serving_bundle`) once, at start
@@ -37,6 +46,11 @@ version changes (checked at most every ``table_check_s`` seconds); without the t
 ``/forecast`` and ``/replenishment`` answer 503. Unknown query parameters are refused
 with 400; a missing or invalid parameter gets 422 with a message naming it.
 Without a fraud model or ``silver.transactions``, ``/fraud/score`` answers 503.
+The support and categorization models are reloaded when their serving alias moves
+(checked at most every ``table_check_s`` seconds); without one, its endpoint answers
+503 and ``/health`` says why (keys ``support`` and ``categorization``). A blank,
+non-string or too long text (``support.max_message_chars``,
+``categorization.max_text_chars``) gets 422 naming the field.
 """
 
 import datetime as dt
@@ -55,6 +69,7 @@ from ray import serve
 from ray.serve import Application
 
 from shoplake.serving.fraud import FraudScorer, PaymentIn
+from shoplake.serving.support import Categorizer, MessageIn, SupportReplier, TextTooLong, TitleIn
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +86,12 @@ class AppArgs(BaseModel):
     env: str = Field("local", description="conf/<env>.yaml overlay")
     overrides: list[str] = Field(default_factory=list, description="dotted.key=value config overrides")
     table_check_s: float = Field(
-        30.0, ge=0, description="Seconds between checks of the forecast and transaction tables' Delta versions and the fraud model's version (0: every request)"
+        30.0,
+        ge=0,
+        description=(
+            "Seconds between checks of the forecast and transaction tables' Delta versions and of the fraud, support "
+            "and categorization models' versions (0: every request)"
+        ),
     )
 
 
@@ -386,6 +406,8 @@ class ShopAPI:
         self.recommender = RecommenderModel(self.cfg)
         self.forecasts = ForecastStore(self.lake, args.table_check_s)
         self.fraud = FraudScorer(self.cfg, self.lake, args.table_check_s)
+        self.support = SupportReplier(self.cfg, args.table_check_s)
+        self.categorizer = Categorizer(self.cfg, args.table_check_s)
         log.info("serving env %s over lake %s", self.cfg.env, self.cfg.lake.root)
 
     @api.get("/health")
@@ -393,6 +415,7 @@ class ShopAPI:
         return {
             "status": "ok", "env": self.cfg.env, "lake": self.cfg.lake.root,
             "model": self.recommender.status(), **self.forecasts.status(), "fraud": self.fraud.status(),
+            "support": self.support.status(), "categorization": self.categorizer.status(),
         }  # fmt: skip
 
     @api.get("/lake/tables")
@@ -438,6 +461,25 @@ class ShopAPI:
             return self.fraud.score(payment)
         except RuntimeError as exc:
             raise HTTPException(status_code=503, detail=f"fraud scoring is not available: {exc}") from None
+
+    # Plain functions: FastAPI runs them on its thread pool, so a transformer's inference does not hold the event loop.
+    @api.post("/support/reply", dependencies=[Depends(OnlyParams())])
+    def support_reply(self, message: MessageIn = Body(..., description="A customer's message.")) -> dict:
+        try:
+            return self.support.reply(message)
+        except TextTooLong as exc:
+            raise HTTPException(status_code=422, detail=str(exc)) from None
+        except RuntimeError as exc:
+            raise HTTPException(status_code=503, detail=f"support replies are not available: {exc}") from None
+
+    @api.post("/categorize", dependencies=[Depends(OnlyParams())])
+    def categorize(self, item: TitleIn = Body(..., description="A product's title and description.")) -> dict:
+        try:
+            return self.categorizer.categorize(item)
+        except TextTooLong as exc:
+            raise HTTPException(status_code=422, detail=str(exc)) from None
+        except RuntimeError as exc:
+            raise HTTPException(status_code=503, detail=f"categorization is not available: {exc}") from None
 
 
 def build_app(args: dict) -> Application:

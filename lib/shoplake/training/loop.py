@@ -211,7 +211,8 @@ def train_loop_per_worker(config: dict) -> None:
     ``resumed_from`` (the checkpoint epoch this attempt started from, or None) and
     ``history``: one entry per finished epoch of the whole run (``epoch``,
     ``loss``, ``resumed_from``, ``nodes``: the Ray node of each rank, ``examples``
-    over all ranks, ``seconds`` of the epoch on rank 0), carried
+    over all ranks, ``seconds`` of the epoch on rank 0, ``lr`` the learning rate after
+    its last step), carried
     through checkpoints, so the final metrics show whether a restart continued
     where it stopped.
 
@@ -280,7 +281,7 @@ def train_loop_per_worker(config: dict) -> None:
         epoch_loss = total_loss / max(total_count, 1.0)
         history.append({
             "epoch": epoch, "loss": epoch_loss, "resumed_from": resumed_from, "nodes": nodes,
-            "examples": int(total_count), "seconds": time.monotonic() - started,
+            "examples": int(total_count), "seconds": time.monotonic() - started, "lr": optimizer.param_groups[0]["lr"],
         })  # fmt: skip
         metrics = {"epoch": epoch, "loss": epoch_loss, "resumed_from": resumed_from, "history": history}
         log.info("epoch %d rank %d node %s pid %d: loss %.5f (%.1f s)", epoch, rank, node_id, os.getpid(), epoch_loss, time.monotonic() - started)
