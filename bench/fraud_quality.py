@@ -29,15 +29,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import http.client
 import json
 import logging
 import socket
 import sys
-import threading
 import time
 
 import numpy as np
+from http_load import fire
 from lakes import DATASETS, ROOT, ensure_lake
 
 from shoplake.entry import add_config_args, config_from_args, exit_cleanly
@@ -45,6 +44,7 @@ from shoplake.entry import add_config_args, config_from_args, exit_cleanly
 DATASET = "synthetic-fraud"
 #: The p99 latency bar of /fraud/score on this machine, ms.
 P99_BAR_MS = 50.0
+PATH = "/fraud/score"
 
 
 def pattern_payments(landing: str) -> dict[str, set[str]]:
@@ -84,42 +84,6 @@ def quality_table(result, patterns: dict[str, set[str]]):
                           f"{M.recall_at_fpr(y, ev.test_scores[keep], 0.01):.3f}", f"{ratio:.2f}x")  # fmt: skip
         ratios[pattern] = (pr[result.champion], rules, pr[result.champion] / rules if rules > 0 else float("nan"), int(y.sum()))
     return table, ratios
-
-
-def _post(conn: http.client.HTTPConnection, body: bytes) -> tuple[int, dict]:
-    conn.request("POST", "/fraud/score", body=body, headers={"Content-Type": "application/json"})
-    resp = conn.getresponse()
-    return resp.status, json.loads(resp.read())
-
-
-def fire(port: int, bodies: list[bytes], clients: int) -> tuple[list[float], float]:
-    """POST every body, spread over ``clients`` threads with keep-alive connections: latencies (s) and wall time."""
-    latencies: list[list[float]] = [[] for _ in range(clients)]
-    errors: list[str] = []
-
-    def worker(slot: int) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        try:
-            for body in bodies[slot::clients]:
-                start = time.perf_counter()
-                status, answer = _post(conn, body)
-                latencies[slot].append(time.perf_counter() - start)
-                if status != 200:
-                    errors.append(f"HTTP {status}: {str(answer)[:200]}")
-                    return
-        finally:
-            conn.close()
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
-    start = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - start
-    if errors:
-        raise RuntimeError(f"{len(errors)} failed requests, first: {errors[0]}")
-    return [x for part in latencies for x in part], wall
 
 
 def request_bodies(lake, run_date: dt.date, n: int) -> list[dict]:
@@ -210,12 +174,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         serve.run(build_app({"env": dcfg.env, "overrides": overrides}), name="shoplake", route_prefix="/", logging_config=logging_config)
         levels = [int(c) for c in str(args.clients).split(",")]
-        fire(port, [json.dumps(b).encode() for b in bodies[: args.warmup]], max(levels))
+        fire(port, PATH, [json.dumps(b).encode() for b in bodies[: args.warmup]], max(levels))
         bursts = {}
         for n, clients in enumerate(levels):
             # Every burst posts new payment ids, so each payment joins the online state once.
             burst = [json.dumps({**b, "payment_id": f"{b['payment_id']}-{n}"}).encode() for b in bodies[args.warmup :]]
-            bursts[clients] = fire(port, burst, clients)
+            bursts[clients] = fire(port, PATH, burst, clients)
     finally:
         serve.shutdown()
     local_p50, local_p99 = (float(np.quantile(local, q) * 1000) for q in (0.5, 0.99))

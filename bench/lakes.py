@@ -7,6 +7,10 @@
 * ``synthetic-fraud``: a larger synthetic shop for the fraud models (5,000 customers,
   180 days, 2 % fraud: a real shop's rate), under ``data/synthetic-fraud`` and
   ``data/lake-synthetic-fraud``.
+* ``bitext-pricerunner`` (:func:`ensure_text_lake`): the Bitext customer-service
+  messages (spread over 30 days) and the PriceRunner catalogue (one day) imported,
+  ingested and turned into the text tables for run date 2024-01-31, under
+  ``data/nlp-landing`` and ``data/lake-nlp``.
 """
 
 from __future__ import annotations
@@ -32,6 +36,12 @@ DATASETS = {
         "generate": {"users": 5000, "days": 180, "fraud_rate": 0.02},
     },
 }
+
+
+TEXT_DATASET = {
+    "landing": "data/nlp-landing", "lake": "data/lake-nlp", "first": dt.date(2024, 1, 1), "days": 30,
+    "imports": {"bitext": "bitext-customer-service", "pricerunner": "pricerunner-products"},
+}  # fmt: skip
 
 
 def _shoplake(*args: str) -> None:
@@ -76,4 +86,28 @@ def ensure_lake(name: str, cfg, run_date: dt.date | None = None, *, needs: tuple
     missing = missing or any(run_date not in lake.run_dates(table) for table in needs)
     if missing:
         _shoplake("features", "--run-date", str(run_date), *sets)  # builds the missing cutoff snapshot too
+    return overrides, run_date
+
+
+def ensure_text_lake(cfg) -> tuple[list[str], dt.date]:
+    """Config overrides pointing at the ``bitext-pricerunner`` lake, and its run date; builds what is missing."""
+    from shoplake.config import load_config
+    from shoplake.lake import Lake
+    from shoplake.schemas.text import PRODUCT_TEXT, SUPPORT_TRAINING
+
+    spec = TEXT_DATASET
+    first, last = spec["first"], spec["first"] + dt.timedelta(days=spec["days"] - 1)
+    run_date = last + dt.timedelta(days=1)
+    overrides = [f"landing.root={spec['landing']}", f"lake.root={spec['lake']}"]
+    sets = [a for o in overrides for a in ("--set", o)]
+    lake = Lake(load_config(cfg.env, overrides))
+    if all(run_date in lake.run_dates(table) for table in (SUPPORT_TRAINING, PRODUCT_TEXT)):
+        return overrides, run_date
+    if not (ROOT / spec["landing"]).is_dir():
+        for dataset, folder in spec["imports"].items():
+            _shoplake("import", dataset, str(ROOT.parent / "shared/data" / folder), "--out", spec["landing"])
+    # The catalogue lands once, on the first day; the messages every day.
+    _shoplake("ingest", "--run-date", str(first), "--source", "products", *sets)
+    _shoplake("ingest", "--from", str(first), "--to", str(last), "--source", "support_tickets", *sets)
+    _shoplake("features", "--run-date", str(run_date), "--no-holdout", *sets)
     return overrides, run_date

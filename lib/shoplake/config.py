@@ -274,6 +274,7 @@ class FineTuningConfig(_Strict):
     max_grad_norm: float | None = Field(1.0, gt=0, description="Gradient clipping (None: off).")
     amp: bool = Field(True, description="bfloat16 autocast on a GPU; ignored on CPU.")
     freeze_embeddings: bool = Field(True, description="Keep the word-piece embedding table as pretrained (faster; the layers above still learn).")
+    typo_rate: float = Field(0.0, ge=0, lt=1, description="Share of training words (4+ letters) given a typo, afresh every epoch: robustness to misspelt messages.")
     baseline_c: float = Field(10.0, gt=0, description="Inverse regularisation of the baselines' logistic regression.")
 
 

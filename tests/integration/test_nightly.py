@@ -1,4 +1,4 @@
-"""The nightly flow end to end on a small synthetic shop: ingest, features, train, evaluate, register, score, forecast, fraud."""
+"""The nightly flow end to end on a small synthetic shop: ingest, features, train, evaluate, register, score, forecast, fraud, text."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ from shoplake.registry import load_serving_bundle
 from shoplake.schemas import columns as C
 from shoplake.schemas.forecast import FORECASTS, ITEM_DAILY_SALES, REPLENISHMENT_PLAN
 from shoplake.schemas.fraud import FRAUD_SCORES, TXN_FEATURES
-from shoplake.schemas.ops import MODEL_METRICS, TASK_FORECASTING, TASK_RECOMMENDATION
+from shoplake.schemas.ops import MODEL_METRICS, TASK_CATEGORIZATION, TASK_FORECASTING, TASK_RECOMMENDATION, TASK_SUPPORT
 from shoplake.schemas.recsys import USER_ITEM_MATRIX
 from shoplake.schemas.serving import RECOMMENDATIONS
+from shoplake.schemas.text import PRODUCT_CATEGORIES, PRODUCT_TEXT
 
-SHOP = ShopParams(days=28, users=60, items=40, seed=3, start=dt.date(2024, 1, 1))
+SHOP = ShopParams(days=28, users=60, items=40, seed=3, start=dt.date(2024, 1, 1), tickets_per_order=1.0)
 SMALL = (
     "recommender.holdout_days=7",
     "recommender.k=5",
@@ -33,6 +34,8 @@ SMALL = (
     "forecasting.epochs=2",
     "forecasting.windows_per_epoch=2000",
     "forecasting.hidden=16",
+    "fine_tuning.epochs=1",
+    "fine_tuning.max_length=32",
 )
 
 
@@ -81,6 +84,24 @@ def test_nightly_trains_scores_and_reports_every_model(make_cfg, spark, ray_loca
     assert lake.run_dates(TXN_FEATURES) == [run_date - dt.timedelta(days=7), run_date]
     assert "fraud models not trained" in printed and "no fraud scores" in printed, printed
     assert not lake.exists(FRAUD_SCORES)
+    # The support and category models are compared, and every product gets a category.
+    text_models = {(r[C.TASK], r[C.MODEL_NAME]) for r in rows if r[C.TASK] in (TASK_SUPPORT, TASK_CATEGORIZATION)}
+    assert text_models == {(t, m) for t in (TASK_SUPPORT, TASK_CATEGORIZATION) for m in ("tfidf_lr", "frozen_lr", "fine_tuned")}
+    products = set(lake.to_arrow(PRODUCT_TEXT, run_date=run_date)[C.ITEM_ID].to_pylist())
+    assert set(lake.to_arrow(PRODUCT_CATEGORIES, run_date=run_date)[C.ITEM_ID].to_pylist()) == products
+    assert "support models" in printed and "macro-F1" in printed, printed
+
+
+def test_text_steps_are_skipped_without_their_tables(cfg, lake, capsys):
+    from shoplake.cli import _progress, _text_models
+
+    with _progress() as progress:
+        _text_models(cfg, lake, dt.date(2024, 3, 1), progress, "support")
+        _text_models(cfg, lake, dt.date(2024, 3, 1), progress, "categorization")
+    out = " ".join(capsys.readouterr().out.split())
+    assert "support step skipped: no gold.support_training for 2024-03-01" in out
+    assert "categorization step skipped: no gold.product_text for 2024-03-01" in out
+    assert not lake.exists(PRODUCT_CATEGORIES)
 
 
 def test_fraud_step_is_skipped_for_a_shop_without_payments(cfg, lake, capsys):

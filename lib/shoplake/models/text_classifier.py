@@ -50,6 +50,8 @@ ENCODER_DIR = "encoder"
 HEAD_FILE = "head.pt"
 SKLEARN_FILE = "model.pkl"
 SETTINGS_FILE = "settings.json"
+#: Batches whose rows are sorted by length together when training (:func:`epoch_batches`).
+BUCKET_BATCHES = 50
 
 
 class TextClassifier(Protocol):
@@ -116,6 +118,30 @@ def tokenize(tokenizer, texts: Sequence[str], max_length: int) -> Tokens:
     return Tokens(out["input_ids"].astype(np.int32), out["attention_mask"].astype(np.int8))
 
 
+def add_typos(text: str, rate: float, rng: np.random.Generator) -> str:
+    """``text`` with a typo in about ``rate`` of its words of 4 letters or more.
+
+    A typo is one of: a letter dropped, two neighbouring letters swapped, a letter
+    doubled. Customers type like this; a word-piece model that never saw a misspelt
+    word splits it into pieces it has not learnt to read.
+    """
+    if rate <= 0:
+        return text
+    words = text.split(" ")
+    for n, word in enumerate(words):
+        if len(word) < 4 or not word.isalpha() or rng.random() >= rate:
+            continue
+        at = int(rng.integers(1, len(word) - 1))
+        kind = int(rng.integers(3))
+        if kind == 0:
+            words[n] = word[:at] + word[at + 1 :]
+        elif kind == 1:
+            words[n] = word[:at] + word[at + 1] + word[at] + word[at + 2 :]
+        else:
+            words[n] = word[: at + 1] + word[at:]
+    return " ".join(words)
+
+
 def trim_batch(tokens: Tokens) -> tuple[torch.Tensor, torch.Tensor]:
     """``(input_ids, attention_mask)`` tensors cut to the longest text of the batch (padding is on the right)."""
     width = max(int(tokens.lengths.max()) if len(tokens) else 1, 1)
@@ -125,18 +151,33 @@ def trim_batch(tokens: Tokens) -> tuple[torch.Tensor, torch.Tensor]:
     )
 
 
-def epoch_batches(n: int, batch_size: int, epoch: int, rank: int, world_size: int, seed: int) -> list[np.ndarray]:
+def epoch_batches(
+    n: int, batch_size: int, epoch: int, rank: int, world_size: int, seed: int, lengths: np.ndarray | None = None
+) -> list[np.ndarray]:
     """Row indices of one rank's batches in an epoch.
 
     The rows are shuffled the same way on every rank (by ``seed`` and ``epoch``), and
     rank ``r`` takes every ``world_size``-th row from ``r``; the rows a rank would have
     beyond the smallest rank's share are dropped, so every rank makes the same number
     of steps (data-parallel training waits for all ranks at each step).
+
+    With ``lengths`` (tokens per row), each run of :data:`BUCKET_BATCHES` batches of
+    the shuffled rows is sorted by length before it is cut, and the batches are then
+    shuffled: a batch holds texts of similar length, so little of it is padding, while
+    which texts meet in a batch still changes every epoch.
     """
-    order = np.random.default_rng([seed, epoch]).permutation(n)
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(n)
     per_rank = n // world_size
     mine = order[rank::world_size][:per_rank]
-    return [mine[start : start + batch_size] for start in range(0, per_rank, batch_size)]
+    if lengths is not None:
+        span = batch_size * BUCKET_BATCHES
+        mine = np.concatenate([chunk[np.argsort(lengths[chunk], kind="stable")] for chunk in np.split(mine, range(span, per_rank, span))]) if per_rank else mine
+    batches = [mine[start : start + batch_size] for start in range(0, per_rank, batch_size)]
+    if lengths is not None:
+        # The same permutation on every rank keeps the ranks' batch counts and order of sizes aligned.
+        batches = [batches[k] for k in np.random.default_rng([seed, epoch, 1]).permutation(len(batches))]
+    return batches
 
 
 # ---------------------------------------------------------------------------
@@ -214,6 +255,9 @@ class FineTuneTask:
     targets: np.ndarray
     batch_size: int
     seed: int = 0
+    #: With ``typo_rate`` > 0, the raw texts: each epoch retokenizes them with fresh typos (:func:`add_typos`).
+    texts: list[str] | None = None
+    typo_rate: float = 0.0
 
     def build_model(self) -> nn.Module:
         torch.manual_seed(self.seed)
@@ -225,8 +269,15 @@ class FineTuneTask:
         return math.ceil((len(self.targets) // world_size) / self.batch_size)
 
     def batches(self, epoch: int, rank: int, world_size: int) -> Iterator[tuple[torch.Tensor, ...]]:
-        for rows in epoch_batches(len(self.targets), self.batch_size, epoch, rank, world_size, self.seed):
-            ids, mask = trim_batch(self.tokens.take(rows))
+        lengths = self.tokens.lengths
+        tokenizer = load_encoder(self.model_path)[0] if self.typo_rate > 0 else None
+        rng = np.random.default_rng([self.seed, epoch, rank, 7])
+        for rows in epoch_batches(len(self.targets), self.batch_size, epoch, rank, world_size, self.seed, lengths):
+            if tokenizer is None:
+                tokens = self.tokens.take(rows)
+            else:
+                tokens = tokenize(tokenizer, [add_typos(self.texts[r], self.typo_rate, rng) for r in rows], self.settings.max_length)
+            ids, mask = trim_batch(tokens)
             yield ids, mask, torch.from_numpy(self.targets[rows])
 
     def loss(self, model: nn.Module, batch, generator: torch.Generator) -> tuple[torch.Tensor, int]:
@@ -337,7 +388,10 @@ def train_fine_tuned(
     path = model_path or cfg.text_encoder.model_path or default_model_path()
     tokenizer, _ = load_encoder(path)
     settings = FineTuneSettings(tuple(label_names), ft.max_length, ft.dropout, ft.freeze_embeddings, str(path))
-    task = FineTuneTask(settings, str(path), tokenize(tokenizer, texts, ft.max_length), label_index(label_names, labels), ft.batch_size, cfg.training.seed)
+    task = FineTuneTask(
+        settings, str(path), tokenize(tokenizer, texts, ft.max_length), label_index(label_names, labels), ft.batch_size,
+        cfg.training.seed, list(texts) if ft.typo_rate > 0 else None, ft.typo_rate,
+    )  # fmt: skip
     optimisation = {"weight_decay": ft.weight_decay, "warmup_ratio": ft.warmup_ratio, "amp": ft.amp, "max_grad_norm": ft.max_grad_norm}
     result = fit(cfg, task, name, ft.epochs, lr=ft.lr, optimisation=optimisation)
     return FineTunedClassifier.from_state(settings, str(path), result.load_state()["model"]), result
@@ -466,6 +520,6 @@ def load_classifier(folder: str | Path) -> TextClassifier:
 __all__ = [
     "FINE_TUNED", "FROZEN_LR", "KINDS", "TFIDF_LR",
     "EncoderClassifier", "FineTuneSettings", "FineTuneTask", "FineTunedClassifier", "FrozenEncoderClassifier",
-    "TextClassifier", "TfidfClassifier", "Tokens", "epoch_batches", "label_index", "load_classifier", "tokenize",
+    "TextClassifier", "TfidfClassifier", "Tokens", "add_typos", "epoch_batches", "label_index", "load_classifier", "tokenize",
     "train_fine_tuned", "trim_batch",
 ]  # fmt: skip

@@ -130,3 +130,56 @@ def test_a_bundle_predicts_the_top_label_with_its_probability(tmp_path):
     assert top[0] == ("cancel", pytest.approx(float(pred.confidences[0]))) and top[1][0] == "track"
     with pytest.raises(ValueError, match="unknown text task"):
         TextBundle("translation", tfidf, 0.5)
+
+
+def test_length_buckets_keep_every_row_once_and_cut_padding():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(3, 60, size=1000)
+    plain = epoch_batches(1000, 8, 0, 0, 2, seed=1)
+    bucketed = epoch_batches(1000, 8, 0, 0, 2, seed=1, lengths=lengths)
+    assert sorted(np.concatenate(bucketed).tolist()) == sorted(np.concatenate(plain).tolist())
+    assert len(bucketed) == len(plain) == len(epoch_batches(1000, 8, 0, 1, 2, seed=1, lengths=lengths))
+
+    def padded(batches):
+        return sum(int(lengths[b].max()) * len(b) for b in batches)
+
+    assert padded(bucketed) < 0.75 * padded(plain)
+
+
+def _one_edit(word: str) -> set[str]:
+    inner = range(1, len(word) - 1)
+    return (
+        {word[:k] + word[k + 1 :] for k in inner}
+        | {word[:k] + word[k + 1] + word[k] + word[k + 2 :] for k in inner}
+        | {word[: k + 1] + word[k:] for k in inner}
+    )
+
+
+def test_typos_change_only_long_words_by_one_edit():
+    from shoplake.models.text_classifier import add_typos
+
+    rng = np.random.default_rng(5)
+    text = "I want to cancel purchase 12345 now"
+    assert add_typos(text, 0.0, rng) == text
+    for _ in range(20):
+        typed = add_typos(text, 0.99, rng).split(" ")
+        for word, got in zip(text.split(" "), typed, strict=True):
+            if len(word) < 4 or not word.isalpha():
+                assert got == word  # short words and numbers stay
+            elif got != word:  # a swap of two equal letters leaves the word as it was
+                assert got in _one_edit(word)
+    changed = sum(add_typos("purchase", 0.5, rng) != "purchase" for _ in range(400))
+    assert 150 < changed < 250
+
+
+def test_typo_batches_are_retokenized_each_epoch(tokenizer):
+    settings = FineTuneSettings(("cancel", "track"), 16)
+    targets = label_index(settings.labels, LABELS)
+    task = FineTuneTask(settings, default_model_path(), tokenize(tokenizer, TEXTS, 16), targets, 5, seed=1, texts=TEXTS, typo_rate=0.9)
+    clean = FineTuneTask(settings, default_model_path(), tokenize(tokenizer, TEXTS, 16), targets, 5, seed=1)
+    for epoch in range(2):
+        ((ids, _, got),) = task.batches(epoch, 0, 1)
+        ((ids_clean, _, want),) = clean.batches(epoch, 0, 1)
+        # The same rows in the same order, the texts misspelt: other tokens.
+        assert got.tolist() == want.tolist()
+        assert ids.shape != ids_clean.shape or not torch.equal(ids, ids_clean)
