@@ -266,15 +266,17 @@ class FineTuningConfig(_Strict):
 
     max_length: int = Field(64, ge=8, description="Tokens per text at most (longer texts are cut).")
     epochs: int = Field(3, ge=1)
+    min_steps: int = Field(60, ge=1, description="Fewest optimizer steps of a run: a small table gets more epochs than `epochs`.")
     batch_size: int = Field(32, ge=1, description="Texts per step and worker.")
-    lr: float = Field(5e-5, gt=0, description="Peak AdamW learning rate.")
+    lr: float = Field(1e-4, gt=0, description="Peak AdamW learning rate.")
     warmup_ratio: float = Field(0.1, ge=0, lt=1, description="Share of the steps over which the learning rate rises to lr; it then falls linearly to 0.")
     weight_decay: float = Field(0.01, ge=0)
     dropout: float = Field(0.1, ge=0, lt=1, description="Dropout before the classification head.")
     max_grad_norm: float | None = Field(1.0, gt=0, description="Gradient clipping (None: off).")
     amp: bool = Field(True, description="bfloat16 autocast on a GPU; ignored on CPU.")
-    freeze_embeddings: bool = Field(True, description="Keep the word-piece embedding table as pretrained (faster; the layers above still learn).")
-    typo_rate: float = Field(0.0, ge=0, lt=1, description="Share of training words (4+ letters) given a typo, afresh every epoch: robustness to misspelt messages.")
+    freeze_embeddings: bool = Field(
+        False, description="Keep the word-piece embedding table as pretrained: about 5 % faster on CPU, but product titles (model numbers, brands) lose accuracy."
+    )
     baseline_c: float = Field(10.0, gt=0, description="Inverse regularisation of the baselines' logistic regression.")
 
 
@@ -291,6 +293,7 @@ class SupportConfig(_Strict):
         default_factory=lambda: ["complaint", "contact_human_agent"],
         description="Intents no model is trained on: their messages are the out-of-scope test of the hand-off, and a person answers them.",
     )
+    typo_rate: float = Field(0.1, ge=0, lt=1, description="Fine-tuning: share of training words (4+ letters) given a typo, afresh every epoch, so misspelt messages are read.")
     min_answered: float = Field(0.93, gt=0, le=1, description="The hand-off threshold is the highest confidence that still answers this share of in-scope validation messages.")
     max_message_chars: int = Field(2000, ge=1, description="Longer messages are refused with 422.")
     registered_model: str = "shoplake-support"
@@ -303,6 +306,7 @@ class CategorizationConfig(_Strict):
         default_factory=lambda: ["tfidf_lr", "frozen_lr", "fine_tuned"], description="Models trained and compared; the best on validation macro-F1 is registered."
     )
     max_train_rows: int | None = Field(None, ge=1, description="Train on a random sample of this many labelled products at most (None: all).")
+    typo_rate: float = Field(0.0, ge=0, lt=1, description="Fine-tuning: share of training words given a typo, afresh every epoch.")
     disagreement_confidence: float = Field(0.9, gt=0, le=1, description="A product whose given category differs from a prediction at least this confident is flagged.")
     max_text_chars: int = Field(2000, ge=1, description="Longer titles or descriptions are refused with 422.")
     registered_model: str = "shoplake-categorizer"

@@ -184,10 +184,7 @@ def fraud_metrics_table(rows) -> Table:
 
 #: Columns of the text tables: metric -> header; the hand-off ones only for support.
 TEXT_METRICS = {"accuracy": "accuracy", "macro_f1": "macro-F1"}
-HANDOFF_METRICS = {
-    "answered_in_scope": "in-scope answered", "answered_accuracy": "answers right",
-    "handoff_out_of_scope": "out-of-scope handed off", "handoff_threshold": "threshold",
-}  # fmt: skip
+HANDOFF_METRICS = {"answered_in_scope": "answered", "answered_accuracy": "right", "handoff_out_of_scope": "OOS to human"}
 
 
 def text_metrics_table(rows, task: str) -> Table:
@@ -214,9 +211,10 @@ def text_metrics_table(rows, task: str) -> Table:
 
     models = list(dict.fromkeys(model for model, _ in values))
     champion = max(models, key=lambda m: f1(m, VALIDATION))
-    shown = {**TEXT_METRICS, **(HANDOFF_METRICS if any("handoff_threshold" in v for v in values.values()) else {})}
+    shown = {**TEXT_METRICS, **(HANDOFF_METRICS if any("answered_in_scope" in v for v in values.values()) else {})}
     splits = ", ".join(f"{s} {sizes[s]:,}" for s in (VALIDATION, TEST) if s in sizes)
-    out = Table(title=f"{task} models, in-scope texts: {splits}", box=box.SIMPLE)
+    caption = "answered: in-scope messages answered; right: answers with the right intent; OOS to human: out-of-scope messages handed off"
+    out = Table(title=f"{task} models, in-scope texts: {splits}", box=box.SIMPLE, caption=caption if "answered" in shown.values() else None)
     out.add_column("model", no_wrap=True)
     out.add_column("split", no_wrap=True)
     for header in shown.values():
@@ -227,11 +225,12 @@ def text_metrics_table(rows, task: str) -> Table:
             if vals is None:
                 continue
             cells = ["-" if vals.get(m) is None else f"{vals[m]:.3f}" for m in shown]
-            out.add_row(f"[bold]{model}[/bold]" if model == champion else model, split, *cells)
+            out.add_row(f"[bold]{model}[/bold]" if model == champion else model, "valid" if split == VALIDATION else split, *cells)
     baselines = [m for m in models if m != FINE_TUNED]
     if FINE_TUNED in models and baselines:
         best = max(baselines, key=lambda m: f1(m, TEST))
-        out.caption = f"{FINE_TUNED}: test macro-F1 {f1(FINE_TUNED, TEST):.3f} against {f1(best, TEST):.3f} for the best baseline ({best})"
+        versus = f"{FINE_TUNED}: test macro-F1 {f1(FINE_TUNED, TEST):.3f} against {f1(best, TEST):.3f} for the best baseline ({best})"
+        out.caption = f"{versus}\n{out.caption}" if out.caption else versus
     return out
 
 

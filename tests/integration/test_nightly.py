@@ -36,6 +36,7 @@ SMALL = (
     "forecasting.hidden=16",
     "fine_tuning.epochs=1",
     "fine_tuning.max_length=32",
+    "fine_tuning.min_steps=1",
 )
 
 

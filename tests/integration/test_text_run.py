@@ -25,7 +25,7 @@ D = dt.date(2024, 3, 31)
 SETTINGS = (
     "lake.engine=delta-rs", "support.models=[tfidf_lr,fine_tuned]", "support.out_of_scope_intents=[complaint]",
     "support.min_answered=0.9", "fine_tuning.epochs=2", "fine_tuning.lr=2e-4", "fine_tuning.batch_size=8",
-    "fine_tuning.max_length=24", "categorization.models=[tfidf_lr]",
+    "fine_tuning.max_length=24", "fine_tuning.min_steps=1", "categorization.models=[tfidf_lr]",
 )  # fmt: skip
 MESSAGES = {
     "cancel_order": ["please cancel order o{n:08d}", "I want to cancel my purchase o{n:08d}", "cancel it, I changed my mind"],

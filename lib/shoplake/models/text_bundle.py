@@ -31,17 +31,17 @@ SUPPORT, CATEGORIZATION = "support", "categorization"
 
 @dataclass
 class Prediction:
-    """Top label and confidence of each text, and the full probabilities."""
+    """Top label and confidence of each text, the full probabilities and, when asked for, the texts' embeddings."""
 
     labels: list[str]
     confidences: np.ndarray
     probabilities: np.ndarray
+    names: tuple[str, ...] = ()
+    embeddings: np.ndarray | None = None
 
     def top(self, row: int, k: int) -> list[tuple[str, float]]:
         """The ``k`` most probable labels of one text with their probabilities."""
         return [(self.names[j], float(self.probabilities[row, j])) for j in np.argsort(-self.probabilities[row], kind="stable")[:k]]
-
-    names: tuple[str, ...] = ()
 
 
 @dataclass
@@ -76,11 +76,18 @@ class TextBundle:
     def labels(self) -> tuple[str, ...]:
         return tuple(self.classifier.labels)
 
-    def predict(self, texts: Sequence[str]) -> Prediction:
-        """The most probable label of every text, its probability and all probabilities."""
-        proba = self.classifier.predict_proba(list(texts)) if len(texts) else np.zeros((0, len(self.labels)), np.float32)
-        best = proba.argmax(axis=1) if len(proba) else np.zeros(0, np.int64)
-        return Prediction([self.labels[j] for j in best], proba.max(axis=1) if len(proba) else np.zeros(0), proba, self.labels)
+    def predict(self, texts: Sequence[str], *, embed: bool = False) -> Prediction:
+        """The most probable label of every text, its probability and all probabilities; with ``embed``, the embeddings too (one pass)."""
+        texts = list(texts)
+        if not texts:
+            return Prediction([], np.zeros(0), np.zeros((0, len(self.labels)), np.float32), self.labels)
+        emb = None
+        if embed:
+            proba, emb = self.classifier.predict_and_embed(texts)
+        else:
+            proba = self.classifier.predict_proba(texts)
+        best = proba.argmax(axis=1)
+        return Prediction([self.labels[j] for j in best], proba.max(axis=1), proba, self.labels, emb)
 
     def save(self, folder: str | Path) -> Path:
         folder = Path(folder)

@@ -30,6 +30,7 @@ and the family's files; :func:`load_classifier` reads any of them.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import pickle
 from collections.abc import Iterator, Sequence
@@ -42,6 +43,8 @@ import torch
 from torch import nn
 
 from shoplake.models.text_encoder import default_model_path, encode_texts, load_encoder, mean_pool
+
+log = logging.getLogger(__name__)
 
 FINE_TUNED, TFIDF_LR, FROZEN_LR = "fine_tuned", "tfidf_lr", "frozen_lr"
 KINDS = (TFIDF_LR, FROZEN_LR, FINE_TUNED)
@@ -63,6 +66,10 @@ class TextClassifier(Protocol):
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray: ...
 
     def embed(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def predict_and_embed(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Both at once, from one pass over the texts."""
+        ...
 
     def save(self, folder: str | Path) -> Path: ...
 
@@ -192,7 +199,7 @@ class FineTuneSettings:
     labels: tuple[str, ...]
     max_length: int
     dropout: float = 0.1
-    freeze_embeddings: bool = True
+    freeze_embeddings: bool = False
     base_model: str = ""
 
     def to_json(self) -> str:
@@ -232,8 +239,7 @@ class EncoderClassifier(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(int(encoder.config.hidden_size), n_labels)
         if freeze_embeddings:
-            # The word-piece table is half of MiniLM's weights and a few thousand rows of it
-            # are touched per epoch: updating all of it each step costs more than it brings.
+            # The word-piece table is half of MiniLM's weights; frozen, the optimizer skips it.
             for p in encoder.get_input_embeddings().parameters():
                 p.requires_grad = False
 
@@ -317,23 +323,22 @@ class FineTunedClassifier:
         model.load_state_dict(state)
         return cls(settings, model, tokenizer)
 
-    def _run(self, texts: Sequence[str], what: str) -> np.ndarray:
+    def predict_and_embed(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         tokens = tokenize(self.tokenizer, texts, self.settings.max_length)
-        width = len(self.labels) if what == "logits" else int(self.model.encoder.config.hidden_size)
-        out = np.zeros((len(texts), width), dtype=np.float32)
+        proba = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+        emb = np.zeros((len(texts), int(self.model.encoder.config.hidden_size)), dtype=np.float32)
         with torch.inference_mode():
             for rows, ids, mask in _inference_batches(len(texts), tokens, self.batch_size):
                 pooled = self.model.pooled(ids, mask)
-                values = self.model.head(pooled) if what == "logits" else nn.functional.normalize(pooled, dim=-1)
-                out[rows] = values.float().numpy()
-        return out
+                proba[rows] = torch.softmax(self.model.head(pooled).float(), dim=-1).numpy()
+                emb[rows] = nn.functional.normalize(pooled, dim=-1).float().numpy()
+        return proba, emb
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        logits = torch.from_numpy(self._run(texts, "logits"))
-        return torch.softmax(logits, dim=-1).numpy()
+        return self.predict_and_embed(texts)[0]
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        return self._run(texts, "embed")
+        return self.predict_and_embed(texts)[1]
 
     def save(self, folder: str | Path) -> Path:
         folder = Path(folder)
@@ -365,11 +370,12 @@ def train_fine_tuned(
     name: str,
     *,
     model_path: str | None = None,
+    typo_rate: float = 0.0,
 ) -> tuple[FineTunedClassifier, Any]:
     """Fine-tune the text encoder with a classification head on Ray Train.
 
     Args:
-        cfg: ``fine_tuning`` (max length, epochs, batch size, learning rate, warm-up,
+        cfg: ``fine_tuning`` (max length, epochs and the fewest steps, batch size, learning rate, warm-up,
             weight decay, dropout, mixed precision), ``ray`` (workers), ``training``
             (seed, retries, checkpoints), ``text_encoder.model_path``.
         texts: Training texts.
@@ -378,6 +384,7 @@ def train_fine_tuned(
         name: The Ray Train run's name (a new folder under ``<runs_dir>/ray_results``).
         model_path: The encoder to start from (default ``text_encoder.model_path``, else
             the packaged all-MiniLM-L6-v2).
+        typo_rate: Share of training words given a typo each epoch (:func:`add_typos`).
 
     Returns:
         ``(classifier, fit_result)``; the fit result has the per-epoch loss history.
@@ -390,10 +397,14 @@ def train_fine_tuned(
     settings = FineTuneSettings(tuple(label_names), ft.max_length, ft.dropout, ft.freeze_embeddings, str(path))
     task = FineTuneTask(
         settings, str(path), tokenize(tokenizer, texts, ft.max_length), label_index(label_names, labels), ft.batch_size,
-        cfg.training.seed, list(texts) if ft.typo_rate > 0 else None, ft.typo_rate,
+        cfg.training.seed, list(texts) if typo_rate > 0 else None, typo_rate,
     )  # fmt: skip
     optimisation = {"weight_decay": ft.weight_decay, "warmup_ratio": ft.warmup_ratio, "amp": ft.amp, "max_grad_norm": ft.max_grad_norm}
-    result = fit(cfg, task, name, ft.epochs, lr=ft.lr, optimisation=optimisation)
+    steps = max(task.steps_per_epoch(cfg.ray.num_workers), 1)
+    epochs = max(ft.epochs, math.ceil(ft.min_steps / steps))
+    if epochs > ft.epochs:
+        log.info("fine-tuning %s: %d steps per epoch, so %d epochs for at least %d steps", name, steps, epochs, ft.min_steps)
+    result = fit(cfg, task, name, epochs, lr=ft.lr, optimisation=optimisation)
     return FineTunedClassifier.from_state(settings, str(path), result.load_state()["model"]), result
 
 
@@ -456,14 +467,18 @@ class TfidfClassifier(_SklearnClassifier):
         model.fit(list(texts), label_index(label_names, labels))
         return cls(label_names, model, {"c": c})
 
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        features = self.model.named_steps["tfidf"].transform(list(texts))
-        return _proba(self.model.named_steps["lr"], len(self.labels), features)
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
+    def predict_and_embed(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         from sklearn.preprocessing import normalize
 
-        return normalize(self.model.named_steps["tfidf"].transform(list(texts))).toarray().astype(np.float32)
+        features = self.model.named_steps["tfidf"].transform(list(texts))
+        proba = _proba(self.model.named_steps["lr"], len(self.labels), features)
+        return proba, normalize(features).toarray().astype(np.float32)
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        return self.predict_and_embed(texts)[0]
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return self.predict_and_embed(texts)[1]
 
 
 class FrozenEncoderClassifier(_SklearnClassifier):
@@ -482,8 +497,12 @@ class FrozenEncoderClassifier(_SklearnClassifier):
 
         return SimpleNamespace(**{k: self.settings[k] for k in ("model_path", "max_length", "batch_size")})
 
+    def predict_and_embed(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        emb = self.embed(texts)
+        return _proba(self.model, len(self.labels), emb), emb
+
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        return _proba(self.model, len(self.labels), self.embed(texts))
+        return self.predict_and_embed(texts)[0]
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         return encode_texts(list(texts), self._encoder_cfg())

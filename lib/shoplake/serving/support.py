@@ -207,7 +207,7 @@ class SupportReplier(RegisteredTextModel):
             found[C.ORDER_ID] = message.order_id
         entities = {kind: found[kind] for kind in ENTITY_TYPES if kind in found}
 
-        prediction = bundle.predict([text])
+        prediction = bundle.predict([text], embed=True)
         intent, confidence = prediction.labels[0], float(prediction.confidences[0])
         answer = reason = detail = None
         if confidence < bundle.threshold:
@@ -216,7 +216,7 @@ class SupportReplier(RegisteredTextModel):
         else:
             found_answer = None
             if bundle.answers is not None:
-                found_answer = bundle.answers.answer(intent, bundle.classifier.embed([text])[0], entities)
+                found_answer = bundle.answers.answer(intent, prediction.embeddings[0], entities)
             if found_answer is None:
                 reason, detail = NO_ANSWER, f"no answer is on record for intent {intent!r}"
             else:

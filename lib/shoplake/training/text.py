@@ -47,9 +47,6 @@ from shoplake.training.model_metrics import write_model_metrics
 
 log = logging.getLogger(__name__)
 
-#: The out-of-scope messages of a support split, as a slice of ``ops.model_metrics``.
-OUT_OF_SCOPE = "out_of_scope"
-
 
 class MissingTextTableError(LookupError):
     """The gold text table has no partition for the run date."""
@@ -152,7 +149,7 @@ def text_splits(
     return known, out
 
 
-def _train(cfg: Config, model: str, split: TextSplit, labels: tuple[str, ...], name: str):
+def _train(cfg: Config, model: str, split: TextSplit, labels: tuple[str, ...], name: str, typo_rate: float):
     from shoplake.models.text_classifier import FrozenEncoderClassifier, TfidfClassifier, train_fine_tuned
 
     c, seed = cfg.fine_tuning.baseline_c, cfg.training.seed
@@ -160,7 +157,7 @@ def _train(cfg: Config, model: str, split: TextSplit, labels: tuple[str, ...], n
         return TfidfClassifier.train(split.texts, split.labels, labels, c, seed), None
     if model == FROZEN_LR:
         return FrozenEncoderClassifier.train(cfg.text_encoder, split.texts, split.labels, labels, c, seed), None
-    return train_fine_tuned(cfg, split.texts, split.labels, labels, f"{name}_{model}")
+    return train_fine_tuned(cfg, split.texts, split.labels, labels, f"{name}_{model}", typo_rate=typo_rate)
 
 
 def evaluate(classifier, splits: dict[str, TextSplit], min_answered: float | None) -> tuple[dict[str, dict[str, float]], float]:
@@ -241,7 +238,7 @@ def _run(
     for model in tc.models:
         step(f"{model}: training on {len(splits[TRAIN].texts):,} texts")
         started = time.monotonic()
-        classifier, fitted = _train(cfg, model, splits[TRAIN], labels, name)
+        classifier, fitted = _train(cfg, model, splits[TRAIN], labels, name, tc.typo_rate)
         trained_s = time.monotonic() - started
         step(f"{model}: evaluating")
         metrics, threshold = evaluate(classifier, splits, min_answered)
@@ -322,7 +319,7 @@ def run_categorization(cfg: Config, lake, run_date: dt.date | None = None, *, na
 
 
 __all__ = [
-    "FINE_TUNED", "FROZEN_LR", "OUT_OF_SCOPE", "TFIDF_LR",
+    "FINE_TUNED", "FROZEN_LR", "TFIDF_LR",
     "MissingTextTableError", "TextEvaluation", "TextResult", "TextSplit", "TooFewTextsError",
     "evaluate", "load_partition", "metrics_rows", "run_categorization", "run_support", "text_splits",
 ]  # fmt: skip

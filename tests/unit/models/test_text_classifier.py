@@ -101,6 +101,9 @@ def test_a_fine_tuned_classifier_round_trips_through_its_folder(tmp_path, tokeni
     np.testing.assert_allclose(proba.sum(1), 1.0, atol=1e-5)
     emb = classifier.embed(TEXTS)
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    both = classifier.predict_and_embed(TEXTS)
+    np.testing.assert_allclose(both[0], proba, atol=1e-6)
+    np.testing.assert_allclose(both[1], emb, atol=1e-6)
     loaded = load_classifier(classifier.save(tmp_path / "clf"))
     assert isinstance(loaded, FineTunedClassifier) and loaded.labels == settings.labels
     np.testing.assert_allclose(loaded.predict_proba(TEXTS), proba, atol=1e-5)
@@ -126,6 +129,10 @@ def test_a_bundle_predicts_the_top_label_with_its_probability(tmp_path):
     loaded = TextBundle.load(bundle.save(tmp_path / "bundle"))
     pred = loaded.predict(["cancel my order", "where is my parcel"])
     assert pred.labels == ["cancel", "track"] and loaded.threshold == 0.7 and loaded.kind == "tfidf_lr"
+    assert pred.embeddings is None
+    both = loaded.predict(["cancel my order", "where is my parcel"], embed=True)
+    np.testing.assert_allclose(both.probabilities, pred.probabilities)
+    np.testing.assert_allclose(both.embeddings, loaded.classifier.embed(["cancel my order", "where is my parcel"]))
     top = pred.top(0, 2)
     assert top[0] == ("cancel", pytest.approx(float(pred.confidences[0]))) and top[1][0] == "track"
     with pytest.raises(ValueError, match="unknown text task"):
