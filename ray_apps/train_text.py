@@ -10,8 +10,9 @@ Outputs: every model of <task>.models (tfidf_lr: TF-IDF + logistic regression,
          on validation and test to ops.model_metrics (task support or categorization,
          D's rows replaced), printed as a table.
          support: messages of support.out_of_scope_intents are never trained on; they
-         test the hand-off, whose threshold is the highest confidence that still
-         answers support.min_answered of the in-scope validation messages. The bundle
+         test the hand-off, whose threshold is the lowest confidence that hands
+         support.min_handoff of the out-of-scope validation messages to a person,
+         capped where support.min_answered of the in-scope ones are answered. The bundle
          carries the answers (the train split's messages with a resolution, embedded
          by the champion).
          categorization: products without a category are not used;

@@ -294,7 +294,10 @@ class SupportConfig(_Strict):
         description="Intents no model is trained on: their messages are the out-of-scope test of the hand-off, and a person answers them.",
     )
     typo_rate: float = Field(0.1, ge=0, lt=1, description="Fine-tuning: share of training words (4+ letters) given a typo, afresh every epoch, so misspelt messages are read.")
-    min_answered: float = Field(0.93, gt=0, le=1, description="The hand-off threshold is the highest confidence that still answers this share of in-scope validation messages.")
+    min_answered: float = Field(0.93, gt=0, le=1, description="The hand-off threshold never rises above the highest confidence that answers this share of in-scope validation messages.")
+    min_handoff: float = Field(
+        0.9, gt=0, le=1, description="The hand-off threshold is the lowest that hands this share of out-of-scope validation messages to a person (capped as above)."
+    )
     max_message_chars: int = Field(2000, ge=1, description="Longer messages are refused with 422.")
     registered_model: str = "shoplake-support"
 

@@ -160,11 +160,14 @@ def _train(cfg: Config, model: str, split: TextSplit, labels: tuple[str, ...], n
     return train_fine_tuned(cfg, split.texts, split.labels, labels, f"{name}_{model}", typo_rate=typo_rate)
 
 
-def evaluate(classifier, splits: dict[str, TextSplit], min_answered: float | None) -> tuple[dict[str, dict[str, float]], float]:
+def evaluate(
+    classifier, splits: dict[str, TextSplit], min_answered: float | None, min_handoff: float | None = None
+) -> tuple[dict[str, dict[str, float]], float]:
     """Accuracy and macro-F1 on validation and test; with ``min_answered`` also the hand-off figures.
 
     Returns:
-        ``(metrics by split, threshold)``; the threshold is chosen on validation (0 without ``min_answered``).
+        ``(metrics by split, threshold)``; the threshold is chosen on validation
+        (:func:`~shoplake.training.text_metrics.handoff_threshold`; 0 without ``min_answered``).
     """
     scored = {}
     for name in (VALIDATION, TEST):
@@ -173,7 +176,8 @@ def evaluate(classifier, splits: dict[str, TextSplit], min_answered: float | Non
         predicted = np.asarray(classifier.labels)[proba.argmax(axis=1)]
         oos_conf = classifier.predict_proba(s.oos_texts).max(axis=1) if s.oos_texts else np.zeros(0)
         scored[name] = (predicted, proba.max(axis=1), oos_conf)
-    threshold = M.handoff_threshold(scored[VALIDATION][1], min_answered) if min_answered is not None else 0.0
+    valid = scored[VALIDATION]
+    threshold = M.handoff_threshold(valid[1], min_answered, valid[2], min_handoff) if min_answered is not None else 0.0
     metrics = {}
     for name, (predicted, conf, oos_conf) in scored.items():
         truth = np.asarray(splits[name].labels)
@@ -241,7 +245,7 @@ def _run(
         classifier, fitted = _train(cfg, model, splits[TRAIN], labels, name, tc.typo_rate)
         trained_s = time.monotonic() - started
         step(f"{model}: evaluating")
-        metrics, threshold = evaluate(classifier, splits, min_answered)
+        metrics, threshold = evaluate(classifier, splits, min_answered, cfg.support.min_handoff if support else None)
         ev = TextEvaluation(model, metrics, threshold, classifier, time.monotonic() - started)
         if fitted is not None:
             ev.losses = fitted.losses

@@ -2,9 +2,10 @@
 
 Hand-off. A support message is answered when the classifier's top intent has a
 probability of at least the threshold, else a person takes it. The threshold is
-chosen on validation (:func:`handoff_threshold`): the highest one that still answers
-``min_answered`` of the in-scope messages, so as many out-of-scope messages as
-possible go to a person at the answer rate the shop asked for. :func:`handoff_metrics`
+chosen on validation (:func:`handoff_threshold`): the lowest one that hands
+``min_handoff`` of the out-of-scope messages to a person, so that as many in-scope
+messages as possible are answered, but never above the highest one that still
+answers ``min_answered`` of the in-scope messages. :func:`handoff_metrics`
 then measures, on any split, the share of in-scope messages answered, how many of
 those answers have the right intent, and the share of out-of-scope messages (intents
 held out of training) handed to a person.
@@ -47,18 +48,32 @@ def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float(np.mean(scores))
 
 
-def handoff_threshold(confidences: np.ndarray, min_answered: float) -> float:
-    """The highest threshold that answers at least ``min_answered`` of these (in-scope) confidences.
+def handoff_threshold(
+    confidences: np.ndarray, min_answered: float, out_of_scope: np.ndarray | None = None, min_handoff: float | None = None
+) -> float:
+    """The hand-off threshold for in-scope ``confidences`` (and out-of-scope ones, when there are).
+
+    Without out-of-scope confidences: the highest threshold that answers at least
+    ``min_answered`` of the in-scope messages. With them: the lowest threshold that
+    hands at least ``min_handoff`` of the out-of-scope messages to a person (just
+    above the confidence of the last one it must hand off), capped at that highest
+    threshold, so the answer rate never falls below ``min_answered``.
 
     Raises:
-        ValueError: No confidences, or ``min_answered`` outside (0, 1].
+        ValueError: No in-scope confidences, or a share outside (0, 1].
     """
     conf = np.sort(np.asarray(confidences, dtype=np.float64))[::-1]
     if not len(conf):
         raise ValueError("no in-scope messages to choose a hand-off threshold on")
-    if not 0 < min_answered <= 1:
-        raise ValueError(f"min_answered must be in (0, 1], got {min_answered}")
-    return float(conf[math.ceil(min_answered * len(conf) - 1e-9) - 1])
+    for name, share in (("min_answered", min_answered), ("min_handoff", min_handoff)):
+        if share is not None and not 0 < share <= 1:
+            raise ValueError(f"{name} must be in (0, 1], got {share}")
+    highest = float(conf[math.ceil(min_answered * len(conf) - 1e-9) - 1])
+    oos = np.sort(np.asarray(out_of_scope if out_of_scope is not None else [], dtype=np.float64))
+    if not len(oos) or min_handoff is None:
+        return highest
+    needed = float(oos[math.ceil(min_handoff * len(oos) - 1e-9) - 1])
+    return min(float(np.nextafter(needed, np.inf)), highest)
 
 
 def handoff_metrics(

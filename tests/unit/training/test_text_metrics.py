@@ -36,6 +36,23 @@ def test_the_threshold_is_the_highest_that_answers_the_share_asked():
         M.handoff_threshold(np.array([]), 0.9)
 
 
+def test_with_out_of_scope_messages_the_threshold_is_the_lowest_that_hands_enough_of_them_off():
+    conf = np.array([0.99, 0.98, 0.97, 0.96, 0.95, 0.9, 0.8, 0.7, 0.6, 0.5])
+    oos = np.array([0.2, 0.3, 0.4, 0.45, 0.55, 0.6, 0.65, 0.7, 0.75, 0.95])
+    # 9 of 10 out-of-scope must go to a person: just above 0.75; 7 of 10 in-scope are then answered.
+    t = M.handoff_threshold(conf, 0.5, oos, 0.9)
+    assert 0.75 < t < 0.7500001
+    figures = M.handoff_metrics(conf, np.ones(10, bool), oos, t)
+    assert figures[M.HANDOFF_OUT_OF_SCOPE] == 0.9 and figures[M.ANSWERED_IN_SCOPE] == 0.7
+    # The answer rate wins: 9 of 10 in-scope answered caps the threshold at 0.6.
+    assert M.handoff_threshold(conf, 0.9, oos, 0.9) == pytest.approx(0.6)
+    # Without out-of-scope messages (or without min_handoff), the answer rate alone decides.
+    assert M.handoff_threshold(conf, 0.5, np.array([]), 0.9) == pytest.approx(0.95)
+    assert M.handoff_threshold(conf, 0.5, oos) == pytest.approx(0.95)
+    with pytest.raises(ValueError, match="min_handoff"):
+        M.handoff_threshold(conf, 0.5, oos, 1.5)
+
+
 def test_handoff_figures_by_hand():
     figures = M.handoff_metrics(
         np.array([0.9, 0.8, 0.4, 0.95]), np.array([True, False, True, True]), np.array([0.3, 0.85, 0.1]), threshold=0.5
