@@ -100,11 +100,12 @@ class TextBundle:
         return folder
 
     @classmethod
-    def load(cls, folder: str | Path) -> TextBundle:
-        """The bundle saved in ``folder``.
+    def load(cls, folder: str | Path, task: str | None = None) -> TextBundle:
+        """The bundle saved in ``folder``; with ``task``, it must be a bundle of that task.
 
         Raises:
             FileNotFoundError: ``folder`` holds no text bundle.
+            ValueError: Not a text bundle, or one of another task.
         """
         folder = Path(folder)
         path = folder / BUNDLE_FILE
@@ -113,6 +114,8 @@ class TextBundle:
         doc = json.loads(path.read_text())
         if doc.get("task") not in (SUPPORT, CATEGORIZATION):
             raise ValueError(f"{path} is not a text bundle (task {doc.get('task')!r})")
+        if task is not None and doc["task"] != task:
+            raise ValueError(f"{folder} holds a {doc['task']} model, not a {task} model")
         answers = None
         if (folder / ANSWERS_DIR).is_dir():
             from shoplake.models.support_answers import AnswerStore

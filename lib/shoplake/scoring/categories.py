@@ -129,9 +129,7 @@ def score_categories(cfg: Config, lake, run_date: dt.date | str | None = None, *
         run_date = dt.date.fromisoformat(str(run_date))
     rows, run_date, table_version = load_partition(lake, PRODUCT_TEXT, run_date)
     folder, info = download_bundle(cfg, version, registered_model=cfg.categorization.registered_model)
-    bundle = TextBundle.load(folder)
-    if bundle.task != CATEGORIZATION:
-        raise ValueError(f"version {info.version} of {info.name!r} is a {bundle.task} model, not a {CATEGORIZATION} model")
+    bundle = TextBundle.load(folder, CATEGORIZATION)
     scored_at = dt.datetime.now(dt.timezone.utc)
     log.info(
         "categorizing %d products of %s (%s v%d) with %s version %s (%s, disagreement threshold %.3f)",

@@ -126,9 +126,7 @@ class RegisteredTextModel:
             info = resolve_version(self.cfg, None, self.registered_model)
             if self.info is None or info.version != self.info.version:
                 folder, info = download_bundle(self.cfg, info.version, registered_model=self.registered_model)
-                bundle = TextBundle.load(folder)
-                if bundle.task != self.task:
-                    raise ValueError(f"version {info.version} of {self.registered_model!r} is a {bundle.task} model, not a {self.task} model")
+                bundle = TextBundle.load(folder, self.task)
                 self.bundle, self.info = bundle, info
                 log.info("%s with %s version %s (%s, threshold %.3f)", self.task, info.name, info.version, bundle.kind, bundle.threshold)
             self.problem = None

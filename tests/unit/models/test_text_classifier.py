@@ -135,6 +135,8 @@ def test_a_bundle_predicts_the_top_label_with_its_probability(tmp_path):
     np.testing.assert_allclose(both.embeddings, loaded.classifier.embed(["cancel my order", "where is my parcel"]))
     top = pred.top(0, 2)
     assert top[0] == ("cancel", pytest.approx(float(pred.confidences[0]))) and top[1][0] == "track"
+    with pytest.raises(ValueError, match="holds a support model, not a categorization model"):
+        TextBundle.load(tmp_path / "bundle", "categorization")
     with pytest.raises(ValueError, match="unknown text task"):
         TextBundle("translation", tfidf, 0.5)
 
