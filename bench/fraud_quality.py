@@ -36,7 +36,7 @@ import sys
 import time
 
 import numpy as np
-from http_load import fire
+from http_load import fire, posts
 from lakes import DATASETS, ROOT, ensure_lake
 
 from shoplake.entry import add_config_args, config_from_args, exit_cleanly
@@ -174,12 +174,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         serve.run(build_app({"env": dcfg.env, "overrides": overrides}), name="shoplake", route_prefix="/", logging_config=logging_config)
         levels = [int(c) for c in str(args.clients).split(",")]
-        fire(port, PATH, [json.dumps(b).encode() for b in bodies[: args.warmup]], max(levels))
+        fire(port, posts(PATH, bodies[: args.warmup]), max(levels))
         bursts = {}
         for n, clients in enumerate(levels):
             # Every burst posts new payment ids, so each payment joins the online state once.
-            burst = [json.dumps({**b, "payment_id": f"{b['payment_id']}-{n}"}).encode() for b in bodies[args.warmup :]]
-            bursts[clients] = fire(port, PATH, burst, clients)
+            burst = posts(PATH, [{**b, "payment_id": f"{b['payment_id']}-{n}"} for b in bodies[args.warmup :]])
+            bursts[clients] = fire(port, burst, clients)
     finally:
         serve.shutdown()
     local_p50, local_p99 = (float(np.quantile(local, q) * 1000) for q in (0.5, 0.99))

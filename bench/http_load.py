@@ -1,4 +1,4 @@
-"""Bounded HTTP load for the latency benchmarks: keep-alive clients posting JSON bodies."""
+"""Bounded HTTP load for the latency benchmarks: keep-alive clients sending requests to 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -6,19 +6,30 @@ import http.client
 import json
 import threading
 import time
+from collections.abc import Callable
+
+#: One request: method, path, and a JSON body (bytes) or None.
+Request = tuple[str, str, bytes | None]
 
 
-def post(conn: http.client.HTTPConnection, path: str, body: bytes) -> tuple[int, dict]:
-    conn.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+def send(conn: http.client.HTTPConnection, method: str, path: str, body: bytes | None = None) -> tuple[int, dict]:
+    """One request on an open connection: status and the JSON answer."""
+    headers = {"Content-Type": "application/json"} if body is not None else {}
+    conn.request(method, path, body=body, headers=headers)
     resp = conn.getresponse()
     return resp.status, json.loads(resp.read())
 
 
-def fire(port: int, path: str, bodies: list[bytes], clients: int) -> tuple[list[float], float]:
-    """POST every body to ``path``, spread over ``clients`` threads with keep-alive connections: latencies (s) and wall time.
+def posts(path: str, bodies: list[dict]) -> list[Request]:
+    """``POST path`` with each body as JSON."""
+    return [("POST", path, json.dumps(b).encode()) for b in bodies]
+
+
+def fire(port: int, requests: list[Request], clients: int, check: Callable[[dict], bool] | None = None) -> tuple[list[float], float]:
+    """Send every request, spread over ``clients`` threads with keep-alive connections: latencies (s) and wall time.
 
     Raises:
-        RuntimeError: A request did not answer 200 (the first failure is shown).
+        RuntimeError: A request did not answer 200, or its answer failed ``check`` (the first failure is shown).
     """
     latencies: list[list[float]] = [[] for _ in range(clients)]
     errors: list[str] = []
@@ -26,12 +37,12 @@ def fire(port: int, path: str, bodies: list[bytes], clients: int) -> tuple[list[
     def worker(slot: int) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         try:
-            for body in bodies[slot::clients]:
+            for method, path, body in requests[slot::clients]:
                 start = time.perf_counter()
-                status, answer = post(conn, path, body)
+                status, answer = send(conn, method, path, body)
                 latencies[slot].append(time.perf_counter() - start)
-                if status != 200:
-                    errors.append(f"HTTP {status}: {str(answer)[:200]}")
+                if status != 200 or (check is not None and not check(answer)):
+                    errors.append(f"{method} {path}: HTTP {status}, {str(answer)[:200]}")
                     return
         finally:
             conn.close()

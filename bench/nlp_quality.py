@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import logging
 import socket
 import sys
 import time
 
 import numpy as np
-from http_load import fire
+from http_load import fire, posts
 from lakes import ROOT, ensure_text_lake
 
 from shoplake.entry import add_config_args, config_from_args, exit_cleanly
@@ -145,8 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         serve.start(http_options={"host": "127.0.0.1", "port": port}, logging_config=logging_config)
         try:
             serve.run(build_app({"env": dcfg.env, "overrides": overrides}), name="shoplake", route_prefix="/", logging_config=logging_config)
-            fire(port, PATH, [json.dumps(b).encode() for b in bodies[: args.warmup]], 1)
-            latencies, wall = fire(port, PATH, [json.dumps(b).encode() for b in bodies[args.warmup :]], 1)
+            fire(port, posts(PATH, bodies[: args.warmup]), 1)
+            latencies, wall = fire(port, posts(PATH, bodies[args.warmup :]), 1)
         finally:
             serve.shutdown()
         p50, p99 = (float(np.quantile(latencies, q) * 1000) for q in (0.5, 0.99))

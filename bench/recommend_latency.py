@@ -35,19 +35,19 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import json
 import logging
 import shutil
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
 import numpy as np
+from http_load import fire as load
+from http_load import send
 
 from shoplake.entry import add_config_args, config_from_args, exit_cleanly
 
@@ -106,40 +106,10 @@ class Timing:
         return float(np.quantile(self.latencies, q) * 1000)
 
 
-def _fetch(conn: http.client.HTTPConnection, path: str) -> tuple[int, dict]:
-    conn.request("GET", path)
-    resp = conn.getresponse()
-    return resp.status, json.loads(resp.read())
-
-
 def fire(port: int, users: list[str], k: int, clients: int) -> Timing:
     """GET /recommend for every user, spread over ``clients`` threads with keep-alive connections."""
-    latencies: list[list[float]] = [[] for _ in range(clients)]
-    errors: list[str] = []
-
-    def worker(slot: int) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        try:
-            for user in users[slot::clients]:
-                start = time.perf_counter()
-                status, body = _fetch(conn, f"/recommend?user_id={quote(user)}&k={k}")
-                latencies[slot].append(time.perf_counter() - start)
-                if status != 200 or len(body.get("items", [])) != k:
-                    errors.append(f"user {user}: HTTP {status}, {str(body)[:200]}")
-                    return
-        finally:
-            conn.close()
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
-    start = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - start
-    if errors:
-        raise RuntimeError(f"{len(errors)} bad answers, first: {errors[0]}")
-    return Timing([x for part in latencies for x in part], wall)
+    requests = [("GET", f"/recommend?user_id={quote(user)}&k={k}", None) for user in users]
+    return Timing(*load(port, requests, clients, check=lambda answer: len(answer.get("items", [])) == k))
 
 
 def in_process(bundle, users: list[str], k: int, exclude_seen: bool) -> Timing:
@@ -225,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
 
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         for user in users[:CHECKED_USERS]:
-            status, body = _fetch(conn, f"/recommend?user_id={quote(user)}&k={k}")
+            status, body = send(conn, "GET", f"/recommend?user_id={quote(user)}&k={k}")
             expected = [r.item_id for r in bundle.recommend([user], k, exclude_seen=cfg.recommender.exclude_seen)[0]]
             if status != 200 or [r["item_id"] for r in body["items"]] != expected:
                 raise RuntimeError(f"served answer for {user} differs from the in-process one: {status} {str(body)[:300]}")
