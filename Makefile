@@ -4,12 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test test-slow bench clean clean-lake cluster-up cluster-down cluster-test
+.PHONY: setup demo test test-slow lint docs bench bench-fast clean clean-lake cluster-up cluster-down cluster-test
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -e ".[test,docs]"
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -26,10 +26,29 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
-## Benchmarks: ours and a baseline side by side, with the ratio.
+## Lint: ruff (rules and format), the import contracts (use cases above the platform, independent, no cycles), the docs.
+lint: $(STAMP)
+	$(BIN)/ruff check lib tests bench jobs ray_apps conf docs
+	$(BIN)/ruff format --check lib tests bench jobs ray_apps conf docs
+	$(BIN)/lint-imports
+	$(BIN)/python docs/gen_config_reference.py --check
+	$(BIN)/mkdocs build --strict --quiet --site-dir build/site
+
+## The documentation site, built into build/site.
+docs: $(STAMP)
+	$(BIN)/python docs/gen_config_reference.py
+	$(BIN)/mkdocs build --strict --site-dir build/site
+
+## Benchmarks: ours and the baselines side by side, with the ratio. bench-fast: the two that take minutes;
+## bench: every one (the quality benches train on public data and take an hour or more together).
+BENCH_FAST := lake_write recommend_latency
+BENCH_ALL  := $(BENCH_FAST) train_throughput recommend_quality forecast_quality fraud_quality nlp_quality
+
+bench-fast: $(STAMP)
+	set -e; for b in $(BENCH_FAST); do $(BIN)/python bench/$$b.py; done
+
 bench: $(STAMP)
-	$(BIN)/python bench/lake_write.py
-	$(BIN)/python bench/recommend_latency.py
+	set -e; for b in $(BENCH_ALL); do $(BIN)/python bench/$$b.py; done
 
 ## Local Spark standalone + Ray clusters on 127.0.0.1 (ports and sizes: cluster.* in conf/base.yaml).
 cluster-up: $(STAMP)

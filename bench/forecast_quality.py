@@ -5,7 +5,7 @@ run date (building it through the platform's own steps when it does not, see
 ``lakes.py``), reads the sales panel, keeps the ``--top-items`` items with the
 most revenue in the year before the run date (all items of the synthetic shop by
 default), and runs the rolling-origin backtest of the forecasting run
-(:func:`shoplake.training.forecasting.backtest`): seasonal naive, moving average and
+(:func:`shoplake.forecast.train.backtest`): seasonal naive, moving average and
 ETS against the global quantile network trained with Ray Train before each cut-off,
 all scored on the same items and days. Nothing is registered or written to the lake.
 
@@ -29,8 +29,8 @@ import logging
 import time
 
 import numpy as np
-from lakes import DATASETS, ROOT, ensure_lake
 
+from lakes import DATASETS, ROOT, ensure_lake
 from shoplake.entry import add_config_args, config_from_args, exit_cleanly, parse_date
 
 #: Items kept per dataset by default (None: all).
@@ -59,11 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
 
     from shoplake.config import load_config
+    from shoplake.forecast.report import forecast_metrics_table, forecast_ratio
+    from shoplake.forecast.schemas import ITEM_DAILY_SALES
+    from shoplake.forecast.train import backtest, backtest_origins, load_panel, metrics_rows
     from shoplake.lake import Lake
     from shoplake.ray_runtime import init_ray
-    from shoplake.reports import forecast_metrics_table, forecast_ratio
-    from shoplake.schemas.forecast import ITEM_DAILY_SALES
-    from shoplake.training.forecasting import backtest, backtest_origins, load_panel, metrics_rows
 
     console = Console()
     summary = []
@@ -79,7 +79,9 @@ def main(argv: list[str] | None = None) -> int:
         seconds = time.monotonic() - started
         rows = metrics_rows(result, run_date, None, dt.datetime.now(dt.timezone.utc))
         main_model = dcfg.forecasting.main_model
-        console.print(f"\n[bold]{name}[/bold]: run date {run_date}, {panel.n_items:,} items, cut-offs {', '.join(map(str, origins))}; {seconds:.0f} s")
+        console.print(
+            f"\n[bold]{name}[/bold]: run date {run_date}, {panel.n_items:,} items, cut-offs {', '.join(map(str, origins))}; {seconds:.0f} s"
+        )
         console.print(forecast_metrics_table(rows, main_model))
         for model, secs in result.seconds.items():
             console.print(f"  {model}: {secs:.1f} s over {len(origins)} cut-off(s)")
@@ -89,7 +91,9 @@ def main(argv: list[str] | None = None) -> int:
             summary.append((name, main_model, means[main_model]["wrmsse"], *found, result.seconds.get(main_model, float("nan"))))
     console.print("\nmain model WRMSSE / best baseline WRMSSE (below 1: the main model is better):")
     for name, main_model, value, ratio, best, best_value, train_s in summary:
-        console.print(f"  {name}: {main_model} {value:.3f} / {best} {best_value:.3f} = {ratio:.2f}x; {main_model} wall time {train_s:.0f} s")
+        console.print(
+            f"  {name}: {main_model} {value:.3f} / {best} {best_value:.3f} = {ratio:.2f}x; {main_model} wall time {train_s:.0f} s"
+        )
     return 0
 
 

@@ -2,7 +2,7 @@
 
 On the ``synthetic-fraud`` shop (``lakes.py``: 5,000 customers, 180 days, 2 % fraud;
 built through the platform's own steps when missing) the script runs the fraud run of
-the nightly flow (:func:`shoplake.training.fraud.run_fraud`): the rules baseline
+the nightly flow (:func:`shoplake.fraud.train.run_fraud`): the rules baseline
 (amount and velocity thresholds), XGBoost and the tabular network on Ray Train, all
 judged on the same test split of matured payments, and registers the champion in the
 bench lake's own registry.
@@ -36,9 +36,9 @@ import sys
 import time
 
 import numpy as np
+
 from http_load import fire, posts
 from lakes import DATASETS, ROOT, ensure_lake
-
 from shoplake.entry import add_config_args, config_from_args, exit_cleanly
 
 DATASET = "synthetic-fraud"
@@ -63,7 +63,7 @@ def quality_table(result, patterns: dict[str, set[str]]):
     from rich import box
     from rich.table import Table
 
-    from shoplake.training import fraud_metrics as M
+    from shoplake.fraud import metrics as M
 
     test = result.test
     ids = np.asarray(test.payment_ids, dtype=object)
@@ -88,10 +88,10 @@ def quality_table(result, patterns: dict[str, set[str]]):
 
 def request_bodies(lake, run_date: dt.date, n: int) -> list[dict]:
     """``n`` payment bodies: the last day's payments in time order, repeated with new ids and later times as needed."""
-    from shoplake.features.interactions import run_midnight
-    from shoplake.schemas import columns as C
-    from shoplake.schemas.fraud import TRANSACTIONS
-    from shoplake.serving.fraud import PaymentIn
+    from shoplake import columns as C
+    from shoplake.features.pit import run_midnight
+    from shoplake.fraud.schemas import TRANSACTIONS
+    from shoplake.fraud.serve import PaymentIn
 
     rows = lake.to_arrow(TRANSACTIONS, run_date=run_date).sort_by([(C.PAYMENT_TS, "ascending"), (C.PAYMENT_ID, "ascending")])
     day = [r for r in rows.to_pylist() if r[C.PAYMENT_TS] >= run_midnight(run_date - dt.timedelta(days=1))]
@@ -121,14 +121,14 @@ def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
 
     from shoplake.config import load_config
+    from shoplake.fraud.models import FraudBundle
+    from shoplake.fraud.report import fraud_metrics_table
+    from shoplake.fraud.schemas import TXN_FEATURES
+    from shoplake.fraud.score import score_rows
+    from shoplake.fraud.serve import FraudScorer, PaymentIn
+    from shoplake.fraud.train import metrics_rows, run_fraud
     from shoplake.lake import Lake
-    from shoplake.models.fraud import FraudBundle
     from shoplake.ray_runtime import init_ray
-    from shoplake.reports import fraud_metrics_table
-    from shoplake.schemas.fraud import TXN_FEATURES
-    from shoplake.scoring.fraud import score_rows
-    from shoplake.serving.fraud import FraudScorer, PaymentIn
-    from shoplake.training.fraud import metrics_rows, run_fraud
 
     console = Console(file=sys.stdout)
     overrides, run_date = ensure_lake(DATASET, cfg, needs=(TXN_FEATURES,))
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from ray import serve
 
-    from shoplake.serving.app import build_app
+    from shoplake.serve.app import build_app
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -42,9 +42,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shoplake import columns as C
 from shoplake.entry import add_config_args, config_from_args, exit_cleanly
-from shoplake.schemas import columns as C
-from shoplake.schemas.spec import Col, TableSpec
+from shoplake.lake.spec import Col, TableSpec
 
 log = logging.getLogger("bench.lake_write")
 
@@ -104,8 +104,10 @@ def make_data(spark, rows: int, dates: int, partitions: int):
         F.concat(F.lit("I"), F.pmod(F.hash("id", F.lit(2)), F.lit(5_000)).cast("string")).alias(C.ITEM_ID),
         (F.pmod(F.hash("id", F.lit(3)), F.lit(5)) + 1).cast("long").alias(C.QUANTITY),
         F.round(F.pmod(F.hash("id", F.lit(4)), F.lit(100_000)) / 100.0 + 0.99, 2).alias(C.UNIT_PRICE),
-        F.element_at(F.array(*[F.lit(s) for s in ("placed", "paid", "shipped", "delivered", "returned")]),
-                     (F.pmod(F.hash("id", F.lit(5)), F.lit(5)) + 1).cast("int")).alias(C.STATUS),
+        F.element_at(
+            F.array(*[F.lit(s) for s in ("placed", "paid", "shipped", "delivered", "returned")]),
+            (F.pmod(F.hash("id", F.lit(5)), F.lit(5)) + 1).cast("int"),
+        ).alias(C.STATUS),
         F.date_add(F.lit(FIRST_DATE).cast("date"), (F.col("id") % dates).cast("int")).alias(C.RUN_DATE),
         F.pmod(F.hash("id", F.lit(6)), F.lit(86_400)).alias("_second"),
     )
@@ -221,8 +223,11 @@ def main(argv: list[str] | None = None) -> int:
             results.append(result)
             log.info(
                 "%d rows: parquet %s s, delta %s s (median %.2f / %.2f)",
-                rows, [round(t, 2) for t in result.parquet], [round(t, 2) for t in result.delta],
-                statistics.median(result.parquet), statistics.median(result.delta),
+                rows,
+                [round(t, 2) for t in result.parquet],
+                [round(t, 2) for t in result.delta],
+                statistics.median(result.parquet),
+                statistics.median(result.delta),
             )
     finally:
         if own_out:

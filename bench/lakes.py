@@ -60,7 +60,7 @@ def ensure_lake(name: str, cfg, run_date: dt.date | None = None, *, needs: tuple
     """
     from shoplake.config import load_config
     from shoplake.lake import Lake
-    from shoplake.schemas.recsys import USER_ITEM_MATRIX
+    from shoplake.recommend.schemas import USER_ITEM_MATRIX
 
     spec = DATASETS[name]
     if name.startswith("synthetic"):
@@ -80,7 +80,9 @@ def ensure_lake(name: str, cfg, run_date: dt.date | None = None, *, needs: tuple
                 sizes = [a for key in ("users", "days") if key in g for a in (f"--{key}", str(g[key]))]
                 rate = ["--set", f"generate.fraud_rate={g['fraud_rate']}"] if "fraud_rate" in g else []
                 _shoplake("generate", "--out", spec["landing"], *sizes, *rate)
-        _shoplake("nightly", "--from", str(spec["first"]), "--to", str(spec["last"]), "--no-recommend", "--no-forecast", "--no-fraud", *sets)
+        _shoplake(
+            "nightly", "--from", str(spec["first"]), "--to", str(spec["last"]), "--no-recommend", "--no-forecast", "--no-fraud", *sets
+        )
     cutoff = run_date - dt.timedelta(days=cfg.recommender.holdout_days)
     missing = not {run_date, cutoff} <= set(lake.run_dates(USER_ITEM_MATRIX))
     missing = missing or any(run_date not in lake.run_dates(table) for table in needs)
@@ -91,9 +93,10 @@ def ensure_lake(name: str, cfg, run_date: dt.date | None = None, *, needs: tuple
 
 def ensure_text_lake(cfg) -> tuple[list[str], dt.date]:
     """Config overrides pointing at the ``bitext-pricerunner`` lake, and its run date; builds what is missing."""
+    from shoplake.categorize.schemas import PRODUCT_TEXT
     from shoplake.config import load_config
     from shoplake.lake import Lake
-    from shoplake.schemas.text import PRODUCT_TEXT, SUPPORT_TRAINING
+    from shoplake.support.schemas import SUPPORT_TRAINING
 
     spec = TEXT_DATASET
     first, last = spec["first"], spec["first"] + dt.timedelta(days=spec["days"] - 1)

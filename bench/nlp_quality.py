@@ -27,9 +27,9 @@ import sys
 import time
 
 import numpy as np
+
 from http_load import fire, posts
 from lakes import ROOT, ensure_text_lake
-
 from shoplake.entry import add_config_args, config_from_args, exit_cleanly
 
 PATH = "/support/reply"
@@ -41,8 +41,8 @@ ANSWERED_BAR, HANDOFF_BAR = 0.9, 0.8
 
 def bar_lines(result) -> tuple[list[str], bool]:
     """Whether the fine-tuned model beats both baselines on test accuracy and macro-F1, with the ratios of errors."""
-    from shoplake.models.text_classifier import FINE_TUNED
-    from shoplake.training import text_metrics as M
+    from shoplake.text import metrics as M
+    from shoplake.text.classifier import FINE_TUNED
 
     tuned = result.evaluations[FINE_TUNED].metrics["test"]
     lines, ok = [], True
@@ -62,8 +62,8 @@ def request_bodies(lake, run_date: dt.date, n: int) -> list[dict]:
     """``n`` reply requests: the test split's messages, in-scope and out-of-scope, repeated as needed."""
     import pyarrow.compute as pc
 
-    from shoplake.schemas import columns as C
-    from shoplake.schemas.text import SUPPORT_TRAINING
+    from shoplake import columns as C
+    from shoplake.support.schemas import SUPPORT_TRAINING
 
     rows = lake.to_arrow(SUPPORT_TRAINING, run_date=run_date, columns=[C.TEXT, C.SPLIT])
     texts = rows.filter(pc.equal(rows[C.SPLIT], "test"))[C.TEXT].to_pylist()
@@ -82,13 +82,15 @@ def main(argv: list[str] | None = None) -> int:
 
     from rich.console import Console
 
+    from shoplake.categorize.train import run_categorization
     from shoplake.config import load_config
     from shoplake.lake import Lake
     from shoplake.ray_runtime import init_ray
-    from shoplake.reports import text_metrics_table, text_run_lines
-    from shoplake.serving.support import MessageIn, SupportReplier
-    from shoplake.training import text_metrics as M
-    from shoplake.training.text import metrics_rows, run_categorization, run_support
+    from shoplake.support.serve import MessageIn, SupportReplier
+    from shoplake.support.train import run_support
+    from shoplake.text import metrics as M
+    from shoplake.text.report import text_metrics_table, text_run_lines
+    from shoplake.text.run import metrics_rows
 
     console = Console(file=sys.stdout)
     overrides, run_date = ensure_text_lake(cfg)
@@ -135,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
 
         from ray import serve
 
-        from shoplake.serving.app import build_app
+        from shoplake.serve.app import build_app
 
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
@@ -143,7 +145,9 @@ def main(argv: list[str] | None = None) -> int:
         logging_config = {"enable_access_log": False, "log_level": "WARNING"}
         serve.start(http_options={"host": "127.0.0.1", "port": port}, logging_config=logging_config)
         try:
-            serve.run(build_app({"env": dcfg.env, "overrides": overrides}), name="shoplake", route_prefix="/", logging_config=logging_config)
+            serve.run(
+                build_app({"env": dcfg.env, "overrides": overrides}), name="shoplake", route_prefix="/", logging_config=logging_config
+            )
             fire(port, posts(PATH, bodies[: args.warmup]), 1)
             latencies, wall = fire(port, posts(PATH, bodies[args.warmup :]), 1)
         finally:

@@ -46,9 +46,9 @@ from pathlib import Path
 from urllib.parse import quote
 
 import numpy as np
+
 from http_load import fire as load
 from http_load import send
-
 from shoplake.entry import add_config_args, config_from_args, exit_cleanly
 
 log = logging.getLogger("bench.recommend_latency")
@@ -75,8 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def synthetic_bundle(users: int, items: int, dim: int, seed: int):
     """A matrix-factorization bundle with random embeddings and histories."""
-    from shoplake.models.bundle import MFScorer, RecommenderBundle
-    from shoplake.models.mf import IdMap
+    from shoplake.recommend.bundle import MFScorer, RecommenderBundle
+    from shoplake.recommend.models.mf import IdMap
 
     rng = np.random.default_rng(seed)
     lengths = rng.integers(5, 31, size=users)
@@ -145,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
 
     from shoplake.ray_runtime import init_ray
-    from shoplake.registry import load_serving_bundle, log_model
+    from shoplake.recommend.bundle import load_serving_bundle
+    from shoplake.registry import log_model
 
     args = build_parser().parse_args(argv)
     for name in ("requests", "clients", "users", "items", "dim"):
@@ -182,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         ray = init_ray(cfg)
         from ray import serve
 
-        from shoplake.serving.app import build_app
+        from shoplake.serve.app import build_app
 
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
@@ -190,7 +191,9 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         logging_config = {"enable_access_log": args.access_log, "log_level": "WARNING"}
         serve.start(http_options={"host": "127.0.0.1", "port": port}, logging_config=logging_config)
-        serve.run(build_app({"env": cfg.env, "overrides": args.overrides}), name="shoplake", route_prefix="/", logging_config=logging_config)
+        serve.run(
+            build_app({"env": cfg.env, "overrides": args.overrides}), name="shoplake", route_prefix="/", logging_config=logging_config
+        )
         log.info("Serve app up on port %d in %.1f s (model %s version %s)", port, time.perf_counter() - started, info.kind, info.version)
 
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)

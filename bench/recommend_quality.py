@@ -4,7 +4,7 @@ For each dataset the script makes sure a lake with the features of the run date 
 of its holdout cutoff exists (building it through the platform's own steps when it
 does not: ``shoplake import`` / ``generate``, then ``shoplake nightly --no-recommend``),
 then runs the recommendation run without registering anything or refitting for
-serving (:func:`shoplake.training.recommendation.run_recommendation`,
+serving (:func:`shoplake.recommend.train.run_recommendation`,
 ``register=False``, ``recommender.refit=false``):
 popularity, item co-occurrence, matrix factorization and the text-aware sequence
 model are trained on the snapshot before the cutoff and ranked over the whole
@@ -36,8 +36,8 @@ import logging
 import time
 
 from lakes import DATASETS, ROOT, ensure_lake
-
 from shoplake.entry import add_config_args, config_from_args, exit_cleanly, parse_date
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -53,8 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     from shoplake.config import load_config
     from shoplake.lake import Lake
     from shoplake.ray_runtime import init_ray
-    from shoplake.reports import metrics_table
-    from shoplake.training.recommendation import metrics_rows, run_recommendation
+    from shoplake.recommend.report import metrics_table
+    from shoplake.recommend.train import metrics_rows, run_recommendation
 
     console = Console()
     summary = []
@@ -64,10 +64,14 @@ def main(argv: list[str] | None = None) -> int:
         dcfg = load_config(cfg.env, ["recommender.refit=false", *args.overrides, *overrides, f"runs_dir={ROOT}/runs/bench"])
         init_ray(dcfg)
         started = time.monotonic()
-        result = run_recommendation(dcfg, Lake(dcfg), run_date, name=f"bench_{name.replace('-', '_')}_{run_date}_{int(time.time())}", register=False)
+        result = run_recommendation(
+            dcfg, Lake(dcfg), run_date, name=f"bench_{name.replace('-', '_')}_{run_date}_{int(time.time())}", register=False
+        )
         seconds = time.monotonic() - started
         console.print(f"\n[bold]{name}[/bold]: run date {run_date}, {seconds:.0f} s")
-        console.print(metrics_table(metrics_rows(result.metrics, run_date, result.cutoff, None, dt.datetime.now(dt.timezone.utc)), result.main_model))
+        console.print(
+            metrics_table(metrics_rows(result.metrics, run_date, result.cutoff, None, dt.datetime.now(dt.timezone.utc)), result.main_model)
+        )
         main_ndcg = result.ndcg(result.main_model)
         baselines = {m: result.ndcg(m) for m in result.metrics if m != result.main_model}
         best = max(baselines, key=baselines.get)

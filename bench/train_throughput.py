@@ -5,7 +5,7 @@ the task's batches, loss and Adam optimizer, for the same number of epochs.
 
 * **plain torch**: one process, ``task.batches(epoch, rank=0, world_size=1)``, the
   machine's default torch threads; no checkpoints;
-* **ray train**: :func:`shoplake.training.loop.fit`, a ``TorchTrainer`` with
+* **ray train**: :func:`shoplake.train.loop.fit`, a ``TorchTrainer`` with
   ``ray.num_workers`` workers (DDP, gloo on CPU) at ``ray.cpus_per_worker`` each,
   a checkpoint every epoch; what the platform runs.
 
@@ -35,11 +35,11 @@ from shoplake.entry import add_config_args, config_from_args, exit_cleanly
 def make_task(kind: str, data, cfg):
     """The Ray Train task of a model family on a snapshot."""
     if kind == "mf":
-        from shoplake.training.recommender import mf_task
+        from shoplake.recommend.mf_train import mf_task
 
         return mf_task(cfg, data.pair_users, data.pair_items, data.pair_weights, data.user_ids, data.item_ids)
-    from shoplake.models.text_encoder import encode_texts
-    from shoplake.training.sequence import build_task
+    from shoplake.recommend.sequence import build_task
+    from shoplake.text.encoder import encode_texts
 
     return build_task(cfg, data.sequences, encode_texts(data.texts, cfg.text_encoder), data.times)
 
@@ -82,9 +82,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from shoplake.lake import Lake
     from shoplake.ray_runtime import init_ray
-    from shoplake.schemas.recsys import USER_ITEM_MATRIX
-    from shoplake.training.holdout import load_training_data
-    from shoplake.training.loop import fit
+    from shoplake.recommend.holdout import load_training_data
+    from shoplake.recommend.schemas import USER_ITEM_MATRIX
+    from shoplake.train.loop import fit
 
     console = Console(width=160)
     lake = Lake(cfg)

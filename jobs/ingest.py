@@ -1,43 +1,12 @@
-"""Ingest landing files into bronze (and quarantine) Delta tables.
-
-Inputs:  <landing.root>/<source>/<YYYY-MM-DD>.{csv,jsonl,parquet}[.gz] for each source.
-Outputs: bronze.<source> (typed rows with _source_file, _row_number, _ingested_at,
-         run_date) and quarantine.<source> (rejected rows with the reason), one
-         partition per run date, replaced on re-run.
-Parameters: --run-date D | --from D1 --to D2, --source (repeatable), --env, --set key=value.
+"""spark-submit entry point of the ingest step: landing files -> bronze and quarantine.
 
     spark-submit jobs/ingest.py --env local --run-date 2024-03-01
+
+Flags and behaviour: ``shoplake ingest --help`` (:mod:`shoplake.ingest.commands`).
 """
 
-from __future__ import annotations
-
-import argparse
-
-from shoplake.entry import add_config_args, add_date_args, config_from_args, exit_cleanly, run_dates
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ingest", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_args(add_date_args(parser))
-    parser.add_argument("--source", dest="sources", action="append", help="only this landing source (repeatable)")
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    from shoplake.ingest.run import ingest
-    from shoplake.lake import Lake
-    from shoplake.spark import get_spark
-
-    args = build_parser().parse_args(argv)
-    cfg = config_from_args(args)
-    days = run_dates(args)
-    lake = Lake(cfg, get_spark(cfg))
-    report = ingest(cfg, lake, days, args.sources)
-    for name, result in report.bronze.items():
-        quarantined = report.quarantine[name].rows
-        print(f"{result.table}: v{result.version}, {result.rows} rows, {quarantined} quarantined")
-    return 0
-
+from shoplake.entry import exit_cleanly
+from shoplake.ingest.commands import main
 
 if __name__ == "__main__":
     exit_cleanly(main)

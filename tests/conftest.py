@@ -4,15 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from helpers import TEST_OVERRIDES, free_port
 from shoplake.config import load_config
-
-TEST_OVERRIDES = (
-    "spark.master=local[2]",
-    "spark.conf.spark.sql.shuffle.partitions=2",
-    "spark.conf.spark.default.parallelism=2",
-    "spark.conf.spark.driver.memory=2g",
-    "ray.num_cpus=2",
-)
 
 
 @pytest.fixture(scope="session")
@@ -58,43 +51,6 @@ def ray_local():
     init_ray(load_config("local", TEST_OVERRIDES))
     yield ray
     ray.shutdown()
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 now."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def get_json(url: str) -> tuple[int, object]:
-    """GET ``url``: ``(status, JSON body)``, error statuses included."""
-    import json
-    import urllib.error
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(url, timeout=30) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
-
-
-def post_json(url: str, body: object, raw: bytes | None = None) -> tuple[int, object]:
-    """POST ``body`` as JSON (or the bytes ``raw`` as they are) to ``url``: ``(status, JSON body)``, error statuses included."""
-    import json
-    import urllib.error
-    import urllib.request
-
-    data = raw if raw is not None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"}, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=30) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
 
 
 @pytest.fixture(scope="module")

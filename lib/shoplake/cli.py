@@ -1,17 +1,17 @@
 """``shoplake``: the command line of the platform.
 
-Step commands (``ingest``, ``features``, and later training and scoring) run the same
-``main()`` functions as ``spark-submit jobs/...`` and ``ray job submit ... ray_apps/...``;
-``nightly`` chains them for one day or a range, and ``demo`` builds a small
-synthetic shop and runs the nightly flow over it. ``cluster up|down|status`` runs
-local Spark standalone and Ray clusters to test jobs the way they run on real ones.
+Step commands (``ingest``, ``features``, ``train-fraud``, ...: every step of
+:mod:`shoplake.pipeline`) run the step's own ``main()``, the one ``spark-submit jobs/...``
+and ``ray job submit ... ray_apps/...`` run too; ``nightly`` runs the declared steps for one
+day or a range (or prints their cluster commands), and ``demo`` builds a small synthetic
+shop and runs the nightly flow over it. ``cluster up|down|status`` runs local Spark
+standalone and Ray clusters to test jobs the way they run on real ones.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib.util
 import json
 import logging
 import sys
@@ -21,22 +21,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from shoplake.config import Config, default_conf_dir
+from shoplake.config import Config
 from shoplake.entry import add_config_args, add_date_args, config_from_args, exit_cleanly, parse_date, run_dates
 
 log = logging.getLogger(__name__)
 console = Console()
-
-
-def load_entry_point(relative: str):
-    """Import an entry-point module (``jobs/ingest.py``) from the project checkout."""
-    path = default_conf_dir().parent / relative
-    if not path.is_file():
-        raise SystemExit(f"entry point {path} not found: run shoplake from a project checkout or set SHOPLAKE_CONF_DIR")
-    spec = importlib.util.spec_from_file_location(f"shoplake_entry_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _progress() -> Progress:
@@ -47,8 +36,8 @@ def _progress() -> Progress:
 
 def lake_table(cfg: Config) -> Table:
     """A table of the lake: every existing table with version, rows and quarantined rows."""
+    from shoplake.ingest.bronze import QUARANTINE
     from shoplake.lake import Lake
-    from shoplake.schemas.bronze import QUARANTINE
 
     lake = Lake(cfg)
     out = Table(title=f"lake {cfg.lake.root}")
@@ -104,188 +93,11 @@ def cmd_import(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
-def run_nightly(
-    cfg: Config,
-    days: list[dt.date],
-    sources: list[str] | None = None,
-    *,
-    recommend: bool = True,
-    forecast: bool = True,
-    fraud: bool = True,
-    support: bool = True,
-    categorize: bool = True,
-) -> None:
-    """Run the nightly steps for the landing days ``days``.
-
-    Ingest loads the days' files; the features are then built for the morning after
-    the last day, so they use everything ingested and nothing later. With
-    ``recommend``, the recommenders are trained and evaluated on those features, the
-    main one registered, and every user's recommendations scored into the lake. With
-    ``forecast``, the forecasters are backtested, the main one registered, and every
-    item's forecasts and replenishment plan written to the lake. With ``fraud``, the
-    fraud models are trained and compared on the matured payments, the champion
-    registered, and the last day's payments scored into the lake. With ``support``, the
-    intent models are fine-tuned and compared on the labelled support messages and the
-    champion registered with its hand-off threshold and answers. With ``categorize``,
-    the product category models are fine-tuned and compared, the champion registered
-    and every product's predicted category written to the lake.
-    """
-    from shoplake.features.run import build_features
-    from shoplake.ingest.run import ingest
-    from shoplake.lake import Lake
-
-    lake = Lake(cfg)
-    todo = list(sources or cfg.ingest.sources)
-    features_for = days[-1] + dt.timedelta(days=1)
-    with _progress() as progress:
-        task = progress.add_task(f"ingest {days[0]}..{days[-1]}", total=len(todo))
-        ingest(cfg, lake, days, sources, on_source_done=lambda name: progress.update(task, advance=1, description=f"ingest: {name} written"))
-        progress.update(task, completed=len(todo), description=f"ingest {days[0]}..{days[-1]} committed")
-        task = progress.add_task(f"features for {features_for}", total=1)
-        build_features(cfg, lake, [features_for], with_holdout=True)
-        progress.update(task, completed=1, description=f"features for {features_for} committed")
-        if recommend:
-            _recommend(cfg, lake, features_for, progress)
-        if forecast:
-            _forecast(cfg, lake, features_for, progress)
-        if fraud:
-            _fraud(cfg, lake, features_for, progress)
-        if support:
-            _text_models(cfg, lake, features_for, progress, "support")
-        if categorize:
-            _text_models(cfg, lake, features_for, progress, "categorization")
-    if recommend or forecast or fraud or support or categorize:
-        console.print(*_metrics_of(cfg, lake, features_for))
-
-
-def _recommend(cfg: Config, lake, run_date: dt.date, progress) -> None:
-    from shoplake.ray_runtime import init_ray
-    from shoplake.scoring.recommendations import score_recommendations
-    from shoplake.training.recommendation import run_recommendation
-
-    init_ray(cfg)
-    steps = len(cfg.recommender.models) * 2 + 4
-    task = progress.add_task("recommenders", total=steps)
-    result = run_recommendation(
-        cfg, lake, run_date, on_step=lambda text: progress.update(task, advance=1, description=f"recommenders: {text}")
-    )
-    progress.update(task, completed=steps, description=f"recommenders: {result.main_model} v{result.model_version} registered")
-    task = progress.add_task("scoring serving.recommendations", total=1)
-    scored = score_recommendations(cfg, lake, run_date)
-    progress.update(task, completed=1, description=f"scoring: {scored.rows:,} recommendations for {scored.users:,} users")
-
-
-def _forecast(cfg: Config, lake, run_date: dt.date, progress) -> None:
-    from shoplake.ray_runtime import init_ray
-    from shoplake.scoring.forecasts import score_forecasts
-    from shoplake.training.forecasting import run_forecasting
-
-    init_ray(cfg)
-    fc = cfg.forecasting
-    steps = len(fc.models) * fc.backtest_origins + 4
-    task = progress.add_task("forecasters", total=steps)
-    result = run_forecasting(
-        cfg, lake, run_date, on_step=lambda text: progress.update(task, advance=1, description=f"forecasters: {text}")
-    )
-    progress.update(task, completed=steps, description=f"forecasters: {result.main_model} v{result.model_version} registered")
-    task = progress.add_task("forecasting serving.forecasts", total=1)
-    scored = score_forecasts(cfg, lake, run_date)
-    progress.update(
-        task, completed=1,
-        description=f"forecasts: {scored.items:,} items x {fc.horizon_days} days, {scored.items_to_order:,} items to reorder",
-    )  # fmt: skip
-    if result.chart_path:
-        console.print(f"actual vs forecast at the last backtest cut-off: {result.chart_path}")
-
-
-def _fraud(cfg: Config, lake, run_date: dt.date, progress) -> None:
-    """Train and register the fraud models, then score the last day's payments.
-
-    A shop without payments (Online Retail has none) skips the step. A shop whose
-    matured payments cannot train a model yet (too young, no chargebacks so far) gets
-    a warning instead of a failed night, and its payments are scored with the model
-    registered earlier, if there is one.
-    """
-    from shoplake.ray_runtime import init_ray
-    from shoplake.registry import NoServingModel
-    from shoplake.schemas.fraud import TXN_FEATURES
-    from shoplake.scoring.fraud import score_fraud
-    from shoplake.training.fraud import TooFewLabelsError, run_fraud
-
-    if run_date not in lake.run_dates(TXN_FEATURES):
-        console.print(f"fraud step skipped: no {TXN_FEATURES.full_name} for {run_date} (the shop's payments are not ingested)")
-        return
-    init_ray(cfg)
-    steps = len(cfg.fraud.models) + 4
-    task = progress.add_task("fraud models", total=steps)
-    try:
-        result = run_fraud(cfg, lake, run_date, on_step=lambda text: progress.update(task, advance=1, description=f"fraud models: {text}"))
-    except TooFewLabelsError as exc:
-        progress.update(task, completed=steps, description="fraud models: not trained")
-        console.print(f"[yellow]fraud models not trained for {run_date}: {exc}[/yellow]")
-    else:
-        progress.update(task, completed=steps, description=f"fraud models: champion {result.champion} v{result.model_version} registered")
-        console.print(f"fraud precision-recall curves on the test split: {result.chart_path}")
-    task = progress.add_task("scoring serving.fraud_scores", total=1)
-    try:
-        scored = score_fraud(cfg, lake, run_date)
-    except NoServingModel as exc:
-        progress.update(task, completed=1, description="fraud scores: none written")
-        console.print(f"[yellow]no fraud scores for {run_date}: {exc}[/yellow]")
-        return
-    decided = ", ".join(f"{n:,} {d}" for d, n in scored.decisions.items())
-    progress.update(task, completed=1, description=f"fraud scores: {scored.rows:,} payments of {run_date - dt.timedelta(days=1)} ({decided})")
-
-
-def _text_models(cfg: Config, lake, run_date: dt.date, progress, task: str) -> None:
-    """Fine-tune, compare and register the support or categorization models; score the catalogue's categories.
-
-    A lake without the task's text table for the run date skips the step; labels too
-    few to train on get a warning instead of a failed night (and the catalogue is
-    scored with the model registered earlier, if there is one).
-    """
-    from shoplake.ray_runtime import init_ray
-    from shoplake.registry import NoServingModel
-    from shoplake.schemas.text import PRODUCT_TEXT, SUPPORT_TRAINING
-    from shoplake.training.text import TooFewTextsError, run_categorization, run_support
-
-    support = task == "support"
-    spec, run = (SUPPORT_TRAINING, run_support) if support else (PRODUCT_TEXT, run_categorization)
-    if run_date not in lake.run_dates(spec):
-        console.print(f"{task} step skipped: no {spec.full_name} for {run_date}")
-        return
-    init_ray(cfg)
-    steps = 2 * len((cfg.support if support else cfg.categorization).models) + 5
-    bar = progress.add_task(f"{task} models", total=steps)
-    try:
-        result = run(cfg, lake, run_date, on_step=lambda text: progress.update(bar, advance=1, description=f"{task} models: {text}"))
-    except TooFewTextsError as exc:
-        progress.update(bar, completed=steps, description=f"{task} models: not trained")
-        console.print(f"[yellow]{task} models not trained for {run_date}: {exc}[/yellow]")
-    else:
-        progress.update(bar, completed=steps, description=f"{task} models: champion {result.champion} v{result.model_version} registered")
-    if support:
-        return
-    from shoplake.scoring.categories import score_categories
-
-    bar = progress.add_task("scoring serving.product_categories", total=1)
-    try:
-        scored = score_categories(cfg, lake, run_date)
-    except NoServingModel as exc:
-        progress.update(bar, completed=1, description="product categories: none written")
-        console.print(f"[yellow]no product categories for {run_date}: {exc}[/yellow]")
-        return
-    progress.update(bar, completed=1, description=f"product categories: {scored.rows:,} products, {scored.flagged:,} flagged")
-
-
 def _metrics_of(cfg: Config, lake, run_date: dt.date | None = None) -> list:
-    """The rich tables of ``ops.model_metrics`` for a run date (default the latest), one per task that has rows."""
-    from shoplake.reports import forecast_metrics_table, fraud_metrics_table, metrics_table, text_metrics_table
-    from shoplake.schemas import columns as C
-    from shoplake.schemas.ops import (
-        MODEL_METRICS, TASK_CATEGORIZATION, TASK_FORECASTING, TASK_FRAUD, TASK_RECOMMENDATION, TASK_SUPPORT,
-    )  # fmt: skip
-    from shoplake.training.model_metrics import read_model_metrics
+    """The rich tables of ``ops.model_metrics`` for a run date (default the latest), one per use case that has rows."""
+    from shoplake import columns as C
+    from shoplake.train.model_metrics import MODEL_METRICS, read_model_metrics
+    from shoplake.usecases import use_cases
 
     if lake.version(MODEL_METRICS) is None:
         raise SystemExit(f"error: no {MODEL_METRICS.full_name} in {lake.root}; run a train-* command first")
@@ -293,18 +105,12 @@ def _metrics_of(cfg: Config, lake, run_date: dt.date | None = None) -> list:
     run_date = run_date or (dates[-1] if dates else None)
     if run_date not in dates:
         raise SystemExit(f"error: {MODEL_METRICS.full_name} has no run date {run_date} (has: {', '.join(map(str, dates)) or 'none'})")
-    rows = read_model_metrics(lake, run_date)
+    rows = read_model_metrics(lake, run_date).to_pylist()
     tables = []
-    for task, render, main in (
-        (TASK_RECOMMENDATION, metrics_table, cfg.recommender.main_model),
-        (TASK_FORECASTING, forecast_metrics_table, cfg.forecasting.main_model),
-        (TASK_FRAUD, lambda records, _: fraud_metrics_table(records), None),
-        (TASK_SUPPORT, text_metrics_table, TASK_SUPPORT),
-        (TASK_CATEGORIZATION, text_metrics_table, TASK_CATEGORIZATION),
-    ):
-        mine = [r for r in rows.to_pylist() if r[C.TASK] == task]
-        if mine:
-            tables.append(render(mine, main))
+    for uc in use_cases():
+        mine = [r for r in rows if r[C.TASK] == uc.metrics_task]
+        if mine and uc.metrics_table is not None:
+            tables.append(uc.metrics_table(mine, cfg))
     return tables
 
 
@@ -315,11 +121,37 @@ def cmd_metrics(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_metrics(cfg: Config, run_date: dt.date) -> None:
+    from shoplake.lake import Lake
+    from shoplake.train.model_metrics import MODEL_METRICS
+
+    lake = Lake(cfg)
+    if run_date in lake.run_dates(MODEL_METRICS):
+        console.print(*_metrics_of(cfg, lake, run_date))
+
+
+def _nightly(cfg: Config, days: list[dt.date], sources: list[str] | None = None, skip: set[str] = frozenset()) -> None:
+    from shoplake.pipeline import run_nightly, step_date, steps
+
+    with _progress() as progress:
+        ran = run_nightly(cfg, days, sources, skip=skip, progress=progress, console=console)
+    if any(s.use_case for s in steps() if s.name in ran):
+        _print_metrics(cfg, step_date(steps()[-1], days[-1]))
+
+
 def cmd_nightly(cfg: Config, args: argparse.Namespace) -> int:
-    run_nightly(
-        cfg, run_dates(args), args.sources, recommend=not args.no_recommend, forecast=not args.no_forecast, fraud=not args.no_fraud,
-        support=not args.no_support, categorize=not args.no_categorize,
-    )
+    from shoplake.usecases import use_cases
+
+    skip = {uc.name for uc in use_cases() if getattr(args, f"no_{uc.name}")}
+    if args.print_commands:
+        from shoplake.pipeline import cluster_commands
+
+        days = run_dates(args)
+        for day in days:
+            for line in cluster_commands(day, args.cluster_env, skip):
+                print(line)
+        return 0
+    _nightly(cfg, run_dates(args), args.sources, skip)
     console.print(lake_table(cfg))
     return 0
 
@@ -329,8 +161,7 @@ def cmd_demo(cfg: Config, args: argparse.Namespace) -> int:
     if args.fresh or not (landing / "_ground_truth.json").is_file():
         cmd_generate(cfg, argparse.Namespace(days=None, users=None, items=None, seed=None, start=None, out=None))
     start = dt.date.fromisoformat(cfg.generate.start)
-    days = [start + dt.timedelta(days=i) for i in range(cfg.generate.days)]
-    run_nightly(cfg, days)
+    _nightly(cfg, [start + dt.timedelta(days=i) for i in range(cfg.generate.days)])
     console.print(lake_table(cfg))
     return 0
 
@@ -347,7 +178,9 @@ def cmd_lake(cfg: Config, args: argparse.Namespace) -> int:
             out.add_column(col)
         for entry in Lake(cfg).history(args.table, args.limit):
             when = dt.datetime.fromtimestamp(entry["timestamp"] / 1000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-            out.add_row(str(entry["version"]), when, entry.get("operation", ""), entry.get("shoplake.mode", ""), entry.get("shoplake.rows", ""))
+            out.add_row(
+                str(entry["version"]), when, entry.get("operation", ""), entry.get("shoplake.mode", ""), entry.get("shoplake.rows", "")
+            )
         console.print(out)
     else:
         specs = [get_spec(args.table)] if args.table else all_specs()
@@ -453,6 +286,9 @@ def cmd_cluster(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from shoplake.pipeline import steps
+    from shoplake.usecases import use_cases
+
     parser = argparse.ArgumentParser(prog="shoplake", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -469,43 +305,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("src", help="the dataset's folder or file under ../shared/data")
     p.add_argument("--out", help="landing folder (default: landing.root)")
 
-    sub.add_parser("ingest", help="landing -> bronze (same as spark-submit jobs/ingest.py)", add_help=False)
-    sub.add_parser("features", help="bronze -> silver/gold features (same as spark-submit jobs/build_features.py)", add_help=False)
-    sub.add_parser(
-        "train-recommender", help="train, evaluate and register the recommenders (same as ray_apps/train_recommender.py)", add_help=False
-    )
-    sub.add_parser(
-        "train-forecaster", help="backtest, train and register the demand forecasters (ray_apps/train_forecaster.py)", add_help=False
-    )
-    sub.add_parser(
-        "score-forecasts", help="forecasts and the replenishment plan into the serving tables (ray_apps/score_forecasts.py)", add_help=False
-    )
-    sub.add_parser(
-        "train-fraud", help="train, compare and register the fraud models (ray_apps/train_fraud.py)", add_help=False
-    )
-    sub.add_parser(
-        "score-fraud", help="fraud scores of the last day's payments into serving.fraud_scores (ray_apps/score_fraud.py)", add_help=False
-    )
-    sub.add_parser(
-        "train-text", help="fine-tune, compare and register the support or category models (ray_apps/train_text.py --task ...)",
-        add_help=False,
-    )  # fmt: skip
-    sub.add_parser(
-        "score-categories", help="every product's predicted category into serving.product_categories (ray_apps/score_categories.py)",
-        add_help=False,
-    )  # fmt: skip
-    sub.add_parser("profile-tables", help="rows and nulls per column into ops.table_profiles (ray_apps/profile_tables.py)", add_help=False)
-    sub.add_parser(
-        "score-recommendations", help="top-k of every user into serving.recommendations (ray_apps/score_recommendations.py)", add_help=False
-    )
+    for step in steps():
+        sub.add_parser(step.name, help=step.help, add_help=False)
 
     p = add_config_args(add_date_args(sub.add_parser("nightly", help="run the nightly flow for a day or a range")))
     p.add_argument("--source", dest="sources", action="append", help="only this landing source (repeatable)")
-    p.add_argument("--no-recommend", action="store_true", help="no recommender training or scoring")
-    p.add_argument("--no-forecast", action="store_true", help="no forecaster training, forecasts or replenishment plan")
-    p.add_argument("--no-fraud", action="store_true", help="no fraud model training or fraud scores")
-    p.add_argument("--no-support", action="store_true", help="no support intent model training")
-    p.add_argument("--no-categorize", action="store_true", help="no product category model training or category scores")
+    for uc in use_cases():
+        p.add_argument(f"--no-{uc.name}", action="store_true", help=f"leave out the steps of {uc.name}")
+    p.add_argument(
+        "--print-commands", action="store_true", help="print the spark-submit / ray job submit lines of a cluster run instead of running"
+    )
+    p.add_argument("--cluster-env", default="cluster", help="the --env of the printed commands (default: cluster)")
 
     p = add_config_args(sub.add_parser("demo", help="generate a small shop and run the nightly flow over it"))
     p.add_argument("--fresh", action="store_true", help="regenerate the landing files even if present")
@@ -545,26 +355,16 @@ COMMANDS = {
     "cluster": cmd_cluster,
     "models": cmd_models,
 }
-ENTRY_POINTS = {
-    "ingest": "jobs/ingest.py",
-    "features": "jobs/build_features.py",
-    "train-recommender": "ray_apps/train_recommender.py",
-    "profile-tables": "ray_apps/profile_tables.py",
-    "score-recommendations": "ray_apps/score_recommendations.py",
-    "train-forecaster": "ray_apps/train_forecaster.py",
-    "score-forecasts": "ray_apps/score_forecasts.py",
-    "train-fraud": "ray_apps/train_fraud.py",
-    "score-fraud": "ray_apps/score_fraud.py",
-    "train-text": "ray_apps/train_text.py",
-    "score-categories": "ray_apps/score_categories.py",
-}
 
 
 def run(argv: list[str] | None = None) -> int:
     """Parse ``argv`` and run the command; returns the exit code."""
+    from shoplake.pipeline import steps
+
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in ENTRY_POINTS:
-        return load_entry_point(ENTRY_POINTS[argv[0]]).main(argv[1:])
+    step = next((s for s in steps() if argv and s.name == argv[0]), None)
+    if step is not None:
+        return step.load_main()(argv[1:])
     args = build_parser().parse_args(argv)
     cfg = config_from_args(args)
     return COMMANDS[args.command](cfg, args)

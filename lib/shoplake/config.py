@@ -17,14 +17,15 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from shoplake.schemas.landing import SOURCES
+from shoplake.errors import InputError
+from shoplake.ingest.landing import SOURCES
 
 CONF_DIR_ENV = "SHOPLAKE_CONF_DIR"
 _FREE_FORM_MAPS = (("spark", "conf"), ("lake", "storage_options"))
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """A configuration file or override is wrong; the message names the key."""
 
 
@@ -59,7 +60,8 @@ class RayConfig(_Strict):
     cpus_per_worker: float = Field(0.5, gt=0, description="Fractional CPUs keep Ray Data from starving on small nodes.")
     cpus_per_data_task: float = Field(0.5, gt=0)
     train_poll_s: float = Field(
-        0.5, gt=0,
+        0.5,
+        gt=0,
         description="How often Ray Train's controller polls its workers (RAY_TRAIN_HEALTH_CHECK_INTERVAL_S, Ray's default 2 s); "
         "every epoch's report waits for the next poll, so with short epochs this is most of the time.",
     )
@@ -93,7 +95,7 @@ class FeaturesConfig(_Strict):
     @field_validator("event_weights")
     @classmethod
     def _known_events(cls, value: dict[str, float]) -> dict[str, float]:
-        from shoplake.schemas.landing import EVENT_TYPES
+        from shoplake.ingest.landing import EVENT_TYPES
 
         unknown = [e for e in value if e not in EVENT_TYPES]
         if unknown:
@@ -131,7 +133,7 @@ class ClusterConfig(_Strict):
 
 
 class TrainingConfig(_Strict):
-    """Settings of the Ray Train jobs (``ray_apps/train_*.py``)."""
+    """Settings of the Ray Train jobs (``shoplake train-<use case>``, ``ray_apps/train.py``)."""
 
     epochs: int = Field(10, ge=1)
     batch_size: int = Field(1024, ge=1, description="Positive pairs per step and worker.")
@@ -145,9 +147,7 @@ class TrainingConfig(_Strict):
         "PACK", description="How training workers are placed on nodes (SPREAD: one per node where possible)."
     )
     seed: int = 7
-    epoch_sleep_s: float = Field(
-        0.0, ge=0, description="Extra seconds each epoch waits, only so that tests can act while training runs."
-    )
+    epoch_sleep_s: float = Field(0.0, ge=0, description="Extra seconds each epoch waits, only so that tests can act while training runs.")
 
 
 class TextEncoderConfig(_Strict):
@@ -173,28 +173,38 @@ class SequenceModelConfig(_Strict):
     lr: float = Field(0.002, gt=0)
     text_fusion: bool = Field(True, description="Add the projected text embedding to each item's id embedding.")
     fine_tune_text: bool = Field(False, description="Also train the text encoder's last layers (slower).")
-    id_dropout: float = Field(0.0, ge=0, lt=1, description="Training only: chance an item's id embedding is dropped in a step, so its text must stand for it.")
+    id_dropout: float = Field(
+        0.0, ge=0, lt=1, description="Training only: chance an item's id embedding is dropped in a step, so its text must stand for it."
+    )
     item_bias: bool = Field(True, description="A per-item logit bias (learnt for known items, from text for all).")
-    shuffle_baskets: bool = Field(True, description="Items bought at the same time are reordered at random every epoch (their logged order means nothing).")
+    shuffle_baskets: bool = Field(
+        True, description="Items bought at the same time are reordered at random every epoch (their logged order means nothing)."
+    )
     mask_seen: bool = Field(False, description="Leave the items a position has already seen out of its training softmax.")
     recency_half_life_days: float | None = Field(
         14.0, gt=0, description="Training targets weigh half as much every this many days before the newest; None: all equal."
     )
     recency_floor: float = Field(0.0, ge=0, lt=1, description="Weight even the oldest training target keeps.")
-    dedupe: Literal["none", "first", "last"] = Field("first", description="Repeated items in a sequence: keep all, or only the first or the last occurrence.")
+    dedupe: Literal["none", "first", "last"] = Field(
+        "first", description="Repeated items in a sequence: keep all, or only the first or the last occurrence."
+    )
 
 
 class RecommenderConfig(_Strict):
     """The recommendation run: holdout evaluation of every model, then the main model for serving."""
 
     holdout_days: int = Field(14, ge=1, description="The last days before the run date held out for evaluation.")
-    exclude_seen: bool = Field(True, description="Never recommend (or count as a hit) what the user already had; off for repeat-purchase shops.")
+    exclude_seen: bool = Field(
+        True, description="Never recommend (or count as a hit) what the user already had; off for repeat-purchase shops."
+    )
     relevant_types: list[str] = Field(default_factory=lambda: ["purchase"], description="Held-out interaction types that count as hits.")
     k: int = Field(20, ge=1, description="Recommendations per user written by batch scoring.")
     models: list[Literal["popularity", "cooccurrence", "mf", "sasrec"]] = Field(
         default_factory=lambda: ["popularity", "cooccurrence", "mf", "sasrec"], description="Models trained and evaluated side by side."
     )
-    main_model: Literal["popularity", "cooccurrence", "mf", "sasrec"] = Field("sasrec", description="The model registered for serving and scoring.")
+    main_model: Literal["popularity", "cooccurrence", "mf", "sasrec"] = Field(
+        "sasrec", description="The model registered for serving and scoring."
+    )
     refit: bool = Field(True, description="Retrain the main model on all data up to the run date before registering it.")
     registry_uri: str | None = Field(None, description="MLflow tracking/registry URI; None: SQLite under <lake.root>/_mlflow.")
     registered_model: str = "shoplake-recommender"
@@ -206,8 +216,12 @@ class ForecastingConfig(_Strict):
 
     horizon_days: int = Field(28, ge=1, description="Days forecast from the run date on.")
     history_days: int = Field(28, ge=7, description="Days of an item's past the global model reads per forecast.")
-    backtest_origins: int = Field(3, ge=1, description="Rolling-origin cut-offs of the backtest, horizon_days apart, the last one horizon_days before the run date.")
-    min_history_days: int = Field(28, ge=1, description="Items with fewer days since their first sale at a cut-off are not evaluated there.")
+    backtest_origins: int = Field(
+        3, ge=1, description="Rolling-origin cut-offs of the backtest, horizon_days apart, the last one horizon_days before the run date."
+    )
+    min_history_days: int = Field(
+        28, ge=1, description="Items with fewer days since their first sale at a cut-off are not evaluated there."
+    )
     moving_average_days: int = Field(28, ge=1, description="Window of the moving-average baseline.")
     models: list[Literal["seasonal_naive", "moving_average", "ets", "quantile_net"]] = Field(
         default_factory=lambda: ["seasonal_naive", "moving_average", "ets", "quantile_net"],
@@ -225,7 +239,9 @@ class ForecastingConfig(_Strict):
     windows_per_epoch: int = Field(100_000, ge=1, description="Training windows sampled per epoch over all items (all of them when fewer).")
     mean_weight: float = Field(1.0, ge=0, description="Weight of the mean head's squared error beside the quantiles' pinball loss.")
     target_clip: float | None = Field(
-        10.0, gt=0, description="Scaled units above this count as this much in the mean head's squared error (bulk orders would dominate it); null: no clip."
+        10.0,
+        gt=0,
+        description="Scaled units above this count as this much in the mean head's squared error (bulk orders would dominate it); null: no clip.",
     )
     service_level: float = Field(0.95, gt=0.5, lt=1, description="Target cycle service level of the safety stock.")
     review_period_days: int = Field(7, ge=0, description="Days between orders: stock must cover lead time plus this.")
@@ -236,13 +252,28 @@ class ForecastingConfig(_Strict):
 class FraudConfig(_Strict):
     """Fraud detection: labels, the time-based split, the models, decisions and their costs."""
 
-    history_days: int = Field(180, ge=8, description="Payments of this many days before the run date are in silver.transactions; features see only them.")
-    maturity_days: int = Field(30, ge=1, description="A payment is labelled once this many days old: fraud with a chargeback of a fraud reason by then, else legitimate; younger ones are unlabelled.")
-    fraud_reason_codes: list[str] = Field(default_factory=lambda: ["fraud"], description="Chargeback reasons that mark a payment as fraud (others, like not_received, do not).")
-    validation_share: float = Field(0.2, gt=0, lt=0.5, description="Share of matured payments (by time, after the training ones) used to pick the champion and the thresholds.")
+    history_days: int = Field(
+        180, ge=8, description="Payments of this many days before the run date are in silver.transactions; features see only them."
+    )
+    maturity_days: int = Field(
+        30,
+        ge=1,
+        description="A payment is labelled once this many days old: fraud with a chargeback of a fraud reason by then, else legitimate; younger ones are unlabelled.",
+    )
+    fraud_reason_codes: list[str] = Field(
+        default_factory=lambda: ["fraud"],
+        description="Chargeback reasons that mark a payment as fraud (others, like not_received, do not).",
+    )
+    validation_share: float = Field(
+        0.2,
+        gt=0,
+        lt=0.5,
+        description="Share of matured payments (by time, after the training ones) used to pick the champion and the thresholds.",
+    )
     test_share: float = Field(0.2, gt=0, lt=0.5, description="Share of matured payments (the newest) held out for the reported metrics.")
     models: list[Literal["rules", "gbt", "tabular_nn"]] = Field(
-        default_factory=lambda: ["rules", "gbt", "tabular_nn"], description="Models evaluated side by side; the champion is the best trained one on validation PR-AUC."
+        default_factory=lambda: ["rules", "gbt", "tabular_nn"],
+        description="Models evaluated side by side; the champion is the best trained one on validation PR-AUC.",
     )
     gbt_rounds: int = Field(300, ge=1, description="Boosting rounds of the gradient-boosted trees (XGBoost).")
     gbt_max_depth: int = Field(5, ge=1)
@@ -253,11 +284,17 @@ class FraudConfig(_Strict):
     nn_batch_size: int = Field(256, ge=1)
     nn_lr: float = Field(0.002, gt=0)
     rules_amount: float = Field(300.0, gt=0, description="Rules baseline: amounts above this are flagged.")
-    rules_velocity_1h: int = Field(3, ge=1, description="Rules baseline: this many earlier payments of the same user, card, device or IP within 1 h are flagged.")
+    rules_velocity_1h: int = Field(
+        3, ge=1, description="Rules baseline: this many earlier payments of the same user, card, device or IP within 1 h are flagged."
+    )
     review_capacity_per_day: int = Field(20, ge=1, description="Payments the review team can check per day (precision@capacity).")
     review_cost: float = Field(5.0, ge=0, description="Cost of reviewing one payment.")
-    chargeback_fee: float = Field(15.0, ge=0, description="Fee per chargeback on top of the lost amount (cost of a missed fraud: amount + fee).")
-    decline_precision: float = Field(0.9, gt=0, le=1, description="Payments are declined outright above the lowest threshold whose validation precision reaches this.")
+    chargeback_fee: float = Field(
+        15.0, ge=0, description="Fee per chargeback on top of the lost amount (cost of a missed fraud: amount + fee)."
+    )
+    decline_precision: float = Field(
+        0.9, gt=0, le=1, description="Payments are declined outright above the lowest threshold whose validation precision reaches this."
+    )
     registered_model: str = "shoplake-fraud"
 
 
@@ -269,13 +306,16 @@ class FineTuningConfig(_Strict):
     min_steps: int = Field(60, ge=1, description="Fewest optimizer steps of a run: a small table gets more epochs than `epochs`.")
     batch_size: int = Field(32, ge=1, description="Texts per step and worker.")
     lr: float = Field(1e-4, gt=0, description="Peak AdamW learning rate.")
-    warmup_ratio: float = Field(0.1, ge=0, lt=1, description="Share of the steps over which the learning rate rises to lr; it then falls linearly to 0.")
+    warmup_ratio: float = Field(
+        0.1, ge=0, lt=1, description="Share of the steps over which the learning rate rises to lr; it then falls linearly to 0."
+    )
     weight_decay: float = Field(0.01, ge=0)
     dropout: float = Field(0.1, ge=0, lt=1, description="Dropout before the classification head.")
     max_grad_norm: float | None = Field(1.0, gt=0, description="Gradient clipping (None: off).")
     amp: bool = Field(True, description="bfloat16 autocast on a GPU; ignored on CPU.")
     freeze_embeddings: bool = Field(
-        False, description="Keep the word-piece embedding table as pretrained: about 5 % faster on CPU, but product titles (model numbers, brands) lose accuracy."
+        False,
+        description="Keep the word-piece embedding table as pretrained: about 5 % faster on CPU, but product titles (model numbers, brands) lose accuracy.",
     )
     baseline_c: float = Field(10.0, gt=0, description="Inverse regularisation of the baselines' logistic regression.")
 
@@ -287,16 +327,30 @@ class SupportConfig(_Strict):
     """The customer-service run: intent classifier, hand-off threshold and answers (``POST /support/reply``)."""
 
     models: list[_TEXT_MODELS] = Field(
-        default_factory=lambda: ["tfidf_lr", "frozen_lr", "fine_tuned"], description="Models trained and compared; the best on validation macro-F1 is registered."
+        default_factory=lambda: ["tfidf_lr", "frozen_lr", "fine_tuned"],
+        description="Models trained and compared; the best on validation macro-F1 is registered.",
     )
     out_of_scope_intents: list[str] = Field(
         default_factory=lambda: ["complaint", "contact_human_agent"],
         description="Intents no model is trained on: their messages are the out-of-scope test of the hand-off, and a person answers them.",
     )
-    typo_rate: float = Field(0.1, ge=0, lt=1, description="Fine-tuning: share of training words (4+ letters) given a typo, afresh every epoch, so misspelt messages are read.")
-    min_answered: float = Field(0.93, gt=0, le=1, description="The hand-off threshold never rises above the highest confidence that answers this share of in-scope validation messages.")
+    typo_rate: float = Field(
+        0.1,
+        ge=0,
+        lt=1,
+        description="Fine-tuning: share of training words (4+ letters) given a typo, afresh every epoch, so misspelt messages are read.",
+    )
+    min_answered: float = Field(
+        0.93,
+        gt=0,
+        le=1,
+        description="The hand-off threshold never rises above the highest confidence that answers this share of in-scope validation messages.",
+    )
     min_handoff: float = Field(
-        0.9, gt=0, le=1, description="The hand-off threshold is the lowest that hands this share of out-of-scope validation messages to a person (capped as above)."
+        0.9,
+        gt=0,
+        le=1,
+        description="The hand-off threshold is the lowest that hands this share of out-of-scope validation messages to a person (capped as above).",
     )
     max_message_chars: int = Field(2000, ge=1, description="Longer messages are refused with 422.")
     registered_model: str = "shoplake-support"
@@ -306,11 +360,16 @@ class CategorizationConfig(_Strict):
     """The product categorization run (``serving.product_categories``, ``POST /categorize``)."""
 
     models: list[_TEXT_MODELS] = Field(
-        default_factory=lambda: ["tfidf_lr", "frozen_lr", "fine_tuned"], description="Models trained and compared; the best on validation macro-F1 is registered."
+        default_factory=lambda: ["tfidf_lr", "frozen_lr", "fine_tuned"],
+        description="Models trained and compared; the best on validation macro-F1 is registered.",
     )
-    max_train_rows: int | None = Field(None, ge=1, description="Train on a random sample of this many labelled products at most (None: all).")
+    max_train_rows: int | None = Field(
+        None, ge=1, description="Train on a random sample of this many labelled products at most (None: all)."
+    )
     typo_rate: float = Field(0.0, ge=0, lt=1, description="Fine-tuning: share of training words given a typo, afresh every epoch.")
-    disagreement_confidence: float = Field(0.9, gt=0, le=1, description="A product whose given category differs from a prediction at least this confident is flagged.")
+    disagreement_confidence: float = Field(
+        0.9, gt=0, le=1, description="A product whose given category differs from a prediction at least this confident is flagged."
+    )
     max_text_chars: int = Field(2000, ge=1, description="Longer titles or descriptions are refused with 422.")
     registered_model: str = "shoplake-categorizer"
 
@@ -370,6 +429,7 @@ def _deep_merge(base: dict, overlay: dict) -> dict:
 
 def _expand_env(value: Any) -> Any:
     if isinstance(value, str):
+
         def repl(m: re.Match) -> str:
             name, default = m.group(1), m.group(2)
             if name in os.environ:

@@ -14,7 +14,8 @@ import os
 import sys
 from collections.abc import Callable
 
-from shoplake.config import Config, ConfigError, load_config
+from shoplake.config import Config, load_config
+from shoplake.errors import InputError
 
 
 def add_config_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -42,10 +43,15 @@ def add_date_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
+def date_range(start: dt.date, end: dt.date) -> list[dt.date]:
+    """Every day from ``start`` to ``end`` inclusive."""
+    if end < start:
+        raise ValueError(f"date range ends ({end}) before it starts ({start})")
+    return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+
+
 def run_dates(args: argparse.Namespace) -> list[dt.date]:
     """The days named by ``--run-date`` or ``--from/--to``."""
-    from shoplake.ingest.run import date_range
-
     if args.run_date and (args.date_from or args.date_to):
         raise SystemExit("give --run-date or --from/--to, not both")
     if args.run_date:
@@ -74,12 +80,9 @@ def exit_cleanly(main: Callable[[list[str] | None], int]) -> None:
     libraries (delta-rs, Arrow) can abort during interpreter teardown and would turn
     a successful run into a failed one.
     """
-    from shoplake.ingest.readers import LandingError
-    from shoplake.lake.checks import SchemaMismatchError
-
     try:
         code = main(None) or 0
-    except (ConfigError, LandingError, SchemaMismatchError) as exc:
+    except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         code = 2
     except KeyboardInterrupt:
@@ -90,7 +93,7 @@ def exit_cleanly(main: Callable[[list[str] | None], int]) -> None:
             code = 2
         else:
             code = exc.code or 0
-    except BaseException:
+    except BaseException:  # noqa: BLE001 - any failure must become exit code 1 with its traceback
         import traceback
 
         traceback.print_exc()

@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 from shoplake.config import Config
-from shoplake.models.bundle import RecommenderBundle
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +166,7 @@ def _reader_client(cfg: Config):
     uri = tracking_uri(cfg)
     db = _sqlite_file(uri)
     if db is not None and not db.is_file():
-        raise NoServingModel(f"no model registry at {db}: train and register a recommender first (ray_apps/train_recommender.py)")
+        raise NoServingModel(f"no model registry at {db}: train and register a recommender first (shoplake train-recommender)")
     return _client(uri)
 
 
@@ -404,26 +403,6 @@ def download_bundle(
         shutil.rmtree(staging, ignore_errors=True)
     log.info("model %s version %s (%s) downloaded to %s", info.name, info.version, info.kind, target)
     return target, info
-
-
-def load_serving_bundle(cfg: Config, version: str | int | None = None) -> tuple[RecommenderBundle, ModelVersionInfo]:
-    """Download and load the serving version of the recommender (or ``version``).
-
-    Args:
-        cfg: Configuration.
-        version: A version number; None: the one the serving alias names.
-
-    Returns:
-        The loaded bundle and the version it came from.
-
-    Raises:
-        NoServingModel: Nothing is registered, the alias is unset or ``version`` is unknown.
-    """
-    folder, info = download_bundle(cfg, version)
-    bundle = RecommenderBundle.load(folder)
-    if info.kind is None:
-        info.kind = bundle.kind
-    return bundle, info
 
 
 def list_versions(cfg: Config, registered_model: str | None = None) -> list[ModelVersionInfo]:

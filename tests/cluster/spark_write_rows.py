@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from shoplake.entry import add_config_args, config_from_args, exit_cleanly
-from shoplake.schemas.spec import Col, TableSpec
+from shoplake.lake.spec import Col, TableSpec
 
 SPEC = TableSpec(
     "cluster_test_rows",

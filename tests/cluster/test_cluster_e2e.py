@@ -21,7 +21,7 @@ from cluster_helpers import ROOT, cluster_config, run_logged, running_clusters, 
 from deltalake import DeltaTable
 
 from shoplake import cluster
-from shoplake.schemas import columns as C
+from shoplake import columns as C
 
 pytestmark = pytest.mark.cluster
 

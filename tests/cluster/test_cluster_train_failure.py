@@ -1,6 +1,6 @@
 """A Ray worker node dies during training: the job still succeeds, resuming from the last checkpoint.
 
-``ray_apps/train_recommender.py`` is submitted with ``ray job submit`` to a 2-node Ray
+``ray_apps/train.py recommend`` is submitted with ``ray job submit`` to a 2-node Ray
 cluster (head and one extra node, 1 CPU each) with two training workers of 0.5 CPU
 placed SPREAD, so one runs on each node. Once a training worker is alive on the
 extra node and a checkpoint is surely registered, that node (``ray start --block``, its raylet and
@@ -26,8 +26,8 @@ from cluster_helpers import cluster_config, running_clusters, tail
 from deltalake import write_deltalake
 
 from shoplake import cluster
-from shoplake.schemas import columns as C
-from shoplake.schemas.recsys import INTERACTIONS, ITEM_FEATURES, USER_ITEM_MATRIX
+from shoplake import columns as C
+from shoplake.recommend.schemas import INTERACTIONS, ITEM_FEATURES, USER_ITEM_MATRIX
 
 pytestmark = pytest.mark.cluster
 
@@ -110,7 +110,7 @@ def test_killed_ray_node_during_training_resumes_from_the_last_checkpoint(tmp_pa
         "recommender.refit=false",
         f"recommender.holdout_days={HOLDOUT_DAYS}",
     ]
-    entry = ["python", "ray_apps/train_recommender.py", "--env", "cluster", "--name", RUN_NAME, "--no-register"]
+    entry = ["python", "ray_apps/train.py", "recommend", "--env", "cluster", "--name", RUN_NAME, "--no-register"]
     for s in settings:
         entry += ["--set", s]
 
@@ -119,9 +119,7 @@ def test_killed_ray_node_during_training_resumes_from_the_last_checkpoint(tmp_pa
         head = next(n["node_id"] for n in nodes if n.get("is_head_node"))
         victim_node = next(n["node_id"] for n in nodes if not n.get("is_head_node"))
         submission_id = f"train-{int(time.time())}"
-        argv = cluster.ray_job_submit_argv(
-            cfg, entry, env_vars={"SHOPLAKE_LAKE_ROOT": f"file://{lake_root}"}, submission_id=submission_id
-        )
+        argv = cluster.ray_job_submit_argv(cfg, entry, env_vars={"SHOPLAKE_LAKE_ROOT": f"file://{lake_root}"}, submission_id=submission_id)
         log = tmp_path / "train.log"
         started = time.monotonic()
         with open(log, "w") as out:

@@ -12,41 +12,38 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from shoplake import columns as C
+from shoplake.categorize.pipeline import FEATURES as CATEGORIZE_NODE
+from shoplake.categorize.schemas import PRODUCT_TEXT
 from shoplake.datagen.synthetic import GROUND_TRUTH_FILE, ShopParams, generate_shop
-from shoplake.features.run import FRAUD_OUTPUTS, OUTPUTS, PRODUCT_OUTPUTS, SUPPORT_OUTPUTS, build_features
-from shoplake.features.txn_features import FEATURE_NAMES, OnlineFeatures
+from shoplake.features.run import build_features, feature_outputs
+from shoplake.forecast.schemas import ITEM_DAILY_SALES
+from shoplake.fraud.declarations import FEATURE_NAMES
+from shoplake.fraud.online import OnlineFeatures
+from shoplake.fraud.pipeline import FEATURES as FRAUD_NODE
+from shoplake.fraud.schemas import TRANSACTIONS, TXN_FEATURES
+from shoplake.ingest.landing import CANCELLED, CHARGEBACKS, EVENTS, INVENTORY, ORDERS, PAYMENTS, PLACED, PRODUCTS, SUPPORT_TICKETS
 from shoplake.ingest.run import date_range, ingest
 from shoplake.lake import Lake
-from shoplake.schemas import columns as C
-from shoplake.schemas.forecast import ITEM_DAILY_SALES
-from shoplake.schemas.fraud import TRANSACTIONS, TXN_FEATURES
-from shoplake.schemas.landing import CHARGEBACKS, EVENTS, INVENTORY, ORDERS, PAYMENTS, PRODUCTS, SUPPORT_TICKETS
-from shoplake.schemas.recsys import (
-    CANCELLED,
-    INTERACTIONS,
-    ITEM_FEATURES,
-    PLACED,
-    PURCHASE,
-    SOURCE_ORDERS,
-    USER_FEATURES,
-    USER_ITEM_MATRIX,
-)
-from shoplake.schemas.text import PRODUCT_TEXT, SPLITS, SUPPORT_TRAINING
-from shoplake.schemas.text import SUPPORT_TICKETS as SILVER_TICKETS
+from shoplake.recommend.schemas import INTERACTIONS, ITEM_FEATURES, PURCHASE, SOURCE_ORDERS, USER_FEATURES, USER_ITEM_MATRIX
+from shoplake.support.pipeline import FEATURES as SUPPORT_NODE
+from shoplake.support.schemas import SUPPORT_TICKETS as SILVER_TICKETS
+from shoplake.support.schemas import SUPPORT_TRAINING
+from shoplake.text.splits import SPLITS
 
 RETAIL = Path(__file__).resolve().parents[3] / "shared" / "data" / "online-retail" / "by-day"
 
 # Busy enough for cancellations inside ten days, small enough for seconds of Spark. More support
 # tickets than the default (a few dozen instead of one); they come from their own random stream.
-SHOP = ShopParams(
-    days=10, users=30, items=20, seed=5, sessions_per_user_day=0.5, cancel_rate=0.15, tickets_per_order=1.0
-)
+SHOP = ShopParams(days=10, users=30, items=20, seed=5, sessions_per_user_day=0.5, cancel_rate=0.15, tickets_per_order=1.0)
 START = SHOP.start
 EARLY, LATE = START + dt.timedelta(days=2), START + dt.timedelta(days=SHOP.days)
 # A week: the generator plants each fraud pattern by day 3; chargebacks come within days.
 FRAUD_SHOP = dataclasses.replace(SHOP, days=7, chargeback_delay_days=(1, 3))
 FRAUD_DAY = START + dt.timedelta(days=FRAUD_SHOP.days)
 #: What a shop without payments gets.
+OUTPUTS = feature_outputs()
+FRAUD_OUTPUTS, SUPPORT_OUTPUTS, PRODUCT_OUTPUTS = FRAUD_NODE.outputs, SUPPORT_NODE.outputs, CATEGORIZE_NODE.outputs
 WITHOUT_PAYMENTS = [spec for spec in OUTPUTS if spec not in FRAUD_OUTPUTS]
 
 
@@ -119,14 +116,8 @@ def expected_daily_sales(orders: pd.DataFrame, day: dt.date) -> dict[tuple, tupl
     A customer buys as the user, a guest as the order; a cancellation takes units off
     the top of its stack (the latest placed first), a return takes nothing.
     """
-    known = orders[
-        (orders[C.ORDER_TS] < midnight(day))
-        & (orders[C.RUN_DATE] < day)
-        & orders[C.STATUS].isin([PLACED, CANCELLED])
-    ]
-    known = known.assign(is_cancel=known[C.STATUS] == CANCELLED).sort_values(
-        [C.ORDER_TS, "is_cancel", C.ORDER_ID, C.LINE_NUMBER]
-    )
+    known = orders[(orders[C.ORDER_TS] < midnight(day)) & (orders[C.RUN_DATE] < day) & orders[C.STATUS].isin([PLACED, CANCELLED])]
+    known = known.assign(is_cancel=known[C.STATUS] == CANCELLED).sort_values([C.ORDER_TS, "is_cancel", C.ORDER_ID, C.LINE_NUMBER])
     stacks: dict[tuple, list[list]] = defaultdict(list)
     for row in known.itertuples(index=False):
         buyer = row.user_id if pd.notna(row.user_id) else ("guest order", row.order_id)
@@ -255,9 +246,7 @@ def test_synthetic_shop_features_two_run_dates_then_a_rerun(cfg, lake):
     assert len(expected_purchases(orders, LATE)) < len(placed_with_user.drop_duplicates([C.USER_ID, C.ITEM_ID, C.ORDER_TS]))
 
     # Re-running a date replaces its partitions: the same rows in a new version, the other date untouched.
-    before = {
-        s.full_name: (sorted_rows(table(lake, s, LATE)), sorted_rows(table(lake, s, EARLY))) for s in WITHOUT_PAYMENTS
-    }
+    before = {s.full_name: (sorted_rows(table(lake, s, LATE)), sorted_rows(table(lake, s, EARLY))) for s in WITHOUT_PAYMENTS}
     again = build_features(cfg, lake, [LATE])
     assert [(r.table, r.version) for r in again] == [(s.full_name, 1) for s in WITHOUT_PAYMENTS]
     for spec in WITHOUT_PAYMENTS:
@@ -271,16 +260,17 @@ def test_a_clickstream_only_shop_gets_no_daily_sales(cfg, lake, caplog):
 
     with caplog.at_level(logging.INFO, logger="shoplake.features.run"):
         results = build_features(cfg, lake, [EARLY])
-    assert [r.table for r in results] == [
-        s.full_name for s in WITHOUT_PAYMENTS if s is not ITEM_DAILY_SALES and s not in SUPPORT_OUTPUTS
-    ]
+    assert [r.table for r in results] == [s.full_name for s in WITHOUT_PAYMENTS if s is not ITEM_DAILY_SALES and s not in SUPPORT_OUTPUTS]
     assert f"{ITEM_DAILY_SALES.full_name} is skipped" in caplog.text
     assert " and ".join(s.full_name for s in SUPPORT_OUTPUTS) + " are skipped" in caplog.text
     assert f"{TRANSACTIONS.full_name} and {TXN_FEATURES.full_name} are skipped" in caplog.text
     assert not lake.exists(ITEM_DAILY_SALES)
 
 
-@pytest.mark.skipif(not RETAIL.is_dir(), reason=f"the public Online Retail files are read in place from {RETAIL}, outside the repository, and this checkout has none")
+@pytest.mark.skipif(
+    not RETAIL.is_dir(),
+    reason=f"the public Online Retail files are read in place from {RETAIL}, outside the repository, and this checkout has none",
+)
 def test_online_retail_has_only_orders_and_products(cfg, lake, caplog):
     from shoplake.datagen.online_retail import import_online_retail
 

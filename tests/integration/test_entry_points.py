@@ -45,14 +45,21 @@ def test_spark_submit_ingest(tmp_path):
     _landing(tmp_path / "landing")
     cmd = [
         str(BIN / "spark-submit"),
-        "--master", "local[2]",
-        "--conf", "spark.ui.enabled=false",
+        "--master",
+        "local[2]",
+        "--conf",
+        "spark.ui.enabled=false",
         str(ROOT / "jobs" / "ingest.py"),
-        "--env", "local",
-        "--set", f"lake.root={tmp_path}/lake",
-        "--set", f"landing.root={tmp_path}/landing",
-        "--set", "ingest.sources=[orders]",
-        "--run-date", DAY.isoformat(),
+        "--env",
+        "local",
+        "--set",
+        f"lake.root={tmp_path}/lake",
+        "--set",
+        f"landing.root={tmp_path}/landing",
+        "--set",
+        "ingest.sources=[orders]",
+        "--run-date",
+        DAY.isoformat(),
     ]
     proc = subprocess.run(cmd, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -65,23 +72,39 @@ def test_cli_ingest_and_lake_show(tmp_path):
     _landing(tmp_path / "landing")
     common = ["--set", f"lake.root={tmp_path}/lake", "--set", f"landing.root={tmp_path}/landing", "--set", "ingest.sources=[orders]"]
     shoplake = str(BIN / "shoplake")
-    proc = subprocess.run([shoplake, "ingest", "--run-date", DAY.isoformat(), *common], cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [shoplake, "ingest", "--run-date", DAY.isoformat(), *common], cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     proc = subprocess.run([shoplake, "lake", "show", *common], env=_env(), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    line = next(l for l in proc.stdout.splitlines() if "bronze.orders" in l)
+    line = next(row for row in proc.stdout.splitlines() if "bronze.orders" in row)
     assert [cell.strip() for cell in line.split("│")[2:5]] == ["0", "2", "1"]  # version, rows, quarantined
 
 
 def test_cli_reports_bad_input_in_one_line(tmp_path):
     shoplake = str(BIN / "shoplake")
-    proc = subprocess.run([shoplake, "lake", "show", "--set", "lake.engin=delta-rs"], env=_env(), capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [shoplake, "lake", "show", "--set", "lake.engin=delta-rs"], env=_env(), capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip() == "error: unknown config key 'lake.engin'"
     (tmp_path / "landing" / "orders").mkdir(parents=True)
     proc = subprocess.run(
-        [shoplake, "ingest", "--run-date", "2024-04-01", "--set", f"landing.root={tmp_path}/landing", "--set", f"lake.root={tmp_path}/lake"],
-        env=_env(), capture_output=True, text=True, timeout=300,
+        [
+            shoplake,
+            "ingest",
+            "--run-date",
+            "2024-04-01",
+            "--set",
+            f"landing.root={tmp_path}/landing",
+            "--set",
+            f"lake.root={tmp_path}/lake",
+        ],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 2
     assert "error: missing landing file for source 'orders' on 2024-04-01" in proc.stderr

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from shoplake.models.text_classifier import FineTuneSettings, FineTuneTask, label_index, tokenize
-from shoplake.models.text_encoder import default_model_path, load_encoder
-from shoplake.training.loop import fit, warmup_linear
+from shoplake.text.classifier import FineTuneSettings, FineTuneTask, label_index, tokenize
+from shoplake.text.encoder import default_model_path, load_encoder
+from shoplake.train.loop import fit, warmup_linear
 
 INTENTS = {
     "cancel_order": ["please cancel order {n}", "I want to cancel my purchase {n}", "cancel {n} now, I changed my mind"],

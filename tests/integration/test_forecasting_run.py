@@ -8,14 +8,14 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from shoplake import columns as C
+from shoplake.forecast.schemas import FORECASTS, ITEM_DAILY_SALES, REPLENISHMENT_PLAN, TASK_FORECASTING
+from shoplake.forecast.score import inventory_position, score_forecasts
+from shoplake.forecast.train import MissingSalesError, backtest_origins, run_forecasting
+from shoplake.ingest.bronze import BRONZE
 from shoplake.lake import Lake
-from shoplake.schemas import columns as C
-from shoplake.schemas.bronze import BRONZE
-from shoplake.schemas.forecast import FORECASTS, ITEM_DAILY_SALES, REPLENISHMENT_PLAN
-from shoplake.schemas.ops import TASK_FORECASTING, TASK_RECOMMENDATION
-from shoplake.scoring.forecasts import inventory_position, score_forecasts
-from shoplake.training.forecasting import MissingSalesError, backtest_origins, run_forecasting
-from shoplake.training.model_metrics import read_model_metrics
+from shoplake.recommend.schemas import TASK_RECOMMENDATION
+from shoplake.train.model_metrics import read_model_metrics
 
 D = dt.date(2024, 5, 1)
 DAYS = 70
@@ -60,8 +60,18 @@ def inventory_rows() -> pa.Table:
     ]
     return pa.Table.from_pylist(
         [
-            {C.SNAPSHOT_DATE: s, C.ITEM_ID: i, C.ON_HAND: h, C.ON_ORDER: o, C.LEAD_TIME_DAYS: lt, C.UNIT_COST: 1.0,
-             C.SOURCE_FILE: "inventory.csv", C.ROW_NUMBER: n + 1, C.INGESTED_AT: at, C.RUN_DATE: landed}  # fmt: skip
+            {
+                C.SNAPSHOT_DATE: s,
+                C.ITEM_ID: i,
+                C.ON_HAND: h,
+                C.ON_ORDER: o,
+                C.LEAD_TIME_DAYS: lt,
+                C.UNIT_COST: 1.0,
+                C.SOURCE_FILE: "inventory.csv",
+                C.ROW_NUMBER: n + 1,
+                C.INGESTED_AT: at,
+                C.RUN_DATE: landed,
+            }  # fmt: skip
             for n, (s, i, h, o, lt, landed, at) in enumerate(rows)
         ],
         schema=spec.arrow_schema(),
@@ -75,7 +85,7 @@ def fresh_ray_after():
     yield
     import ray
 
-    from conftest import TEST_OVERRIDES
+    from helpers import TEST_OVERRIDES
     from shoplake.config import load_config
     from shoplake.ray_runtime import init_ray
 

@@ -12,21 +12,21 @@ import numpy as np
 import pyarrow.compute as pc
 import pytest
 
-from conftest import get_json, post_json
+from helpers import get_json, post_json
+from shoplake import columns as C
 from shoplake.datagen.synthetic import ShopParams, generate_shop
-from shoplake.features.interactions import run_midnight
+from shoplake.features.pit import run_midnight
 from shoplake.features.run import build_features
+from shoplake.forecast.schemas import TASK_FORECASTING
+from shoplake.fraud.models import FraudBundle
+from shoplake.fraud.schemas import DECISIONS, DECLINE, FRAUD_SCORES, REVIEW, TASK_FRAUD, TRANSACTIONS
+from shoplake.fraud.score import payments_of_day, score_fraud
+from shoplake.fraud.serve import FraudScorer, PaymentIn
+from shoplake.fraud.train import run_fraud
 from shoplake.ingest.run import ingest
 from shoplake.lake import Lake
-from shoplake.models.fraud import FraudBundle
 from shoplake.registry import list_versions
-from shoplake.schemas import columns as C
-from shoplake.schemas.fraud import DECISIONS, DECLINE, FRAUD_SCORES, REVIEW, TRANSACTIONS
-from shoplake.schemas.ops import TASK_FORECASTING, TASK_FRAUD
-from shoplake.scoring.fraud import payments_of_day, score_fraud
-from shoplake.serving.fraud import FraudScorer, PaymentIn
-from shoplake.training.fraud import run_fraud
-from shoplake.training.model_metrics import read_model_metrics
+from shoplake.train.model_metrics import read_model_metrics
 
 SHOP = ShopParams(
     days=56, users=150, items=60, seed=11, start=dt.date(2024, 1, 1), fraud_rate=0.12,
@@ -43,11 +43,13 @@ PAYMENT_FIELDS = tuple(PaymentIn.model_fields)
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory, spark, ray_local):
     """A featurised synthetic shop and one fraud run over it: ``(cfg, lake, result, scored)``."""
-    from conftest import TEST_OVERRIDES
+    from helpers import TEST_OVERRIDES
     from shoplake.config import load_config
 
     root = tmp_path_factory.mktemp("fraud")
-    cfg = load_config("local", [*TEST_OVERRIDES, f"lake.root={root}/lake", f"landing.root={root}/landing", f"runs_dir={root}/runs", *SETTINGS])
+    cfg = load_config(
+        "local", [*TEST_OVERRIDES, f"lake.root={root}/lake", f"landing.root={root}/landing", f"runs_dir={root}/runs", *SETTINGS]
+    )
     generate_shop(cfg.landing.root, SHOP)
     lake = Lake(cfg, spark)
     ingest(cfg, lake, [SHOP.start + dt.timedelta(days=i) for i in range(SHOP.days)])
@@ -168,7 +170,7 @@ def test_a_new_payment_counts_for_the_next_one(shop):
 def served(shop, serve_url, tmp_path_factory):
     from ray import serve
 
-    from shoplake.serving.app import build_app
+    from shoplake.serve.app import build_app
 
     cfg, _, _, _ = shop
     overrides = [f"lake.root={cfg.lake.root}", f"runs_dir={cfg.runs_dir}"]

@@ -38,7 +38,12 @@ def landing(cfg) -> Path:
         + "o3,1,u2,i4,1,1.0,not-a-time,bogus,FR\n",
     )
     # Columns in another order, optional ones absent: matched by name, not position.
-    write(root, "orders", f"{D2}.csv", "item_id,order_id,line_number,quantity,unit_price,order_ts,status\ni9,o9,1,5,1.25,2024-02-02T09:00:00Z,returned\n")
+    write(
+        root,
+        "orders",
+        f"{D2}.csv",
+        "item_id,order_id,line_number,quantity,unit_price,order_ts,status\ni9,o9,1,5,1.25,2024-02-02T09:00:00Z,returned\n",
+    )
     events = [
         {"event_id": "e1", "user_id": "u1", "event_type": "view", "item_id": "i1", "event_ts": "2024-02-01T10:00:00Z"},
         {"event_id": "e2", "user_id": "u1", "event_type": "search", "query": "red lamp", "event_ts": "2024-02-01T10:01:00Z"},

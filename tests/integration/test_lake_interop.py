@@ -10,7 +10,7 @@ from deltalake import DeltaTable
 
 from shoplake.lake import SchemaMismatchError
 from shoplake.lake.catalog import register
-from shoplake.schemas.spec import Col, TableSpec
+from shoplake.lake.spec import Col, TableSpec
 
 SCORES = TableSpec(
     name="test_scores",

@@ -7,10 +7,11 @@ import datetime as dt
 import pyarrow as pa
 import pytest
 
+from shoplake import columns as C
+from shoplake.forecast.schemas import TASK_FORECASTING
 from shoplake.lake import Lake
-from shoplake.schemas import columns as C
-from shoplake.schemas.ops import MODEL_METRICS, TASK_FORECASTING, TASK_RECOMMENDATION
-from shoplake.training.model_metrics import read_model_metrics, write_model_metrics
+from shoplake.recommend.schemas import TASK_RECOMMENDATION
+from shoplake.train.model_metrics import MODEL_METRICS, read_model_metrics, write_model_metrics
 
 D = dt.date(2024, 3, 15)
 EARLIER = dt.date(2024, 3, 1)
@@ -20,9 +21,18 @@ NOW = dt.datetime(2024, 3, 15, 6, tzinfo=dt.timezone.utc)
 def rows(task: str, run_date: dt.date, values: dict[str, float]) -> pa.Table:
     return pa.Table.from_pylist(
         [
-            {C.RUN_DATE: run_date, C.TASK: task, C.CUTOFF_DATE: run_date - dt.timedelta(days=7), C.MODEL_NAME: model,
-             C.MLFLOW_RUN_ID: None, C.SLICE: "all", C.METRIC: "m", C.VALUE: value, C.N_EVALUATED: 10,
-             C.EVALUATED_AT: NOW}  # fmt: skip
+            {
+                C.RUN_DATE: run_date,
+                C.TASK: task,
+                C.CUTOFF_DATE: run_date - dt.timedelta(days=7),
+                C.MODEL_NAME: model,
+                C.MLFLOW_RUN_ID: None,
+                C.SLICE: "all",
+                C.METRIC: "m",
+                C.VALUE: value,
+                C.N_EVALUATED: 10,
+                C.EVALUATED_AT: NOW,
+            }  # fmt: skip
             for model, value in values.items()
         ],
         schema=MODEL_METRICS.arrow_schema(),

@@ -6,16 +6,16 @@ import datetime as dt
 
 import pytest
 
-from shoplake.cli import run_nightly
+from shoplake import columns as C
+from shoplake.categorize.schemas import PRODUCT_CATEGORIES, PRODUCT_TEXT, TASK_CATEGORIZATION
 from shoplake.datagen.synthetic import ShopParams, generate_shop
-from shoplake.registry import load_serving_bundle
-from shoplake.schemas import columns as C
-from shoplake.schemas.forecast import FORECASTS, ITEM_DAILY_SALES, REPLENISHMENT_PLAN
-from shoplake.schemas.fraud import FRAUD_SCORES, TXN_FEATURES
-from shoplake.schemas.ops import MODEL_METRICS, TASK_CATEGORIZATION, TASK_FORECASTING, TASK_RECOMMENDATION, TASK_SUPPORT
-from shoplake.schemas.recsys import USER_ITEM_MATRIX
-from shoplake.schemas.serving import RECOMMENDATIONS
-from shoplake.schemas.text import PRODUCT_CATEGORIES, PRODUCT_TEXT
+from shoplake.forecast.schemas import FORECASTS, ITEM_DAILY_SALES, REPLENISHMENT_PLAN, TASK_FORECASTING
+from shoplake.fraud.schemas import FRAUD_SCORES, TXN_FEATURES
+from shoplake.pipeline import run_nightly
+from shoplake.recommend.bundle import load_serving_bundle
+from shoplake.recommend.schemas import RECOMMENDATIONS, TASK_RECOMMENDATION, USER_ITEM_MATRIX
+from shoplake.support.schemas import TASK_SUPPORT
+from shoplake.train.model_metrics import MODEL_METRICS
 
 SHOP = ShopParams(days=28, users=60, items=40, seed=3, start=dt.date(2024, 1, 1), tickets_per_order=1.0)
 SMALL = (
@@ -93,22 +93,14 @@ def test_nightly_trains_scores_and_reports_every_model(make_cfg, spark, ray_loca
     assert "support models" in printed and "macro-F1" in printed, printed
 
 
-def test_text_steps_are_skipped_without_their_tables(cfg, lake, capsys):
-    from shoplake.cli import _progress, _text_models
+MODEL_STEPS = ("train-fraud", "score-fraud", "train-support", "train-categorizer", "score-categories")
 
-    with _progress() as progress:
-        _text_models(cfg, lake, dt.date(2024, 3, 1), progress, "support")
-        _text_models(cfg, lake, dt.date(2024, 3, 1), progress, "categorization")
+
+def test_model_steps_are_skipped_without_their_tables(cfg, lake, capsys):
+    # A shop without payments, support tickets or products (Online Retail has no payments).
+    ran = run_nightly(cfg, [dt.date(2024, 2, 29)], only=MODEL_STEPS)
     out = " ".join(capsys.readouterr().out.split())
-    assert "support step skipped: no gold.support_training for 2024-03-01" in out
-    assert "categorization step skipped: no gold.product_text for 2024-03-01" in out
-    assert not lake.exists(PRODUCT_CATEGORIES)
-
-
-def test_fraud_step_is_skipped_for_a_shop_without_payments(cfg, lake, capsys):
-    from shoplake.cli import _fraud, _progress
-
-    with _progress() as progress:
-        _fraud(cfg, lake, dt.date(2024, 3, 1), progress)
-    assert "fraud step skipped: no gold.txn_features for 2024-03-01" in " ".join(capsys.readouterr().out.split())
-    assert not lake.exists(FRAUD_SCORES)
+    assert ran == []
+    for step, table in zip(MODEL_STEPS, ("txn_features", "txn_features", "support_training", "product_text", "product_text")):
+        assert f"{step} skipped: no gold.{table} for 2024-03-01" in out
+    assert not lake.exists(PRODUCT_CATEGORIES) and not lake.exists(FRAUD_SCORES)

@@ -1,16 +1,13 @@
-"""ray_apps/profile_tables.py: row and null counts per run date and column, into ops.table_profiles."""
+"""shoplake profile-tables (ray_apps/profile_tables.py): row and null counts per run date and column, into ops.table_profiles."""
 
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
-from pathlib import Path
 
 import pyarrow as pa
 
-from shoplake.quality.profile import count_batch
+from shoplake.monitor.profile import count_batch
 
-ROOT = Path(__file__).resolve().parents[2]
 D1, D2 = dt.date(2024, 1, 1), dt.date(2024, 1, 2)
 
 
@@ -23,31 +20,27 @@ def test_count_batch_groups_by_run_date():
 def test_profile_app_writes_ops_table_and_replaces_on_rerun(cfg, spark, lake, ray_local):
     from pyspark.sql import functions as F
 
-    df = (
-        spark.range(10)
-        .select(
-            F.concat(F.lit("o"), F.col("id").cast("string")).alias("order_id"),
-            F.lit(1).alias("line_number"),
-            F.when(F.col("id") % 2 == 0, F.lit("u1")).alias("user_id"),
-            F.lit("i1").alias("item_id"),
-            F.lit(1).alias("quantity"),
-            F.lit(1.0).alias("unit_price"),
-            F.current_timestamp().alias("order_ts"),
-            F.lit("placed").alias("status"),
-            F.lit(None).cast("string").alias("country"),
-            F.lit("f.csv").alias("_source_file"),
-            F.col("id").alias("_row_number"),
-            F.current_timestamp().alias("_ingested_at"),
-            F.when(F.col("id") < 4, F.lit(D1)).otherwise(F.lit(D2)).alias("run_date"),
-        )
+    df = spark.range(10).select(
+        F.concat(F.lit("o"), F.col("id").cast("string")).alias("order_id"),
+        F.lit(1).alias("line_number"),
+        F.when(F.col("id") % 2 == 0, F.lit("u1")).alias("user_id"),
+        F.lit("i1").alias("item_id"),
+        F.lit(1).alias("quantity"),
+        F.lit(1.0).alias("unit_price"),
+        F.current_timestamp().alias("order_ts"),
+        F.lit("placed").alias("status"),
+        F.lit(None).cast("string").alias("country"),
+        F.lit("f.csv").alias("_source_file"),
+        F.col("id").alias("_row_number"),
+        F.current_timestamp().alias("_ingested_at"),
+        F.when(F.col("id") < 4, F.lit(D1)).otherwise(F.lit(D2)).alias("run_date"),
     )
     lake.write(df, "bronze.orders")
-    spec = importlib.util.spec_from_file_location("profile_tables", ROOT / "ray_apps" / "profile_tables.py")
-    app = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(app)
+    from shoplake.monitor.commands import main
+
     argv = ["--table", "bronze.orders", "--set", f"lake.root={cfg.lake.root}"]
-    assert app.main(argv) == 0
-    assert app.main(argv) == 0
+    assert main(argv) == 0
+    assert main(argv) == 0
     profile = lake.read("ops.table_profiles")
     assert profile.count() == 2 * 12  # two run dates x twelve non-partition columns
     rows = {(r.run_date, r.column_name): (r.rows, r.nulls) for r in profile.collect()}

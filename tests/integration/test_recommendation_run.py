@@ -9,13 +9,13 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from shoplake import columns as C
 from shoplake.lake import Lake
-from shoplake.models.bundle import PopularityScorer, RecommenderBundle
-from shoplake.schemas import columns as C
-from shoplake.schemas.ops import MODEL_METRICS
-from shoplake.schemas.recsys import INTERACTIONS, ITEM_FEATURES, USER_ITEM_MATRIX
-from shoplake.training.holdout import MissingFeaturesError, load_split
-from shoplake.training.recommendation import evaluate_scorer, run_recommendation
+from shoplake.recommend.bundle import PopularityScorer, RecommenderBundle
+from shoplake.recommend.holdout import MissingFeaturesError, load_split
+from shoplake.recommend.schemas import INTERACTIONS, ITEM_FEATURES, USER_ITEM_MATRIX
+from shoplake.recommend.train import evaluate_scorer, run_recommendation
+from shoplake.train.model_metrics import MODEL_METRICS
 
 D = dt.date(2024, 3, 15)
 CUTOFF = dt.date(2024, 3, 8)  # D - holdout_days
@@ -60,8 +60,17 @@ def matrix(rows, run_date):
         pairs[(u, i)] = max(pairs.get((u, i), 0.0), WEIGHTS[e])
     return pa.Table.from_pylist(
         [
-            {C.USER_ID: u, C.ITEM_ID: i, C.WEIGHT: w, C.N_VIEWS: 0, C.N_CLICKS: 0, C.N_CARTS: 0, C.N_PURCHASES: 1,
-             C.LAST_INTERACTION_TS: ts(1), C.RUN_DATE: run_date}  # fmt: skip
+            {
+                C.USER_ID: u,
+                C.ITEM_ID: i,
+                C.WEIGHT: w,
+                C.N_VIEWS: 0,
+                C.N_CLICKS: 0,
+                C.N_CARTS: 0,
+                C.N_PURCHASES: 1,
+                C.LAST_INTERACTION_TS: ts(1),
+                C.RUN_DATE: run_date,
+            }  # fmt: skip
             for (u, i), w in sorted(pairs.items())
         ],
         schema=USER_ITEM_MATRIX.arrow_schema(),
@@ -71,9 +80,20 @@ def matrix(rows, run_date):
 def items(run_date, ids):
     return pa.Table.from_pylist(
         [
-            {C.ITEM_ID: i, C.TITLE: f"title {i}", C.DESCRIPTION: None, C.TEXT: f"title {i}", C.CATEGORY: "odd" if int(i[1]) % 2 else "even",
-             C.BRAND: None, C.PRICE: 1.0, C.PRICE_BAND: 0, C.POPULARITY: 0, C.N_PURCHASES_30D: 0, C.FIRST_SEEN_TS: ts(1),
-             C.RUN_DATE: run_date}  # fmt: skip
+            {
+                C.ITEM_ID: i,
+                C.TITLE: f"title {i}",
+                C.DESCRIPTION: None,
+                C.TEXT: f"title {i}",
+                C.CATEGORY: "odd" if int(i[1]) % 2 else "even",
+                C.BRAND: None,
+                C.PRICE: 1.0,
+                C.PRICE_BAND: 0,
+                C.POPULARITY: 0,
+                C.N_PURCHASES_30D: 0,
+                C.FIRST_SEEN_TS: ts(1),
+                C.RUN_DATE: run_date,
+            }  # fmt: skip
             for i in ids
         ],
         schema=ITEM_FEATURES.arrow_schema(),
@@ -136,7 +156,7 @@ def test_popularity_metrics_match_hand_computed_values(rec_lake):
 
 
 def test_run_writes_metrics_registers_the_main_model_and_reruns_idempotently(rec_lake):
-    from shoplake.registry import load_serving_bundle
+    from shoplake.recommend.bundle import load_serving_bundle
 
     cfg, lake = rec_lake
     assert lake.run_dates(MODEL_METRICS) == []  # no table yet

@@ -1,20 +1,17 @@
-"""ray_apps/score_recommendations.py and shoplake.scoring: the registered model's top-k into serving.recommendations."""
+"""shoplake score-recommendations (ray_apps/score.py recommend): the registered model's top-k into serving.recommendations."""
 
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pytest
 
-from shoplake.models.bundle import MFScorer, RecommenderBundle
-from shoplake.models.mf import IdMap
-from shoplake.schemas.serving import RECOMMENDATIONS
+from shoplake.recommend.bundle import MFScorer, RecommenderBundle
+from shoplake.recommend.models.mf import IdMap
+from shoplake.recommend.schemas import RECOMMENDATIONS
 
-ROOT = Path(__file__).resolve().parents[2]
 N_USERS, N_ITEMS, K = 40, 12, 5
 
 
@@ -37,22 +34,17 @@ def registered(make_cfg, tmp_path):
 
     cfg = make_cfg("lake.engine=delta-rs", f"recommender.k={K}")
     bundle = small_bundle()
-    info = log_model(cfg, bundle.save(tmp_path / "bundle"), model_name="mf", params={}, metrics={}, table_versions={}, run_date="2024-03-01")
+    info = log_model(
+        cfg, bundle.save(tmp_path / "bundle"), model_name="mf", params={}, metrics={}, table_versions={}, run_date="2024-03-01"
+    )
     return cfg, bundle, info
-
-
-def _load_app():
-    spec = importlib.util.spec_from_file_location("score_recommendations", ROOT / "ray_apps" / "score_recommendations.py")
-    app = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(app)
-    return app
 
 
 def test_scoring_writes_top_k_per_user_and_replaces_the_run_date(registered, ray_local):
     from deltalake import DeltaTable
 
     from shoplake.lake import Lake
-    from shoplake.scoring.recommendations import score_recommendations
+    from shoplake.recommend.score import score_recommendations
 
     cfg, bundle, info = registered
     lake = Lake(cfg)
@@ -96,9 +88,10 @@ def test_scoring_writes_top_k_per_user_and_replaces_the_run_date(registered, ray
 
 def test_app_main_and_no_model(registered, make_cfg, tmp_path, ray_local, capsys):
     cfg, _, info = registered
-    app = _load_app()
-    assert app.main(["--set", f"lake.root={cfg.lake.root}", "--set", f"recommender.k={K}", "--run-date", "2024-03-05", "--actors", "1"]) == 0
+    from shoplake.recommend.commands import score
+
+    assert score(["--set", f"lake.root={cfg.lake.root}", "--set", f"recommender.k={K}", "--run-date", "2024-03-05", "--actors", "1"]) == 0
     out = capsys.readouterr().out
     assert f"scored {N_USERS} users with mf version {info.version} for 2024-03-05: {N_USERS * K} rows" in out
     with pytest.raises(SystemExit, match="no model registry"):
-        app.main(["--set", f"lake.root={tmp_path}/empty-lake"])
+        score(["--set", f"lake.root={tmp_path}/empty-lake"])

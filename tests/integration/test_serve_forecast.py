@@ -8,10 +8,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from conftest import get_json
-
-from shoplake.schemas import columns as C
-from shoplake.schemas.forecast import FORECASTS, REPLENISHMENT_PLAN
+from helpers import get_json
+from shoplake import columns as C
+from shoplake.forecast.schemas import FORECASTS, REPLENISHMENT_PLAN
 
 OLD, LATEST = dt.date(2024, 2, 29), dt.date(2024, 3, 1)
 DAYS = 5
@@ -34,13 +33,21 @@ def forecast_rows(run_date: dt.date, items: dict[str, float], version: str = "3"
 
 def plan_rows(forecasts: pa.Table) -> pa.Table:
     """The replenishment plan of ``forecasts`` (one run date), as the batch job would write it."""
-    from shoplake.models.replenishment import forecast_matrices, plan
+    from shoplake.forecast.replenishment import forecast_matrices, plan
 
     ids, mean, p10, p90 = forecast_matrices(forecasts)
-    inventory = {C.ITEM_ID: ["i1"], C.SNAPSHOT_DATE: [LATEST - dt.timedelta(days=1)], C.ON_HAND: [4], C.ON_ORDER: [1], C.LEAD_TIME_DAYS: [2]}
+    inventory = {
+        C.ITEM_ID: ["i1"],
+        C.SNAPSHOT_DATE: [LATEST - dt.timedelta(days=1)],
+        C.ON_HAND: [4],
+        C.ON_ORDER: [1],
+        C.LEAD_TIME_DAYS: [2],
+    }
     table = plan(ids, mean, p10, p90, inventory, service_level=0.95, review_period_days=1, default_lead_time_days=3)
     n = table.num_rows
-    table = table.append_column(C.MODEL_VERSION, pa.array(["3"] * n)).append_column(C.RUN_DATE, pa.array([forecasts[C.RUN_DATE][0].as_py()] * n))
+    table = table.append_column(C.MODEL_VERSION, pa.array(["3"] * n)).append_column(
+        C.RUN_DATE, pa.array([forecasts[C.RUN_DATE][0].as_py()] * n)
+    )
     return table.append_column(C.SCORED_AT, pa.array([SCORED_AT] * n, pa.timestamp("us", tz="UTC"))).cast(REPLENISHMENT_PLAN.arrow_schema())
 
 
@@ -57,7 +64,7 @@ def served(serve_url, tmp_path_factory):
 
     from shoplake.config import load_config
     from shoplake.lake import Lake
-    from shoplake.serving.app import build_app
+    from shoplake.serve.app import build_app
 
     root = tmp_path_factory.mktemp("serve-forecast")
     lake_root, empty_root = root / "lake", root / "empty-lake"
@@ -96,7 +103,10 @@ def test_replenishment_row(served):
     url, plan = served
     status, body = get_json(f"{url}/replenishment?item_id=i1")
     assert status == 200, body
-    expected = {k: v.isoformat() if isinstance(v, dt.date) else v for k, v in plan.filter(pa.compute.field(C.ITEM_ID) == "i1").to_pylist()[0].items()}
+    expected = {
+        k: v.isoformat() if isinstance(v, dt.date) else v
+        for k, v in plan.filter(pa.compute.field(C.ITEM_ID) == "i1").to_pylist()[0].items()
+    }
     assert body == expected
     # i1: L + R = 3 days of means 11, 12, 13; sigma_day = 3 / 2.5631; position 5.
     assert body[C.DEMAND_OVER_LEAD_TIME] == pytest.approx(36.0)
@@ -137,7 +147,13 @@ def test_health_says_what_is_loaded_and_no_tables_is_503(served):
     status, body = get_json(f"{url}/health")
     assert status == 200 and body["status"] == "ok" and "model" in body
     assert body["forecasts"] == {"loaded": True, "table": "serving.forecasts", "version": 0, "run_date": "2024-03-01", "items": 2}
-    assert body["replenishment"] == {"loaded": True, "table": "serving.replenishment_plan", "version": 0, "run_date": "2024-03-01", "items": 2}
+    assert body["replenishment"] == {
+        "loaded": True,
+        "table": "serving.replenishment_plan",
+        "version": 0,
+        "run_date": "2024-03-01",
+        "items": 2,
+    }
 
     status, body = get_json(f"{url}/empty/health")
     assert status == 200 and body["forecasts"]["loaded"] is False and "serving.forecasts does not exist" in body["forecasts"]["detail"]
@@ -153,8 +169,8 @@ def test_health_says_what_is_loaded_and_no_tables_is_503(served):
 def test_store_reloads_when_the_table_changes(ray_local, make_cfg):
     from fastapi import HTTPException
 
+    from shoplake.forecast.serve import ForecastStore
     from shoplake.lake import Lake
-    from shoplake.serving.app import ForecastStore
 
     lake = Lake(make_cfg())
     eager, lazy = ForecastStore(lake, check_every_s=0), ForecastStore(lake, check_every_s=3600)

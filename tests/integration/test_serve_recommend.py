@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import get_json
-
-from shoplake.models.bundle import MFScorer, RecommenderBundle
-from shoplake.models.mf import IdMap
+from helpers import get_json
+from shoplake.recommend.bundle import MFScorer, RecommenderBundle
+from shoplake.recommend.models.mf import IdMap
 
 N_USERS, N_ITEMS = 20, 15
 
@@ -31,7 +30,7 @@ def served(serve_url, tmp_path_factory):
 
     from shoplake.config import load_config
     from shoplake.registry import log_model
-    from shoplake.serving.app import build_app
+    from shoplake.serve.app import build_app
 
     root = tmp_path_factory.mktemp("serve")
     lake_root, empty_root = root / "lake", root / "empty-lake"
@@ -96,7 +95,13 @@ def test_health_names_the_model_and_no_model_is_503(served):
     url, _, info = served
     status, body = get_json(f"{url}/health")
     assert status == 200 and body["status"] == "ok"
-    assert body["model"] == {"loaded": True, "name": "shoplake-recommender", "version": info.version, "kind": "mf", "run_date": "2024-03-01"}
+    assert body["model"] == {
+        "loaded": True,
+        "name": "shoplake-recommender",
+        "version": info.version,
+        "kind": "mf",
+        "run_date": "2024-03-01",
+    }
 
     status, body = get_json(f"{url}/empty/health")
     assert status == 200 and body["status"] == "ok"

@@ -12,10 +12,10 @@ from collections import Counter
 import pyarrow as pa
 import pytest
 
-from conftest import TEST_OVERRIDES, get_json, post_json
-from shoplake.features.text import product_text_str
-from shoplake.schemas import columns as C
-from shoplake.schemas.text import PRODUCT_CATEGORIES, PRODUCT_TEXT
+from helpers import TEST_OVERRIDES, get_json, post_json
+from shoplake import columns as C
+from shoplake.categorize.features import product_text_str
+from shoplake.categorize.schemas import PRODUCT_CATEGORIES, PRODUCT_TEXT
 
 OLD, LATEST = dt.date(2024, 3, 30), dt.date(2024, 3, 31)
 MAX_MESSAGE, MAX_TEXT = 200, 100
@@ -50,10 +50,10 @@ CATALOGUE = [
 
 def register_bundles(cfg, folder) -> None:
     """Train, save and register the support and categorization bundles."""
-    from shoplake.models.support_answers import AnswerStore
-    from shoplake.models.text_bundle import CATEGORIZATION, SUPPORT, TextBundle
-    from shoplake.models.text_classifier import TfidfClassifier
     from shoplake.registry import log_model
+    from shoplake.support.answers import AnswerStore
+    from shoplake.text.bundle import CATEGORIZATION, SUPPORT, TextBundle
+    from shoplake.text.classifier import TfidfClassifier
 
     texts = [t for ts in INTENTS.values() for t in ts]
     intents = [i for i, ts in INTENTS.items() for _ in ts]
@@ -63,7 +63,9 @@ def register_bundles(cfg, folder) -> None:
         cfg.support.registered_model: TextBundle(SUPPORT, support, 0.6, AnswerStore.build(rows, support.embed(texts))),
         cfg.categorization.registered_model: TextBundle(
             CATEGORIZATION,
-            TfidfClassifier.train([t for ts in CATEGORIES.values() for t in ts], [c for c, ts in CATEGORIES.items() for _ in ts], sorted(CATEGORIES)),
+            TfidfClassifier.train(
+                [t for ts in CATEGORIES.values() for t in ts], [c for c, ts in CATEGORIES.items() for _ in ts], sorted(CATEGORIES)
+            ),
             DISAGREEMENT,
         ),
     }
@@ -99,7 +101,7 @@ def text_lake(tmp_path_factory, ray_local):
 def served(serve_url, text_lake):
     from ray import serve
 
-    from shoplake.serving.app import build_app
+    from shoplake.serve.app import build_app
 
     cfg, _ = text_lake
     serve.run(build_app({"env": "local", "overrides": [f"lake.root={cfg.lake.root}", *SETTINGS]}), name="text", route_prefix="/")
@@ -135,7 +137,12 @@ def test_out_of_scope_message_goes_to_a_person(served):
     [
         ("/support/reply", {"message": ""}, 422, ["field message", "whitespace"]),
         ("/support/reply", {"message": "  \n\t "}, 422, ["field message", "whitespace"]),
-        ("/support/reply", {"message": "x" * (MAX_MESSAGE + 1)}, 422, ["field message", f"at most {MAX_MESSAGE}", f"got {MAX_MESSAGE + 1}"]),
+        (
+            "/support/reply",
+            {"message": "x" * (MAX_MESSAGE + 1)},
+            422,
+            ["field message", f"at most {MAX_MESSAGE}", f"got {MAX_MESSAGE + 1}"],
+        ),
         ("/support/reply", {"message": 42}, 422, ["field message", "valid string"]),
         ("/support/reply", {"order_id": "o1"}, 422, ["field message is required"]),
         ("/support/reply", {"message": "hi", "channel": "chat"}, 422, ["field channel is not a known field"]),
@@ -175,7 +182,7 @@ def test_health_names_both_models(served, text_lake):
 
 
 def test_score_categories_writes_one_row_per_product_and_flags_the_wrong_category(text_lake):
-    from shoplake.scoring.categories import score_categories
+    from shoplake.categorize.score import score_categories
 
     cfg, lake = text_lake
     first = score_categories(cfg, lake)
@@ -202,8 +209,8 @@ def test_score_categories_writes_one_row_per_product_and_flags_the_wrong_categor
 
 
 def test_score_categories_names_the_missing_table(text_lake, make_cfg):
+    from shoplake.categorize.score import score_categories
     from shoplake.lake import Lake
-    from shoplake.scoring.categories import score_categories
 
     cfg, lake = text_lake
     with pytest.raises(LookupError, match="gold.product_text has no run date 2024-01-01"):

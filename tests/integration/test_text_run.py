@@ -11,15 +11,17 @@ import datetime as dt
 import pyarrow as pa
 import pytest
 
+from shoplake import columns as C
+from shoplake.categorize.schemas import PRODUCT_TEXT, TASK_CATEGORIZATION
+from shoplake.categorize.train import run_categorization
 from shoplake.lake import Lake
-from shoplake.models.text_bundle import TextBundle
 from shoplake.registry import list_versions
-from shoplake.schemas import columns as C
-from shoplake.schemas.ops import TASK_CATEGORIZATION, TASK_SUPPORT
-from shoplake.schemas.text import PRODUCT_TEXT, SUPPORT_TRAINING
-from shoplake.training import text_metrics as M
-from shoplake.training.model_metrics import read_model_metrics
-from shoplake.training.text import TooFewTextsError, run_categorization, run_support
+from shoplake.support.schemas import SUPPORT_TRAINING, TASK_SUPPORT
+from shoplake.support.train import run_support
+from shoplake.text import metrics as M
+from shoplake.text.bundle import TextBundle
+from shoplake.text.run import TooFewTextsError
+from shoplake.train.model_metrics import read_model_metrics
 
 D = dt.date(2024, 3, 31)
 SETTINGS = (
@@ -68,11 +70,13 @@ def product_rows(categories: tuple[str, ...]) -> pa.Table:
 
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory, spark, ray_local):
-    from conftest import TEST_OVERRIDES
+    from helpers import TEST_OVERRIDES
     from shoplake.config import load_config
 
     root = tmp_path_factory.mktemp("text")
-    cfg = load_config("local", [*TEST_OVERRIDES, f"lake.root={root}/lake", f"landing.root={root}/landing", f"runs_dir={root}/runs", *SETTINGS])
+    cfg = load_config(
+        "local", [*TEST_OVERRIDES, f"lake.root={root}/lake", f"landing.root={root}/landing", f"runs_dir={root}/runs", *SETTINGS]
+    )
     lake = Lake(cfg, spark)
     lake.write(spark.createDataFrame(support_rows().to_pandas()), SUPPORT_TRAINING, mode="replace", run_dates=[D])
     result = run_support(cfg, lake, D, name="support-test")

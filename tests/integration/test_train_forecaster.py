@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from shoplake.models.forecast import SalesPanel, moving_average, seasonal_naive
-from shoplake.models.quantile_net import SETTINGS_FILE, QuantileNet, QuantileNetForecaster
-from shoplake.schemas.forecast import QUANTILES
-from shoplake.training.forecast_metrics import coverage, pinball, rmsse
+from shoplake.forecast.metrics import coverage, pinball, rmsse
+from shoplake.forecast.models.classic import SalesPanel, moving_average, seasonal_naive
+from shoplake.forecast.models.quantile_net import SETTINGS_FILE, QuantileNet, QuantileNetForecaster
+from shoplake.forecast.schemas import QUANTILES
 
 HORIZON = 14
 SETTINGS = (

@@ -7,21 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from shoplake.models.mf import IdMap
-from shoplake.training.loop import fit
-from shoplake.training.recommender import ITEMS_FILE, USERS_FILE, mf_task
+from shoplake.recommend.mf_train import ITEMS_FILE, USERS_FILE, mf_task
+from shoplake.recommend.models.mf import IdMap
+from shoplake.train.loop import fit
 
 TRAIN_SETTINGS = ("training.batch_size=32", "training.lr=0.05", "training.embedding_dim=8", "training.negatives=2")
 
 
 def pairs(users: int = 24, items: int = 16) -> list[tuple[str, str, float]]:
     """Two taste groups: even users interact with even items, odd users with odd items."""
-    return [
-        (f"u{u}", f"i{i}", float(1 + (u + i) % 4))
-        for u in range(users)
-        for i in range(items)
-        if u % 2 == i % 2 and (u + i) % 3 != 0
-    ]
+    return [(f"u{u}", f"i{i}", float(1 + (u + i) % 4)) for u in range(users) for i in range(items) if u % 2 == i % 2 and (u + i) % 3 != 0]
 
 
 @pytest.fixture

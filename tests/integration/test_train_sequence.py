@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shoplake.models.sasrec import SasrecScorer
-from shoplake.training.sequence import MODEL_CONFIG_FILE, train_sequence_model
+from shoplake.recommend.models.sasrec import SasrecScorer
+from shoplake.recommend.sequence import MODEL_CONFIG_FILE, train_sequence_model
 
 N_ITEMS = 30
 SETTINGS = (

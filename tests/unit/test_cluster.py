@@ -186,7 +186,9 @@ def test_a_process_that_dies_at_start_is_reported_with_its_log(ccfg, monkeypatch
 def test_a_start_that_times_out_stops_what_it_started(ccfg, monkeypatch):
     cfg = ccfg()
     monkeypatch.setattr(cluster, "spark_master_command", lambda cfg: ["sleep", "60"])
-    expected = r"timed out after 1 s waiting for the Spark master \(nothing accepts connections on 127.0.0.1:27077\); see .*spark-master.log"
+    expected = (
+        r"timed out after 1 s waiting for the Spark master \(nothing accepts connections on 127.0.0.1:27077\); see .*spark-master.log"
+    )
     with pytest.raises(ClusterError, match=expected):
         cluster.up(cfg, ray=False, timeout=1)
     assert not cluster.state_path(cfg).exists()

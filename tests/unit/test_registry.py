@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shoplake.models.bundle import MFScorer, PopularityScorer, RecommenderBundle
-from shoplake.models.mf import IdMap
-from shoplake.registry import NoServingModel, list_versions, load_serving_bundle, log_model, metric_name, resolve_version, tracking_uri
+from shoplake.recommend.bundle import MFScorer, PopularityScorer, RecommenderBundle, load_serving_bundle
+from shoplake.recommend.models.mf import IdMap
+from shoplake.registry import NoServingModel, list_versions, log_model, metric_name, resolve_version, tracking_uri
 
 USERS = ["u1", "u2", "u3"]
 ITEMS = ["a", "b", "c", "d", "e"]

@@ -6,15 +6,23 @@ import datetime as dt
 
 from rich.console import Console
 
-from shoplake.reports import forecast_metrics_table, metrics_table
+from shoplake.forecast.report import forecast_metrics_table
+from shoplake.recommend.report import metrics_table
 
 NDCG = {"popularity": 0.05, "cooccurrence": 0.08, "mf": 0.06, "sasrec": 0.10}
 
 
 def rows(ndcg: dict[str, float]) -> list[dict]:
     return [
-        {"run_date": dt.date(2024, 1, 29), "cutoff_date": dt.date(2024, 1, 22), "model_name": model, "slice": slice_,
-         "metric": metric, "value": value if slice_ == "all" else None, "n_evaluated": 40 if slice_ == "all" else 0}  # fmt: skip
+        {
+            "run_date": dt.date(2024, 1, 29),
+            "cutoff_date": dt.date(2024, 1, 22),
+            "model_name": model,
+            "slice": slice_,
+            "metric": metric,
+            "value": value if slice_ == "all" else None,
+            "n_evaluated": 40 if slice_ == "all" else 0,
+        }  # fmt: skip
         for model, value in ndcg.items()
         for slice_ in ("all", "cold_items")
         for metric in ("ndcg@10", "mrr")
@@ -47,8 +55,15 @@ def test_no_caption_without_the_main_model():
 def forecast_rows(wrmsse: dict[str, list[float]]) -> list[dict]:
     cutoffs = [dt.date(2024, 1, 1), dt.date(2024, 1, 29)]
     return [
-        {"run_date": dt.date(2024, 2, 26), "cutoff_date": cutoff, "model_name": model, "slice": "all",
-         "metric": metric, "value": value if metric == "wrmsse" else 0.5, "n_evaluated": 100 + n}  # fmt: skip
+        {
+            "run_date": dt.date(2024, 2, 26),
+            "cutoff_date": cutoff,
+            "model_name": model,
+            "slice": "all",
+            "metric": metric,
+            "value": value if metric == "wrmsse" else 0.5,
+            "n_evaluated": 100 + n,
+        }  # fmt: skip
         for model, values in wrmsse.items()
         for n, (cutoff, value) in enumerate(zip(cutoffs, values))
         for metric in ("wrmsse", "coverage_p10_p90")

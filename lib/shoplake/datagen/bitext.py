@@ -41,8 +41,8 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
+from shoplake import columns as C
 from shoplake.datagen.landing_writer import write_import_report, write_landing
-from shoplake.schemas import columns as C
 
 log = logging.getLogger(__name__)
 
@@ -203,17 +203,14 @@ def import_bitext(
     seconds = tickets[C.TICKET_ID].map(lambda t: zlib.crc32(t.encode()) % 86_400)
     tickets["_day_index"] = position % days
     tickets[C.CREATED_TS] = (
-        pd.Timestamp(first_day, tz="UTC")
-        + pd.to_timedelta(tickets["_day_index"], unit="D")
-        + pd.to_timedelta(seconds, unit="s")
+        pd.Timestamp(first_day, tz="UTC") + pd.to_timedelta(tickets["_day_index"], unit="D") + pd.to_timedelta(seconds, unit="s")
     )
     tickets[C.TEXT] = tickets[SRC_UTTERANCE]
     tickets[C.INTENT] = tickets[SRC_INTENT].str.strip().where(lambda s: s != "", None)
     is_order = tickets[SRC_ENTITY_TYPE] == ENTITY_ORDER_ID
     tickets[C.ORDER_ID] = tickets[SRC_ENTITY_VALUE].where(is_order & (tickets[SRC_ENTITY_VALUE] != ""), None)
     tickets[C.RESOLUTION] = [
-        render_resolution(i, t, v)
-        for i, t, v in zip(tickets[SRC_INTENT], tickets[SRC_ENTITY_TYPE], tickets[SRC_ENTITY_VALUE], strict=True)
+        render_resolution(i, t, v) for i, t, v in zip(tickets[SRC_INTENT], tickets[SRC_ENTITY_TYPE], tickets[SRC_ENTITY_VALUE], strict=True)
     ]
     tickets = tickets.sort_values([C.CREATED_TS, C.TICKET_ID], kind="stable")
 
@@ -261,4 +258,3 @@ def import_bitext(
         time.perf_counter() - began,
     )
     return report
-

@@ -16,8 +16,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from shoplake.schemas.landing import get_source
-from shoplake.schemas.spec import arrow_type
+from shoplake.ingest.landing import get_source
+from shoplake.lake.spec import arrow_type
 
 FORMATS = {"csv": ".csv", "jsonl": ".jsonl", "parquet": ".parquet"}
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"

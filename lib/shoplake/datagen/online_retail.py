@@ -86,8 +86,8 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
+from shoplake import columns as C
 from shoplake.datagen.landing_writer import write_import_report, write_landing
-from shoplake.schemas import columns as C
 
 log = logging.getLogger(__name__)
 
@@ -176,11 +176,7 @@ def _select_files(
             raise ValueError(f"online_retail: {f} is not named <YYYY-MM-DD>{_FILE_SUFFIX}") from None
     wanted = {_as_date(d) for d in days} if days is not None else None
     lo, hi = _as_date(start) if start else None, _as_date(end) if end else None
-    selected = [
-        (d, f)
-        for d, f in dated
-        if (wanted is None or d in wanted) and (lo is None or d >= lo) and (hi is None or d <= hi)
-    ]
+    selected = [(d, f) for d, f in dated if (wanted is None or d in wanted) and (lo is None or d >= lo) and (hi is None or d <= hi)]
     if limit_days is not None:
         selected = selected[:limit_days]
     if not selected:
@@ -467,4 +463,3 @@ def import_online_retail(
         time.perf_counter() - began,
     )
     return report
-

@@ -40,8 +40,8 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
+from shoplake import columns as C
 from shoplake.datagen.landing_writer import write_import_report, write_landing
-from shoplake.schemas import columns as C
 
 log = logging.getLogger(__name__)
 
@@ -161,9 +161,7 @@ def import_pricerunner(
                 C.BRAND: pa.array(day_rows[C.BRAND], pa.string()),
                 C.PRICE: pa.nulls(n, pa.float64()),
                 C.ON_PROMOTION: pa.array([False] * n, pa.bool_()),
-                C.UPDATED_AT: pa.array(
-                    [dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)] * n, pa.timestamp("us", tz="UTC")
-                ),
+                C.UPDATED_AT: pa.array([dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)] * n, pa.timestamp("us", tz="UTC")),
             }
         )
         write_landing(table, out, SOURCE, day, fmt)
@@ -184,8 +182,7 @@ def import_pricerunner(
     }
     write_import_report(NAME, report, out)
     log.info(
-        "pricerunner: %d offers read from %s -> %d products in %d categories over %d day(s) from %s, "
-        "%d set aside, in %.1fs",
+        "pricerunner: %d offers read from %s -> %d products in %d categories over %d day(s) from %s, %d set aside, in %.1fs",
         report["rows_read"],
         path.name,
         len(products),
@@ -196,4 +193,3 @@ def import_pricerunner(
         time.perf_counter() - began,
     )
     return report
-

@@ -1,7 +1,7 @@
 """A deterministic synthetic online shop that writes the landing contract.
 
 :func:`generate_shop` simulates a shop day by day and writes every landing source of
-:mod:`shoplake.schemas.landing` for every day under ``<out>/<source>/<YYYY-MM-DD>.<ext>``,
+:mod:`shoplake.ingest.landing` for every day under ``<out>/<source>/<YYYY-MM-DD>.<ext>``,
 plus ``<out>/_ground_truth.json`` with the structure it planted, so that features,
 models and ingest can be tested against a known answer:
 
@@ -42,9 +42,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from shoplake import columns as C
 from shoplake.datagen.landing_writer import conform, write_landing
-from shoplake.schemas import columns as C
-from shoplake.schemas import landing as L
+from shoplake.ingest import landing as L
 
 logger = logging.getLogger(__name__)
 
@@ -108,8 +108,20 @@ _PLACEMENT_P = np.array([0.3, 0.25, 0.3, 0.15])
 # Category vocabularies: the words carry the category into titles, descriptions and queries.
 _VOCAB: dict[str, dict[str, tuple[str, ...]]] = {
     "kitchen": {
-        "nouns": ("frying pan", "saucepan", "knife set", "chef knife", "cutting board", "blender", "kettle",
-                  "toaster", "mixing bowl", "spatula", "colander", "coffee grinder"),
+        "nouns": (
+            "frying pan",
+            "saucepan",
+            "knife set",
+            "chef knife",
+            "cutting board",
+            "blender",
+            "kettle",
+            "toaster",
+            "mixing bowl",
+            "spatula",
+            "colander",
+            "coffee grinder",
+        ),
         "adjs": ("non-stick", "stainless", "cast-iron", "ceramic", "bamboo", "copper"),
         "materials": ("stainless steel", "cast iron", "bamboo", "ceramic", "borosilicate glass", "copper"),
         "uses": ("everyday cooking", "baking", "meal prep", "family dinners", "small kitchens"),
@@ -118,8 +130,20 @@ _VOCAB: dict[str, dict[str, tuple[str, ...]]] = {
         "variants": ("20 cm", "24 cm", "28 cm", "set of 3", "1.5 l"),
     },
     "garden": {
-        "nouns": ("garden hose", "rake", "pruning shears", "watering can", "planter", "lawn mower", "garden gloves",
-                  "seed kit", "trowel", "wheelbarrow", "compost bin", "bird feeder"),
+        "nouns": (
+            "garden hose",
+            "rake",
+            "pruning shears",
+            "watering can",
+            "planter",
+            "lawn mower",
+            "garden gloves",
+            "seed kit",
+            "trowel",
+            "wheelbarrow",
+            "compost bin",
+            "bird feeder",
+        ),
         "adjs": ("weatherproof", "heavy-duty", "galvanised", "ergonomic", "foldable", "organic"),
         "materials": ("galvanised steel", "recycled plastic", "terracotta", "ash wood", "natural rubber"),
         "uses": ("vegetable beds", "balcony gardens", "lawn care", "flower borders"),
@@ -128,8 +152,20 @@ _VOCAB: dict[str, dict[str, tuple[str, ...]]] = {
         "variants": ("10 m", "25 m", "large", "small", "40 l"),
     },
     "electronics": {
-        "nouns": ("headphones", "bluetooth speaker", "smartwatch", "power bank", "usb-c charger", "keyboard", "webcam",
-                  "monitor", "tablet", "earbuds", "router", "hdmi cable"),
+        "nouns": (
+            "headphones",
+            "bluetooth speaker",
+            "smartwatch",
+            "power bank",
+            "usb-c charger",
+            "keyboard",
+            "webcam",
+            "monitor",
+            "tablet",
+            "earbuds",
+            "router",
+            "hdmi cable",
+        ),
         "adjs": ("wireless", "noise-cancelling", "portable", "ultra-slim", "fast-charging", "4k"),
         "materials": ("aluminium", "tempered glass", "polycarbonate", "braided nylon"),
         "uses": ("the home office", "gaming", "travel", "streaming"),
@@ -138,8 +174,20 @@ _VOCAB: dict[str, dict[str, tuple[str, ...]]] = {
         "variants": ("black", "white", "64 gb", "128 gb", "27 inch"),
     },
     "toys": {
-        "nouns": ("building blocks", "jigsaw puzzle", "plush bear", "toy car", "doll house", "board game", "kite",
-                  "train set", "action figure", "craft kit", "water pistol", "robot kit"),
+        "nouns": (
+            "building blocks",
+            "jigsaw puzzle",
+            "plush bear",
+            "toy car",
+            "doll house",
+            "board game",
+            "kite",
+            "train set",
+            "action figure",
+            "craft kit",
+            "water pistol",
+            "robot kit",
+        ),
         "adjs": ("educational", "colourful", "wooden", "remote-control", "glow-in-the-dark", "magnetic"),
         "materials": ("beech wood", "soft plush", "recycled plastic", "sturdy cardboard"),
         "uses": ("ages 3 and up", "family game night", "rainy afternoons", "birthday gifts"),
@@ -148,8 +196,20 @@ _VOCAB: dict[str, dict[str, tuple[str, ...]]] = {
         "variants": ("500 pieces", "1000 pieces", "mini", "deluxe"),
     },
     "books": {
-        "nouns": ("novel", "cookbook", "travel guide", "biography", "thriller", "fantasy saga", "poetry collection",
-                  "picture book", "history book", "self-help book", "graphic novel", "atlas"),
+        "nouns": (
+            "novel",
+            "cookbook",
+            "travel guide",
+            "biography",
+            "thriller",
+            "fantasy saga",
+            "poetry collection",
+            "picture book",
+            "history book",
+            "self-help book",
+            "graphic novel",
+            "atlas",
+        ),
         "adjs": ("bestselling", "illustrated", "hardcover", "paperback", "award-winning", "annotated"),
         "materials": ("recycled paper", "hardback binding", "matte cover"),
         "uses": ("bedtime reading", "long journeys", "book clubs", "gifts for readers"),
@@ -158,8 +218,20 @@ _VOCAB: dict[str, dict[str, tuple[str, ...]]] = {
         "variants": ("hardcover", "paperback", "box set", "2nd edition"),
     },
     "beauty": {
-        "nouns": ("face cream", "serum", "lipstick", "shampoo", "conditioner", "body lotion", "perfume", "nail polish",
-                  "face mask", "sunscreen", "eyeliner", "hair oil"),
+        "nouns": (
+            "face cream",
+            "serum",
+            "lipstick",
+            "shampoo",
+            "conditioner",
+            "body lotion",
+            "perfume",
+            "nail polish",
+            "face mask",
+            "sunscreen",
+            "eyeliner",
+            "hair oil",
+        ),
         "adjs": ("hydrating", "vegan", "fragrance-free", "anti-ageing", "organic", "matte"),
         "materials": ("hyaluronic acid", "shea butter", "argan oil", "vitamin c", "aloe vera"),
         "uses": ("dry skin", "the daily routine", "sensitive skin", "evening care"),
@@ -168,8 +240,20 @@ _VOCAB: dict[str, dict[str, tuple[str, ...]]] = {
         "variants": ("50 ml", "100 ml", "250 ml", "travel size"),
     },
     "sports": {
-        "nouns": ("yoga mat", "dumbbell", "running shoes", "tennis racket", "football", "cycling helmet",
-                  "resistance bands", "water bottle", "gym bag", "jump rope", "kettlebell", "swim goggles"),
+        "nouns": (
+            "yoga mat",
+            "dumbbell",
+            "running shoes",
+            "tennis racket",
+            "football",
+            "cycling helmet",
+            "resistance bands",
+            "water bottle",
+            "gym bag",
+            "jump rope",
+            "kettlebell",
+            "swim goggles",
+        ),
         "adjs": ("lightweight", "breathable", "adjustable", "non-slip", "professional", "shock-absorbing"),
         "materials": ("neoprene", "carbon fibre", "mesh fabric", "natural rubber"),
         "uses": ("home workouts", "marathon training", "the gym", "outdoor cycling"),
@@ -178,8 +262,20 @@ _VOCAB: dict[str, dict[str, tuple[str, ...]]] = {
         "variants": ("5 kg", "10 kg", "size 42", "size 44"),
     },
     "fashion": {
-        "nouns": ("t-shirt", "jeans", "summer dress", "hoodie", "sneakers", "scarf", "leather jacket", "sunglasses",
-                  "handbag", "wool coat", "belt", "ankle boots"),
+        "nouns": (
+            "t-shirt",
+            "jeans",
+            "summer dress",
+            "hoodie",
+            "sneakers",
+            "scarf",
+            "leather jacket",
+            "sunglasses",
+            "handbag",
+            "wool coat",
+            "belt",
+            "ankle boots",
+        ),
         "adjs": ("slim-fit", "oversized", "classic", "vintage", "cotton", "waterproof"),
         "materials": ("organic cotton", "merino wool", "genuine leather", "denim", "linen"),
         "uses": ("everyday wear", "the office", "weekends", "evening events"),
@@ -188,8 +284,20 @@ _VOCAB: dict[str, dict[str, tuple[str, ...]]] = {
         "variants": ("size s", "size m", "size l", "navy", "black"),
     },
     "home": {
-        "nouns": ("floor lamp", "cushion", "throw blanket", "curtains", "bed sheets", "picture frame", "vase", "rug",
-                  "scented candle", "storage box", "wall clock", "mirror"),
+        "nouns": (
+            "floor lamp",
+            "cushion",
+            "throw blanket",
+            "curtains",
+            "bed sheets",
+            "picture frame",
+            "vase",
+            "rug",
+            "scented candle",
+            "storage box",
+            "wall clock",
+            "mirror",
+        ),
         "adjs": ("cosy", "minimalist", "handmade", "scandinavian", "velvet", "rustic"),
         "materials": ("linen", "velvet", "oak", "rattan", "glass", "wool"),
         "uses": ("living rooms", "bedrooms", "small apartments", "housewarming gifts"),
@@ -198,8 +306,20 @@ _VOCAB: dict[str, dict[str, tuple[str, ...]]] = {
         "variants": ("140x200", "grey", "beige", "set of 2"),
     },
     "pets": {
-        "nouns": ("dog food", "cat litter", "dog leash", "cat tree", "pet bed", "chew toy", "bird seed",
-                  "aquarium filter", "scratching post", "dog collar", "pet shampoo", "treat pouch"),
+        "nouns": (
+            "dog food",
+            "cat litter",
+            "dog leash",
+            "cat tree",
+            "pet bed",
+            "chew toy",
+            "bird seed",
+            "aquarium filter",
+            "scratching post",
+            "dog collar",
+            "pet shampoo",
+            "treat pouch",
+        ),
         "adjs": ("grain-free", "durable", "orthopaedic", "reflective", "natural", "clumping"),
         "materials": ("nylon webbing", "sisal rope", "memory foam", "natural rubber"),
         "uses": ("puppies", "senior dogs", "indoor cats", "daily walks"),
@@ -208,8 +328,20 @@ _VOCAB: dict[str, dict[str, tuple[str, ...]]] = {
         "variants": ("2 kg", "10 kg", "medium", "large"),
     },
     "office": {
-        "nouns": ("notebook", "ballpoint pen", "desk organiser", "stapler", "printer paper", "highlighter set",
-                  "desk lamp", "file folder", "whiteboard", "sticky notes", "calculator", "office chair"),
+        "nouns": (
+            "notebook",
+            "ballpoint pen",
+            "desk organiser",
+            "stapler",
+            "printer paper",
+            "highlighter set",
+            "desk lamp",
+            "file folder",
+            "whiteboard",
+            "sticky notes",
+            "calculator",
+            "office chair",
+        ),
         "adjs": ("ergonomic", "refillable", "recycled", "compact", "premium", "magnetic"),
         "materials": ("recycled paper", "brushed metal", "breathable mesh", "bamboo"),
         "uses": ("the home office", "school", "meetings", "daily planning"),
@@ -218,8 +350,20 @@ _VOCAB: dict[str, dict[str, tuple[str, ...]]] = {
         "variants": ("a4", "a5", "pack of 10", "blue"),
     },
     "automotive": {
-        "nouns": ("car charger", "phone holder", "seat cover", "floor mats", "dash cam", "tyre inflator",
-                  "jump starter", "car wax", "wiper blades", "ice scraper", "roof box", "car vacuum"),
+        "nouns": (
+            "car charger",
+            "phone holder",
+            "seat cover",
+            "floor mats",
+            "dash cam",
+            "tyre inflator",
+            "jump starter",
+            "car wax",
+            "wiper blades",
+            "ice scraper",
+            "roof box",
+            "car vacuum",
+        ),
         "adjs": ("universal", "heavy-duty", "all-weather", "compact", "12v", "magnetic"),
         "materials": ("rubber", "microfibre", "abs plastic", "synthetic leather"),
         "uses": ("road trips", "daily commuting", "winter driving", "family cars"),
@@ -232,19 +376,36 @@ CATEGORY_NAMES: tuple[str, ...] = tuple(_VOCAB)
 
 # Median list price per category; item prices scatter log-normally around it.
 _MEDIAN_PRICE = {
-    "kitchen": 25.0, "garden": 30.0, "electronics": 110.0, "toys": 20.0, "books": 14.0, "beauty": 18.0,
-    "sports": 38.0, "fashion": 35.0, "home": 42.0, "pets": 16.0, "office": 12.0, "automotive": 28.0,
+    "kitchen": 25.0,
+    "garden": 30.0,
+    "electronics": 110.0,
+    "toys": 20.0,
+    "books": 14.0,
+    "beauty": 18.0,
+    "sports": 38.0,
+    "fashion": 35.0,
+    "home": 42.0,
+    "pets": 16.0,
+    "office": 12.0,
+    "automotive": 28.0,
 }
 # Per-category seasons on top of the shop-wide yearly component: (amplitude, peak day of year).
 _CATEGORY_SEASON = {"garden": (0.35, 160), "toys": (0.4, 350), "sports": (0.15, 140), "fashion": (0.1, 100)}
 _CHEAP_PRICES = np.array([0.49, 0.79, 0.99, 1.29, 1.49, 1.79, 1.99])
 CHEAP_PRICE_LIMIT = 2.0
 
-_QUERY_TEMPLATES = ("{noun}", "{adj} {noun}", "{brand} {noun}", "{noun} {variant}", "best {noun}",
-                    "cheap {noun}", "{noun} for {use}")
+_QUERY_TEMPLATES = ("{noun}", "{adj} {noun}", "{brand} {noun}", "{noun} {variant}", "best {noun}", "cheap {noun}", "{noun} for {use}")
 
-INTENTS = ("track_order", "cancel_order", "return_item", "refund_status", "change_address", "payment_issue",
-           "product_question", "complaint")
+INTENTS = (
+    "track_order",
+    "cancel_order",
+    "return_item",
+    "refund_status",
+    "change_address",
+    "payment_issue",
+    "product_question",
+    "complaint",
+)
 _INTENT_P = np.array([0.22, 0.1, 0.14, 0.12, 0.08, 0.08, 0.16, 0.1])
 # Intents a customer raises about a specific order; the others may or may not name one.
 _ORDER_INTENTS = frozenset(INTENTS) - {"product_question"}
@@ -304,44 +465,63 @@ _TICKET_TEMPLATES: dict[str, tuple[str, ...]] = {
 _TICKET_OPENERS = ("", "Hi, ", "Hello, ", "Good morning, ", "Hey team, ", "Dear support, ")
 _TICKET_CLOSERS = ("", " Thanks.", " Thank you!", " Regards.", " Please help.", " Kind regards, a customer.")
 _RESOLUTIONS: dict[str, tuple[str, ...]] = {
-    "track_order": ("Shared the tracking link; parcel in transit, arrives within 2 days.",
-                    "Checked with the courier: delivery scheduled for tomorrow."),
-    "cancel_order": ("Order cancelled before shipping; full refund issued.",
-                     "Order already shipped; customer told to refuse the delivery."),
-    "return_item": ("Return label emailed; refund after the item arrives at the warehouse.",
-                    "Exchange arranged; replacement ships once the return is scanned."),
-    "refund_status": ("Refund confirmed; takes 3-5 business days to reach the account.",
-                      "Refund had failed; reissued to the original payment method."),
-    "change_address": ("Delivery address updated before dispatch.",
-                       "Parcel already dispatched; redirect requested with the courier."),
-    "payment_issue": ("Duplicate authorisation released by the bank within 5 days.",
-                      "Payment confirmed; order status corrected to paid."),
-    "product_question": ("Answered with the product specifications.",
-                         "Pointed the customer to the size guide and warranty terms."),
-    "complaint": ("Apologised and issued a 10% voucher.",
-                  "Replacement sent and the courier issue escalated."),
+    "track_order": (
+        "Shared the tracking link; parcel in transit, arrives within 2 days.",
+        "Checked with the courier: delivery scheduled for tomorrow.",
+    ),
+    "cancel_order": (
+        "Order cancelled before shipping; full refund issued.",
+        "Order already shipped; customer told to refuse the delivery.",
+    ),
+    "return_item": (
+        "Return label emailed; refund after the item arrives at the warehouse.",
+        "Exchange arranged; replacement ships once the return is scanned.",
+    ),
+    "refund_status": (
+        "Refund confirmed; takes 3-5 business days to reach the account.",
+        "Refund had failed; reissued to the original payment method.",
+    ),
+    "change_address": ("Delivery address updated before dispatch.", "Parcel already dispatched; redirect requested with the courier."),
+    "payment_issue": ("Duplicate authorisation released by the bank within 5 days.", "Payment confirmed; order status corrected to paid."),
+    "product_question": ("Answered with the product specifications.", "Pointed the customer to the size guide and warranty terms."),
+    "complaint": ("Apologised and issued a 10% voucher.", "Replacement sent and the courier issue escalated."),
 }
 
 # Ways to break a row per source for the quarantine path: (field, reason, how).
 _BAD_MODES: dict[str, tuple[tuple[str, str, str], ...]] = {
-    L.ORDERS.name: ((C.UNIT_PRICE, "negative", "negate"), (C.QUANTITY, "not_positive", "zero"),
-                    (C.STATUS, "unknown_value", "unknown"), (C.ORDER_ID, "missing_required", "null")),
-    L.EVENTS.name: ((C.EVENT_TYPE, "unknown_value", "unknown"), (C.ITEM_ID, "missing_item", "null_item"),
-                    (C.USER_ID, "missing_required", "null")),
-    L.PRODUCTS.name: ((C.PRICE, "negative", "negate"), (C.TITLE, "blank", "blank"),
-                      (C.ITEM_ID, "missing_required", "null")),
-    L.PAYMENTS.name: ((C.AMOUNT, "not_positive", "negate"), (C.PAYMENT_METHOD, "unknown_value", "unknown"),
-                      (C.CARD_ID, "missing_required", "null")),
+    L.ORDERS.name: (
+        (C.UNIT_PRICE, "negative", "negate"),
+        (C.QUANTITY, "not_positive", "zero"),
+        (C.STATUS, "unknown_value", "unknown"),
+        (C.ORDER_ID, "missing_required", "null"),
+    ),
+    L.EVENTS.name: (
+        (C.EVENT_TYPE, "unknown_value", "unknown"),
+        (C.ITEM_ID, "missing_item", "null_item"),
+        (C.USER_ID, "missing_required", "null"),
+    ),
+    L.PRODUCTS.name: ((C.PRICE, "negative", "negate"), (C.TITLE, "blank", "blank"), (C.ITEM_ID, "missing_required", "null")),
+    L.PAYMENTS.name: (
+        (C.AMOUNT, "not_positive", "negate"),
+        (C.PAYMENT_METHOD, "unknown_value", "unknown"),
+        (C.CARD_ID, "missing_required", "null"),
+    ),
     L.CHARGEBACKS.name: ((C.AMOUNT, "negative", "negate"), (C.PAYMENT_ID, "missing_required", "null")),
-    L.AD_EVENTS.name: ((C.EVENT_TYPE, "unknown_value", "unknown"), (C.COST, "negative", "negate"),
-                       (C.CAMPAIGN_ID, "missing_required", "null")),
+    L.AD_EVENTS.name: (
+        (C.EVENT_TYPE, "unknown_value", "unknown"),
+        (C.COST, "negative", "negate"),
+        (C.CAMPAIGN_ID, "missing_required", "null"),
+    ),
     L.SUPPORT_TICKETS.name: ((C.TEXT, "blank", "blank"), (C.TICKET_ID, "missing_required", "null")),
-    L.INVENTORY.name: ((C.ON_HAND, "negative", "negate"), (C.UNIT_COST, "negative", "negate"),
-                       (C.ITEM_ID, "missing_required", "null")),
+    L.INVENTORY.name: ((C.ON_HAND, "negative", "negate"), (C.UNIT_COST, "negative", "negate"), (C.ITEM_ID, "missing_required", "null")),
 }
 _ID_FIELDS = {
-    L.ORDERS.name: C.ORDER_ID, L.EVENTS.name: C.EVENT_ID, L.PAYMENTS.name: C.PAYMENT_ID,
-    L.CHARGEBACKS.name: C.CHARGEBACK_ID, L.AD_EVENTS.name: C.AD_EVENT_ID, L.SUPPORT_TICKETS.name: C.TICKET_ID,
+    L.ORDERS.name: C.ORDER_ID,
+    L.EVENTS.name: C.EVENT_ID,
+    L.PAYMENTS.name: C.PAYMENT_ID,
+    L.CHARGEBACKS.name: C.CHARGEBACK_ID,
+    L.AD_EVENTS.name: C.AD_EVENT_ID,
+    L.SUPPORT_TICKETS.name: C.TICKET_ID,
 }
 
 # One seed stream per subsystem, so turning one knob does not reshuffle unrelated data.
@@ -430,9 +610,21 @@ class ShopParams:
         lo, hi = self.chargeback_delay_days
         if not 1 <= lo <= hi:
             raise ValueError("ShopParams: chargeback_delay_days must be (low, high) with 1 <= low <= high")
-        rates = ("new_item_rate", "cheap_item_rate", "promo_rate", "price_change_rate", "stockout_rate",
-                 "cancel_rate", "return_rate", "fraud_chargeback_rate", "friendly_fraud_rate",
-                 "ad_conversion_rate", "intent_label_rate", "new_device_rate", "bad_rows")
+        rates = (
+            "new_item_rate",
+            "cheap_item_rate",
+            "promo_rate",
+            "price_change_rate",
+            "stockout_rate",
+            "cancel_rate",
+            "return_rate",
+            "fraud_chargeback_rate",
+            "friendly_fraud_rate",
+            "ad_conversion_rate",
+            "intent_label_rate",
+            "new_device_rate",
+            "bad_rows",
+        )
         for name in rates:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"ShopParams: {name} must be in [0, 1]")
@@ -564,9 +756,11 @@ class _Shop:
             if rng.random() < 0.6:
                 title += f", {v['variants'][rng.integers(len(v['variants']))]}"
             f1, f2 = rng.choice(len(v["features"]), size=2, replace=False)
-            desc = (f"{adj.capitalize()} {noun} made of {v['materials'][rng.integers(len(v['materials']))]}. "
-                    f"{v['features'][f1].capitalize()} and {v['features'][f2]}. "
-                    f"Ideal for {v['uses'][rng.integers(len(v['uses']))]}.")
+            desc = (
+                f"{adj.capitalize()} {noun} made of {v['materials'][rng.integers(len(v['materials']))]}. "
+                f"{v['features'][f1].capitalize()} and {v['features'][f2]}. "
+                f"Ideal for {v['uses'][rng.integers(len(v['uses']))]}."
+            )
             brands.append(b)
             nouns.append(noun)
             titles.append(title)
@@ -703,8 +897,7 @@ class _Shop:
             pool = np.flatnonzero((self.cat == c) & (self.launch == 0))
             chosen = np.sort(rng.choice(pool, size=min(len(pool), int(rng.integers(2, 7))), replace=False))
             cpc = round(float(rng.uniform(0.15, 1.2)), 2)
-            self.campaigns.append({"campaign_id": f"c{k + 1:04d}", "category": self.cats[c],
-                                   "items": chosen.tolist(), "cpc": cpc})
+            self.campaigns.append({"campaign_id": f"c{k + 1:04d}", "category": self.cats[c], "items": chosen.tolist(), "cpc": cpc})
             pairs_item.extend(chosen.tolist())
             pairs_camp.extend([k] * len(chosen))
         self.ad_item = np.array(pairs_item, dtype=np.int64)
@@ -803,8 +996,9 @@ class _Shop:
             new = float(_shop_price(np.array([old * factor]))[0])
             if new != old:
                 self.list_price[i] = new
-                self.price_change_log.append({"item_id": self.item_ids[i], "date": self.dates[d].isoformat(),
-                                              "old_price": old, "new_price": new})
+                self.price_change_log.append(
+                    {"item_id": self.item_ids[i], "date": self.dates[d].isoformat(), "old_price": old, "new_price": new}
+                )
                 changed.add(i)
         disc = self.promo_disc[d]
         self.price_today = _round2(self.list_price * (1.0 - disc))
@@ -815,16 +1009,18 @@ class _Shop:
             moved = (disc != self.promo_disc[d - 1]) | (self.launch == d)
             rows = np.union1d(np.flatnonzero(moved & self.launched), np.array(sorted(changed), dtype=np.int64))
         rows = rows.astype(np.int64)
-        return pa.table({
-            C.ITEM_ID: _strings(self.item_ids[rows]),
-            C.TITLE: _strings([self.title[i] for i in rows]),
-            C.DESCRIPTION: _strings([self.desc[i] for i in rows]),
-            C.CATEGORY: _strings([self.cats[self.cat[i]] for i in rows]),
-            C.BRAND: _strings([self.brand[i] for i in rows]),
-            C.PRICE: pa.array(self.price_today[rows], pa.float64()),
-            C.ON_PROMOTION: pa.array(disc[rows] > 0, pa.bool_()),
-            C.UPDATED_AT: _ts(np.full(len(rows), day_s)),
-        })
+        return pa.table(
+            {
+                C.ITEM_ID: _strings(self.item_ids[rows]),
+                C.TITLE: _strings([self.title[i] for i in rows]),
+                C.DESCRIPTION: _strings([self.desc[i] for i in rows]),
+                C.CATEGORY: _strings([self.cats[self.cat[i]] for i in rows]),
+                C.BRAND: _strings([self.brand[i] for i in rows]),
+                C.PRICE: pa.array(self.price_today[rows], pa.float64()),
+                C.ON_PROMOTION: pa.array(disc[rows] > 0, pa.bool_()),
+                C.UPDATED_AT: _ts(np.full(len(rows), day_s)),
+            }
+        )
 
     def _open_stock(self, d: int) -> np.ndarray:
         arriving_new = self.launch == d
@@ -932,8 +1128,13 @@ class _Shop:
         bought = cand[fits]
 
         order_sessions, order_of_line = np.unique(vs[bought], return_inverse=True)
-        lines = _Lines(order=order_of_line.astype(np.int64), item=vitem[bought], qty=qty_all[bought],
-                       price=self.price_today[vitem[bought]], ts=checkout[vs[bought]])
+        lines = _Lines(
+            order=order_of_line.astype(np.int64),
+            item=vitem[bought],
+            qty=qty_all[bought],
+            price=self.price_today[vitem[bought]],
+            ts=checkout[vs[bought]],
+        )
 
         n_search = int(has_search.sum())
         search_sessions = np.flatnonzero(has_search)
@@ -941,12 +1142,22 @@ class _Shop:
         queries = self._queries(rng, qcat)
 
         return {
-            "session_user": su, "session_num": self._next("session", n_s),
-            "view_session": vs, "view_item": vitem, "view_ts": vts,
-            "clicked": clicked, "click_ts": cts, "carted": carted, "cart_ts": ats,
-            "search_session": search_sessions, "search_ts": day_s + sstart[search_sessions],
-            "queries": queries, "n_search": n_search,
-            "lines": lines, "order_user": su[order_sessions], "order_session": order_sessions,
+            "session_user": su,
+            "session_num": self._next("session", n_s),
+            "view_session": vs,
+            "view_item": vitem,
+            "view_ts": vts,
+            "clicked": clicked,
+            "click_ts": cts,
+            "carted": carted,
+            "cart_ts": ats,
+            "search_session": search_sessions,
+            "search_ts": day_s + sstart[search_sessions],
+            "queries": queries,
+            "n_search": n_search,
+            "lines": lines,
+            "order_user": su[order_sessions],
+            "order_session": order_sessions,
             "order_ts": checkout[order_sessions],
         }
 
@@ -994,8 +1205,19 @@ class _Shop:
         return lines
 
     def _add_fraud_order(self, out, pattern, user, ts, lines, card, device, ip, billing, shipping, incident) -> None:
-        out["orders"].append({"pattern": pattern, "user": user, "ts": ts, "card": card, "device": device, "ip": ip,
-                              "billing": billing, "shipping": shipping, "incident": incident})
+        out["orders"].append(
+            {
+                "pattern": pattern,
+                "user": user,
+                "ts": ts,
+                "card": card,
+                "device": device,
+                "ip": ip,
+                "billing": billing,
+                "shipping": shipping,
+                "incident": incident,
+            }
+        )
         for i, q in lines:
             out["lines"].append((len(out["orders"]) - 1, i, q))
 
@@ -1009,30 +1231,39 @@ class _Shop:
         billing = _COUNTRIES[rng.integers(len(_COUNTRIES))]
         shipping = self._other_country(rng, billing)
         start = day_s + int(rng.integers(120, _SECONDS_PER_DAY - 3600))
-        incident = {"pattern": "stolen_card_burst", "user_id": uid, "card_ids": [card], "device_id": device,
-                    "ip_address": ip, "payment_ids": []}
+        incident = {
+            "pattern": "stolen_card_burst",
+            "user_id": uid,
+            "card_ids": [card],
+            "device_id": device,
+            "ip_address": ip,
+            "payment_ids": [],
+        }
         for t in np.sort(rng.integers(0, 3300, int(rng.integers(3, 7)))):
             lines = self._take_stock(rng, self.expensive, remaining, int(rng.integers(1, 3)), 2)
             if lines:
-                self._add_fraud_order(out, "stolen_card_burst", user, start + int(t), lines, card, device, ip,
-                                      billing, shipping, incident)
+                self._add_fraud_order(out, "stolen_card_burst", user, start + int(t), lines, card, device, ip, billing, shipping, incident)
         self.fraud_incidents.append(incident)
 
     def _fraud_account_takeover(self, rng, day_s, remaining, out) -> None:
-        user = int(np.minimum(np.searchsorted(self.act_cdf, rng.random() * self.act_cdf[-1], side="right"),
-                              self.p.users - 1))
+        user = int(np.minimum(np.searchsorted(self.act_cdf, rng.random() * self.act_cdf[-1], side="right"), self.p.users - 1))
         device, ip = self._new_device(), self._new_ip(rng)
         billing = _COUNTRIES[self.country[user]]
         shipping = self._other_country(rng, billing)
         card = self.card[user]
         start = day_s + int(rng.integers(120, _SECONDS_PER_DAY - 3600))
-        incident = {"pattern": "account_takeover", "user_id": self.user_ids[user], "card_ids": [card],
-                    "device_id": device, "ip_address": ip, "payment_ids": []}
+        incident = {
+            "pattern": "account_takeover",
+            "user_id": self.user_ids[user],
+            "card_ids": [card],
+            "device_id": device,
+            "ip_address": ip,
+            "payment_ids": [],
+        }
         for t in np.sort(rng.integers(0, 3300, int(rng.integers(1, 3)))):
             lines = self._take_stock(rng, self.expensive, remaining, int(rng.integers(1, 4)), 2)
             if lines:
-                self._add_fraud_order(out, "account_takeover", user, start + int(t), lines, card, device, ip,
-                                      billing, shipping, incident)
+                self._add_fraud_order(out, "account_takeover", user, start + int(t), lines, card, device, ip, billing, shipping, incident)
         self.fraud_incidents.append(incident)
 
     def _fraud_card_testing(self, rng, day_s, remaining, out) -> None:
@@ -1040,8 +1271,7 @@ class _Shop:
         device, ip = self._new_device(), self._new_ip(rng)
         shipping = _WORLD[rng.integers(len(_WORLD))]
         start = day_s + int(rng.integers(120, _SECONDS_PER_DAY - 900))
-        incident = {"pattern": "card_testing", "user_id": uid, "card_ids": [], "device_id": device,
-                    "ip_address": ip, "payment_ids": []}
+        incident = {"pattern": "card_testing", "user_id": uid, "card_ids": [], "device_id": device, "ip_address": ip, "payment_ids": []}
         for t in np.sort(rng.integers(0, 600, int(rng.integers(8, 26)))):
             lines = self._take_stock(rng, self.cheap, remaining, 1, 1)
             if not lines:
@@ -1049,8 +1279,7 @@ class _Shop:
             card = self._new_card()
             incident["card_ids"].append(card)
             billing = _COUNTRIES[rng.integers(len(_COUNTRIES))]
-            self._add_fraud_order(out, "card_testing", user, start + int(t), lines, card, device, ip, billing,
-                                  shipping, incident)
+            self._add_fraud_order(out, "card_testing", user, start + int(t), lines, card, device, ip, billing, shipping, incident)
         self.fraud_incidents.append(incident)
 
     def _orders_and_payments(self, d: int, day_s: int, sess: dict, fraud: dict):
@@ -1091,17 +1320,19 @@ class _Shop:
         billing = np.concatenate([legit_billing, np.array([o["billing"] for o in fo], dtype=object)])
         shipping = np.concatenate([legit_shipping, np.array([o["shipping"] for o in fo], dtype=object)])
 
-        orders = pa.table({
-            C.ORDER_ID: _strings(order_ids[line_order]),
-            C.LINE_NUMBER: pa.array(line_no, pa.int32()),
-            C.USER_ID: _strings(self.user_ids[o_user[line_order]]),
-            C.ITEM_ID: _strings(self.item_ids[line_item]),
-            C.QUANTITY: pa.array(line_qty, pa.int32()),
-            C.UNIT_PRICE: pa.array(line_price, pa.float64()),
-            C.ORDER_TS: _ts(o_ts[line_order]),
-            C.STATUS: _strings(np.full(len(line_order), _PLACED, dtype=object)),
-            C.COUNTRY: _strings(shipping[line_order]),
-        })
+        orders = pa.table(
+            {
+                C.ORDER_ID: _strings(order_ids[line_order]),
+                C.LINE_NUMBER: pa.array(line_no, pa.int32()),
+                C.USER_ID: _strings(self.user_ids[o_user[line_order]]),
+                C.ITEM_ID: _strings(self.item_ids[line_item]),
+                C.QUANTITY: pa.array(line_qty, pa.int32()),
+                C.UNIT_PRICE: pa.array(line_price, pa.float64()),
+                C.ORDER_TS: _ts(o_ts[line_order]),
+                C.STATUS: _strings(np.full(len(line_order), _PLACED, dtype=object)),
+                C.COUNTRY: _strings(shipping[line_order]),
+            }
+        )
         self._schedule_order_changes(d, rng, orders, line_order < n_legit)
 
         amount = _round2(np.bincount(line_order, weights=line_qty * line_price, minlength=n_orders))
@@ -1141,20 +1372,22 @@ class _Shop:
             o["incident"]["payment_ids"].append(pid)
 
         by_time = np.argsort(rank)
-        payments = pa.table({
-            C.PAYMENT_ID: _strings(pay_ids[by_time]),
-            C.ORDER_ID: _strings(order_ids[by_time]),
-            C.USER_ID: _strings(self.user_ids[o_user[by_time]]),
-            C.AMOUNT: pa.array(amount[by_time], pa.float64()),
-            C.CURRENCY: _strings(np.full(n_orders, p.currency, dtype=object)),
-            C.PAYMENT_METHOD: _strings(method[by_time]),
-            C.CARD_ID: _strings(card[by_time]),
-            C.DEVICE_ID: _strings(device[by_time]),
-            C.IP_ADDRESS: _strings(ip[by_time]),
-            C.BILLING_COUNTRY: _strings(billing[by_time]),
-            C.SHIPPING_COUNTRY: _strings(shipping[by_time]),
-            C.PAYMENT_TS: _ts(pay_ts[by_time]),
-        })
+        payments = pa.table(
+            {
+                C.PAYMENT_ID: _strings(pay_ids[by_time]),
+                C.ORDER_ID: _strings(order_ids[by_time]),
+                C.USER_ID: _strings(self.user_ids[o_user[by_time]]),
+                C.AMOUNT: pa.array(amount[by_time], pa.float64()),
+                C.CURRENCY: _strings(np.full(n_orders, p.currency, dtype=object)),
+                C.PAYMENT_METHOD: _strings(method[by_time]),
+                C.CARD_ID: _strings(card[by_time]),
+                C.DEVICE_ID: _strings(device[by_time]),
+                C.IP_ADDRESS: _strings(ip[by_time]),
+                C.BILLING_COUNTRY: _strings(billing[by_time]),
+                C.SHIPPING_COUNTRY: _strings(shipping[by_time]),
+                C.PAYMENT_TS: _ts(pay_ts[by_time]),
+            }
+        )
         self._schedule_chargebacks(d, rng, pay_ids, amount, pay_ts, n_legit, [o["pattern"] for o in fo])
 
         # Fraudsters browse a little before buying, so every purchase has its funnel.
@@ -1193,8 +1426,7 @@ class _Shop:
                 sel = np.flatnonzero(later == day)
                 part = rows.take(pa.array(sel))
                 part = part.set_column(part.schema.get_field_index(C.ORDER_TS), C.ORDER_TS, _ts(secs[sel]))
-                part = part.set_column(part.schema.get_field_index(C.STATUS), C.STATUS,
-                                       _strings(np.full(len(sel), status, dtype=object)))
+                part = part.set_column(part.schema.get_field_index(C.STATUS), C.STATUS, _strings(np.full(len(sel), status, dtype=object)))
                 self.pending_orders.setdefault(int(day), []).append(part)
                 self.counts["cancelled_lines" if status == _CANCELLED else "returned_lines"] += len(sel)
 
@@ -1215,7 +1447,8 @@ class _Shop:
             arrival = d + int(delay[pos])
             fraud = k >= n_legit
             cb = {
-                "chargeback_id": f"cb{cb_nums[j]:08d}", "payment_id": pay_ids[k],
+                "chargeback_id": f"cb{cb_nums[j]:08d}",
+                "payment_id": pay_ids[k],
                 "reason_code": REASON_FRAUD if fraud else REASON_NOT_RECEIVED,
                 "amount": float(amount[k]),
                 "ts": self.day0_s + arrival * _SECONDS_PER_DAY + int(secs[pos]),
@@ -1232,13 +1465,15 @@ class _Shop:
 
     def _chargebacks_today(self, d: int) -> pa.Table:
         cbs = sorted(self.pending_chargebacks.pop(d, []), key=lambda r: (r["ts"], r["chargeback_id"]))
-        return pa.table({
-            C.CHARGEBACK_ID: _strings([r["chargeback_id"] for r in cbs]),
-            C.PAYMENT_ID: _strings([r["payment_id"] for r in cbs]),
-            C.REASON_CODE: _strings([r["reason_code"] for r in cbs]),
-            C.AMOUNT: pa.array([r["amount"] for r in cbs], pa.float64()),
-            C.CHARGEBACK_TS: _ts(np.array([r["ts"] for r in cbs], dtype=np.int64)),
-        })
+        return pa.table(
+            {
+                C.CHARGEBACK_ID: _strings([r["chargeback_id"] for r in cbs]),
+                C.PAYMENT_ID: _strings([r["payment_id"] for r in cbs]),
+                C.REASON_CODE: _strings([r["reason_code"] for r in cbs]),
+                C.AMOUNT: pa.array([r["amount"] for r in cbs], pa.float64()),
+                C.CHARGEBACK_TS: _ts(np.array([r["ts"] for r in cbs], dtype=np.int64)),
+            }
+        )
 
     def _events_table(self, sess: dict, extra: dict) -> pa.Table:
         vs, n_views = sess["view_session"], len(sess["view_session"])
@@ -1247,30 +1482,41 @@ class _Shop:
         lines: _Lines = sess["lines"]
         bought_sessions = sess["order_session"][lines.order]
         n_search = sess["n_search"]
-        user = np.concatenate([su[sess["search_session"]], su[vs], su[vs[clicked]], su[vs[carted]],
-                               su[bought_sessions], extra["user"]])
-        session = np.concatenate([snum[sess["search_session"]], snum[vs], snum[vs[clicked]], snum[vs[carted]],
-                                  snum[bought_sessions], extra["session"]])
-        etype = np.concatenate([np.full(n_search, _SEARCH), np.full(n_views, _VIEW), np.full(int(clicked.sum()), _CLICK),
-                                np.full(int(carted.sum()), _CART), np.full(len(lines.item), _PURCHASE),
-                                extra["type"]])
-        item = np.concatenate([np.full(n_search, -1), sess["view_item"], sess["view_item"][clicked],
-                               sess["view_item"][carted], lines.item, extra["item"]]).astype(np.int64)
-        ts = np.concatenate([sess["search_ts"], sess["view_ts"], sess["click_ts"][clicked], sess["cart_ts"][carted],
-                             lines.ts, extra["ts"]]).astype(np.int64)
+        user = np.concatenate([su[sess["search_session"]], su[vs], su[vs[clicked]], su[vs[carted]], su[bought_sessions], extra["user"]])
+        session = np.concatenate(
+            [snum[sess["search_session"]], snum[vs], snum[vs[clicked]], snum[vs[carted]], snum[bought_sessions], extra["session"]]
+        )
+        etype = np.concatenate(
+            [
+                np.full(n_search, _SEARCH),
+                np.full(n_views, _VIEW),
+                np.full(int(clicked.sum()), _CLICK),
+                np.full(int(carted.sum()), _CART),
+                np.full(len(lines.item), _PURCHASE),
+                extra["type"],
+            ]
+        )
+        item = np.concatenate(
+            [np.full(n_search, -1), sess["view_item"], sess["view_item"][clicked], sess["view_item"][carted], lines.item, extra["item"]]
+        ).astype(np.int64)
+        ts = np.concatenate(
+            [sess["search_ts"], sess["view_ts"], sess["click_ts"][clicked], sess["cart_ts"][carted], lines.ts, extra["ts"]]
+        ).astype(np.int64)
         query = np.empty(len(ts), dtype=object)
         query[:n_search] = sess["queries"]
         order = np.lexsort((np.arange(len(ts)), ts))
         n = len(ts)
-        return pa.table({
-            C.EVENT_ID: _ids("e", self._next("event", n), 10),
-            C.USER_ID: _strings(self.user_ids[user[order]]),
-            C.SESSION_ID: _ids("s", session[order], 9),
-            C.EVENT_TYPE: _strings(_EVENT_TYPE_NAMES[etype[order]]),
-            C.ITEM_ID: _strings(self.item_ids[item[order]]),
-            C.QUERY: _strings(query[order]),
-            C.EVENT_TS: _ts(ts[order]),
-        })
+        return pa.table(
+            {
+                C.EVENT_ID: _ids("e", self._next("event", n), 10),
+                C.USER_ID: _strings(self.user_ids[user[order]]),
+                C.SESSION_ID: _ids("s", session[order], 9),
+                C.EVENT_TYPE: _strings(_EVENT_TYPE_NAMES[etype[order]]),
+                C.ITEM_ID: _strings(self.item_ids[item[order]]),
+                C.QUERY: _strings(query[order]),
+                C.EVENT_TS: _ts(ts[order]),
+            }
+        )
 
     def _ads(self, d: int, day_s: int, n_sessions: int) -> pa.Table:
         p, rng = self.p, _rng(self.p.seed, _S_ADS, d)
@@ -1300,24 +1546,25 @@ class _Shop:
         imp_num = self._next("impression", n)
 
         rows_imp = np.concatenate([np.arange(n), np.flatnonzero(clicked), np.flatnonzero(converted)])
-        kind = np.concatenate([np.full(n, _IMPRESSION), np.full(int(clicked.sum()), _AD_CLICK),
-                               np.full(int(converted.sum()), _CONVERSION)])
+        kind = np.concatenate([np.full(n, _IMPRESSION), np.full(int(clicked.sum()), _AD_CLICK), np.full(int(converted.sum()), _CONVERSION)])
         ts = np.concatenate([its, cts[clicked], vts[converted]])
         cost = np.where(kind == _AD_CLICK, self.camp_cpc[camp[rows_imp]], 0.0)
         order = np.lexsort((kind, rows_imp, ts))
         r = rows_imp[order]
         users = np.where(known[r], user[r], len(self.user_ids) - 1)
-        return pa.table({
-            C.AD_EVENT_ID: _ids("ad", self._next("ad", len(r)), 10),
-            C.IMPRESSION_ID: _ids("im", imp_num[r], 10),
-            C.EVENT_TYPE: _strings(_AD_TYPE_NAMES[kind[order]]),
-            C.USER_ID: _strings(self.user_ids[users]),
-            C.ITEM_ID: _strings(self.item_ids[item[r]]),
-            C.CAMPAIGN_ID: _strings(self.camp_ids[camp[r]]),
-            C.PLACEMENT: _strings(np.array(PLACEMENTS, dtype=object)[placement[r]]),
-            C.COST: pa.array(cost[order], pa.float64()),
-            C.EVENT_TS: _ts(ts[order]),
-        })
+        return pa.table(
+            {
+                C.AD_EVENT_ID: _ids("ad", self._next("ad", len(r)), 10),
+                C.IMPRESSION_ID: _ids("im", imp_num[r], 10),
+                C.EVENT_TYPE: _strings(_AD_TYPE_NAMES[kind[order]]),
+                C.USER_ID: _strings(self.user_ids[users]),
+                C.ITEM_ID: _strings(self.item_ids[item[r]]),
+                C.CAMPAIGN_ID: _strings(self.camp_ids[camp[r]]),
+                C.PLACEMENT: _strings(np.array(PLACEMENTS, dtype=object)[placement[r]]),
+                C.COST: pa.array(cost[order], pa.float64()),
+                C.EVENT_TS: _ts(ts[order]),
+            }
+        )
 
     def _tickets(self, d: int, day_s: int, refs: dict) -> pa.Table:
         p, rng = self.p, _rng(self.p.seed, _S_SUPPORT, d)
@@ -1336,13 +1583,13 @@ class _Shop:
                 k = int(rng.integers(len(pool_ids)))
                 order_id, user, item, amount = pool_ids[k], int(pool_user[k]), int(pool_item[k]), pool_amount[k]
             else:
-                user = int(np.minimum(np.searchsorted(self.act_cdf, rng.random() * self.act_cdf[-1], side="right"),
-                                      p.users - 1))
+                user = int(np.minimum(np.searchsorted(self.act_cdf, rng.random() * self.act_cdf[-1], side="right"), p.users - 1))
                 item = int(launched[rng.integers(len(launched))])
             templates = _TICKET_TEMPLATES[intent]
             body = templates[rng.integers(len(templates))].format(
                 order=f"order {order_id}" if order_id else "my last order",
-                item=self.noun[item], days=int(rng.integers(2, 15)),
+                item=self.noun[item],
+                days=int(rng.integers(2, 15)),
                 amount=f"{amount:.2f} {p.currency}" if amount is not None else "twice",
             )
             opener = _TICKET_OPENERS[rng.integers(len(_TICKET_OPENERS))]
@@ -1351,22 +1598,32 @@ class _Shop:
             text = opener + body + _TICKET_CLOSERS[rng.integers(len(_TICKET_CLOSERS))]
             labelled = rng.random() < p.intent_label_rate
             resolution = _RESOLUTIONS[intent][rng.integers(len(_RESOLUTIONS[intent]))] if labelled else None
-            rows.append((self.user_ids[user], order_id, CHANNELS[rng.choice(3, p=[0.45, 0.4, 0.15])], text,
-                         intent if labelled else None, resolution,
-                         day_s + int(rng.integers(0, _SECONDS_PER_DAY))))
+            rows.append(
+                (
+                    self.user_ids[user],
+                    order_id,
+                    CHANNELS[rng.choice(3, p=[0.45, 0.4, 0.15])],
+                    text,
+                    intent if labelled else None,
+                    resolution,
+                    day_s + int(rng.integers(0, _SECONDS_PER_DAY)),
+                )
+            )
         rows.sort(key=lambda r: r[6])
         nums = self._next("ticket", len(rows))
         cols = list(zip(*rows)) if rows else [[]] * 7
-        return pa.table({
-            C.TICKET_ID: _ids("t", nums, 8),
-            C.USER_ID: _strings(cols[0]),
-            C.ORDER_ID: _strings(cols[1]),
-            C.CHANNEL: _strings(cols[2]),
-            C.TEXT: _strings(cols[3]),
-            C.INTENT: _strings(cols[4]),
-            C.RESOLUTION: _strings(cols[5]),
-            C.CREATED_TS: _ts(np.array(cols[6], dtype=np.int64)),
-        })
+        return pa.table(
+            {
+                C.TICKET_ID: _ids("t", nums, 8),
+                C.USER_ID: _strings(cols[0]),
+                C.ORDER_ID: _strings(cols[1]),
+                C.CHANNEL: _strings(cols[2]),
+                C.TEXT: _strings(cols[3]),
+                C.INTENT: _strings(cols[4]),
+                C.RESOLUTION: _strings(cols[5]),
+                C.CREATED_TS: _ts(np.array(cols[6], dtype=np.int64)),
+            }
+        )
 
     def _close_stock(self, d: int, opening: np.ndarray, sess: dict, fraud: dict) -> pa.Table:
         p = self.p
@@ -1385,14 +1642,16 @@ class _Shop:
         self.arrivals[reorder, d + self.lead[reorder]] += qty
         self.on_order[reorder] += qty
         rows = np.flatnonzero(launched)
-        return pa.table({
-            C.SNAPSHOT_DATE: pa.array([self.dates[d]] * len(rows), pa.date32()),
-            C.ITEM_ID: _strings(self.item_ids[rows]),
-            C.ON_HAND: pa.array(self.on_hand[rows], pa.int32()),
-            C.ON_ORDER: pa.array(self.on_order[rows], pa.int32()),
-            C.LEAD_TIME_DAYS: pa.array(self.lead[rows], pa.int32()),
-            C.UNIT_COST: pa.array(self.unit_cost[rows], pa.float64()),
-        })
+        return pa.table(
+            {
+                C.SNAPSHOT_DATE: pa.array([self.dates[d]] * len(rows), pa.date32()),
+                C.ITEM_ID: _strings(self.item_ids[rows]),
+                C.ON_HAND: pa.array(self.on_hand[rows], pa.int32()),
+                C.ON_ORDER: pa.array(self.on_order[rows], pa.int32()),
+                C.LEAD_TIME_DAYS: pa.array(self.lead[rows], pa.int32()),
+                C.UNIT_COST: pa.array(self.unit_cost[rows], pa.float64()),
+            }
+        )
 
     def _with_order_changes(self, d: int, orders: pa.Table) -> pa.Table:
         """The day's placed lines plus cancellations and returns of earlier orders, in time order."""
@@ -1400,8 +1659,9 @@ class _Shop:
         if len(parts) == 1:
             return orders
         merged = pa.concat_tables(parts)
-        order = pc.sort_indices(merged, sort_keys=[(C.ORDER_TS, "ascending"), (C.ORDER_ID, "ascending"),
-                                                   (C.LINE_NUMBER, "ascending"), (C.STATUS, "ascending")])
+        order = pc.sort_indices(
+            merged, sort_keys=[(C.ORDER_TS, "ascending"), (C.ORDER_ID, "ascending"), (C.LINE_NUMBER, "ascending"), (C.STATUS, "ascending")]
+        )
         return merged.take(order)
 
     def _inject_bad_rows(self, d: int, tables: dict[str, pa.Table]) -> dict[str, pa.Table]:
@@ -1435,9 +1695,16 @@ class _Shop:
                 elif how in ("null", "null_item"):
                     row[fld] = None
                 bad.append(row)
-                self.bad_log.append({"source": source, "date": self.dates[d].isoformat(), "row": n + j,
-                                     "field": fld, "reason": reason,
-                                     "id": row[id_field] if id_field else None})
+                self.bad_log.append(
+                    {
+                        "source": source,
+                        "date": self.dates[d].isoformat(),
+                        "row": n + j,
+                        "field": fld,
+                        "reason": reason,
+                        "id": row[id_field] if id_field else None,
+                    }
+                )
             out[source] = pa.concat_tables([table, pa.Table.from_pylist(bad, schema=table.schema)])
         return out
 
@@ -1476,10 +1743,16 @@ class _Shop:
         stockouts = []
         for i in sorted(self.stockout_days):
             for s, e in _runs(self.stockout_days[i]):
-                stockouts.append({"item_id": self.item_ids[i], "start": iso(s), "end": iso(e),
-                                  "days": [iso(x) for x in range(s, e + 1)], "planted": (i, s) in planted})
-        cbs = [{k: v for k, v in cb.items() if k != "ts"} | {"chargeback_ts": _iso_ts(cb["ts"])}
-               for cb in self.chargeback_log]
+                stockouts.append(
+                    {
+                        "item_id": self.item_ids[i],
+                        "start": iso(s),
+                        "end": iso(e),
+                        "days": [iso(x) for x in range(s, e + 1)],
+                        "planted": (i, s) in planted,
+                    }
+                )
+        cbs = [{k: v for k, v in cb.items() if k != "ts"} | {"chargeback_ts": _iso_ts(cb["ts"])} for cb in self.chargeback_log]
         return {
             "params": p.to_json(),
             "summary": summary,
@@ -1493,15 +1766,17 @@ class _Shop:
                 "weekly_multipliers": list(p.weekly),
                 "weekday_names": ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
                 "yearly": {"amplitude": p.yearly_amplitude, "peak_day_of_year": p.yearly_peak_doy},
-                "category": {c: {"amplitude": a, "peak_day_of_year": k} for c, (a, k) in _CATEGORY_SEASON.items()
-                             if c in self.cats},
+                "category": {c: {"amplitude": a, "peak_day_of_year": k} for c, (a, k) in _CATEGORY_SEASON.items() if c in self.cats},
                 "daily_multiplier": {iso(d): round(float(self.day_mult[d]), 6) for d in range(p.days)},
             },
-            "promotions": [{"item_id": self.item_ids[x["item"]], "start": iso(x["start"]), "end": iso(x["end"]),
-                            "discount": x["discount"]} for x in self.promotions],
+            "promotions": [
+                {"item_id": self.item_ids[x["item"]], "start": iso(x["start"]), "end": iso(x["end"]), "discount": x["discount"]}
+                for x in self.promotions
+            ],
             "price_changes": self.price_change_log,
-            "supply_disruptions": [{"item_id": self.item_ids[x["item"]], "start": iso(x["start"]),
-                                    "end": iso(x["end"])} for x in self.disruptions],
+            "supply_disruptions": [
+                {"item_id": self.item_ids[x["item"]], "start": iso(x["start"]), "end": iso(x["end"])} for x in self.disruptions
+            ],
             "stockouts": stockouts,
             "fraud": {
                 **{pat: list(ids) for pat, ids in self.fraud_ids.items()},
@@ -1516,8 +1791,15 @@ class _Shop:
                 "affinity_ctr_multiplier": p.affinity_ctr_multiplier,
                 "affinity": "the advertised item's category is one of the viewer's favourite_categories",
                 "conversion_rate": p.ad_conversion_rate,
-                "campaigns": [{"campaign_id": c["campaign_id"], "category": c["category"], "cpc": c["cpc"],
-                               "items": [self.item_ids[i] for i in c["items"]]} for c in self.campaigns],
+                "campaigns": [
+                    {
+                        "campaign_id": c["campaign_id"],
+                        "category": c["category"],
+                        "cpc": c["cpc"],
+                        "items": [self.item_ids[i] for i in c["items"]],
+                    }
+                    for c in self.campaigns
+                ],
             },
             "support": {
                 "intents": list(INTENTS),
@@ -1560,8 +1842,14 @@ def generate_shop(
     """
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
-    logger.info("generating synthetic shop into %s: %d days, %d users, %d items, seed %d",
-                root, params.days, params.users, params.items, params.seed)
+    logger.info(
+        "generating synthetic shop into %s: %d days, %d users, %d items, seed %d",
+        root,
+        params.days,
+        params.users,
+        params.items,
+        params.seed,
+    )
     shop = _Shop(params)
     files = 0
     for d in range(params.days):
@@ -1573,8 +1861,13 @@ def generate_shop(
         logger.debug("day %s: %s", shop.dates[d], {s: t.num_rows for s, t in tables.items()})
         if progress is not None:
             progress(d + 1, params.days)
-    summary = {"out": str(root), "days": params.days, "files": files, "rows": dict(shop.rows),
-               "ground_truth": str(root / GROUND_TRUTH_FILE)}
+    summary = {
+        "out": str(root),
+        "days": params.days,
+        "files": files,
+        "rows": dict(shop.rows),
+        "ground_truth": str(root / GROUND_TRUTH_FILE),
+    }
     # Paths stay out of the ground truth so that it is byte-identical wherever it is written.
     truth = shop.ground_truth({k: v for k, v in summary.items() if k not in ("out", "ground_truth")})
     tmp = root / f".{GROUND_TRUTH_FILE}.tmp"

@@ -1,93 +1,109 @@
-"""The feature step: bronze -> ``silver.*`` -> ``gold.*`` for some run dates.
+"""The feature step: a runner over the feature nodes that use cases declare.
 
-For each run date D the step reads what the lake knew before D (bronze partitions
-of landing days before D, and within them only rows timestamped before D's
-midnight), computes the four recommendation tables with the pure transforms of
-:mod:`shoplake.features.interactions`, when the shop has orders, the daily item
-sales of :mod:`shoplake.features.daily_sales`, when it has payments, the fraud
-tables ``silver.transactions`` and ``gold.txn_features`` of
-:mod:`shoplake.features.txn_features`, and the text tables of
-:mod:`shoplake.features.text`: ``silver.support_tickets`` and ``gold.support_training``
-when it has support tickets, ``gold.product_text`` when it has products; and writes
-D's partition of each. All tables
-of all run dates are written in one lake batch: after an error the lake is as it
-was, and re-running a date replaces its partitions (a new version with the same rows).
+A :class:`FeatureNode` names the tables it writes, the landing sources whose bronze
+tables it needs (all of ``required``, at least one of ``any_of``) or can do without
+(``optional``), and a pure ``compute(ctx, D)`` that returns D's rows of each output.
+For each run date D the runner hands every node what the lake knew before D
+(:class:`FeatureContext`: bronze partitions of landing days before D, see
+:mod:`shoplake.features.pit`), and writes D's partition of every output. A node whose
+inputs are missing is skipped with a log line. All tables of all run dates are
+written in one lake batch: after an error the lake is as it was, and re-running a
+date replaces its partitions (a new version with the same rows).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from shoplake import columns as C
 from shoplake.config import Config
-from shoplake.features.daily_sales import compute_item_daily_sales
-from shoplake.features.interactions import (
-    compute_interactions,
-    compute_item_features,
-    compute_user_features,
-    compute_user_item_matrix,
-    landed_before,
-    run_midnight,
-)
-from shoplake.features.text import compute_product_text, compute_support_tickets, compute_support_training
-from shoplake.features.txn_features import compute_transactions, compute_txn_features
+from shoplake.features.pit import landed_before
+from shoplake.ingest.bronze import BRONZE
 from shoplake.lake import Lake, WriteResult
-from shoplake.schemas import columns as C
-from shoplake.schemas.bronze import BRONZE
-from shoplake.schemas.forecast import ITEM_DAILY_SALES
-from shoplake.schemas.fraud import TRANSACTIONS, TXN_FEATURES
-from shoplake.schemas.landing import CHARGEBACKS, EVENTS, INVENTORY, ORDERS, PAYMENTS, PRODUCTS
-from shoplake.schemas.landing import SUPPORT_TICKETS as TICKETS_SOURCE
-from shoplake.schemas.recsys import INTERACTIONS, ITEM_FEATURES, USER_FEATURES, USER_ITEM_MATRIX
-from shoplake.schemas.spec import TableSpec
-from shoplake.schemas.text import PRODUCT_TEXT, SUPPORT_TICKETS, SUPPORT_TRAINING
+from shoplake.lake.spec import TableSpec
 
 log = logging.getLogger(__name__)
 
-#: Every table the step writes, in the order of its results. ``gold.item_daily_sales``
-#: needs orders: a shop without them (clickstream only) does not get it.
-#: ``silver.transactions`` and ``gold.txn_features`` need payments: a shop without them
-#: (Online Retail) does not get them. ``silver.support_tickets`` and ``gold.support_training``
-#: need support tickets, ``gold.product_text`` needs products.
-OUTPUTS = (
-    INTERACTIONS, USER_ITEM_MATRIX, ITEM_FEATURES, USER_FEATURES, ITEM_DAILY_SALES, TRANSACTIONS, TXN_FEATURES,
-    SUPPORT_TICKETS, SUPPORT_TRAINING, PRODUCT_TEXT,
-)  # fmt: skip
-#: The recommendation tables, built from ``bronze.events`` and ``bronze.orders``.
-RECOMMENDATION_OUTPUTS = (INTERACTIONS, USER_ITEM_MATRIX, ITEM_FEATURES, USER_FEATURES)
-#: The tables built from ``bronze.payments``.
-FRAUD_OUTPUTS = (TRANSACTIONS, TXN_FEATURES)
-#: The tables built from ``bronze.support_tickets``.
-SUPPORT_OUTPUTS = (SUPPORT_TICKETS, SUPPORT_TRAINING)
-#: The tables built from ``bronze.products`` alone.
-PRODUCT_OUTPUTS = (PRODUCT_TEXT,)
+
+@dataclass(frozen=True)
+class FeatureNode:
+    """One use case's feature transform as the runner sees it.
+
+    Attributes:
+        name: Short name, for logs.
+        outputs: The tables it writes, in the order of the step's results.
+        compute: ``compute(ctx, D)`` returns ``{table full name: DataFrame}`` of D's rows
+            of every output; pure Spark, no reads or writes.
+        required: Landing sources whose bronze tables must all exist.
+        any_of: Landing sources of which at least one must exist.
+        optional: Landing sources it can do without, each with what is lost then.
+        skipped_because: Why the outputs are missing when the node cannot run
+            (``"it is built from orders"``).
+        extra_dates: Given the configuration, the lake and the run dates, further run
+            dates the node needs built (a holdout cut-off): the step builds them too
+            when asked to.
+    """
+
+    name: str
+    outputs: tuple[TableSpec, ...]
+    compute: Callable[[FeatureContext, dt.date], Mapping[str, DataFrame]]
+    required: tuple[str, ...] = ()
+    any_of: tuple[str, ...] = ()
+    optional: Mapping[str, str] = field(default_factory=dict)
+    skipped_because: str = ""
+    extra_dates: Callable[[Config, Lake, list[dt.date]], list[dt.date]] | None = None
+
+    def sources(self) -> tuple[str, ...]:
+        return (*self.required, *self.any_of, *self.optional)
+
+    def can_run(self, present: set[str]) -> bool:
+        return all(s in present for s in self.required) and (not self.any_of or any(s in present for s in self.any_of))
+
+
+class FeatureContext:
+    """What a node may read for one run: the configuration and the bronze tables, as known before a day."""
+
+    def __init__(self, cfg: Config, bronze: Mapping[str, DataFrame | None]):
+        self.cfg = cfg
+        self._bronze = dict(bronze)
+        self._cached: list[DataFrame] = []
+
+    def has(self, source: str) -> bool:
+        """Whether the lake has the bronze table of a landing source."""
+        return self._bronze.get(source) is not None
+
+    def landed_before(self, source: str, day: dt.date) -> DataFrame | None:
+        """A source's bronze rows of landing days before ``day`` (``None`` without the table)."""
+        # Bronze partitions are landing days; the nightly run for D has only seen files of
+        # earlier days, so a late-arriving row does not change D's snapshot on a rebuild.
+        df = self._bronze.get(source)
+        return None if df is None else landed_before(df, day)
+
+    def landed_between(self, source: str, first: dt.date, day: dt.date) -> DataFrame | None:
+        """As :meth:`landed_before`, from landing day ``first`` on."""
+        landed = self.landed_before(source, day)
+        return None if landed is None else landed.where(F.col(C.RUN_DATE) >= F.lit(first))
+
+    def persist(self, df: DataFrame) -> DataFrame:
+        """Cache a frame several outputs read; the runner releases it after the write."""
+        df = df.persist()
+        self._cached.append(df)
+        return df
+
+    def release(self) -> None:
+        for df in self._cached:
+            df.unpersist()
+        self._cached.clear()
 
 
 class FeatureInputError(ValueError):
     """The bronze tables the features need are not in the lake."""
-
-
-def _read_optional(lake: Lake, spec: TableSpec, why_optional: str) -> DataFrame | None:
-    version = lake.version(spec)
-    if version is None:
-        log.warning("%s does not exist in %s; %s", spec.full_name, lake.root, why_optional)
-        return None
-    log.info("reading %s v%d", spec.full_name, version)
-    return lake.read(spec)
-
-
-def _landed_before(df: DataFrame | None, day: dt.date) -> DataFrame | None:
-    # Bronze partitions are landing days; the nightly run for D has only seen files of
-    # earlier days, so a late-arriving row does not change D's snapshot on a rebuild.
-    return None if df is None else landed_before(df, day)
-
-
-def _landed_between(df: DataFrame | None, first: dt.date, day: dt.date) -> DataFrame | None:
-    landed = _landed_before(df, day)
-    return None if landed is None else landed.where(F.col(C.RUN_DATE) >= F.lit(first))
 
 
 def _union(frames: list[DataFrame]) -> DataFrame:
@@ -97,173 +113,89 @@ def _union(frames: list[DataFrame]) -> DataFrame:
     return out
 
 
-def holdout_dates(cfg: Config, lake: Lake, run_dates: list[dt.date]) -> list[dt.date]:
-    """Cutoff dates the recommendation run will evaluate from that have no features yet.
+def feature_nodes() -> list[FeatureNode]:
+    """Every declared use case's feature nodes, in nightly order."""
+    from shoplake.usecases import use_cases
 
-    The recommendation run for D trains on the snapshot of ``D - recommender.holdout_days``
-    and holds out the days after it. A nightly schedule built that snapshot days ago;
-    this returns the cutoffs of ``run_dates`` whose ``gold.user_item_matrix`` partition
-    is missing (a first run, a backfill), so the feature step can build them too.
-    """
-    cutoffs = {d - dt.timedelta(days=cfg.recommender.holdout_days) for d in run_dates}
-    have = set(lake.run_dates(USER_ITEM_MATRIX))
-    return sorted(cutoffs - have - set(run_dates))
+    return [node for uc in use_cases() for node in uc.feature_nodes]
 
 
-def build_features(cfg: Config, lake: Lake, run_dates: list[dt.date], *, with_holdout: bool = False) -> list[WriteResult]:
-    """Build the ``silver`` and ``gold`` tables of :data:`OUTPUTS` for some run dates.
+def feature_outputs(nodes: list[FeatureNode] | None = None) -> tuple[TableSpec, ...]:
+    """Every table the feature step can write, in the order of its results."""
+    return tuple(spec for node in (feature_nodes() if nodes is None else nodes) for spec in node.outputs)
 
-    ``silver.interactions`` and ``gold.{user_item_matrix,item_features,user_features}``
-    for recommendation, ``gold.item_daily_sales`` for forecasting, ``silver.transactions``
-    and ``gold.txn_features`` for fraud detection, ``silver.support_tickets`` and
-    ``gold.support_training`` for customer service, ``gold.product_text`` for product
-    categorization.
+
+def build_features(
+    cfg: Config, lake: Lake, run_dates: list[dt.date], *, with_holdout: bool = False, nodes: list[FeatureNode] | None = None
+) -> list[WriteResult]:
+    """Run the feature nodes for some run dates and write their tables in one batch.
 
     Args:
-        cfg: Configuration (``features``: event weights, half-life, lookback, price
-            bands; ``fraud``: history and maturity days, fraud reason codes).
+        cfg: Configuration (each node reads its own settings).
         lake: The lake to read bronze from and write the features to.
         run_dates: Days to build the features for; each day's partition of every
             output is replaced. A loop over days, so meant for nightly runs and short
             backfills rather than years at once.
-        with_holdout: Also build the missing cutoff snapshots of :func:`holdout_dates`.
+        with_holdout: Also build the run dates the nodes' ``extra_dates`` ask for.
+        nodes: The nodes to run (default every declared use case's).
 
     Returns:
-        The write results of the tables written, in the order of :data:`OUTPUTS`:
-        all ten, less the recommendation tables (:data:`RECOMMENDATION_OUTPUTS`) when
-        neither ``bronze.events`` nor ``bronze.orders`` exists (a lake of catalogue and
-        support messages only), less ``gold.item_daily_sales`` when ``bronze.orders`` does not
-        exist, less ``silver.transactions`` and ``gold.txn_features``
-        (:data:`FRAUD_OUTPUTS`) when ``bronze.payments`` does not, less
-        ``silver.support_tickets`` and ``gold.support_training``
-        (:data:`SUPPORT_OUTPUTS`) when ``bronze.support_tickets`` does not and less
-        ``gold.product_text`` (:data:`PRODUCT_OUTPUTS`) when ``bronze.products`` does not.
+        The write results of the tables written, in the order of
+        :func:`feature_outputs`, less those of the nodes whose inputs are missing.
 
     Raises:
-        FeatureInputError: No table can be built: none of ``bronze.events``, ``orders``,
-            ``payments``, ``support_tickets`` and ``products`` exists.
+        FeatureInputError: No node can run: none has the bronze tables it needs.
         ValueError: No run dates were given.
     """
+    nodes = feature_nodes() if nodes is None else nodes
     days = sorted(set(run_dates))
     if not days:
         raise ValueError("build_features: no run dates given")
+    names = list(dict.fromkeys(s for node in nodes for s in node.sources()))
+    present = {name for name in names if lake.version(BRONZE[name]) is not None}
+    runnable = [node for node in nodes if node.can_run(present)]
+    for node in nodes:
+        if node not in runnable:
+            outs = [s.full_name for s in node.outputs]
+            log.info("features: %s %s skipped, %s", " and ".join(outs), "is" if len(outs) == 1 else "are", node.skipped_because)
+    if not runnable:
+        wanted = ", ".join(BRONZE[name].full_name for name in names)
+        raise FeatureInputError(f"none of {wanted} in {lake.root}: nothing to build features from; ingest the shop's files first")
+    bronze: dict[str, DataFrame | None] = {}
+    for name in dict.fromkeys(s for node in runnable for s in node.sources()):
+        spec = BRONZE[name]
+        if name in present:
+            log.info("reading %s v%d", spec.full_name, lake.version(spec))
+            bronze[name] = lake.read(spec)
+        else:
+            lost = "; ".join(node.optional.get(name, f"{node.name} reads the others") for node in runnable if name in node.sources())
+            log.warning("%s does not exist in %s; %s", spec.full_name, lake.root, lost)
+            bronze[name] = None
     if with_holdout:
-        extra = holdout_dates(cfg, lake, days)
+        extra = sorted({d for node in runnable if node.extra_dates for d in node.extra_dates(cfg, lake, days)} - set(days))
         if extra:
             log.info("features: also building the holdout cutoff snapshot(s) %s", ", ".join(map(str, extra)))
         days = sorted(set(days) | set(extra))
-    feats, fraud = cfg.features, cfg.fraud
-    events = _read_optional(lake, BRONZE[EVENTS.name], "interactions come from orders only")
-    orders = _read_optional(lake, BRONZE[ORDERS.name], "interactions come from the clickstream only")
-    products = _read_optional(lake, BRONZE[PRODUCTS.name], "item features have no text, category or price")
-    inventory = None
-    specs = list(OUTPUTS)
-    shopping = events is not None or orders is not None
-    if not shopping:
-        log.warning(
-            "features: no %s or %s in %s; %s are skipped", BRONZE[EVENTS.name].full_name, BRONZE[ORDERS.name].full_name,
-            lake.root, ", ".join(s.full_name for s in RECOMMENDATION_OUTPUTS),
-        )  # fmt: skip
-        specs = [spec for spec in specs if spec not in RECOMMENDATION_OUTPUTS]
-    if orders is None:
-        log.info("features: %s is skipped, it is built from orders", ITEM_DAILY_SALES.full_name)
-        specs.remove(ITEM_DAILY_SALES)
-    else:
-        inventory = _read_optional(lake, BRONZE[INVENTORY.name], "item daily sales have no stock-out flags")
-    payments = _read_optional(lake, BRONZE[PAYMENTS.name], "the fraud tables are not built")
-    chargebacks = None
-    if payments is None:
-        log.info(
-            "features: %s are skipped, they are built from payments", " and ".join(s.full_name for s in FRAUD_OUTPUTS)
-        )
-        specs = [spec for spec in specs if spec not in FRAUD_OUTPUTS]
-    else:
-        chargebacks = _read_optional(
-            lake, BRONZE[CHARGEBACKS.name], "no payment has a chargeback: matured ones are labelled 0"
-        )
-    tickets = _read_optional(lake, BRONZE[TICKETS_SOURCE.name], "the support tables are not built")
-    if tickets is None:
-        log.info(
-            "features: %s are skipped, they are built from support tickets",
-            " and ".join(s.full_name for s in SUPPORT_OUTPUTS),
-        )
-        specs = [spec for spec in specs if spec not in SUPPORT_OUTPUTS]
-    if products is None:
-        log.info("features: %s is skipped, it is built from products", PRODUCT_TEXT.full_name)
-        specs = [spec for spec in specs if spec not in PRODUCT_OUTPUTS]
-    if not specs:
-        raise FeatureInputError(
-            f"no {BRONZE[EVENTS.name].full_name}, {BRONZE[ORDERS.name].full_name}, {BRONZE[PAYMENTS.name].full_name}, "
-            f"{BRONZE[TICKETS_SOURCE.name].full_name} or {BRONZE[PRODUCTS.name].full_name} in {lake.root}: nothing to "
-            "build features from; ingest the shop's files first"
-        )
 
+    specs = feature_outputs(runnable)
     outputs: dict[str, list[DataFrame]] = {spec.full_name: [] for spec in specs}
-    cached: list[DataFrame] = []
+    ctx = FeatureContext(cfg, bronze)
     try:
         for day in days:
-            if shopping:
-                earliest_event = (run_midnight(day) - dt.timedelta(days=feats.lookback_days)).date()
-                # Nothing happens before it lands, so older landing days cannot hold events in the window.
-                day_events = _landed_before(events, day)
-                if day_events is not None:
-                    day_events = day_events.where(F.col(C.RUN_DATE) >= F.lit(earliest_event))
-                interactions = compute_interactions(
-                    day_events, _landed_before(orders, day), day, feats.lookback_days
-                ).persist()
-                items = compute_item_features(_landed_before(products, day), interactions, day, feats.price_bands).persist()
-                cached += [interactions, items]
-                outputs[INTERACTIONS.full_name].append(interactions)
-                outputs[USER_ITEM_MATRIX.full_name].append(
-                    compute_user_item_matrix(interactions, day, feats.event_weights, feats.half_life_days)
-                )
-                outputs[ITEM_FEATURES.full_name].append(items)
-                outputs[USER_FEATURES.full_name].append(
-                    compute_user_features(interactions, items, day, feats.event_weights, feats.half_life_days)
-                )
-            if orders is not None:
-                outputs[ITEM_DAILY_SALES.full_name].append(
-                    compute_item_daily_sales(
-                        _landed_before(orders, day), _landed_before(products, day), _landed_before(inventory, day), day
-                    )
-                )
-            if payments is not None:
-                # A payment or its chargeback lands on the day it happened or later, so
-                # older landing days hold nothing of the history window.
-                earliest_payment = (run_midnight(day) - dt.timedelta(days=fraud.history_days)).date()
-                transactions = compute_transactions(
-                    _landed_between(payments, earliest_payment, day),
-                    _landed_before(orders, day),
-                    _landed_between(chargebacks, earliest_payment, day),
-                    day,
-                    fraud.history_days,
-                    fraud.maturity_days,
-                    fraud.fraud_reason_codes,
-                ).persist()
-                cached.append(transactions)
-                outputs[TRANSACTIONS.full_name].append(transactions)
-                outputs[TXN_FEATURES.full_name].append(compute_txn_features(transactions))
-            if tickets is not None:
-                support = compute_support_tickets(_landed_before(tickets, day), day).persist()
-                cached.append(support)
-                outputs[SUPPORT_TICKETS.full_name].append(support)
-                outputs[SUPPORT_TRAINING.full_name].append(compute_support_training(support))
-            if products is not None:
-                outputs[PRODUCT_TEXT.full_name].append(compute_product_text(_landed_before(products, day), day))
+            for node in runnable:
+                frames = node.compute(ctx, day)
+                for spec in node.outputs:
+                    outputs[spec.full_name].append(frames[spec.full_name])
         with lake.batch() as batch:
             for spec in specs:
                 batch.write(_union(outputs[spec.full_name]), spec, mode="replace", run_dates=days)
                 log.info("features: %s staged for %s..%s", spec.full_name, days[0], days[-1])
         results = list(batch.results)
     finally:
-        for df in cached:
-            df.unpersist()
+        ctx.release()
     for result in results:
         log.info("features: %s v%d, %d rows for %d run date(s)", result.table, result.version, result.rows, len(days))
     return results
 
 
-__all__ = [
-    "FRAUD_OUTPUTS", "OUTPUTS", "PRODUCT_OUTPUTS", "RECOMMENDATION_OUTPUTS", "SUPPORT_OUTPUTS", "FeatureInputError", "build_features",
-    "holdout_dates",
-]  # fmt: skip
+__all__ = ["FeatureContext", "FeatureInputError", "FeatureNode", "build_features", "feature_nodes", "feature_outputs"]

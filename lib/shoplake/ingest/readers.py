@@ -18,14 +18,15 @@ from dataclasses import dataclass
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from shoplake import columns as C
+from shoplake.errors import InputError
+from shoplake.ingest.landing import FILE_EXTENSIONS, LandingSource
 from shoplake.lake.files import filesystem
-from shoplake.schemas import columns as C
-from shoplake.schemas.landing import FILE_EXTENSIONS, LandingSource
 
 log = logging.getLogger(__name__)
 
 
-class LandingError(ValueError):
+class LandingError(InputError):
     """A landing file is missing, unreadable or does not match the contract."""
 
 
@@ -143,9 +144,7 @@ def read_landing(spark, files: list[LandingFile], contract: LandingSource):
         for name in contract.field_names:
             if name not in df.columns:
                 df = df.withColumn(name, F.lit(None).cast("string"))
-        frames.append(
-            df.select(*contract.field_names, "_corrupt", F.col("_metadata.file_path").alias(C.SOURCE_FILE))
-        )
+        frames.append(df.select(*contract.field_names, "_corrupt", F.col("_metadata.file_path").alias(C.SOURCE_FILE)))
     df = frames[0]
     for other in frames[1:]:
         df = df.unionByName(other)

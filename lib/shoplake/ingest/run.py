@@ -12,13 +12,14 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from shoplake import columns as C
 from shoplake.config import Config
+from shoplake.entry import date_range
+from shoplake.ingest.bronze import BRONZE, QUARANTINE
+from shoplake.ingest.landing import get_source
 from shoplake.ingest.readers import LandingError, find_file, read_landing, source_present
 from shoplake.ingest.validate import compute_validated, split_valid
 from shoplake.lake import Lake, WriteResult
-from shoplake.schemas import columns as C
-from shoplake.schemas.bronze import BRONZE, QUARANTINE
-from shoplake.schemas.landing import get_source
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +32,6 @@ class IngestReport:
     bronze: dict[str, WriteResult] = field(default_factory=dict)
     quarantine: dict[str, WriteResult] = field(default_factory=dict)
     skipped_sources: list[str] = field(default_factory=list)
-
-
-def date_range(start: dt.date, end: dt.date) -> list[dt.date]:
-    """Every day from ``start`` to ``end`` inclusive."""
-    if end < start:
-        raise ValueError(f"date range ends ({end}) before it starts ({start})")
-    return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
 
 
 def ingest(

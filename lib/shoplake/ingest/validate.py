@@ -7,9 +7,9 @@ lists every problem as ``field: why``.
 
 from __future__ import annotations
 
-from shoplake.schemas import columns as C
-from shoplake.schemas.landing import LandingSource
-from shoplake.schemas.spec import spark_ddl_type
+from shoplake import columns as C
+from shoplake.ingest.landing import LandingSource
+from shoplake.lake.spec import spark_ddl_type
 
 TYPED_PREFIX = "__typed_"
 
@@ -50,7 +50,9 @@ def compute_validated(df, contract: LandingSource):
             reasons.append(F.when(raw.isNull(), F.lit(f"{f.name}: missing")))
         if f.dtype != "string":
             reasons.append(
-                F.when(raw.isNotNull() & typed.isNull(), F.concat(F.lit(f"{f.name}: not a {f.dtype} ('"), F.substring(raw, 1, 80), F.lit("')")))
+                F.when(
+                    raw.isNotNull() & typed.isNull(), F.concat(F.lit(f"{f.name}: not a {f.dtype} ('"), F.substring(raw, 1, 80), F.lit("')"))
+                )
             )
     # Parse problems are judged on the raw text, so they are computed before the typed
     # columns take the fields' names; contract checks then run on the typed values.

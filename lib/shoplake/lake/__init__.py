@@ -16,13 +16,16 @@ import contextlib
 import datetime as dt
 import logging
 from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
 
-from shoplake.config import Config
+from shoplake import columns as C
 from shoplake.lake.base import WRITE_MODES, StagedWrite, WriteResult, check_mode
 from shoplake.lake.catalog import all_specs, get_spec, table_uri
 from shoplake.lake.checks import SchemaMismatchError
-from shoplake.schemas import columns as C
-from shoplake.schemas.spec import TableSpec
+from shoplake.lake.spec import TableSpec
+
+if TYPE_CHECKING:
+    from shoplake.config import Config
 
 log = logging.getLogger(__name__)
 

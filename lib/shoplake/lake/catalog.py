@@ -6,8 +6,9 @@ code asks the catalog instead of building paths by hand.
 
 from __future__ import annotations
 
-from shoplake.schemas import bronze, forecast, fraud, ops, recsys, serving, text
-from shoplake.schemas.spec import TableSpec
+import functools
+
+from shoplake.lake.spec import TableSpec
 
 _SPECS: dict[str, TableSpec] = {}
 
@@ -21,13 +22,24 @@ def register(*specs: TableSpec) -> None:
         _SPECS[spec.full_name] = spec
 
 
-register(*bronze.SPECS, *ops.SPECS, *recsys.SPECS, *forecast.SPECS, *fraud.SPECS, *text.SPECS, *serving.SPECS)
+@functools.cache
+def _collect() -> None:
+    # Loaded on first use, not at import: these modules and every use case import the lake.
+    from shoplake.ingest import bronze
+    from shoplake.monitor import profile
+    from shoplake.train import model_metrics
+    from shoplake.usecases import use_cases
+
+    register(*bronze.SPECS, *model_metrics.SPECS, *profile.SPECS)
+    for uc in use_cases():
+        register(*uc.tables)
 
 
 def get_spec(name: str | TableSpec) -> TableSpec:
     """The spec of a table by full name (``bronze.orders``); specs pass through."""
     if isinstance(name, TableSpec):
         return name
+    _collect()
     try:
         return _SPECS[name]
     except KeyError:
@@ -36,6 +48,7 @@ def get_spec(name: str | TableSpec) -> TableSpec:
 
 def all_specs() -> list[TableSpec]:
     """Every registered spec, ordered by layer then name."""
+    _collect()
     return sorted(_SPECS.values(), key=lambda s: (s.layer, s.name))
 
 

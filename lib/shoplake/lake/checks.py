@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from shoplake.schemas.spec import TableSpec, arrow_type, spark_type
+from shoplake.errors import InputError
+from shoplake.lake.spec import TableSpec, arrow_type, spark_type
 
 
-class SchemaMismatchError(ValueError):
+class SchemaMismatchError(InputError):
     """Data does not match its table's spec; the message names table and column."""
 
 
@@ -60,9 +61,7 @@ def conform_spark(df, spec: TableSpec):
     fields = {f.name: f.dataType for f in df.schema.fields}
     missing = [c.name for c in spec.columns if c.name not in fields]
     if missing:
-        raise SchemaMismatchError(
-            f"table {spec.full_name}: missing column(s) {', '.join(missing)} (data has: {', '.join(fields)})"
-        )
+        raise SchemaMismatchError(f"table {spec.full_name}: missing column(s) {', '.join(missing)} (data has: {', '.join(fields)})")
     exprs = []
     for col in spec.columns:
         actual = fields[col.name]
@@ -72,9 +71,7 @@ def conform_spark(df, spec: TableSpec):
         elif isinstance(actual, T.NullType) or (name, col.dtype) in _WIDENINGS:
             exprs.append(F.col(col.name).cast(spark_type(col.dtype)).alias(col.name))
         else:
-            raise SchemaMismatchError(
-                f"table {spec.full_name}: column {col.name} has type {actual.simpleString()}, spec says {col.dtype}"
-            )
+            raise SchemaMismatchError(f"table {spec.full_name}: column {col.name} has type {actual.simpleString()}, spec says {col.dtype}")
     return df.select(*exprs)
 
 
@@ -104,9 +101,7 @@ def check_arrow_schema(schema: pa.Schema, spec: TableSpec) -> None:
     names = schema.names
     missing = [c.name for c in spec.columns if c.name not in names]
     if missing:
-        raise SchemaMismatchError(
-            f"table {spec.full_name}: missing column(s) {', '.join(missing)} (data has: {', '.join(names)})"
-        )
+        raise SchemaMismatchError(f"table {spec.full_name}: missing column(s) {', '.join(missing)} (data has: {', '.join(names)})")
     for col in spec.columns:
         actual = schema.field(col.name).type
         name = _arrow_dtype_name(actual)
@@ -129,8 +124,6 @@ def conform_arrow(data: pa.Table | pa.RecordBatch, spec: TableSpec) -> pa.Table:
         if arr.type != target:
             arr = arr.cast(target)
         if not col.nullable and arr.null_count:
-            raise SchemaMismatchError(
-                f"table {spec.full_name}: column {col.name} is not nullable but {arr.null_count} row(s) are null"
-            )
+            raise SchemaMismatchError(f"table {spec.full_name}: column {col.name} is not nullable but {arr.null_count} row(s) are null")
         arrays.append(arr)
     return pa.Table.from_arrays(arrays, schema=spec.arrow_schema())

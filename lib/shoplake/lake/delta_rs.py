@@ -26,7 +26,7 @@ from shoplake.lake.files import (
     partition_value_str,
     write_data_files,
 )
-from shoplake.schemas.spec import TableSpec
+from shoplake.lake.spec import TableSpec
 
 log = logging.getLogger(__name__)
 

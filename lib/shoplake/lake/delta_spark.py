@@ -12,7 +12,7 @@ import logging
 from shoplake.lake.base import StagedWrite, WriteResult, check_mode
 from shoplake.lake.checks import conform_spark
 from shoplake.lake.delta_rs import remove_table
-from shoplake.schemas.spec import TableSpec
+from shoplake.lake.spec import TableSpec
 
 log = logging.getLogger(__name__)
 

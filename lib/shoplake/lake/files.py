@@ -25,7 +25,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from shoplake.lake.checks import conform_arrow
-from shoplake.schemas.spec import TableSpec
+from shoplake.lake.spec import TableSpec
 
 FILE_RECORD_SCHEMA = pa.schema(
     [
@@ -102,8 +102,9 @@ def file_stats(table: pa.Table, skip: Iterable[str] = ()) -> dict:
         col = table[name]
         nulls[name] = col.null_count
         t = col.type
-        if not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_string(t)
-                or pa.types.is_date(t) or pa.types.is_timestamp(t)):
+        if not (
+            pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_string(t) or pa.types.is_date(t) or pa.types.is_timestamp(t)
+        ):
             continue
         if col.null_count == len(col):
             continue

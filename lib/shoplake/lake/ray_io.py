@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import functools
 import logging
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from shoplake.config import Config
 from shoplake.lake.base import WriteResult
 from shoplake.lake.delta_rs import commit_files
 from shoplake.lake.files import delete_files_of_write, new_write_id, write_data_files
-from shoplake.schemas.spec import TableSpec
+from shoplake.lake.spec import TableSpec
+
+if TYPE_CHECKING:
+    from shoplake.config import Config
 
 log = logging.getLogger(__name__)
 

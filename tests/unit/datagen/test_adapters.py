@@ -14,12 +14,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from shoplake import columns as C
 from shoplake.datagen import bitext, online_retail
 from shoplake.datagen.bitext import RESOLUTIONS, import_bitext, render_resolution
 from shoplake.datagen.online_retail import derive_categories, import_online_retail, title_case
 from shoplake.datagen.pricerunner import brand_from_title, import_pricerunner
-from shoplake.schemas import columns as C
-from shoplake.schemas.landing import ORDER_STATUSES, get_source
+from shoplake.ingest.landing import ORDER_STATUSES, get_source
 
 DATA = Path(__file__).resolve().parents[4] / "shared" / "data"
 RETAIL = DATA / "online-retail" / "by-day"
@@ -29,7 +29,9 @@ PRICERUNNER = DATA / "pricerunner-products" / "pricerunner_aggregate.csv.gz"
 # Three real days with cancellations, guests, postage/manual lines and stock write-offs.
 RETAIL_DAYS = ("2010-12-01", "2010-12-03")
 
-needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"the public datasets are read in place from {DATA}, outside the repository, and this checkout has none")
+needs_data = pytest.mark.skipif(
+    not DATA.is_dir(), reason=f"the public datasets are read in place from {DATA}, outside the repository, and this checkout has none"
+)
 
 
 def read_landing(root: Path, source: str) -> pd.DataFrame:
@@ -370,4 +372,3 @@ def test_brand_from_title():
     assert brand_from_title("bosch kgn39vl35g fridge freezer") == "bosch"
     assert brand_from_title("43in led t2 freeview tv") is None
     assert brand_from_title("   ") is None
-

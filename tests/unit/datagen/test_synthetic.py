@@ -18,6 +18,7 @@ import pyarrow.json as pajson
 import pyarrow.parquet as pq
 import pytest
 
+from shoplake import columns as C
 from shoplake.datagen.landing_writer import landing_path
 from shoplake.datagen.synthetic import (
     CHEAP_PRICE_LIMIT,
@@ -28,8 +29,7 @@ from shoplake.datagen.synthetic import (
     ShopParams,
     generate_shop,
 )
-from shoplake.schemas import columns as C
-from shoplake.schemas import landing as L
+from shoplake.ingest import landing as L
 
 # Dense enough for statistics on every planted effect, small enough to run in seconds.
 PARAMS = ShopParams(
@@ -73,8 +73,12 @@ def read_landing_file(path: Path, source: str) -> pd.DataFrame:
     if path.suffix == ".csv":
         with path.open(newline="", encoding="utf-8") as fh:
             header = next(csv.reader(fh))
-        table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
-            column_types={n: pa.string() for n in header}, strings_can_be_null=False, quoted_strings_can_be_null=False))
+        table = pacsv.read_csv(
+            path,
+            convert_options=pacsv.ConvertOptions(
+                column_types={n: pa.string() for n in header}, strings_can_be_null=False, quoted_strings_can_be_null=False
+            ),
+        )
         frame = table.to_pandas()
         # An unquoted empty field is how the writer spells null.
         return frame.where(frame != "", None)
@@ -82,8 +86,7 @@ def read_landing_file(path: Path, source: str) -> pd.DataFrame:
         if path.stat().st_size == 0:
             return pd.DataFrame({n: pd.Series([], dtype=object) for n in names})
         schema = pa.schema([(n, pa.string()) for n in names])
-        table = pajson.read_json(path, parse_options=pajson.ParseOptions(
-            explicit_schema=schema, unexpected_field_behavior="error"))
+        table = pajson.read_json(path, parse_options=pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error"))
         return table.to_pandas()
     table = pq.read_table(path)
     return pa.table([c.cast(pa.string()) for c in table.columns], names=table.column_names).to_pandas()
@@ -207,8 +210,12 @@ def test_files_conform_to_the_contract(shop, data):
 
 def test_timestamps_are_utc_and_fall_on_their_file_day(data):
     ts_field = {
-        L.ORDERS.name: C.ORDER_TS, L.EVENTS.name: C.EVENT_TS, L.PRODUCTS.name: C.UPDATED_AT,
-        L.PAYMENTS.name: C.PAYMENT_TS, L.CHARGEBACKS.name: C.CHARGEBACK_TS, L.AD_EVENTS.name: C.EVENT_TS,
+        L.ORDERS.name: C.ORDER_TS,
+        L.EVENTS.name: C.EVENT_TS,
+        L.PRODUCTS.name: C.UPDATED_AT,
+        L.PAYMENTS.name: C.PAYMENT_TS,
+        L.CHARGEBACKS.name: C.CHARGEBACK_TS,
+        L.AD_EVENTS.name: C.EVENT_TS,
         L.SUPPORT_TICKETS.name: C.CREATED_TS,
     }
     for source, name in ts_field.items():
@@ -239,10 +246,7 @@ def test_catalogue_first_day_changes_later_and_cold_items(shop, data):
     assert (events[DAY] >= ev_launch).all()
     # Later rows are only launches, promotion starts/ends and price changes.
     promo_days = {(p["item_id"], p["start"]) for p in truth["promotions"]}
-    promo_ends = {
-        (p["item_id"], (dt.date.fromisoformat(p["end"]) + dt.timedelta(days=1)).isoformat())
-        for p in truth["promotions"]
-    }
+    promo_ends = {(p["item_id"], (dt.date.fromisoformat(p["end"]) + dt.timedelta(days=1)).isoformat()) for p in truth["promotions"]}
     changes = {(c["item_id"], c["date"]) for c in truth["price_changes"]}
     later = products[products[DAY] > first]
     for item, day in zip(later[C.ITEM_ID], later[DAY]):
@@ -310,8 +314,9 @@ def test_weekend_uplift_matches_weekly_multipliers(shop, data):
     _, truth, _, _ = shop
     lines = data[L.ORDERS.name]
     placed = lines[lines[C.STATUS] == "placed"].drop_duplicates(C.ORDER_ID)
-    per_day = placed.groupby(DAY).size().reindex(
-        [(PARAMS.start + dt.timedelta(days=d)).isoformat() for d in range(PARAMS.days)], fill_value=0)
+    per_day = (
+        placed.groupby(DAY).size().reindex([(PARAMS.start + dt.timedelta(days=d)).isoformat() for d in range(PARAMS.days)], fill_value=0)
+    )
     weekend = np.array([dt.date.fromisoformat(d).weekday() >= 5 for d in per_day.index])
     weekly = np.array(truth["seasonality"]["weekly_multipliers"])
     expected = np.sign(weekly[5:].mean() - weekly[:5].mean())
@@ -327,8 +332,9 @@ def test_purchase_events_match_placed_order_lines(data):
     lines = data[L.ORDERS.name]
     placed = lines[lines[C.STATUS] == "placed"]
     key = [C.USER_ID, C.ITEM_ID]
-    assert collections.Counter(map(tuple, purchases[key].assign(ts=purchases[C.EVENT_TS]).values)) == \
-        collections.Counter(map(tuple, placed[key].assign(ts=placed[C.ORDER_TS]).values))
+    assert collections.Counter(map(tuple, purchases[key].assign(ts=purchases[C.EVENT_TS]).values)) == collections.Counter(
+        map(tuple, placed[key].assign(ts=placed[C.ORDER_TS]).values)
+    )
     # Funnel: every purchased (session, item) was added to the cart before.
     carts = events[events[C.EVENT_TYPE] == "add_to_cart"]
     cart_keys = set(zip(carts[C.SESSION_ID], carts[C.ITEM_ID]))
@@ -398,8 +404,7 @@ def test_fraud_ground_truth_matches_payments(shop, data):
     placed = lines[lines[C.STATUS] == "placed"]
     totals = (pd.to_numeric(placed[C.QUANTITY]) * pd.to_numeric(placed[C.UNIT_PRICE])).groupby(placed[C.ORDER_ID]).sum()
     assert payments[C.ORDER_ID].is_unique
-    np.testing.assert_allclose(pd.to_numeric(payments[C.AMOUNT]).to_numpy(),
-                               totals.reindex(payments[C.ORDER_ID]).to_numpy(), atol=0.011)
+    np.testing.assert_allclose(pd.to_numeric(payments[C.AMOUNT]).to_numpy(), totals.reindex(payments[C.ORDER_ID]).to_numpy(), atol=0.011)
 
     legit = payments.drop(index=[p for pat in FRAUD_PATTERNS for p in fraud[pat]])
     for incident in fraud["incidents"]:
@@ -527,8 +532,15 @@ def test_bad_rows_break_the_contract_and_are_counted(tmp_path):
 
 @pytest.mark.parametrize(
     "change",
-    [{"days": 0}, {"categories": 1}, {"items": 3}, {"fraud_rate": 1.0}, {"bad_rows": -0.1},
-     {"weekly": (1.0, 1.0)}, {"chargeback_delay_days": (5, 2)}],
+    [
+        {"days": 0},
+        {"categories": 1},
+        {"items": 3},
+        {"fraud_rate": 1.0},
+        {"bad_rows": -0.1},
+        {"weekly": (1.0, 1.0)},
+        {"chargeback_delay_days": (5, 2)},
+    ],
 )
 def test_invalid_params_are_rejected(change):
     with pytest.raises(ValueError):

@@ -21,7 +21,7 @@ def test_forcing_delta_spark_without_jars_is_a_clear_error(make_cfg, spark):
     if delta_classes_available(spark):
         pytest.skip("the Delta jars are present on this machine")
     with pytest.raises(RuntimeError, match="Delta Lake's classes are not on Spark's classpath"):
-        Lake(make_cfg("lake.engine=delta-spark"), spark).engine
+        _ = Lake(make_cfg("lake.engine=delta-spark"), spark).engine
 
 
 def test_replace_where_quotes_values():

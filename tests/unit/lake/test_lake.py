@@ -11,7 +11,7 @@ from deltalake import DeltaTable
 
 from shoplake.lake import SchemaMismatchError
 from shoplake.lake.catalog import register
-from shoplake.schemas.spec import Col, TableSpec
+from shoplake.lake.spec import Col, TableSpec
 
 EVENTS = TableSpec(
     name="test_events",
@@ -97,7 +97,7 @@ def test_failed_write_leaves_previous_version_and_no_stray_files(spark, lake):
     # One task succeeds and writes its files, another fails half-way through the job.
     boom = F.udf(lambda i: i if i < 150 else int("not a number"), "long")
     bad = events_df(spark, D2, 100, start=100, partitions=2).withColumn("event_id", boom("event_id"))
-    with pytest.raises(Exception):
+    with pytest.raises(Exception):  # noqa: B017 - a Py4J or a Python error, whichever side fails first
         lake.write(bad, EVENTS, mode="overwrite")
     assert lake.version(EVENTS) == 0
     assert lake.read(EVENTS).count() == 100

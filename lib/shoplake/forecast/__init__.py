@@ -1,0 +1,1 @@
+"""Demand forecasting and replenishment: daily item sales, classic and neural forecasters, backtests, forecasts and the plan."""

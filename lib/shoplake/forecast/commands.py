@@ -1,0 +1,126 @@
+"""The entry points of forecasting: ``train`` and ``score`` (``shoplake train-forecaster``, ``shoplake score-forecasts``)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+
+from shoplake.entry import add_config_args, config_from_args, parse_date
+
+TRAIN_DOC = """Backtest, train and register the demand forecasters (Ray Train for the global model).
+
+Inputs:  gold.item_daily_sales of --run-date D (default: the latest partition): each
+         item's daily sales up to D - 1.
+Outputs: every model of forecasting.models (seasonal_naive, moving_average, ets,
+         quantile_net) backtested at forecasting.backtest_origins rolling cut-offs,
+         forecasting.horizon_days apart (the last at D - horizon_days): at each cut-off
+         a model sees only the sales before it and forecasts the horizon after it.
+         MASE, RMSSE, revenue-weighted RMSSE, bias, P10-P90 coverage and pinball loss
+         per model and cut-off go to ops.model_metrics (task forecasting, D's rows
+         replaced) and are printed as a table. The main model (forecasting.main_model),
+         fit on all sales before D, is saved under <runs_dir>/forecaster/<name>/bundle,
+         logged to MLflow and registered as forecasting.registered_model with the serving
+         alias. Ray Train runs checkpoint every epoch under <runs_dir>/ray_results.
+         Prints a line `history quantile_net: <json>` (epoch, loss, ...) of the main fit.
+Parameters: --run-date, --name (run folder prefix), --no-register, --env, --set key=value
+         (forecasting.*, ray.num_workers).
+
+    python ray_apps/train.py forecast --env local --run-date 2024-03-31
+    ray job submit --address http://127.0.0.1:8265 --working-dir . -- \\
+        python ray_apps/train.py forecast --env cluster --set forecasting.epochs=20
+"""
+
+
+def train_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="train.py forecast", description=TRAIN_DOC, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_args(parser)
+    parser.add_argument("--run-date", type=parse_date, help="sales date (default: the latest in gold.item_daily_sales)")
+    parser.add_argument("--name", help="prefix of the run's folders (default: fc_<run date>_<time>)")
+    parser.add_argument("--no-register", action="store_true", help="do not log to MLflow or move the serving alias")
+    return parser
+
+
+def train(argv: list[str] | None = None) -> int:
+    from rich.console import Console
+
+    from shoplake.forecast.report import forecast_metrics_table
+    from shoplake.forecast.train import MissingSalesError, metrics_rows, run_forecasting
+    from shoplake.lake import Lake
+    from shoplake.ray_runtime import init_ray
+
+    args = train_parser().parse_args(argv)
+    cfg = config_from_args(args)
+    console = Console()
+    init_ray(cfg)
+    try:
+        with console.status("forecasting run") as status:
+            result = run_forecasting(
+                cfg, Lake(cfg), args.run_date, name=args.name, register=not args.no_register,
+                on_step=lambda text: status.update(f"forecasting run: {text}"),
+            )  # fmt: skip
+    except (MissingSalesError, ValueError) as exc:
+        console.print(f"error: {exc}")
+        return 2
+    rows = metrics_rows(result.backtest, result.run_date, result.mlflow_run_id, dt.datetime.now(dt.timezone.utc))
+    console.print(forecast_metrics_table(rows, result.main_model))
+    for model, seconds in result.backtest.seconds.items():
+        console.print(f"{model}: {seconds:.1f} s over {len(result.origins)} cut-off(s)")
+    console.print(
+        f"{result.main_model} fit for serving in {result.fit_seconds:.1f} s; ops.model_metrics v{result.metrics_version}; bundle {result.bundle_path}"
+    )
+    if result.model_version:
+        console.print(f"registered {cfg.forecasting.registered_model} version {result.model_version} ({result.main_model}) "
+                      f"as '{cfg.recommender.serving_alias}' (MLflow run {result.mlflow_run_id})")  # fmt: skip
+    for origin, history in result.backtest.histories.items():
+        print(f"history quantile_net@{origin}: " + json.dumps(history))
+    return 0
+
+
+SCORE_DOC = """Forecast every item and plan replenishment with the serving forecaster (Ray Data).
+
+Inputs:  the registered forecaster version that the alias recommender.serving_alias
+         names (or --model-version) of forecasting.registered_model; gold.item_daily_sales
+         of the run date; the latest bronze.inventory snapshot per item before it.
+Outputs: serving.forecasts (forecasting.horizon_days rows per item: mean, P10, P50, P90
+         from the run date on) and serving.replenishment_plan (one row per item: stock
+         position, demand over lead time + review period, safety stock for
+         forecasting.service_level, reorder point, order quantity, stock-out risk), each
+         in one Delta commit replacing the run date's partition. Prints one line.
+Parameters: --run-date (default: the run date the model was trained for),
+         --model-version, --env, --set key=value.
+
+    python ray_apps/score.py forecast --env local --run-date 2024-03-31
+    ray job submit --address http://127.0.0.1:8265 --working-dir . -- \\
+        python ray_apps/score.py forecast --env cluster
+"""
+
+
+def score_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="score.py forecast", description=SCORE_DOC, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_args(parser)
+    parser.add_argument("--run-date", type=parse_date, help="first forecast day (default: the model's training run date)")
+    parser.add_argument("--model-version", help="registered version to forecast with (default: the serving alias)")
+    return parser
+
+
+def score(argv: list[str] | None = None) -> int:
+    from shoplake.forecast.score import score_forecasts
+    from shoplake.forecast.train import MissingSalesError
+    from shoplake.lake import Lake
+    from shoplake.ray_runtime import init_ray
+    from shoplake.registry import NoServingModel
+
+    args = score_parser().parse_args(argv)
+    cfg = config_from_args(args)
+    init_ray(cfg)
+    try:
+        r = score_forecasts(cfg, Lake(cfg), args.run_date, version=args.model_version)
+    except (NoServingModel, MissingSalesError, ValueError) as exc:
+        raise SystemExit(f"error: {exc}") from None
+    print(
+        f"forecast {r.items} items with {r.model_name} version {r.model_version} from {r.run_date}: "
+        f"{r.forecast_rows} rows -> serving.forecasts v{r.forecasts_version}; "
+        f"{r.items_to_order} items to reorder -> serving.replenishment_plan v{r.plan_version}; {r.seconds:.1f} s"
+    )
+    return 0

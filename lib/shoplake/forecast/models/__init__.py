@@ -1,0 +1,1 @@
+"""The forecaster families: classic baselines and the global neural quantile model."""

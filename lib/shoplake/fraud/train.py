@@ -1,0 +1,334 @@
+"""The fraud run: time-split matured payments, train and compare the models, register the champion.
+
+For a run date D the run reads D's partition of ``gold.txn_features`` and keeps the
+matured payments (a label that is final, see :mod:`shoplake.fraud.schemas`). Ordered by
+payment time they are split on day boundaries into training (oldest), validation and
+test (newest) (:func:`time_split`), so every model is judged on payments made after
+everything it learnt from.
+
+Every model of ``fraud.models`` is scored side by side: the rules baseline (amount and
+velocity thresholds), gradient-boosted trees (XGBoost on Ray Train) and the tabular
+network (PyTorch on Ray Train). Each trained model gets its review threshold from the
+expected cost on validation (:func:`~shoplake.fraud.metrics.cost_threshold`)
+and its decline threshold from the validation precision
+(:func:`~shoplake.fraud.metrics.decline_threshold`). The champion is the
+trained model with the best validation PR-AUC; it is saved as a
+:class:`~shoplake.fraud.models.FraudBundle` with its thresholds, registered in MLflow
+with both models' metrics, and every model's validation and test metrics go to
+``ops.model_metrics`` (task ``fraud``). A precision-recall picture of the test split
+is written beside the bundle.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from shoplake import columns as C
+from shoplake.config import Config
+from shoplake.fraud import metrics as M
+from shoplake.fraud.declarations import FEATURE_NAMES
+from shoplake.fraud.schemas import TASK_FRAUD, TXN_FEATURES
+from shoplake.train.model_metrics import MODEL_METRICS, write_model_metrics
+
+log = logging.getLogger(__name__)
+
+RULES, GBT, TABULAR_NN = "rules", "gbt", "tabular_nn"
+TRAINED = (GBT, TABULAR_NN)
+VALIDATION, TEST = "validation", "test"
+
+
+class MissingTxnFeaturesError(LookupError):
+    """``gold.txn_features`` has no partition for the run date."""
+
+
+class TooFewLabelsError(ValueError):
+    """The matured payments cannot train and validate a model (no fraud in a split, too few payments)."""
+
+
+@dataclass
+class Split:
+    """One time-ordered share of the matured payments: features, labels, days, amounts, first day."""
+
+    name: str
+    X: np.ndarray
+    y: np.ndarray
+    days: np.ndarray
+    amounts: np.ndarray
+    payment_ids: np.ndarray
+
+    @property
+    def first_day(self) -> dt.date:
+        return dt.date.fromisoformat(str(self.days.min()))
+
+    @property
+    def frauds(self) -> int:
+        return int(self.y.sum())
+
+
+def load_matured(lake, run_date: dt.date | None = None) -> tuple[pa.Table, dt.date, int]:
+    """The matured rows of ``gold.txn_features`` for ``run_date`` (default the latest), oldest first.
+
+    Returns:
+        ``(rows, run_date, table_version)``.
+
+    Raises:
+        MissingTxnFeaturesError: No partition for the run date.
+    """
+    dates = lake.run_dates(TXN_FEATURES)
+    if not dates:
+        raise MissingTxnFeaturesError(f"{TXN_FEATURES.full_name} does not exist or is empty in {lake.root}: build the features first")
+    run_date = run_date or max(dates)
+    if run_date not in dates:
+        raise MissingTxnFeaturesError(f"{TXN_FEATURES.full_name} has no run date {run_date} in {lake.root}")
+    version = lake.version(TXN_FEATURES)
+    import pyarrow.dataset as ds
+
+    rows = lake.to_arrow(TXN_FEATURES, run_date=run_date, where=ds.field(C.MATURED) == pa.scalar(True))
+    rows = rows.sort_by([(C.PAYMENT_TS, "ascending"), (C.PAYMENT_ID, "ascending")])
+    return rows, run_date, version
+
+
+def feature_matrix(rows: pa.Table) -> np.ndarray:
+    """The model input of ``rows``: :data:`FEATURE_NAMES` columns as a float64 matrix."""
+    return (
+        np.column_stack([rows[name].to_numpy(zero_copy_only=False).astype(np.float64) for name in FEATURE_NAMES])
+        if rows.num_rows
+        else np.zeros((0, len(FEATURE_NAMES)))
+    )
+
+
+def _held_out_start(y: np.ndarray, days: np.ndarray, end: int, n_total: int, frauds_total: int, share: float) -> int:
+    """First row of the newest whole days before row ``end`` that hold ``share`` of all payments and of all frauds."""
+    by_payments = end - max(int(round(n_total * share)), 1)
+    fraud_rows = np.flatnonzero(y[:end])
+    wanted = max(int(math.ceil(frauds_total * share)), 1)
+    by_frauds = int(fraud_rows[-wanted]) if len(fraud_rows) >= wanted else (int(fraud_rows[0]) if len(fraud_rows) else by_payments)
+    first = max(min(by_payments, by_frauds), 0)
+    # Back to the first payment of that day: a day is never cut in two.
+    return int(np.searchsorted(days[:end], days[first], side="left"))
+
+
+def time_split(rows: pa.Table, validation_share: float, test_share: float) -> tuple[Split, Split, Split]:
+    """Training, validation and test splits of time-ordered matured rows.
+
+    The test split is the newest whole days that hold at least ``test_share`` of the
+    payments and of the fraud labels; the validation split the whole days before it
+    that hold at least ``validation_share`` of each; training is everything older. So
+    every held-out split has fraud to measure whenever the labels allow it, even when
+    fraud comes in bursts, and every split holds payments after all those it learns from.
+
+    Raises:
+        TooFewLabelsError: A split would be empty, or one has no fraud label.
+    """
+    n = rows.num_rows
+    X = feature_matrix(rows)
+    y = rows[C.LABEL].to_numpy(zero_copy_only=False).astype(np.int64) if n else np.zeros(0, np.int64)
+    days = pc.cast(rows[C.PAYMENT_TS], pa.timestamp("us", tz="UTC")).cast(pa.date32()).to_numpy(zero_copy_only=False)
+    amounts = rows[C.AMOUNT].to_numpy(zero_copy_only=False).astype(np.float64)
+    ids = rows[C.PAYMENT_ID].to_numpy(zero_copy_only=False)
+    if n < 3:
+        raise TooFewLabelsError(f"{n} matured payments cannot be split into training, validation and test")
+    frauds = int(y.sum())
+    test_start = _held_out_start(y, days, n, n, frauds, test_share)
+    valid_start = _held_out_start(y, days, test_start, n, frauds, validation_share)
+    bounds = {"train": slice(0, valid_start), VALIDATION: slice(valid_start, test_start), TEST: slice(test_start, n)}
+    splits = tuple(Split(name, X[s], y[s], days[s], amounts[s], ids[s]) for name, s in bounds.items())
+    for split in splits:
+        if len(split.y) == 0 or split.frauds == 0:
+            what = "no payments" if len(split.y) == 0 else f"{len(split.y)} matured payments from {split.first_day}, no fraud label"
+            raise TooFewLabelsError(
+                f"the {split.name} split has {what} ({n} matured payments, {frauds} fraud in all): "
+                "the shop needs more history (fraud.maturity_days before the run date) or more chargebacks"
+            )
+    return splits  # type: ignore[return-value]
+
+
+@dataclass
+class ModelEvaluation:
+    """One model's scores and metrics on validation and test, and its thresholds from validation."""
+
+    model: str
+    review_threshold: float
+    decline_threshold: float
+    metrics: dict[str, dict[str, float]]
+    test_scores: np.ndarray
+    fitted: object | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class FraudResult:
+    """What a fraud run produced."""
+
+    run_date: dt.date
+    evaluations: dict[str, ModelEvaluation]
+    champion: str
+    bundle_path: str
+    model_version: str | None
+    mlflow_run_id: str | None
+    metrics_version: int
+    #: Per split (train, validation, test): payments, frauds, first payment day.
+    splits: dict[str, tuple[int, int, dt.date]] = field(default_factory=dict)
+    chart_path: str | None = None
+    #: The test split the evaluations' ``test_scores`` are aligned with.
+    test: Split | None = None
+
+
+def _evaluate(cfg: Config, model: str, valid_scores: np.ndarray, test_scores: np.ndarray, valid: Split, test: Split) -> ModelEvaluation:
+    fc = cfg.fraud
+    review, _ = M.cost_threshold(valid.y, valid_scores, valid.amounts, fc.review_cost, fc.chargeback_fee)
+    decline = M.decline_threshold(valid.y, valid_scores, fc.decline_precision, review)
+    metrics = {
+        split.name: M.evaluate(
+            split.y,
+            scores,
+            split.days,
+            split.amounts,
+            review_threshold=review,
+            capacity=fc.review_capacity_per_day,
+            review_cost=fc.review_cost,
+            chargeback_fee=fc.chargeback_fee,
+        )  # fmt: skip
+        for split, scores in ((valid, valid_scores), (test, test_scores))
+    }
+    return ModelEvaluation(model, float(review), float(decline), metrics, test_scores)
+
+
+def metrics_rows(result: FraudResult, mlflow_run_id: str | None, evaluated_at: dt.datetime) -> pa.Table:
+    """The ``ops.model_metrics`` rows of a fraud run: every model, both held-out splits, every metric."""
+    rows = []
+    for model, ev in result.evaluations.items():
+        for name, figures in ev.metrics.items():
+            payments, _, first_day = result.splits[name]
+            extra = {"review_threshold": ev.review_threshold, "decline_threshold": ev.decline_threshold}
+            for metric, value in {**figures, **extra}.items():
+                value = float(value)
+                rows.append({
+                    C.RUN_DATE: result.run_date, C.TASK: TASK_FRAUD, C.CUTOFF_DATE: first_day, C.MODEL_NAME: model,
+                    C.MLFLOW_RUN_ID: mlflow_run_id, C.SLICE: name, C.METRIC: metric,
+                    C.VALUE: None if not np.isfinite(value) else value, C.N_EVALUATED: payments,
+                    C.EVALUATED_AT: evaluated_at,
+                })  # fmt: skip
+    return pa.Table.from_pylist(rows, schema=MODEL_METRICS.arrow_schema())
+
+
+def _champion(evaluations: dict[str, ModelEvaluation]) -> str:
+    trained = [m for m in evaluations if m in TRAINED]
+    if not trained:
+        raise ValueError(f"fraud.models must include a trained model ({' or '.join(TRAINED)}) to register a champion")
+    return max(trained, key=lambda m: np.nan_to_num(evaluations[m].metrics[VALIDATION][M.PR_AUC], nan=-1.0))
+
+
+def run_fraud(
+    cfg: Config,
+    lake,
+    run_date: dt.date | None = None,
+    *,
+    name: str | None = None,
+    register: bool = True,
+    on_step: Callable[[str], None] | None = None,
+) -> FraudResult:
+    """Train, compare and register the fraud models on ``run_date``'s matured payments.
+
+    Args:
+        cfg: ``fraud`` (split shares, models, costs, capacity, registry name), ``ray``, ``training``.
+        lake: The lake with ``gold.txn_features`` of ``run_date``.
+        run_date: Default the latest partition.
+        name: Prefix of the run's folders (default ``fraud_<run_date>_<UTC time>``).
+        register: Log the champion to MLflow and point the serving alias at it.
+        on_step: Called with a short description as each step starts.
+
+    Raises:
+        MissingTxnFeaturesError: No features for the run date.
+        TooFewLabelsError: Too few matured payments or fraud labels to train and validate.
+    """
+    from shoplake.fraud.chart import write_pr_chart
+    from shoplake.fraud.models import FraudBundle, rules_scores, train_gbt, train_tabular_nn
+
+    fc = cfg.fraud
+    step = on_step or (lambda text: log.info("%s", text))
+    step(f"reading {TXN_FEATURES.full_name}")
+    rows, run_date, version = load_matured(lake, run_date)
+    train, valid, test = time_split(rows, fc.validation_share, fc.test_share)
+    splits = {s.name: s for s in (train, valid, test)}
+    log.info(
+        "fraud for %s: %s", run_date,
+        ", ".join(f"{s.name} {len(s.y):,} payments from {s.first_day} ({s.frauds} fraud)" for s in splits.values()),
+    )  # fmt: skip
+    name = name or f"fraud_{run_date.isoformat()}_{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}"
+    evaluations: dict[str, ModelEvaluation] = {}
+    for model in fc.models:
+        step(f"{model}: training" if model in TRAINED else f"{model}: scoring")
+        started = dt.datetime.now(dt.timezone.utc)
+        fitted = None
+        if model == RULES:
+            score = lambda X: rules_scores(X, FEATURE_NAMES, fc.rules_amount, fc.rules_velocity_1h)  # noqa: E731
+        else:
+            trainer = train_gbt if model == GBT else train_tabular_nn
+            fitted = trainer(cfg, train.X, train.y, valid.X, valid.y, f"{name}_{model}")
+            score = fitted.predict
+        ev = _evaluate(cfg, model, score(valid.X), score(test.X), valid, test)
+        ev.fitted, ev.seconds = fitted, (dt.datetime.now(dt.timezone.utc) - started).total_seconds()
+        evaluations[model] = ev
+        log.info("%s: %s", model, {s: {k: round(v, 4) for k, v in f.items()} for s, f in ev.metrics.items()})
+
+    champion = _champion(evaluations)
+    best = evaluations[champion]
+    step(f"champion {champion}: saving the bundle")
+    table_versions = {f"{TXN_FEATURES.full_name}@{run_date}": version}
+    flat = {f"{model}.{s}.{metric}": value for model, ev in evaluations.items()
+            for s, figures in ev.metrics.items() for metric, value in figures.items()}  # fmt: skip
+    bundle = FraudBundle(
+        best.fitted, list(FEATURE_NAMES), best.review_threshold, best.decline_threshold,
+        {"model_name": champion, "run_date": run_date.isoformat(), "table_versions": table_versions,
+         "metrics": {k: v for k, v in flat.items() if np.isfinite(v)}},
+    )  # fmt: skip
+    run_folder = Path(cfg.runs_dir, "fraud", name)
+    bundle_path = bundle.save(run_folder / "bundle")
+    curves, points = {}, {}
+    for model, ev in evaluations.items():
+        precision, recall, _ = M.pr_curve(test.y, ev.test_scores)
+        curves[f"{model} (PR-AUC {ev.metrics[TEST][M.PR_AUC]:.3f})"] = (precision, recall)
+        reviewed = ev.test_scores >= ev.review_threshold
+        if reviewed.any() and test.frauds:
+            points[f"{model} review"] = (float(test.y[reviewed].mean()), float(test.y[reviewed].sum() / test.frauds))
+    chart = write_pr_chart(
+        run_folder, curves, f"Fraud precision-recall on the test split ({len(test.y):,} payments, {test.frauds} fraud)",
+        subtitle=f"payments from {test.first_day} to {dt.date.fromisoformat(str(test.days.max()))}; champion: {champion}; "
+        "dots: each model's review threshold",
+        points=points, fraud_rate=float(test.y.mean()),
+    )  # fmt: skip
+
+    model_version = run_id = None
+    if register:
+        from shoplake.registry import log_model
+
+        step(f"registering {champion} in MLflow")
+        params = {"champion": champion, "models": ",".join(fc.models), "review_threshold": best.review_threshold,
+                  "decline_threshold": best.decline_threshold, **fc.model_dump(exclude={"models", "fraud_reason_codes"})}  # fmt: skip
+        info = log_model(
+            cfg, bundle_path, model_name=champion, params=params,
+            metrics={k: v for k, v in flat.items() if np.isfinite(v)}, table_versions=table_versions,
+            run_date=run_date, set_serving=True, run_name=name, registered_model=fc.registered_model,
+            extra_artifacts={"pr_curve": str(chart)},
+        )  # fmt: skip
+        model_version, run_id = info.version, info.run_id
+
+    step("writing ops.model_metrics")
+    result = FraudResult(
+        run_date=run_date, evaluations=evaluations, champion=champion, bundle_path=str(bundle_path),
+        model_version=model_version, mlflow_run_id=run_id, metrics_version=-1,
+        splits={s.name: (len(s.y), s.frauds, s.first_day) for s in splits.values()}, chart_path=str(chart), test=test,
+    )  # fmt: skip
+    rows_out = metrics_rows(result, run_id, dt.datetime.now(dt.timezone.utc))
+    result.metrics_version = write_model_metrics(cfg, lake, rows_out, TASK_FRAUD, run_date).version
+    return result

@@ -1,0 +1,261 @@
+"""The landing contract: what a shop drops each day, per source.
+
+Files live at ``<landing_root>/<source>/<YYYY-MM-DD>.<ext>`` where ``ext`` is one of
+:data:`FILE_EXTENSIONS` (CSV with a header row, JSON lines, or Parquet; CSV and JSON
+lines may be gzip-compressed). Every source has a file for every day, possibly with
+no rows. Timestamps are UTC (ISO 8601, e.g. ``2024-03-01T13:45:00Z`` or
+``2024-03-01 13:45:00``).
+
+Each field has a type, whether it is required, and optional checks written as Spark
+SQL conditions that a valid row satisfies. Ingest quarantines a row that fails any of
+them and records which field failed and why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shoplake import columns as C
+from shoplake.lake.spec import Col, is_known_dtype
+
+FILE_EXTENSIONS = (".csv", ".csv.gz", ".jsonl", ".jsonl.gz", ".json", ".parquet")
+
+EVENT_TYPES = ("view", "click", "add_to_cart", "purchase", "search")
+ORDER_STATUSES = ("placed", "cancelled", "returned")
+PLACED, CANCELLED, RETURNED = ORDER_STATUSES
+AD_EVENT_TYPES = ("impression", "click", "conversion")
+PAYMENT_METHODS = ("card", "wallet", "bank_transfer")
+
+
+@dataclass(frozen=True)
+class Check:
+    """A rule a valid row satisfies.
+
+    Attributes:
+        field: The field the rule is about (named in the quarantine reason).
+        condition: Spark SQL boolean over the typed columns; true (or null) means valid.
+        message: Why the row is rejected when the condition is false.
+    """
+
+    field: str
+    condition: str
+    message: str
+
+
+@dataclass(frozen=True)
+class LandingField:
+    """One field of a landing file."""
+
+    name: str
+    dtype: str
+    required: bool = False
+    doc: str = ""
+
+    def __post_init__(self) -> None:
+        if not is_known_dtype(self.dtype):
+            raise ValueError(f"landing field {self.name!r}: unknown type {self.dtype!r}")
+
+    def as_col(self) -> Col:
+        return Col(self.name, self.dtype, nullable=not self.required, doc=self.doc)
+
+
+@dataclass(frozen=True)
+class LandingSource:
+    """The contract of one landing source."""
+
+    name: str
+    fields: tuple[LandingField, ...]
+    keys: tuple[str, ...]
+    checks: tuple[Check, ...] = ()
+    description: str = ""
+
+    @property
+    def field_names(self) -> list[str]:
+        return [f.name for f in self.fields]
+
+    @property
+    def required_fields(self) -> list[str]:
+        return [f.name for f in self.fields if f.required]
+
+
+def _one_of(field: str, values: tuple[str, ...]) -> Check:
+    quoted = ", ".join(f"'{v}'" for v in values)
+    return Check(field, f"{field} IN ({quoted})", f"unknown value, expected one of {', '.join(values)}")
+
+
+def _at_least(field: str, low: float, strict: bool = False) -> Check:
+    op = ">" if strict else ">="
+    return Check(field, f"{field} {op} {low}", f"must be {op} {low}")
+
+
+F = LandingField
+
+ORDERS = LandingSource(
+    name="orders",
+    description="One row per order line. Cancellations and returns repeat the line with their status.",
+    keys=(C.ORDER_ID, C.LINE_NUMBER, C.STATUS),
+    fields=(
+        F(C.ORDER_ID, "string", True, "Order (invoice) number."),
+        F(C.LINE_NUMBER, "int", True, "Line within the order, from 1."),
+        F(C.USER_ID, "string", False, "Customer; empty for guest checkouts."),
+        F(C.ITEM_ID, "string", True, "Product (stock code)."),
+        F(C.QUANTITY, "int", True, "Units, positive; a cancellation states the units cancelled."),
+        F(C.UNIT_PRICE, "double", True, "Price per unit paid, in the shop's currency."),
+        F(C.ORDER_TS, "timestamp", True, "When the order (or its cancellation) happened, UTC."),
+        F(C.STATUS, "string", True, "placed, cancelled or returned."),
+        F(C.COUNTRY, "string", False, "Customer's country."),
+    ),
+    checks=(
+        _at_least(C.LINE_NUMBER, 1),
+        _at_least(C.QUANTITY, 0, strict=True),
+        _at_least(C.UNIT_PRICE, 0),
+        _one_of(C.STATUS, ORDER_STATUSES),
+    ),
+)
+
+EVENTS = LandingSource(
+    name="events",
+    description="Clickstream: views, clicks, add-to-carts, purchases and searches.",
+    keys=(C.EVENT_ID,),
+    fields=(
+        F(C.EVENT_ID, "string", True, "Unique event id."),
+        F(C.USER_ID, "string", True, "Customer or anonymous visitor id."),
+        F(C.SESSION_ID, "string", False, "Browsing session."),
+        F(C.EVENT_TYPE, "string", True, "view, click, add_to_cart, purchase or search."),
+        F(C.ITEM_ID, "string", False, "Product; required unless the event is a search."),
+        F(C.QUERY, "string", False, "Search text, for search events."),
+        F(C.EVENT_TS, "timestamp", True, "When it happened, UTC."),
+    ),
+    checks=(
+        _one_of(C.EVENT_TYPE, EVENT_TYPES),
+        Check(C.ITEM_ID, f"{C.EVENT_TYPE} = 'search' OR {C.ITEM_ID} IS NOT NULL", "required unless event_type is search"),
+    ),
+)
+
+PRODUCTS = LandingSource(
+    name="products",
+    description="Catalogue rows for products that are new or changed that day (the full catalogue on the first day).",
+    keys=(C.ITEM_ID, C.UPDATED_AT),
+    fields=(
+        F(C.ITEM_ID, "string", True, "Product id."),
+        F(C.TITLE, "string", True, "Product title."),
+        F(C.DESCRIPTION, "string", False, "Free-text description."),
+        F(C.CATEGORY, "string", False, "Category; empty when the shop has none."),
+        F(C.BRAND, "string", False, "Brand."),
+        F(C.PRICE, "double", False, "List price; empty when unknown."),
+        F(C.ON_PROMOTION, "boolean", False, "Whether the product is on promotion from updated_at."),
+        F(C.UPDATED_AT, "timestamp", True, "When this version of the product row took effect, UTC."),
+    ),
+    checks=(
+        _at_least(C.PRICE, 0),
+        Check(C.TITLE, f"length(trim({C.TITLE})) > 0", "must not be blank"),
+    ),
+)
+
+PAYMENTS = LandingSource(
+    name="payments",
+    description="Payment attempts for orders, with the card, device and network they came from.",
+    keys=(C.PAYMENT_ID,),
+    fields=(
+        F(C.PAYMENT_ID, "string", True, "Unique payment id."),
+        F(C.ORDER_ID, "string", True, "The order paid."),
+        F(C.USER_ID, "string", True, "Paying customer."),
+        F(C.AMOUNT, "double", True, "Amount charged."),
+        F(C.CURRENCY, "string", False, "ISO currency code."),
+        F(C.PAYMENT_METHOD, "string", False, "card, wallet or bank_transfer."),
+        F(C.CARD_ID, "string", True, "Fingerprint of the card or wallet (never the number)."),
+        F(C.DEVICE_ID, "string", False, "Device fingerprint."),
+        F(C.IP_ADDRESS, "string", False, "Client IP address."),
+        F(C.BILLING_COUNTRY, "string", False, "Billing country."),
+        F(C.SHIPPING_COUNTRY, "string", False, "Shipping country."),
+        F(C.PAYMENT_TS, "timestamp", True, "When the payment was made, UTC."),
+    ),
+    checks=(
+        _at_least(C.AMOUNT, 0, strict=True),
+        _one_of(C.PAYMENT_METHOD, PAYMENT_METHODS),
+    ),
+)
+
+CHARGEBACKS = LandingSource(
+    name="chargebacks",
+    description="Chargebacks reported by the payment provider, days or weeks after the payment.",
+    keys=(C.CHARGEBACK_ID,),
+    fields=(
+        F(C.CHARGEBACK_ID, "string", True, "Unique chargeback id."),
+        F(C.PAYMENT_ID, "string", True, "The disputed payment."),
+        F(C.REASON_CODE, "string", False, "Provider's reason (fraud, not_received, ...)."),
+        F(C.AMOUNT, "double", True, "Amount charged back."),
+        F(C.CHARGEBACK_TS, "timestamp", True, "When the chargeback was reported, UTC."),
+    ),
+    checks=(_at_least(C.AMOUNT, 0),),
+)
+
+AD_EVENTS = LandingSource(
+    name="ad_events",
+    description="Sponsored-product ad impressions, clicks and conversions with their cost.",
+    keys=(C.AD_EVENT_ID,),
+    fields=(
+        F(C.AD_EVENT_ID, "string", True, "Unique ad event id."),
+        F(C.IMPRESSION_ID, "string", True, "The impression this event belongs to."),
+        F(C.EVENT_TYPE, "string", True, "impression, click or conversion."),
+        F(C.USER_ID, "string", False, "Viewer, when known."),
+        F(C.ITEM_ID, "string", True, "Advertised product."),
+        F(C.CAMPAIGN_ID, "string", True, "Campaign."),
+        F(C.PLACEMENT, "string", True, "Where the ad was shown (search_top, home_banner, product_page, ...)."),
+        F(C.COST, "double", False, "Cost charged for this event."),
+        F(C.EVENT_TS, "timestamp", True, "When it happened, UTC."),
+    ),
+    checks=(
+        _one_of(C.EVENT_TYPE, AD_EVENT_TYPES),
+        _at_least(C.COST, 0),
+    ),
+)
+
+SUPPORT_TICKETS = LandingSource(
+    name="support_tickets",
+    description="Customer messages to support, with the intent and resolution where an agent recorded them.",
+    keys=(C.TICKET_ID,),
+    fields=(
+        F(C.TICKET_ID, "string", True, "Unique ticket id."),
+        F(C.USER_ID, "string", False, "Customer, when known."),
+        F(C.ORDER_ID, "string", False, "Order the message is about, when known."),
+        F(C.CHANNEL, "string", False, "email, chat, phone, ..."),
+        F(C.TEXT, "string", True, "The customer's message."),
+        F(C.INTENT, "string", False, "Intent label, when an agent set one."),
+        F(C.RESOLUTION, "string", False, "The answer or action that resolved it."),
+        F(C.CREATED_TS, "timestamp", True, "When the message arrived, UTC."),
+    ),
+    checks=(Check(C.TEXT, f"length(trim({C.TEXT})) > 0", "must not be blank"),),
+)
+
+INVENTORY = LandingSource(
+    name="inventory",
+    description="End-of-day stock position per product.",
+    keys=(C.SNAPSHOT_DATE, C.ITEM_ID),
+    fields=(
+        F(C.SNAPSHOT_DATE, "date", True, "Day of the stock position."),
+        F(C.ITEM_ID, "string", True, "Product."),
+        F(C.ON_HAND, "int", True, "Units in stock."),
+        F(C.ON_ORDER, "int", False, "Units ordered from the supplier, not yet received."),
+        F(C.LEAD_TIME_DAYS, "int", False, "Supplier lead time in days."),
+        F(C.UNIT_COST, "double", False, "Purchase cost per unit."),
+    ),
+    checks=(
+        _at_least(C.ON_HAND, 0),
+        _at_least(C.ON_ORDER, 0),
+        _at_least(C.LEAD_TIME_DAYS, 0),
+        _at_least(C.UNIT_COST, 0),
+    ),
+)
+
+SOURCES: dict[str, LandingSource] = {
+    s.name: s for s in (ORDERS, EVENTS, PRODUCTS, PAYMENTS, CHARGEBACKS, AD_EVENTS, SUPPORT_TICKETS, INVENTORY)
+}
+
+
+def get_source(name: str) -> LandingSource:
+    """The contract of a landing source by name; a clear error for an unknown one."""
+    try:
+        return SOURCES[name]
+    except KeyError:
+        raise KeyError(f"unknown landing source {name!r}; known: {', '.join(SOURCES)}") from None

@@ -1,1 +1,0 @@
-"""Torch modules and their losses, one file per model family."""

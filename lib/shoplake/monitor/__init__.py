@@ -1,0 +1,1 @@
+"""Monitoring: data-quality profiles of the lake's tables."""

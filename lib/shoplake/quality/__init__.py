@@ -1,1 +1,0 @@
-"""Data-quality checks on lake tables."""

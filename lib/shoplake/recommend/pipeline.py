@@ -1,0 +1,113 @@
+"""What recommendations declare to the platform: tables, feature nodes and the metrics report."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from shoplake import columns as C
+from shoplake.features.pit import run_midnight
+from shoplake.features.run import FeatureNode
+from shoplake.ingest.landing import EVENTS, ORDERS, PRODUCTS
+from shoplake.pipeline import Step, StepContext
+from shoplake.recommend import schemas
+from shoplake.recommend.features import compute_interactions, compute_item_features, compute_user_features, compute_user_item_matrix
+from shoplake.recommend.schemas import INTERACTIONS, ITEM_FEATURES, USER_FEATURES, USER_ITEM_MATRIX
+from shoplake.usecases import UseCase
+
+
+def holdout_dates(cfg, lake, run_dates: list[dt.date]) -> list[dt.date]:
+    """Cutoff dates the recommendation run will evaluate from that have no features yet.
+
+    The recommendation run for D trains on the snapshot of ``D - recommender.holdout_days``
+    and holds out the days after it. A nightly schedule built that snapshot days ago;
+    this returns the cutoffs of ``run_dates`` whose ``gold.user_item_matrix`` partition
+    is missing (a first run, a backfill), so the feature step can build them too.
+    """
+    cutoffs = {d - dt.timedelta(days=cfg.recommender.holdout_days) for d in run_dates}
+    have = set(lake.run_dates(USER_ITEM_MATRIX))
+    return sorted(cutoffs - have - set(run_dates))
+
+
+def _features(ctx, day: dt.date) -> dict:
+    from pyspark.sql import functions as F
+
+    feats = ctx.cfg.features
+    # Nothing happens before it lands, so older landing days cannot hold events in the window.
+    earliest_event = (run_midnight(day) - dt.timedelta(days=feats.lookback_days)).date()
+    events = ctx.landed_before(EVENTS.name, day)
+    if events is not None:
+        events = events.where(F.col(C.RUN_DATE) >= F.lit(earliest_event))
+    interactions = ctx.persist(compute_interactions(events, ctx.landed_before(ORDERS.name, day), day, feats.lookback_days))
+    items = ctx.persist(compute_item_features(ctx.landed_before(PRODUCTS.name, day), interactions, day, feats.price_bands))
+    return {
+        INTERACTIONS.full_name: interactions,
+        USER_ITEM_MATRIX.full_name: compute_user_item_matrix(interactions, day, feats.event_weights, feats.half_life_days),
+        ITEM_FEATURES.full_name: items,
+        USER_FEATURES.full_name: compute_user_features(interactions, items, day, feats.event_weights, feats.half_life_days),
+    }
+
+
+FEATURES = FeatureNode(
+    name="recommend",
+    outputs=(INTERACTIONS, USER_ITEM_MATRIX, ITEM_FEATURES, USER_FEATURES),
+    compute=_features,
+    any_of=(EVENTS.name, ORDERS.name),
+    optional={
+        EVENTS.name: "interactions come from orders only",
+        ORDERS.name: "interactions come from the clickstream only",
+        PRODUCTS.name: "item features have no text, category or price",
+    },
+    skipped_because="they are built from events or orders",
+    extra_dates=holdout_dates,
+)
+
+
+def _train(ctx: StepContext) -> None:
+    from shoplake.ray_runtime import init_ray
+    from shoplake.recommend.train import run_recommendation
+
+    init_ray(ctx.cfg)
+    update = ctx.bar("recommenders", len(ctx.cfg.recommender.models) * 2 + 4)
+    result = run_recommendation(ctx.cfg, ctx.lake, ctx.run_date, on_step=lambda text: update(f"recommenders: {text}"))
+    update(f"recommenders: {result.main_model} v{result.model_version} registered", done=True)
+
+
+def _score(ctx: StepContext) -> None:
+    from shoplake.recommend.score import score_recommendations
+
+    update = ctx.bar("scoring serving.recommendations", 1)
+    scored = score_recommendations(ctx.cfg, ctx.lake, ctx.run_date)
+    update(f"scoring: {scored.rows:,} recommendations for {scored.users:,} users", done=True)
+
+
+STEPS = (
+    Step(
+        "train-recommender", "ray", "shoplake.recommend.commands:train", ("ray_apps/train.py", "recommend"),
+        "train, evaluate and register the recommenders (ray_apps/train.py recommend)", after=("features",),
+        inputs=("gold.user_item_matrix", "gold.item_features", "gold.user_features", "silver.interactions"),
+        outputs=("ops.model_metrics",), nightly=_train,
+    ),
+    Step(
+        "score-recommendations", "ray", "shoplake.recommend.commands:score", ("ray_apps/score.py", "recommend"),
+        "top-k of every user into serving.recommendations (ray_apps/score.py recommend)", after=("train-recommender",),
+        inputs=("gold.user_item_matrix",), outputs=("serving.recommendations",), nightly=_score,
+    ),
+)  # fmt: skip
+
+
+def _holder(cfg, lake, check_every_s: float):
+    from shoplake.recommend.serve import RecommenderModel
+
+    return RecommenderModel(cfg)
+
+
+def _metrics_table(rows: list[dict], cfg):
+    from shoplake.recommend.report import metrics_table
+
+    return metrics_table(rows, cfg.recommender.main_model)
+
+
+USE_CASE = UseCase(
+    name="recommend", order=10, tables=schemas.SPECS, feature_nodes=(FEATURES,), steps=STEPS, metrics_task=schemas.TASK_RECOMMENDATION,
+    metrics_table=_metrics_table, routes="shoplake.recommend.routes:router", holder=_holder, health_key="model",
+)  # fmt: skip

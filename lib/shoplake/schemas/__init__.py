@@ -1,1 +1,0 @@
-"""Table specifications, one module per domain; :mod:`shoplake.lake.catalog` collects them."""

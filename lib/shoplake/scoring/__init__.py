@@ -1,1 +1,0 @@
-"""Batch scorers run by Ray Data ``map_batches``, writing model outputs back to the lake."""

@@ -1,0 +1,1 @@
+"""Serving on Ray Serve: the HTTP ingress and what every use case's routes share."""

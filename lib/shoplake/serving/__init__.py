@@ -1,1 +1,0 @@
-"""Ray Serve deployments and the HTTP ingress."""

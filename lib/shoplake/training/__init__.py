@@ -1,1 +1,0 @@
-"""Ray Train loops (``train_loop_per_worker``) and the functions that build and run trainers."""
