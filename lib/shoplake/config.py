@@ -206,9 +206,7 @@ class RecommenderConfig(_Strict):
         "sasrec", description="The model registered for serving and scoring."
     )
     refit: bool = Field(True, description="Retrain the main model on all data up to the run date before registering it.")
-    registry_uri: str | None = Field(None, description="MLflow tracking/registry URI; None: SQLite under <lake.root>/_mlflow.")
     registered_model: str = "shoplake-recommender"
-    serving_alias: str = "serving"
 
 
 class ForecastingConfig(_Strict):
@@ -374,6 +372,20 @@ class CategorizationConfig(_Strict):
     registered_model: str = "shoplake-categorizer"
 
 
+class RegistryConfig(_Strict):
+    """The model registry every use case registers its champions in."""
+
+    uri: str | None = Field(None, description="MLflow tracking/registry URI; None: SQLite under <lake.root>/_mlflow.")
+    serving_alias: str = Field("serving", description="The alias that names the version batch scoring and serving use.")
+
+
+class ServeConfig(_Strict):
+    """The Ray Serve ingress (``shoplake.serve.app:build_app``)."""
+
+    replicas: int = Field(1, ge=1, description="Replicas of the ingress deployment; each holds every use case's models.")
+    num_cpus: float = Field(0.25, gt=0, description="CPUs reserved per replica.")
+
+
 class Config(_Strict):
     env: str
     project_root: str
@@ -389,6 +401,8 @@ class Config(_Strict):
     training: TrainingConfig = TrainingConfig()
     text_encoder: TextEncoderConfig = TextEncoderConfig()
     sequence_model: SequenceModelConfig = SequenceModelConfig()
+    registry: RegistryConfig = RegistryConfig()
+    serve: ServeConfig = ServeConfig()
     recommender: RecommenderConfig = RecommenderConfig()
     forecasting: ForecastingConfig = ForecastingConfig()
     fraud: FraudConfig = FraudConfig()

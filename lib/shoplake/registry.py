@@ -5,10 +5,10 @@ one MLflow run holding its parameters, metrics, the Delta versions of the tables
 was trained on (tags ``delta.<table>.version``) and the folder itself (artifact
 ``bundle``), registered as a new version of ``recommender.registered_model`` (the
 recommender) or of the name a caller passes (``forecasting.registered_model``). The
-alias ``recommender.serving_alias`` names the version that batch scoring and the
+alias ``registry.serving_alias`` names the version that batch scoring and the
 endpoints use; :func:`load_serving_bundle` fetches the recommender's.
 
-With ``recommender.registry_uri`` unset the registry is a SQLite file under the lake,
+With ``registry.uri`` unset the registry is a SQLite file under the lake,
 ``<lake.root>/_mlflow/mlflow.db``, and artifacts live beside it in
 ``<lake.root>/_mlflow/artifacts``, so a lake folder carries its models along.
 
@@ -103,21 +103,21 @@ def tracking_uri(cfg: Config) -> str:
     """The MLflow tracking and registry URI of this configuration.
 
     Args:
-        cfg: Configuration; ``recommender.registry_uri`` wins, else a SQLite file
+        cfg: Configuration; ``registry.uri`` wins, else a SQLite file
             under a local lake root.
 
     Returns:
-        ``cfg.recommender.registry_uri`` or ``sqlite:///<lake root>/_mlflow/mlflow.db``.
+        ``cfg.registry.uri`` or ``sqlite:///<lake root>/_mlflow/mlflow.db``.
 
     Raises:
         ValueError: The lake root is a URI (object storage) and no registry URI is set.
     """
-    if cfg.recommender.registry_uri:
-        return cfg.recommender.registry_uri
+    if cfg.registry.uri:
+        return cfg.registry.uri
     if _is_uri(cfg.lake.root):
         raise ValueError(
             f"lake.root {cfg.lake.root} is not a local folder, so the model registry cannot be a SQLite file in it: "
-            "set recommender.registry_uri (an MLflow tracking server or database URI)"
+            "set registry.uri (an MLflow tracking server or database URI)"
         )
     return f"sqlite:///{Path(cfg.lake.root).resolve()}/_mlflow/mlflow.db"
 
@@ -283,12 +283,12 @@ def log_model(
         mv = client.create_model_version(registered, source, run_id, tags={KIND_TAG: model_name, RUN_DATE_TAG: run_date})
         aliases: list[str] = []
         if set_serving:
-            client.set_registered_model_alias(registered, cfg.recommender.serving_alias, mv.version)
-            aliases.append(cfg.recommender.serving_alias)
+            client.set_registered_model_alias(registered, cfg.registry.serving_alias, mv.version)
+            aliases.append(cfg.registry.serving_alias)
     log.info(
         "registered %s version %s (%s, run date %s, run %s)%s",
         registered, mv.version, model_name, run_date, run_id,
-        f"; alias {cfg.recommender.serving_alias!r} moved to it" if set_serving else "",
+        f"; alias {cfg.registry.serving_alias!r} moved to it" if set_serving else "",
     )  # fmt: skip
     return ModelVersionInfo(
         name=registered, version=str(mv.version), run_id=run_id, kind=model_name, run_date=run_date,
@@ -326,7 +326,7 @@ def resolve_version(cfg: Config, version: str | int | None = None, registered_mo
         NoServingModel: No registry, no registered model, the alias is unset or the
             version does not exist.
     """
-    name, alias = _registered(cfg, registered_model), cfg.recommender.serving_alias
+    name, alias = _registered(cfg, registered_model), cfg.registry.serving_alias
     with _quiet_mlflow():
         client = _reader_client(cfg)
         try:

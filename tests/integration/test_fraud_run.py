@@ -81,7 +81,7 @@ def test_run_reports_every_model_on_both_splits_and_registers_the_champion(shop)
     assert result.champion == best
     versions = list_versions(cfg, registered_model=cfg.fraud.registered_model)
     assert [v.version for v in versions] == [result.model_version]
-    assert versions[0].kind == best and cfg.recommender.serving_alias in versions[0].aliases
+    assert versions[0].kind == best and cfg.registry.serving_alias in versions[0].aliases
     bundle = FraudBundle.load(result.bundle_path)
     assert bundle.kind == best
     assert (bundle.review_threshold, bundle.decline_threshold) == (

@@ -66,8 +66,8 @@ def in_tmp_cwd(tmp_path, monkeypatch):
 def test_tracking_uri_defaults_to_sqlite_under_the_lake(make_cfg, tmp_path):
     cfg = make_cfg()
     assert tracking_uri(cfg) == f"sqlite:///{tmp_path}/lake/_mlflow/mlflow.db"
-    assert tracking_uri(make_cfg("recommender.registry_uri=http://mlflow:5000")) == "http://mlflow:5000"
-    with pytest.raises(ValueError, match="recommender.registry_uri"):
+    assert tracking_uri(make_cfg("registry.uri=http://mlflow:5000")) == "http://mlflow:5000"
+    with pytest.raises(ValueError, match="registry.uri"):
         tracking_uri(make_cfg("lake.root=s3://bucket/lake"))
 
 

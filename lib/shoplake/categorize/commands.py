@@ -35,7 +35,7 @@ def train(argv: list[str] | None = None) -> int:
 
 SCORE_DOC = """Every product's predicted category with the serving categorizer.
 
-Inputs:  the registered categorizer version that the alias recommender.serving_alias
+Inputs:  the registered categorizer version that the alias registry.serving_alias
          names (or --model-version) of categorization.registered_model; gold.product_text
          of the run date D (default: the latest partition).
 Outputs: serving.product_categories: per product the predicted category with its

@@ -71,7 +71,7 @@ def train(argv: list[str] | None = None) -> int:
     )
     if result.model_version:
         console.print(f"registered {cfg.forecasting.registered_model} version {result.model_version} ({result.main_model}) "
-                      f"as '{cfg.recommender.serving_alias}' (MLflow run {result.mlflow_run_id})")  # fmt: skip
+                      f"as '{cfg.registry.serving_alias}' (MLflow run {result.mlflow_run_id})")  # fmt: skip
     for origin, history in result.backtest.histories.items():
         print(f"history quantile_net@{origin}: " + json.dumps(history))
     return 0
@@ -79,7 +79,7 @@ def train(argv: list[str] | None = None) -> int:
 
 SCORE_DOC = """Forecast every item and plan replenishment with the serving forecaster (Ray Data).
 
-Inputs:  the registered forecaster version that the alias recommender.serving_alias
+Inputs:  the registered forecaster version that the alias registry.serving_alias
          names (or --model-version) of forecasting.registered_model; gold.item_daily_sales
          of the run date; the latest bronze.inventory snapshot per item before it.
 Outputs: serving.forecasts (forecasting.horizon_days rows per item: mean, P10, P50, P90

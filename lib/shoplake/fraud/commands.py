@@ -71,13 +71,13 @@ def train(argv: list[str] | None = None) -> int:
     console.print(f"ops.model_metrics v{result.metrics_version}; bundle {result.bundle_path}; precision-recall picture {result.chart_path}")
     if result.model_version:
         console.print(f"registered {cfg.fraud.registered_model} version {result.model_version} ({result.champion}) "
-                      f"as '{cfg.recommender.serving_alias}' (MLflow run {result.mlflow_run_id})")  # fmt: skip
+                      f"as '{cfg.registry.serving_alias}' (MLflow run {result.mlflow_run_id})")  # fmt: skip
     return 0
 
 
 SCORE_DOC = """Score the last day's payments with the serving fraud model (Ray Data).
 
-Inputs:  the registered fraud model version that the alias recommender.serving_alias
+Inputs:  the registered fraud model version that the alias registry.serving_alias
          names (or --model-version) of fraud.registered_model; gold.txn_features of the
          run date D, its rows of payments made on D - 1.
 Outputs: serving.fraud_scores: per payment the score, the decision (approve below the

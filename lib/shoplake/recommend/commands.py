@@ -71,7 +71,7 @@ def train(argv: list[str] | None = None) -> int:
     console.print(f"ops.model_metrics v{result.metrics_version}; bundle {result.bundle_path}")
     if result.model_version:
         console.print(f"registered {cfg.recommender.registered_model} version {result.model_version} ({result.main_model}) "
-                      f"as '{cfg.recommender.serving_alias}' (MLflow run {result.mlflow_run_id})")  # fmt: skip
+                      f"as '{cfg.registry.serving_alias}' (MLflow run {result.mlflow_run_id})")  # fmt: skip
     for model, history in result.histories.items():
         # One machine-readable line per Ray-trained model for schedulers and tests.
         print(f"history {model}: " + json.dumps(history))
@@ -80,8 +80,8 @@ def train(argv: list[str] | None = None) -> int:
 
 SCORE_DOC = """Score every user with the serving recommender (Ray Data) into serving.recommendations.
 
-Inputs:  the registered recommender version that the alias recommender.serving_alias
-         names (or --model-version), from the MLflow registry (recommender.registry_uri;
+Inputs:  the registered recommender version that the alias registry.serving_alias
+         names (or --model-version), from the MLflow registry (registry.uri;
          default: SQLite under <lake.root>/_mlflow).
 Outputs: serving.recommendations, the partition of --run-date replaced in one Delta
          commit: recommender.k rows per user (rank 1..k, item, score, reason), each

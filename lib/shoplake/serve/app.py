@@ -75,7 +75,7 @@ async def _invalid_request(request: Request, exc: RequestValidationError) -> JSO
     return JSONResponse(status_code=422, content={"detail": validation_message(exc.errors())})
 
 
-@serve.deployment(ray_actor_options={"num_cpus": 0.25})
+@serve.deployment
 @serve.ingress(api)
 class ShopAPI:
     """The ingress deployment; reads the lake through delta-rs, no Spark.
@@ -116,5 +116,8 @@ def build_app(args: dict) -> Application:
 
     Args:
         args: ``env`` and ``overrides`` (see :class:`AppArgs`); unknown keys are an error.
+            The replicas and their CPUs come from the configuration (``serve.*``).
     """
-    return ShopAPI.bind(AppArgs.model_validate(args or {}))
+    app_args = AppArgs.model_validate(args or {})
+    sc = _load_cfg(app_args).serve
+    return ShopAPI.options(num_replicas=sc.replicas, ray_actor_options={"num_cpus": sc.num_cpus}).bind(app_args)
