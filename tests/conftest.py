@@ -62,3 +62,23 @@ def serve_url(ray_local):
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     yield f"http://127.0.0.1:{port}"
     serve.shutdown()
+
+
+@pytest.fixture(scope="session")
+def empty_registry(tmp_path_factory):
+    """An MLflow database with its tables made once (that takes seconds), copied by each test."""
+    from mlflow import MlflowClient
+
+    db = tmp_path_factory.mktemp("registry") / "mlflow.db"
+    MlflowClient(f"sqlite:///{db}").search_experiments()
+    return db
+
+
+@pytest.fixture
+def reg_cfg(make_cfg, tmp_path, empty_registry):
+    """A config whose lake already holds an empty registry."""
+    import shutil
+
+    (tmp_path / "lake" / "_mlflow").mkdir(parents=True)
+    shutil.copy(empty_registry, tmp_path / "lake" / "_mlflow" / "mlflow.db")
+    return make_cfg()

@@ -47,3 +47,39 @@ def post_json(url: str, body: object, raw: bytes | None = None) -> tuple[int, ob
             return resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as err:
         return err.code, json.loads(err.read())
+
+
+#: Users, items and popularity of the small recommender bundles below.
+REC_USERS = ["u1", "u2", "u3"]
+REC_ITEMS = ["a", "b", "c", "d", "e"]
+POPULARITY = (5.0, 4.0, 3.0, 2.0, 1.0)
+
+
+def make_bundle(scorer):
+    """A recommender bundle over three users and five items, scored by ``scorer``."""
+    import numpy as np
+
+    from shoplake.recommend.bundle import RecommenderBundle
+    from shoplake.recommend.models.mf import IdMap
+
+    histories = [np.array([0, 1]), np.array([2]), np.array([], dtype=np.int64)]
+    bought = [np.array([True, False]), np.array([True]), np.array([], dtype=bool)]
+    return RecommenderBundle.from_histories(
+        scorer, IdMap(REC_USERS), IdMap(REC_ITEMS), histories, bought, popularity=np.array(POPULARITY),
+        titles=["A", "B", "C", "D", "E"], categories=["x", "x", "y", "y", None], metadata={"run_date": "2024-03-01"},
+    )  # fmt: skip
+
+
+def mf_bundle(seed: int):
+    """A matrix-factorization recommender bundle with random factors drawn from ``seed``."""
+    import numpy as np
+
+    from shoplake.recommend.bundle import MFScorer
+
+    rng = np.random.default_rng(seed)
+    return make_bundle(MFScorer(rng.normal(size=(3, 4)), rng.normal(size=(5, 4)), rng.normal(size=5)))
+
+
+def answers(bundle) -> list[list[tuple[str, float, str]]]:
+    """Top-3 items of every user of :func:`make_bundle` and of a stranger, rounded."""
+    return [[(r.item_id, round(r.score, 5), r.reason) for r in recs] for recs in bundle.recommend([*REC_USERS, "stranger"], 3)]

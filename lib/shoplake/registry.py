@@ -28,14 +28,17 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from shoplake.config import Config
 
 log = logging.getLogger(__name__)
+
+#: The type of a loaded bundle.
+B = TypeVar("B")
 
 #: Artifact folder of the bundle inside an MLflow run.
 BUNDLE_ARTIFACT = "bundle"
@@ -428,3 +431,32 @@ def list_versions(cfg: Config, registered_model: str | None = None) -> list[Mode
             metrics = dict(client.get_run(mv.run_id).data.metrics) if mv.run_id else {}
             out.append(_info(mv, aliases.get(str(mv.version), []), metrics))
     return sorted(out, key=lambda v: int(v.version), reverse=True)
+
+
+def load_bundle(
+    cfg: Config, load: Callable[[Path], B], version: str | int | None = None, registered_model: str | None = None
+) -> tuple[B, ModelVersionInfo]:
+    """The one registry loader: download a registered version's bundle and load it with the use case's ``load``.
+
+    Args:
+        cfg: Configuration.
+        load: The bundle class's loader (``FraudBundle.load``), given the local folder.
+        version: A version number; None: the one the serving alias names.
+        registered_model: Default ``recommender.registered_model``.
+
+    Raises:
+        NoServingModel: Nothing to load (see :func:`resolve_version`).
+    """
+    folder, info = download_bundle(cfg, version, registered_model=registered_model)
+    return load(folder), info
+
+
+def bundle_folder_here(cfg: Config, folder: str | Path, version: str | int, registered_model: str | None = None) -> Path:
+    """``folder`` when this machine has it, else the version's bundle downloaded here.
+
+    Batch scorers pass the driver's bundle folder to their Ray workers; a worker on
+    another node (which has no such folder) downloads the same version instead.
+    """
+    if Path(folder).is_dir():
+        return Path(folder)
+    return download_bundle(cfg, version, registered_model=registered_model)[0]

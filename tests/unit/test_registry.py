@@ -3,55 +3,14 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from shoplake.recommend.bundle import MFScorer, PopularityScorer, RecommenderBundle, load_serving_bundle
-from shoplake.recommend.models.mf import IdMap
+from helpers import POPULARITY, answers, make_bundle, mf_bundle
+from shoplake.recommend.bundle import PopularityScorer, RecommenderBundle, load_serving_bundle
 from shoplake.registry import NoServingModel, list_versions, log_model, metric_name, resolve_version, tracking_uri
-
-USERS = ["u1", "u2", "u3"]
-ITEMS = ["a", "b", "c", "d", "e"]
-POPULARITY = np.array([5.0, 4.0, 3.0, 2.0, 1.0])
-
-
-def make_bundle(scorer) -> RecommenderBundle:
-    histories = [np.array([0, 1]), np.array([2]), np.array([], dtype=np.int64)]
-    bought = [np.array([True, False]), np.array([True]), np.array([], dtype=bool)]
-    return RecommenderBundle.from_histories(
-        scorer, IdMap(USERS), IdMap(ITEMS), histories, bought, popularity=POPULARITY,
-        titles=["A", "B", "C", "D", "E"], categories=["x", "x", "y", "y", None], metadata={"run_date": "2024-03-01"},
-    )  # fmt: skip
-
-
-def mf_bundle(seed: int) -> RecommenderBundle:
-    rng = np.random.default_rng(seed)
-    return make_bundle(MFScorer(rng.normal(size=(3, 4)), rng.normal(size=(5, 4)), rng.normal(size=5)))
-
-
-def answers(bundle: RecommenderBundle) -> list[list[tuple[str, float, str]]]:
-    return [[(r.item_id, round(r.score, 5), r.reason) for r in recs] for recs in bundle.recommend([*USERS, "stranger"], 3)]
-
-
-@pytest.fixture(scope="module")
-def empty_registry(tmp_path_factory) -> Path:
-    """An MLflow database with its tables made once (that takes seconds), copied by each test."""
-    from mlflow import MlflowClient
-
-    db = tmp_path_factory.mktemp("registry") / "mlflow.db"
-    MlflowClient(f"sqlite:///{db}").search_experiments()
-    return db
-
-
-@pytest.fixture
-def reg_cfg(make_cfg, tmp_path, empty_registry):
-    """A config whose lake already holds an empty registry."""
-    (tmp_path / "lake" / "_mlflow").mkdir(parents=True)
-    shutil.copy(empty_registry, tmp_path / "lake" / "_mlflow" / "mlflow.db")
-    return make_cfg()
 
 
 @pytest.fixture
@@ -87,7 +46,7 @@ def test_empty_registry_is_no_serving_model_and_reading_creates_nothing(make_cfg
 
 def test_two_versions_alias_moves_and_bundle_round_trips(reg_cfg, tmp_path, in_tmp_cwd):
     cfg = reg_cfg
-    first, second = mf_bundle(1), make_bundle(PopularityScorer(POPULARITY))
+    first, second = mf_bundle(1), make_bundle(PopularityScorer(np.array(POPULARITY)))
     assert answers(first) != answers(second)
     v1 = log_model(
         cfg, first.save(tmp_path / "b1"), model_name="mf", params={"epochs": 3, "mf": {"dim": 4}},

@@ -16,7 +16,6 @@ import datetime as dt
 import logging
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -78,11 +77,9 @@ class BundleForecaster:
 
     def __init__(self, folder: str, cfg: Config, model_version: str, run_date: dt.date, scored_at: dt.datetime):
         from shoplake.forecast.bundle import ForecasterBundle
+        from shoplake.registry import bundle_folder_here
 
-        if not Path(folder).is_dir():
-            from shoplake.registry import download_bundle
-
-            folder, _ = download_bundle(cfg, model_version, registered_model=cfg.forecasting.registered_model)
+        folder = bundle_folder_here(cfg, folder, model_version, cfg.forecasting.registered_model)
         self.bundle = ForecasterBundle.load(folder)
         self.model_version, self.run_date, self.scored_at = model_version, run_date, scored_at
 

@@ -14,7 +14,6 @@ import datetime as dt
 import logging
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -76,11 +75,9 @@ class BundleScorer:
 
     def __init__(self, folder: str, cfg: Config, model_version: str, run_date: dt.date, scored_at: dt.datetime):
         from shoplake.fraud.models import FraudBundle
+        from shoplake.registry import bundle_folder_here
 
-        if not Path(folder).is_dir():
-            from shoplake.registry import download_bundle
-
-            folder, _ = download_bundle(cfg, model_version, registered_model=cfg.fraud.registered_model)
+        folder = bundle_folder_here(cfg, folder, model_version, cfg.fraud.registered_model)
         self.bundle = FraudBundle.load(folder)
         self.model_version, self.run_date, self.scored_at = model_version, run_date, scored_at
 

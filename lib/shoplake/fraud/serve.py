@@ -29,6 +29,15 @@ log = logging.getLogger(__name__)
 _ID = {"min_length": 1, "max_length": 256}
 
 
+def _load_bundle(folder):
+    """A fraud bundle whose feature list matches the online features' (``ValueError`` if not)."""
+    from shoplake.fraud.models import FraudBundle
+
+    bundle = FraudBundle.load(folder)
+    bundle.check_features()
+    return bundle
+
+
 class PaymentIn(BaseModel):
     """One payment to score, as ``POST /fraud/score`` takes it (unknown fields are refused)."""
 
@@ -59,16 +68,25 @@ class FraudScorer:
     """
 
     def __init__(self, cfg, lake, check_every_s: float = 30.0):
+        from shoplake.serve.holder import RegisteredModel
+
         self.cfg, self.lake, self.check_every_s = cfg, lake, check_every_s
-        self.bundle = self.info = self.state = None
+        self.state = None
         self.table_version: int | None = None
         self.run_date = None
         self.seen: set[str] = set()
-        self.problem: str | None = None
+        self.state_problem: str | None = None
         self._state_lock = threading.Lock()
         self._reload_lock = threading.Lock()
         self._checked = -math.inf
+        # The scorer decides when to check (with the table), so the model checks on each refresh.
+        self.model = RegisteredModel(cfg, cfg.fraud.registered_model, _load_bundle, "fraud", check_every_s=0)
         self.refresh()
+
+    @property
+    def problem(self) -> str | None:
+        """Why the model or the state is not (or no longer) what should be served, if so."""
+        return "; ".join(p for p in (self.model.problem, self.state_problem) if p) or None
 
     def refresh(self) -> None:
         """Load the serving model and the latest transactions when either changed (skipped while another thread reloads)."""
@@ -76,29 +94,10 @@ class FraudScorer:
             return
         try:
             self._checked = time.monotonic()
-            problems = [p for p in (self._refresh_model(), self._refresh_state()) if p]
-            self.problem = "; ".join(problems) or None
+            self.model.refresh()
+            self.state_problem = self._refresh_state()
         finally:
             self._reload_lock.release()
-
-    def _refresh_model(self) -> str | None:
-        from shoplake.fraud.models import FraudBundle
-        from shoplake.registry import NoServingModel, download_bundle, resolve_version
-
-        try:
-            info = resolve_version(self.cfg, None, self.cfg.fraud.registered_model)
-            if self.info is None or info.version != self.info.version:
-                folder, info = download_bundle(self.cfg, info.version, registered_model=self.cfg.fraud.registered_model)
-                bundle = FraudBundle.load(folder)
-                bundle.check_features()
-                self.bundle, self.info = bundle, info
-                log.info("fraud scoring with %s version %s (%s)", info.name, info.version, bundle.kind)
-        except (NoServingModel, ValueError) as exc:
-            return f"no fraud model: {exc}"
-        except Exception as exc:  # a broken reload must not take the endpoint down; keep what was loaded
-            log.exception("could not load the fraud model")
-            return f"could not load the fraud model: {exc}"
-        return None
 
     def _refresh_state(self) -> str | None:
         from shoplake.fraud.online import OnlineFeatures
@@ -127,9 +126,10 @@ class FraudScorer:
 
     def status(self) -> dict[str, Any]:
         """Which model and which transactions are loaded (or why not)."""
-        out: dict[str, Any] = {"loaded": self.bundle is not None and self.state is not None}
-        if self.info is not None:
-            out.update(name=self.info.name, version=self.info.version, kind=self.bundle.kind)
+        bundle, info = self.model.bundle, self.model.info
+        out: dict[str, Any] = {"loaded": bundle is not None and self.state is not None}
+        if info is not None:
+            out.update(name=info.name, version=info.version, kind=bundle.kind)
         if self.state is not None:
             out.update(transactions_version=self.table_version, run_date=self.run_date.isoformat(), payments=len(self.seen))
         if self.problem:
@@ -146,7 +146,7 @@ class FraudScorer:
 
         if time.monotonic() - self._checked >= self.check_every_s:
             self.refresh()
-        bundle, info = self.bundle, self.info
+        bundle, info = self.model.bundle, self.model.info
         if bundle is None or self.state is None:
             raise RuntimeError(self.problem or "the fraud scorer is not loaded")
         row = payment.model_dump()

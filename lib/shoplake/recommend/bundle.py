@@ -32,7 +32,7 @@ from scipy import sparse
 from shoplake.bundle import BUNDLE_FILE
 from shoplake.config import Config
 from shoplake.recommend.models.mf import IdMap
-from shoplake.registry import ModelVersionInfo, download_bundle
+from shoplake.registry import ModelVersionInfo, load_bundle
 
 ARRAYS_FILE = "bundle.npz"
 #: History items consulted for the reason of a recommendation (most recent first).
@@ -432,8 +432,7 @@ def load_serving_bundle(cfg: Config, version: str | int | None = None) -> tuple[
     Raises:
         NoServingModel: Nothing is registered, the alias is unset or ``version`` is unknown.
     """
-    folder, info = download_bundle(cfg, version)
-    bundle = RecommenderBundle.load(folder)
+    bundle, info = load_bundle(cfg, RecommenderBundle.load, version)
     if info.kind is None:
         info.kind = bundle.kind
     return bundle, info

@@ -98,7 +98,7 @@ STEPS = (
 def _holder(cfg, lake, check_every_s: float):
     from shoplake.recommend.serve import RecommenderModel
 
-    return RecommenderModel(cfg)
+    return RecommenderModel(cfg, check_every_s)
 
 
 def _metrics_table(rows: list[dict], cfg):

@@ -15,7 +15,6 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import pyarrow as pa
 
@@ -63,11 +62,9 @@ class BundleRecommender:
 
     def __init__(self, folder: str, cfg: Config, model_version: str, k: int, exclude_seen: bool, run_date: dt.date, scored_at: dt.datetime):
         from shoplake.recommend.bundle import RecommenderBundle
+        from shoplake.registry import bundle_folder_here
 
-        if not Path(folder).is_dir():
-            from shoplake.registry import download_bundle
-
-            folder, _ = download_bundle(cfg, model_version)
+        folder = bundle_folder_here(cfg, folder, model_version)
         self.bundle = RecommenderBundle.load(folder)
         self.model_version = model_version
         self.k = k

@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-import logging
-import math
-import threading
-import time
-from typing import Any
-
-log = logging.getLogger(__name__)
+from shoplake.serve.holder import RegisteredModel
 
 #: Intents or categories listed as alternatives in an answer.
 TOP_ALTERNATIVES = 3
@@ -42,7 +36,7 @@ def check_length(field: str, value: str | None, limit: int) -> None:
         raise TextTooLong(field, limit, len(value))
 
 
-class RegisteredTextModel:
+class RegisteredTextModel(RegisteredModel):
     """A registered text bundle of one replica, reloaded when the serving alias moves.
 
     Args:
@@ -53,60 +47,10 @@ class RegisteredTextModel:
     """
 
     def __init__(self, cfg, registered_model: str, task: str, check_every_s: float = 30.0):
-        self.cfg, self.registered_model, self.task, self.check_every_s = cfg, registered_model, task, check_every_s
-        self.bundle = self.info = None
-        self.problem: str | None = None
-        self._lock = threading.Lock()
-        self._checked = -math.inf
-        self.refresh()
-
-    def refresh(self) -> None:
-        """Load the version the serving alias names when it is not the one loaded (skipped while another thread loads)."""
-        from shoplake.registry import NoServingModel, download_bundle, resolve_version
         from shoplake.text.bundle import TextBundle
 
-        if not self._lock.acquire(blocking=False):
-            return
-        try:
-            self._checked = time.monotonic()
-            info = resolve_version(self.cfg, None, self.registered_model)
-            if self.info is None or info.version != self.info.version:
-                folder, info = download_bundle(self.cfg, info.version, registered_model=self.registered_model)
-                bundle = TextBundle.load(folder, self.task)
-                self.bundle, self.info = bundle, info
-                log.info("%s with %s version %s (%s, threshold %.3f)", self.task, info.name, info.version, bundle.kind, bundle.threshold)
-            self.problem = None
-        except (NoServingModel, ValueError, FileNotFoundError) as exc:
-            self.problem = f"no {self.task} model: {exc}"
-        except Exception as exc:  # a broken reload must not take the endpoint down; keep what was loaded
-            log.exception("could not load the %s model", self.task)
-            self.problem = f"could not load the {self.task} model: {exc}"
-        finally:
-            self._lock.release()
-
-    def _due(self) -> None:
-        if time.monotonic() - self._checked >= self.check_every_s:
-            self.refresh()
-
-    def current(self):
-        """``(bundle, version info)`` after an alias check when one is due.
-
-        Raises:
-            RuntimeError: No model is loaded (the message says why).
-        """
-        self._due()
-        bundle, info = self.bundle, self.info
-        if bundle is None:
-            raise RuntimeError(self.problem or f"no {self.task} model is loaded")
-        return bundle, info
-
-    def status(self) -> dict[str, Any]:
-        """Which version is loaded (or why none is), after an alias check when one is due."""
-        self._due()
-        bundle, info = self.bundle, self.info
-        out: dict[str, Any] = {"loaded": bundle is not None}
-        if bundle is not None:
-            out.update(name=info.name, version=info.version, kind=bundle.kind, threshold=bundle.threshold, run_date=info.run_date)
-        if self.problem:
-            out["detail"] = self.problem
-        return out
+        self.task = task
+        super().__init__(
+            cfg, registered_model, lambda folder: TextBundle.load(folder, task), task, check_every_s,
+            describe=lambda bundle: {"kind": bundle.kind, "threshold": bundle.threshold},
+        )  # fmt: skip
