@@ -195,14 +195,14 @@ def cmd_lake(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
-def models_table(cfg: Config) -> Table:
-    """A table of the registered recommender versions: kind, run date, aliases, key metric."""
+def models_table(cfg: Config, registered_model: str) -> Table:
+    """A table of one registered model's versions: kind, run date, aliases, key metric."""
     from shoplake.registry import KEY_METRIC, list_versions, tracking_uri
 
-    out = Table(title=f"{cfg.recommender.registered_model} in {tracking_uri(cfg)}")
+    out = Table(title=f"{registered_model} in {tracking_uri(cfg)}")
     for col in ("version", "model", "run date", "aliases", KEY_METRIC, "registered (UTC)", "run id"):
         out.add_column(col, justify="right" if col in ("version", KEY_METRIC) else "left")
-    for v in list_versions(cfg):
+    for v in list_versions(cfg, registered_model):
         metric = "" if v.key_metric is None else f"{v.key_metric:.4f}"
         when = v.created_at.strftime("%Y-%m-%d %H:%M:%S") if v.created_at else ""
         out.add_row(v.version, v.kind or "", v.run_date or "", ", ".join(v.aliases), metric, when, v.run_id[:12])
@@ -210,11 +210,16 @@ def models_table(cfg: Config) -> Table:
 
 
 def cmd_models(cfg: Config, args: argparse.Namespace) -> int:
-    try:
-        table = models_table(cfg)
-    except ValueError as exc:
-        raise SystemExit(f"error: {exc}") from None
-    console.print(table if table.row_count else f"no recommender registered as {cfg.recommender.registered_model!r}")
+    from shoplake.usecases import use_cases
+
+    chosen = [uc for uc in use_cases() if uc.config_section and (args.use_case is None or uc.name == args.use_case)]
+    for uc in chosen:
+        name = uc.registered_model(cfg)
+        try:
+            table = models_table(cfg, name)
+        except ValueError as exc:
+            raise SystemExit(f"error: {exc}") from None
+        console.print(table if table.row_count else f"{uc.name}: no model registered as {name!r}")
     return 0
 
 
@@ -332,7 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
     d = add_config_args(lake_sub.add_parser("describe", help="columns of one table or all"))
     d.add_argument("table", nargs="?")
 
-    add_config_args(sub.add_parser("models", help="registered recommender versions with their aliases and key metric"))
+    p = add_config_args(sub.add_parser("models", help="registered model versions of every use case, with their aliases and key metric"))
+    p.add_argument("--use-case", choices=[uc.name for uc in use_cases() if uc.config_section], help="only this use case's model")
 
     p = sub.add_parser("cluster", help="local Spark standalone and Ray clusters on 127.0.0.1")
     cluster_sub = p.add_subparsers(dest="cluster_command", required=True)

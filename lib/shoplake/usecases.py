@@ -41,6 +41,8 @@ class UseCase:
         metrics_task: The ``task`` of its rows in ``ops.model_metrics``, if any.
         metrics_table: Renders its ``ops.model_metrics`` rows of one run date as a
             rich table, given the rows and the configuration.
+        config_section: Its section of the configuration (``fraud``), which names its
+            registered model (``registered_model``), if it registers one.
         extra: Further declarations, by name.
     """
 
@@ -54,7 +56,12 @@ class UseCase:
     health_key: str | None = None
     metrics_task: str | None = None
     metrics_table: Callable[[list[dict], Any], Any] | None = None
+    config_section: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def registered_model(self, cfg) -> str | None:
+        """The name its models are registered under in ``cfg`` (None: it registers none)."""
+        return getattr(cfg, self.config_section).registered_model if self.config_section else None
 
 
 class UseCaseError(RuntimeError):

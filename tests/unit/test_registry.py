@@ -132,3 +132,29 @@ def test_concurrent_first_downloads_all_get_a_whole_bundle(reg_cfg, tmp_path, in
     assert len(set(folders)) == 1
     assert answers(RecommenderBundle.load(folders[0])) == answers(bundle)
     assert [p.name for p in folders[0].parent.iterdir() if p.name.startswith(".download-")] == []
+
+
+def test_models_command_lists_every_use_cases_registered_versions(reg_cfg, tmp_path, capsys):
+    from shoplake.cli import run
+
+    log_model(
+        reg_cfg,
+        mf_bundle(1).save(tmp_path / "b1"),
+        model_name="mf",
+        params={},
+        metrics={"ndcg@10": 0.25},
+        table_versions={},
+        run_date="2024-03-01",
+    )
+    log_model(
+        reg_cfg, mf_bundle(2).save(tmp_path / "b2"), model_name="mf", params={}, metrics={}, table_versions={}, run_date="2024-03-02",
+        registered_model=reg_cfg.fraud.registered_model,
+    )  # fmt: skip
+    assert run(["models", "--set", f"lake.root={tmp_path}/lake"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "shoplake-recommender in sqlite" in out and "0.2500" in out and "shoplake-fraud in sqlite" in out
+    assert "forecast: no model registered as 'shoplake-forecaster'" in out
+
+    assert run(["models", "--use-case", "fraud", "--set", f"lake.root={tmp_path}/lake"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "shoplake-fraud" in out and "recommender" not in out

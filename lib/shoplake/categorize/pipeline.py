@@ -84,4 +84,5 @@ def _metrics_table(rows: list[dict], cfg):
 USE_CASE = UseCase(
     name="categorize", order=50, tables=schemas.SPECS, feature_nodes=(FEATURES,), steps=STEPS, metrics_task=schemas.TASK_CATEGORIZATION,
     metrics_table=_metrics_table, routes="shoplake.categorize.routes:router", holder=_holder, health_key="categorization",
+    config_section="categorization",
 )  # fmt: skip

@@ -82,4 +82,5 @@ def _metrics_table(rows: list[dict], cfg):
 USE_CASE = UseCase(
     name="forecast", order=20, tables=schemas.SPECS, feature_nodes=(FEATURES,), steps=STEPS, metrics_task=schemas.TASK_FORECASTING,
     metrics_table=_metrics_table, routes="shoplake.forecast.routes:router", holder=_holder, health_key=None,
+    config_section="forecasting",
 )  # fmt: skip

@@ -109,4 +109,5 @@ def _metrics_table(rows: list[dict], cfg):
 USE_CASE = UseCase(
     name="fraud", order=30, tables=schemas.SPECS, feature_nodes=(FEATURES,), steps=STEPS, metrics_task=schemas.TASK_FRAUD,
     metrics_table=_metrics_table, routes="shoplake.fraud.routes:router", holder=_holder, health_key="fraud",
+    config_section="fraud",
 )  # fmt: skip

@@ -110,4 +110,5 @@ def _metrics_table(rows: list[dict], cfg):
 USE_CASE = UseCase(
     name="recommend", order=10, tables=schemas.SPECS, feature_nodes=(FEATURES,), steps=STEPS, metrics_task=schemas.TASK_RECOMMENDATION,
     metrics_table=_metrics_table, routes="shoplake.recommend.routes:router", holder=_holder, health_key="model",
+    config_section="recommender",
 )  # fmt: skip

@@ -68,4 +68,5 @@ def _metrics_table(rows: list[dict], cfg):
 USE_CASE = UseCase(
     name="support", order=40, tables=schemas.SPECS, feature_nodes=(FEATURES,), steps=STEPS, metrics_task=schemas.TASK_SUPPORT,
     metrics_table=_metrics_table, routes="shoplake.support.routes:router", holder=_holder, health_key="support",
+    config_section="support",
 )  # fmt: skip
