@@ -58,8 +58,8 @@ class AppArgs(BaseModel):
         30.0,
         ge=0,
         description=(
-            "Seconds between checks of the forecast and transaction tables' Delta versions and of the fraud, support "
-            "and categorization models' versions (0: every request)"
+            "Seconds between checks of the tables a replica holds (their Delta versions) and of every registered "
+            "model's serving alias (0: every request)"
         ),
     )
 
