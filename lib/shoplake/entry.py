@@ -116,3 +116,58 @@ def exit_cleanly(main: Callable[[list[str] | None], int]) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+def _parser(prog: str, doc: str) -> argparse.ArgumentParser:
+    return add_config_args(argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter))
+
+
+def train_parser(prog: str, doc: str, run_date_help: str, name_default: str) -> argparse.ArgumentParser:
+    """The flags of a training entry point: the config flags, ``--run-date``, ``--name`` and ``--no-register``.
+
+    Args:
+        prog: The program name in its usage line (``train.py fraud``).
+        doc: The entry point's description.
+        run_date_help: What ``--run-date`` means for it.
+        name_default: The run folder prefix used without ``--name``.
+    """
+    parser = _parser(prog, doc)
+    parser.add_argument("--run-date", type=parse_date, help=run_date_help)
+    parser.add_argument("--name", help=f"prefix of the run's folders (default: {name_default})")
+    parser.add_argument("--no-register", action="store_true", help="do not log to MLflow or move the serving alias")
+    return parser
+
+
+def score_parser(prog: str, doc: str, run_date_help: str) -> argparse.ArgumentParser:
+    """The flags of a batch-scoring entry point: the config flags, ``--run-date`` and ``--model-version``."""
+    parser = _parser(prog, doc)
+    parser.add_argument("--run-date", type=parse_date, help=run_date_help)
+    parser.add_argument("--model-version", help="registered version to score with (default: the serving alias)")
+    return parser
+
+
+def run_training(args: argparse.Namespace, label: str, run: Callable, errors: tuple[type[Exception], ...]):
+    """Run ``run(cfg, lake, run_date, name=..., register=..., on_step=...)`` for parsed training flags, its steps shown as it goes.
+
+    Returns:
+        ``(cfg, console, result)``; ``result`` is None when the run raised one of
+        ``errors`` (the message is printed).
+    """
+    from rich.console import Console
+
+    from shoplake.lake import Lake
+    from shoplake.ray_runtime import init_ray
+
+    cfg = config_from_args(args)
+    console = Console()
+    init_ray(cfg)
+    try:
+        with console.status(f"{label} run") as status:
+            result = run(
+                cfg, Lake(cfg), args.run_date, name=args.name, register=not args.no_register,
+                on_step=lambda text: status.update(f"{label} run: {text}"),
+            )  # fmt: skip
+    except errors as exc:
+        console.print(f"error: {exc}")
+        return cfg, console, None
+    return cfg, console, result

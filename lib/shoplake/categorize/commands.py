@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from shoplake.entry import add_config_args, config_from_args, parse_date
+from shoplake import entry
+from shoplake.entry import config_from_args
 
 TRAIN_DOC = """Fine-tune, compare and register the product category models.
 
@@ -52,13 +53,7 @@ Parameters: --run-date, --model-version, --env, --set key=value.
 
 
 def score_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="score.py categorize", description=SCORE_DOC, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    add_config_args(parser)
-    parser.add_argument("--run-date", type=parse_date, help="features date (default: the latest in gold.product_text)")
-    parser.add_argument("--model-version", help="registered version to score with (default: the serving alias)")
-    return parser
+    return entry.score_parser("score.py categorize", SCORE_DOC, "features date (default: the latest in gold.product_text)")
 
 
 def score(argv: list[str] | None = None) -> int:

@@ -6,7 +6,8 @@ import argparse
 import datetime as dt
 import json
 
-from shoplake.entry import add_config_args, config_from_args, parse_date
+from shoplake import entry
+from shoplake.entry import config_from_args
 
 TRAIN_DOC = """Backtest, train and register the demand forecasters (Ray Train for the global model).
 
@@ -33,34 +34,19 @@ Parameters: --run-date, --name (run folder prefix), --no-register, --env, --set 
 
 
 def train_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="train.py forecast", description=TRAIN_DOC, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_args(parser)
-    parser.add_argument("--run-date", type=parse_date, help="sales date (default: the latest in gold.item_daily_sales)")
-    parser.add_argument("--name", help="prefix of the run's folders (default: fc_<run date>_<time>)")
-    parser.add_argument("--no-register", action="store_true", help="do not log to MLflow or move the serving alias")
-    return parser
+    return entry.train_parser(
+        "train.py forecast", TRAIN_DOC, "sales date (default: the latest in gold.item_daily_sales)", "fc_<run date>_<time>"
+    )
 
 
 def train(argv: list[str] | None = None) -> int:
-    from rich.console import Console
-
     from shoplake.forecast.report import forecast_metrics_table
     from shoplake.forecast.train import MissingSalesError, metrics_rows, run_forecasting
-    from shoplake.lake import Lake
-    from shoplake.ray_runtime import init_ray
 
-    args = train_parser().parse_args(argv)
-    cfg = config_from_args(args)
-    console = Console()
-    init_ray(cfg)
-    try:
-        with console.status("forecasting run") as status:
-            result = run_forecasting(
-                cfg, Lake(cfg), args.run_date, name=args.name, register=not args.no_register,
-                on_step=lambda text: status.update(f"forecasting run: {text}"),
-            )  # fmt: skip
-    except (MissingSalesError, ValueError) as exc:
-        console.print(f"error: {exc}")
+    cfg, console, result = entry.run_training(
+        train_parser().parse_args(argv), "forecasting", run_forecasting, (MissingSalesError, ValueError)
+    )
+    if result is None:
         return 2
     rows = metrics_rows(result.backtest, result.run_date, result.mlflow_run_id, dt.datetime.now(dt.timezone.utc))
     console.print(forecast_metrics_table(rows, result.main_model))
@@ -97,11 +83,7 @@ Parameters: --run-date (default: the run date the model was trained for),
 
 
 def score_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="score.py forecast", description=SCORE_DOC, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_args(parser)
-    parser.add_argument("--run-date", type=parse_date, help="first forecast day (default: the model's training run date)")
-    parser.add_argument("--model-version", help="registered version to forecast with (default: the serving alias)")
-    return parser
+    return entry.score_parser("score.py forecast", SCORE_DOC, "first forecast day (default: the model's training run date)")
 
 
 def score(argv: list[str] | None = None) -> int:

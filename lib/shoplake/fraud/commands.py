@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 
-from shoplake.entry import add_config_args, config_from_args, parse_date
+from shoplake import entry
+from shoplake.entry import config_from_args
 
 TRAIN_DOC = """Train, compare and register the fraud models (XGBoost and a PyTorch network on Ray Train).
 
@@ -32,34 +33,19 @@ Parameters: --run-date, --name (run folder prefix), --no-register, --env, --set 
 
 
 def train_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="train.py fraud", description=TRAIN_DOC, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_args(parser)
-    parser.add_argument("--run-date", type=parse_date, help="features date (default: the latest in gold.txn_features)")
-    parser.add_argument("--name", help="prefix of the run's folders (default: fraud_<run date>_<time>)")
-    parser.add_argument("--no-register", action="store_true", help="do not log to MLflow or move the serving alias")
-    return parser
+    return entry.train_parser(
+        "train.py fraud", TRAIN_DOC, "features date (default: the latest in gold.txn_features)", "fraud_<run date>_<time>"
+    )
 
 
 def train(argv: list[str] | None = None) -> int:
-    from rich.console import Console
-
     from shoplake.fraud.report import fraud_metrics_table
     from shoplake.fraud.train import MissingTxnFeaturesError, TooFewLabelsError, metrics_rows, run_fraud
-    from shoplake.lake import Lake
-    from shoplake.ray_runtime import init_ray
 
-    args = train_parser().parse_args(argv)
-    cfg = config_from_args(args)
-    console = Console()
-    init_ray(cfg)
-    try:
-        with console.status("fraud run") as status:
-            result = run_fraud(
-                cfg, Lake(cfg), args.run_date, name=args.name, register=not args.no_register,
-                on_step=lambda text: status.update(f"fraud run: {text}"),
-            )  # fmt: skip
-    except (MissingTxnFeaturesError, TooFewLabelsError) as exc:
-        console.print(f"error: {exc}")
+    cfg, console, result = entry.run_training(
+        train_parser().parse_args(argv), "fraud", run_fraud, (MissingTxnFeaturesError, TooFewLabelsError)
+    )
+    if result is None:
         return 2
     console.print(fraud_metrics_table(metrics_rows(result, result.mlflow_run_id, dt.datetime.now(dt.timezone.utc))))
     for split, (payments, frauds, first_day) in result.splits.items():
@@ -95,11 +81,7 @@ Parameters: --run-date (default: the latest in gold.txn_features), --model-versi
 
 
 def score_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="score.py fraud", description=SCORE_DOC, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_args(parser)
-    parser.add_argument("--run-date", type=parse_date, help="features date; its previous day's payments are scored (default: the latest)")
-    parser.add_argument("--model-version", help="registered version to score with (default: the serving alias)")
-    return parser
+    return entry.score_parser("score.py fraud", SCORE_DOC, "features date; its previous day's payments are scored (default: the latest)")
 
 
 def score(argv: list[str] | None = None) -> int:

@@ -6,7 +6,8 @@ import argparse
 import datetime as dt
 import json
 
-from shoplake.entry import add_config_args, config_from_args, parse_date
+from shoplake import entry
+from shoplake.entry import config_from_args
 
 TRAIN_DOC = """Train, evaluate and register the recommenders (Ray Train).
 
@@ -34,35 +35,20 @@ Parameters: --run-date, --name (run folder prefix), --no-register, --env, --set
 
 
 def train_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="train.py recommend", description=TRAIN_DOC, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_args(parser)
-    parser.add_argument("--run-date", type=parse_date, help="features date (default: the latest in gold.user_item_matrix)")
-    parser.add_argument("--name", help="prefix of the run's folders (default: rec_<run date>_<time>)")
-    parser.add_argument("--no-register", action="store_true", help="do not log to MLflow or move the serving alias")
-    return parser
+    return entry.train_parser(
+        "train.py recommend", TRAIN_DOC, "features date (default: the latest in gold.user_item_matrix)", "rec_<run date>_<time>"
+    )
 
 
 def train(argv: list[str] | None = None) -> int:
-    from rich.console import Console
-
-    from shoplake.lake import Lake
-    from shoplake.ray_runtime import init_ray
     from shoplake.recommend.holdout import MissingFeaturesError
     from shoplake.recommend.report import metrics_table
     from shoplake.recommend.train import metrics_rows, run_recommendation
 
-    args = train_parser().parse_args(argv)
-    cfg = config_from_args(args)
-    console = Console()
-    init_ray(cfg)
-    try:
-        with console.status("recommendation run") as status:
-            result = run_recommendation(
-                cfg, Lake(cfg), args.run_date, name=args.name, register=not args.no_register,
-                on_step=lambda text: status.update(f"recommendation run: {text}"),
-            )  # fmt: skip
-    except MissingFeaturesError as exc:
-        console.print(f"error: {exc}")
+    cfg, console, result = entry.run_training(
+        train_parser().parse_args(argv), "recommendation", run_recommendation, (MissingFeaturesError,)
+    )
+    if result is None:
         return 2
     rows = metrics_rows(result.metrics, result.run_date, result.cutoff, result.mlflow_run_id, dt.datetime.now(dt.timezone.utc))
     console.print(metrics_table(rows, result.main_model))
@@ -99,10 +85,7 @@ Parameters: --run-date (default: the run date the model was trained for),
 
 
 def score_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="score.py recommend", description=SCORE_DOC, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_args(parser)
-    parser.add_argument("--run-date", type=parse_date, help="run date of the rows (default: the model's training run date)")
-    parser.add_argument("--model-version", help="registered version to score with (default: the serving alias)")
+    parser = entry.score_parser("score.py recommend", SCORE_DOC, "run date of the rows (default: the model's training run date)")
     parser.add_argument("--actors", type=int, help="Ray Data actors scoring at once, at most")
     return parser
 
