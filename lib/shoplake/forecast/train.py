@@ -255,8 +255,8 @@ def backtest_chart_series(
 def write_backtest_chart(
     folder: str | Path, panel: SalesPanel, cut: CutoffForecast, model: str, titles: dict[str, str] | None = None
 ) -> Path:
-    """Write ``backtest.html`` and ``backtest.svg`` into ``folder``: actual vs forecast with the P10-P90 band."""
-    from shoplake.forecast.chart import render_forecast_svg, write_forecast_chart
+    """Write ``backtest.html``, ``backtest.svg`` and ``backtest.png`` into ``folder``: actual vs forecast with the P10-P90 band."""
+    from shoplake.forecast.chart import write_forecast_chart, write_forecast_images
 
     series = backtest_chart_series(panel, cut, titles=titles)
     folder = Path(folder)
@@ -264,7 +264,8 @@ def write_backtest_chart(
         folder / "backtest.html", series, title=f"{model}: actual vs forecast from the cut-off {cut.cutoff}",
         subtitle="The top items by revenue in the four weeks before the cut-off; the band is P10-P90.",
     )  # fmt: skip
-    (folder / "backtest.svg").write_text(render_forecast_svg(series), encoding="utf-8")
+    if series:
+        write_forecast_images(folder / "backtest", series)
     return page
 
 

@@ -21,7 +21,7 @@ Outputs: the matured payments split by time into training, validation and test
          They go to ops.model_metrics (task fraud, D's rows replaced) and are printed as a
          table. The champion (best validation PR-AUC of the trained models) is saved with
          its review and decline thresholds under <runs_dir>/fraud/<name>/bundle with a
-         precision-recall picture (pr_curve.svg), logged to MLflow with both models'
+         precision-recall picture (pr_curve.svg and .png), logged to MLflow with both models'
          metrics and registered as fraud.registered_model with the serving alias.
 Parameters: --run-date, --name (run folder prefix), --no-register, --env, --set key=value
          (fraud.*, ray.num_workers).
