@@ -61,10 +61,18 @@ def run_dates(args: argparse.Namespace) -> list[dt.date]:
     raise SystemExit("give --run-date D, or --from D1 --to D2")
 
 
+def _not_py4j_retry(record: logging.LogRecord) -> bool:
+    # Py4J logs a retried (and then answered) call to the JVM at INFO on the root logger, with a traceback.
+    return not (record.levelno < logging.WARNING and f"{os.sep}py4j{os.sep}" in record.pathname)
+
+
 def setup_logging(level: str = "INFO") -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     for noisy in ("py4j", "urllib3", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    for handler in logging.getLogger().handlers:
+        if _not_py4j_retry not in handler.filters:
+            handler.addFilter(_not_py4j_retry)
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
