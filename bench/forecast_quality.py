@@ -5,14 +5,18 @@ run date (building it through the platform's own steps when it does not, see
 ``lakes.py``), reads the sales panel, keeps the ``--top-items`` items with the
 most revenue in the year before the run date (all items of the synthetic shop by
 default), and runs the rolling-origin backtest of the forecasting run
-(:func:`shoplake.forecast.train.backtest`): seasonal naive, moving average and
-ETS against the global quantile network trained with Ray Train before each cut-off,
-all scored on the same items and days. Nothing is registered or written to the lake.
+(:func:`shoplake.forecast.train.backtest`): the statsforecast baselines (SeasonalNaive,
+WindowAverage, AutoETS, AutoTheta, CrostonOptimized) against the global quantile
+network trained with Ray Train before each cut-off, all scored on the same items and
+days. Nothing is registered or written to the lake.
 
 It prints the metrics table of each dataset (averaged over the cut-offs), the main
 model's revenue-weighted RMSSE as a ratio to the best baseline's (below 1: the main
-model is better), and the wall time of each model over all cut-offs (for the
-global model: Ray Train start, training and forecasting).
+model is better) with a 95 % bootstrap interval over the items of the last cut-off
+(items resampled with their revenue weights, both models on the same resample), says
+whether the main model wins, loses or is within noise, and the wall time of each
+model over all cut-offs (for the global model: Ray Train start, training and
+forecasting).
 
 Run::
 
@@ -44,6 +48,36 @@ def top_items(panel, run_date: dt.date, n: int | None):
     days = min(365, panel.n_days)
     revenue = np.nan_to_num(panel.revenue[:, -days:]).sum(axis=1)
     return panel.select(np.sort(np.argsort(-revenue, kind="stable")[:n]))
+
+
+def ratio_interval(panel, main_cut, base_cut, draws: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """WRMSSE of ``main_cut`` over ``base_cut`` at one cut-off, with a 95 % paired bootstrap interval over items."""
+    from shoplake.forecast.metrics import revenue_weights, rmsse
+
+    history = panel.until(main_cut.cutoff).select(main_cut.evaluated)
+    weights = revenue_weights(history.revenue)
+    main = rmsse(main_cut.actual, main_cut.forecast.mean, history.units)
+    base = rmsse(base_cut.actual, base_cut.forecast.mean, history.units)
+
+    def ratio(rows: np.ndarray) -> float:
+        w, m, b = weights[rows], main[rows], base[rows]
+        keep = ~(np.isnan(w) | np.isnan(m) | np.isnan(b))
+        return float((w[keep] * m[keep]).sum() / (w[keep] * b[keep]).sum())
+
+    rng = np.random.default_rng(seed)
+    n = len(weights)
+    samples = [ratio(rng.integers(0, n, n)) for _ in range(draws)]
+    low, high = np.nanpercentile(samples, [2.5, 97.5])
+    return ratio(np.arange(n)), float(low), float(high)
+
+
+def verdict(low: float, high: float) -> str:
+    """What an interval of main / baseline says."""
+    if high < 1:
+        return "the main model wins"
+    if low > 1:
+        return "the main model LOSES"
+    return "within noise"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,11 +122,17 @@ def main(argv: list[str] | None = None) -> int:
         means = {m: {k: result.mean(m, k) for k in ("wrmsse",)} for m in result.seconds}
         found = forecast_ratio(means, main_model)
         if found:
-            summary.append((name, main_model, means[main_model]["wrmsse"], *found, result.seconds.get(main_model, float("nan"))))
+            best = found[1]
+            last_ratio, low, high = ratio_interval(panel, result.last[main_model], result.last[best])
+            summary.append(
+                (name, main_model, means[main_model]["wrmsse"], *found, last_ratio, low, high, result.seconds.get(main_model, float("nan")))
+            )
     console.print("\nmain model WRMSSE / best baseline WRMSSE (below 1: the main model is better):")
-    for name, main_model, value, ratio, best, best_value, train_s in summary:
+    for name, main_model, value, ratio, best, best_value, last_ratio, low, high, train_s in summary:
         console.print(
-            f"  {name}: {main_model} {value:.3f} / {best} {best_value:.3f} = {ratio:.2f}x; {main_model} wall time {train_s:.0f} s"
+            f"  {name}: {main_model} {value:.3f} / {best} {best_value:.3f} = {ratio:.2f}x over the cut-offs; "
+            f"last cut-off {last_ratio:.2f}x (95 % interval {low:.2f}..{high:.2f}): {verdict(low, high)}; "
+            f"{main_model} wall time {train_s:.0f} s"
         )
     return 0
 

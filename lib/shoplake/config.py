@@ -209,6 +209,9 @@ class RecommenderConfig(_Strict):
     registered_model: str = "shoplake-recommender"
 
 
+_FORECASTERS = Literal["seasonal_naive", "moving_average", "ets", "auto_theta", "croston", "quantile_net"]
+
+
 class ForecastingConfig(_Strict):
     """Demand forecasting: backtests, the global quantile model, the replenishment plan."""
 
@@ -221,11 +224,11 @@ class ForecastingConfig(_Strict):
         28, ge=1, description="Items with fewer days since their first sale at a cut-off are not evaluated there."
     )
     moving_average_days: int = Field(28, ge=1, description="Window of the moving-average baseline.")
-    models: list[Literal["seasonal_naive", "moving_average", "ets", "quantile_net"]] = Field(
-        default_factory=lambda: ["seasonal_naive", "moving_average", "ets", "quantile_net"],
-        description="Models backtested side by side.",
+    models: list[_FORECASTERS] = Field(
+        default_factory=lambda: ["seasonal_naive", "moving_average", "ets", "auto_theta", "croston", "quantile_net"],
+        description="Models backtested side by side (the classic ones from statsforecast, quantile_net the global network).",
     )
-    main_model: Literal["seasonal_naive", "moving_average", "ets", "quantile_net"] = Field(
+    main_model: _FORECASTERS = Field(
         "quantile_net", description="The model registered for serving and batch forecasts."
     )
     hidden: int = Field(128, ge=8, description="Width of the global model's hidden layers.")

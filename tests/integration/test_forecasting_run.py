@@ -118,7 +118,7 @@ def test_run_backtests_registers_and_scores(forecast_lake):
 
     rows = read_model_metrics(lake, D, TASK_FORECASTING).to_pylist()
     assert read_model_metrics(lake, D, TASK_RECOMMENDATION).num_rows == 0
-    models = {"seasonal_naive", "moving_average", "ets", "quantile_net"}
+    models = set(cfg.forecasting.models)
     assert {(r[C.CUTOFF_DATE], r[C.MODEL_NAME]) for r in rows} == {(c, m) for c in result.origins for m in models}
     assert {"mase", "rmsse", "wrmsse", "bias", "coverage_p10_p90", "pinball"} <= {r[C.METRIC] for r in rows}
     # i11 has 10 days of history at the run date, fewer at the cut-offs: never evaluated.

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from shoplake.forecast.metrics import coverage, pinball, rmsse
-from shoplake.forecast.models.classic import SalesPanel, moving_average, seasonal_naive
+from shoplake.forecast.models.baselines import moving_average, seasonal_naive
+from shoplake.forecast.models.panel import SalesPanel
 from shoplake.forecast.models.quantile_net import SETTINGS_FILE, QuantileNet, QuantileNetForecaster
 from shoplake.forecast.schemas import QUANTILES
 

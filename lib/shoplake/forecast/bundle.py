@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from shoplake.bundle import BUNDLE_FILE
-from shoplake.forecast.models.classic import Forecast, SalesPanel, ets, moving_average, seasonal_naive
+from shoplake.forecast.models import baselines
+from shoplake.forecast.models.panel import Forecast, SalesPanel
 
 #: Forecasting model families, in the order the backtest reports them.
-BASELINES = ("seasonal_naive", "moving_average", "ets")
+BASELINES = tuple(baselines.BASELINES)
 GLOBAL_MODEL = "quantile_net"
 KINDS = (*BASELINES, GLOBAL_MODEL)
 
@@ -34,12 +35,8 @@ def baseline_params(cfg, kind: str) -> dict[str, Any]:
 
 def forecast_baseline(kind: str, panel: SalesPanel, horizon: int, params: dict[str, Any]) -> Forecast:
     """The ``horizon`` days after ``panel`` forecast by the baseline ``kind``."""
-    if kind == "seasonal_naive":
-        return seasonal_naive(panel, horizon, **params)
-    if kind == "moving_average":
-        return moving_average(panel, horizon, **params)
-    if kind == "ets":
-        return ets(panel, horizon, **params)
+    if kind in baselines.BASELINES:
+        return baselines.BASELINES[kind](panel, horizon, **params)
     raise ValueError(f"{kind!r} is not a baseline; baselines: {', '.join(BASELINES)}")
 
 

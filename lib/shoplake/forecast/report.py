@@ -8,11 +8,13 @@ from rich import box
 from rich.table import Table
 
 from shoplake import columns as C
+from shoplake.forecast.bundle import BASELINES
 
 #: Forecast metrics shown, in order (lower is better for all but coverage, whose target is 0.8).
 FORECAST_METRICS = ("wrmsse", "rmsse", "mase", "bias", "coverage_p10_p90", "pinball")
 FORECAST_HEADERS = {"coverage_p10_p90": "cov80"}
-FORECAST_BASELINES = ("seasonal_naive", "moving_average", "ets")
+#: The baselines the main model is compared with.
+FORECAST_BASELINES = BASELINES
 
 
 def forecast_metrics_table(rows, main_model: str | None = None) -> Table:

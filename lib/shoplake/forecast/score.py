@@ -84,7 +84,7 @@ class BundleForecaster:
         self.model_version, self.run_date, self.scored_at = model_version, run_date, scored_at
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        from shoplake.forecast.models.classic import SalesPanel
+        from shoplake.forecast.models.panel import SalesPanel
 
         panel = SalesPanel.from_arrow(batch)
         if panel.end != self.run_date:

@@ -31,7 +31,7 @@ from shoplake import columns as C
 from shoplake.config import Config
 from shoplake.forecast.bundle import GLOBAL_MODEL, ForecasterBundle, baseline_params
 from shoplake.forecast.metrics import summarise
-from shoplake.forecast.models.classic import Forecast, SalesPanel
+from shoplake.forecast.models.panel import Forecast, SalesPanel
 from shoplake.forecast.schemas import ITEM_DAILY_SALES, TASK_FORECASTING
 from shoplake.train.model_metrics import MODEL_METRICS, write_model_metrics
 

@@ -56,7 +56,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from shoplake.forecast.models.classic import Forecast, SalesPanel, nanmean
+from shoplake.forecast.models.panel import Forecast, SalesPanel, nanmean
 from shoplake.forecast.schemas import QUANTILES
 
 log = logging.getLogger(__name__)
