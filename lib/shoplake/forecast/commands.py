@@ -13,10 +13,11 @@ TRAIN_DOC = """Backtest, train and register the demand forecasters (Ray Train fo
 
 Inputs:  gold.item_daily_sales of --run-date D (default: the latest partition): each
          item's daily sales up to D - 1.
-Outputs: every model of forecasting.models (seasonal_naive, moving_average, ets,
-         quantile_net) backtested at forecasting.backtest_origins rolling cut-offs,
-         forecasting.horizon_days apart (the last at D - horizon_days): at each cut-off
-         a model sees only the sales before it and forecasts the horizon after it.
+Outputs: every model of forecasting.models (the statsforecast baselines seasonal_naive,
+         moving_average, ets, auto_theta, croston; quantile_net) backtested at
+         forecasting.backtest_origins rolling cut-offs, forecasting.horizon_days apart
+         (the last at D - horizon_days): at each cut-off a model sees only the sales
+         before it and forecasts the horizon after it.
          MASE, RMSSE, revenue-weighted RMSSE, bias, P10-P90 coverage and pinball loss
          per model and cut-off go to ops.model_metrics (task forecasting, D's rows
          replaced) and are printed as a table. The main model (forecasting.main_model),
