@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
 
     from shoplake.config import load_config
-    from shoplake.fraud.models import FraudBundle
+    from shoplake.fraud.bundle import FraudBundle
     from shoplake.fraud.report import fraud_metrics_table
     from shoplake.fraud.schemas import TXN_FEATURES
     from shoplake.fraud.score import score_rows

@@ -228,9 +228,7 @@ class ForecastingConfig(_Strict):
         default_factory=lambda: ["seasonal_naive", "moving_average", "ets", "auto_theta", "croston", "quantile_net"],
         description="Models backtested side by side (the classic ones from statsforecast, quantile_net the global network).",
     )
-    main_model: _FORECASTERS = Field(
-        "quantile_net", description="The model registered for serving and batch forecasts."
-    )
+    main_model: _FORECASTERS = Field("quantile_net", description="The model registered for serving and batch forecasts.")
     hidden: int = Field(128, ge=8, description="Width of the global model's hidden layers.")
     layers: int = Field(2, ge=1, description="Hidden layers of the global model.")
     dropout: float = Field(0.1, ge=0, lt=1)

@@ -18,7 +18,7 @@ from shoplake.datagen.synthetic import ShopParams, generate_shop
 from shoplake.features.pit import run_midnight
 from shoplake.features.run import build_features
 from shoplake.forecast.schemas import TASK_FORECASTING
-from shoplake.fraud.models import FraudBundle
+from shoplake.fraud.bundle import FraudBundle
 from shoplake.fraud.schemas import DECISIONS, DECLINE, FRAUD_SCORES, REVIEW, TASK_FRAUD, TRANSACTIONS
 from shoplake.fraud.score import payments_of_day, score_fraud
 from shoplake.fraud.serve import FraudScorer, PaymentIn

@@ -74,7 +74,7 @@ class BundleScorer:
     """
 
     def __init__(self, folder: str, cfg: Config, model_version: str, run_date: dt.date, scored_at: dt.datetime):
-        from shoplake.fraud.models import FraudBundle
+        from shoplake.fraud.bundle import FraudBundle
         from shoplake.registry import bundle_folder_here
 
         folder = bundle_folder_here(cfg, folder, model_version, cfg.fraud.registered_model)
@@ -127,7 +127,7 @@ def score_fraud(cfg: Config, lake, run_date: dt.date | str | None = None, *, ver
         NoServingModel: No fraud model registered (or ``version`` unknown).
         shoplake.fraud.train.MissingTxnFeaturesError: No features for the run date.
     """
-    from shoplake.fraud.models import FraudBundle
+    from shoplake.fraud.bundle import FraudBundle
     from shoplake.fraud.train import MissingTxnFeaturesError
     from shoplake.ray_runtime import init_ray
     from shoplake.registry import download_bundle

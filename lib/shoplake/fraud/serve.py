@@ -31,7 +31,7 @@ _ID = {"min_length": 1, "max_length": 256}
 
 def _load_bundle(folder):
     """A fraud bundle whose feature list matches the online features' (``ValueError`` if not)."""
-    from shoplake.fraud.models import FraudBundle
+    from shoplake.fraud.bundle import FraudBundle
 
     bundle = FraudBundle.load(folder)
     bundle.check_features()

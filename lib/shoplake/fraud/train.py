@@ -13,7 +13,7 @@ expected cost on validation (:func:`~shoplake.fraud.metrics.cost_threshold`)
 and its decline threshold from the validation precision
 (:func:`~shoplake.fraud.metrics.decline_threshold`). The champion is the
 trained model with the best validation PR-AUC; it is saved as a
-:class:`~shoplake.fraud.models.FraudBundle` with its thresholds, registered in MLflow
+:class:`~shoplake.fraud.bundle.FraudBundle` with its thresholds, registered in MLflow
 with both models' metrics, and every model's validation and test metrics go to
 ``ops.model_metrics`` (task ``fraud``). A precision-recall picture of the test split
 is written beside the bundle.
@@ -251,8 +251,11 @@ def run_fraud(
         MissingTxnFeaturesError: No features for the run date.
         TooFewLabelsError: Too few matured payments or fraud labels to train and validate.
     """
+    from shoplake.fraud.bundle import FraudBundle
     from shoplake.fraud.chart import write_pr_chart
-    from shoplake.fraud.models import FraudBundle, rules_scores, train_gbt, train_tabular_nn
+    from shoplake.fraud.models.base import rules_scores
+    from shoplake.fraud.models.gbt import train_gbt
+    from shoplake.fraud.models.tabular import train_tabular_nn
 
     fc = cfg.fraud
     step = on_step or (lambda text: log.info("%s", text))

@@ -12,8 +12,11 @@ import xgboost
 from sklearn.metrics import average_precision_score
 
 from shoplake.config import load_config
+from shoplake.fraud.bundle import FraudBundle
 from shoplake.fraud.declarations import FEATURE_NAMES, FEATURES
-from shoplake.fraud.models import FeatureMismatchError, FraudBundle, GBTModel, TabularNNModel, rules_scores, train_gbt, train_tabular_nn
+from shoplake.fraud.models.base import FeatureMismatchError, rules_scores
+from shoplake.fraud.models.gbt import GBTModel, train_gbt
+from shoplake.fraud.models.tabular import TabularNNModel, train_tabular_nn
 from shoplake.fraud.schemas import APPROVE, DECLINE, REVIEW
 
 COL = {name: i for i, name in enumerate(FEATURE_NAMES)}

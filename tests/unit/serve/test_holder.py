@@ -39,7 +39,13 @@ def test_a_newly_registered_recommender_is_served_without_a_restart(reg_cfg, tmp
     answer = model.recommend("u1", 3)
     assert (answer["model_name"], answer["model_version"]) == ("popularity", "2")
     assert [i["item_id"] for i in answer["items"]] == [item for item, _, _ in answers(second)[0]]
-    assert model.status() == {"loaded": True, "name": "shoplake-recommender", "version": "2", "run_date": "2024-03-01", "kind": "popularity"}
+    assert model.status() == {
+        "loaded": True,
+        "name": "shoplake-recommender",
+        "version": "2",
+        "run_date": "2024-03-01",
+        "kind": "popularity",
+    }
 
     # A version registered without moving the alias is not served.
     _register(reg_cfg, first, tmp_path / "b3", "mf", set_serving=False)
