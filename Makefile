@@ -50,7 +50,7 @@ bench-fast: $(STAMP)
 bench: $(STAMP)
 	set -e; for b in $(BENCH_ALL); do $(BIN)/python bench/$$b.py; done
 
-## Local Spark standalone + Ray clusters on 127.0.0.1 (ports and sizes: cluster.* in conf/base.yaml).
+## Local Spark standalone + Ray clusters on 127.0.0.1 (ports and sizes: cluster.* in lib/shoplake/conf/base.yaml).
 cluster-up: $(STAMP)
 	$(BIN)/shoplake cluster up
 

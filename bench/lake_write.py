@@ -27,7 +27,7 @@ Run::
 Outputs go to a temporary folder that is deleted afterwards, unless ``--out`` names
 one (it is then left in place). The engine is ``delta-rs`` unless ``--set
 lake.engine=...`` says otherwise; Spark's master comes from the configuration
-(``local[2]`` in ``conf/local.yaml``).
+(``local[2]`` in ``lib/shoplake/conf/local.yaml``).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ Copy into Airflow's dags folder on workers that have shoplake installed;
 to a ``.zip`` name, which ``--py-files`` puts on the executors' path. The Spark master
 and the Ray dashboard come from the Airflow variables ``shoplake_spark_master`` and
 ``shoplake_ray_dashboard``; the lake and landing locations from the workers'
-environment (SHOPLAKE_LAKE_ROOT, SHOPLAKE_LANDING_ROOT), as in conf/cluster.yaml.
+environment (SHOPLAKE_LAKE_ROOT, SHOPLAKE_LANDING_ROOT), as in lib/shoplake/conf/cluster.yaml.
 Re-running a day (a backfill or a clear) replaces that day's output: every step is
 idempotent per run date.
 """

@@ -15,7 +15,7 @@ cd "$(dirname "$0")/../.."
 RUN_DATE="${1:-$(date -u -d yesterday +%F)}"
 export SHOPLAKE_WHEEL="dist/shoplake.zip"
 cp "$(ls dist/shoplake-*.whl | tail -n 1)" "${SHOPLAKE_WHEEL}"
-export SHOPLAKE_CONF_DIR="${SHOPLAKE_CONF_DIR:-$PWD/conf}"
+export SHOPLAKE_CONF_DIR="${SHOPLAKE_CONF_DIR:-$PWD/lib/shoplake/conf}"
 export SHOPLAKE_RUNTIME_ENV="{\"env_vars\": {\"SHOPLAKE_LAKE_ROOT\": \"${SHOPLAKE_LAKE_ROOT}\"}}"
 
 mapfile -t COMMANDS < <("${PYTHON:-python3}" -m shoplake nightly --print-commands --run-date "${RUN_DATE}")

@@ -342,7 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("cluster", help="local Spark standalone and Ray clusters on 127.0.0.1")
     cluster_sub = p.add_subparsers(dest="cluster_command", required=True)
-    u = add_config_args(cluster_sub.add_parser("up", help="start them (settings: cluster.* in conf/base.yaml)"))
+    u = add_config_args(cluster_sub.add_parser("up", help="start them (settings: cluster.* of the configuration)"))
     u.add_argument("--only", choices=["spark", "ray"], help="start only this cluster")
     u.add_argument("--timeout", type=float, default=180.0, help="seconds to wait until they are ready")
     c = add_config_args(cluster_sub.add_parser("down", help="stop what `cluster up` started"))

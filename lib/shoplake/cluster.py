@@ -931,8 +931,8 @@ def submit_env(cfg: Config, base: dict[str, str] | None = None) -> dict[str, str
     Sets the cluster addresses (``SPARK_MASTER_URL``; ``RAY_ADDRESS`` as the dashboard
     URL, which is what job submission and ``serve deploy`` take), the Ray token
     (``RAY_AUTH_MODE``, ``RAY_AUTH_TOKEN_PATH``), ``PYSPARK_PYTHON``, ``SPARK_LOCAL_IP``
-    and ``SHOPLAKE_CONF_DIR`` (the driver imports the shipped package, which has no
-    ``conf/`` beside it). ``SHOPLAKE_LAKE_ROOT`` and ``SHOPLAKE_LANDING_ROOT`` are left
+    and ``SHOPLAKE_CONF_DIR`` (the folder of this configuration: a driver imports the
+    shipped package from an archive, where files cannot be read as paths). ``SHOPLAKE_LAKE_ROOT`` and ``SHOPLAKE_LANDING_ROOT`` are left
     to the caller.
 
     Args:
@@ -949,7 +949,7 @@ def submit_env(cfg: Config, base: dict[str, str] | None = None) -> dict[str, str
         SPARK_LOCAL_IP=cfg.cluster.host,
         PYSPARK_PYTHON=sys.executable,
         RAY_ADDRESS=ray_dashboard_url(cfg),
-        SHOPLAKE_CONF_DIR=str(Path(cfg.project_root) / "conf"),
+        SHOPLAKE_CONF_DIR=cfg.conf_dir,
     )
     if ray_token_path(cfg).is_file():
         env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(ray_token_path(cfg)))

@@ -1,10 +1,13 @@
-"""Configuration: ``conf/base.yaml`` overlaid by ``conf/<env>.yaml`` and ``--set key=value``.
+"""Configuration: ``base.yaml`` overlaid by ``<env>.yaml`` and ``--set key=value``.
 
-The merged mapping is validated by pydantic models that forbid unknown keys, so a
-typo (``lake.engin``) fails at once with the key's dotted path. Strings may refer to
-environment variables as ``${NAME}`` or ``${NAME:-default}``. Relative local paths
-are resolved against the project root (the folder holding ``conf/``), never against
-the current directory.
+The YAML files come from ``$SHOPLAKE_CONF_DIR`` (a shop's own folder) or else from
+the package itself (``shoplake/conf``: ``base.yaml``, ``local.yaml``, ``cluster.yaml``),
+so an installed shoplake runs without a checkout. The merged mapping is validated by
+pydantic models that forbid unknown keys, so a typo (``lake.engin``) fails at once
+with the key's dotted path. Strings may refer to environment variables as ``${NAME}``
+or ``${NAME:-default}``. Relative local paths are resolved against the project root
+(:func:`project_root_of`): the parent of a shop's folder, the source checkout, or,
+for an installed shoplake on its shipped configuration, the current folder.
 """
 
 from __future__ import annotations
@@ -390,6 +393,7 @@ class ServeConfig(_Strict):
 class Config(_Strict):
     env: str
     project_root: str
+    conf_dir: str
     runs_dir: str = "runs"
     lake: LakeConfig
     landing: LandingConfig
@@ -412,14 +416,28 @@ class Config(_Strict):
     categorization: CategorizationConfig = CategorizationConfig()
 
 
+#: The configuration shipped in the package: ``base.yaml`` and the ``local`` and ``cluster`` overlays.
+PACKAGE_CONF_DIR = Path(__file__).resolve().parent / "conf"
+
+
 def default_conf_dir() -> Path:
-    """``$SHOPLAKE_CONF_DIR``, else the ``conf`` folder of the source checkout, else ``./conf``."""
+    """``$SHOPLAKE_CONF_DIR`` (a shop's own folder), else the configuration shipped in the package."""
     if os.environ.get(CONF_DIR_ENV):
         return Path(os.environ[CONF_DIR_ENV]).resolve()
-    checkout = Path(__file__).resolve().parents[2] / "conf"
-    if (checkout / "base.yaml").is_file():
-        return checkout
-    return Path.cwd().resolve() / "conf"
+    return PACKAGE_CONF_DIR
+
+
+def project_root_of(conf: Path) -> Path:
+    """The folder relative paths of the configuration in ``conf`` are resolved against.
+
+    A shop's own folder: its parent. The shipped configuration: the source checkout
+    when shoplake runs from one, else the current folder (an installed shoplake keeps
+    its lake, landing and runs where it is run).
+    """
+    if conf != PACKAGE_CONF_DIR:
+        return conf.parent
+    checkout = PACKAGE_CONF_DIR.parents[2]
+    return checkout if (checkout / "pyproject.toml").is_file() and (checkout / "lib" / "shoplake").is_dir() else Path.cwd().resolve()
 
 
 def _read_yaml(path: Path) -> dict:
@@ -517,7 +535,7 @@ def load_config(env: str = "local", overrides: list[str] | tuple[str, ...] = (),
     """Load and validate the configuration of one environment.
 
     Args:
-        env: Overlay name: ``conf/<env>.yaml`` on top of ``conf/base.yaml``.
+        env: Overlay name: ``<env>.yaml`` on top of ``base.yaml``.
         overrides: ``dotted.key=value`` assignments applied last.
         conf_dir: Folder holding the YAML files (default: :func:`default_conf_dir`).
 
@@ -537,9 +555,10 @@ def load_config(env: str = "local", overrides: list[str] | tuple[str, ...] = (),
     for assignment in overrides:
         data = apply_override(data, assignment)
     data = _expand_env(data)
-    root = conf.parent
+    root = project_root_of(conf)
     data["env"] = env
     data["project_root"] = str(root)
+    data["conf_dir"] = str(conf)
     try:
         cfg = Config.model_validate(data)
     except ValidationError as exc:

@@ -20,7 +20,11 @@ from shoplake.errors import InputError
 
 def add_config_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add ``--env``, ``--set`` and ``--log-level``."""
-    parser.add_argument("--env", default=os.environ.get("SHOPLAKE_ENV", "local"), help="conf/<env>.yaml overlay (default: local)")
+    parser.add_argument(
+        "--env",
+        default=os.environ.get("SHOPLAKE_ENV", "local"),
+        help="<env>.yaml overlay of the configuration (default: local; folder: $SHOPLAKE_CONF_DIR or the shipped one)",
+    )
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a config key, e.g. lake.engine=delta-rs"
     )

@@ -68,7 +68,7 @@ def ingest_run(clusters, work, shop, wheel):
     cfg, _ = clusters
     before = len((cluster.spark_master_info(cfg) or {}).get("completedapps", []))
     days = ["--from", D1.isoformat(), "--to", D3.isoformat()]
-    # Tiny data: few shuffle partitions, as in the local test session (the command line wins over conf/cluster.yaml).
+    # Tiny data: few shuffle partitions, as in the local test session (the command line wins over cluster.yaml).
     conf = {"spark.sql.shuffle.partitions": "2", "spark.default.parallelism": "2"}
     argv = cluster.spark_submit_argv(cfg, "jobs/ingest.py", days, py_files=wheel, conf=conf)
     code, out = run_logged(argv, work / "logs" / "ingest.log", _env(cfg, work), work / "elsewhere", timeout=420)

@@ -141,7 +141,7 @@ def test_submit_env_points_at_the_clusters(ccfg):
     assert env["SPARK_MASTER_URL"] == "spark://127.0.0.1:27077"
     assert env["RAY_ADDRESS"] == "http://127.0.0.1:28266"
     assert env["PYSPARK_PYTHON"] == sys.executable and env["SPARK_LOCAL_IP"] == "127.0.0.1"
-    assert env["SHOPLAKE_CONF_DIR"] == f"{cfg.project_root}/conf"
+    assert env["SHOPLAKE_CONF_DIR"] == cfg.conf_dir == f"{cfg.project_root}/lib/shoplake/conf"
     assert "PYSPARK_GATEWAY_PORT" not in env and "SHOPLAKE_LAKE_ROOT" not in env
 
 

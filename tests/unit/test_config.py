@@ -8,7 +8,8 @@ import pytest
 
 from shoplake.config import ConfigError, load_config
 
-CONF = Path(__file__).resolve().parents[2] / "conf"
+ROOT = Path(__file__).resolve().parents[2]
+CONF = ROOT / "lib" / "shoplake" / "conf"
 
 
 def test_local_overlays_base_and_makes_paths_absolute():
@@ -17,12 +18,26 @@ def test_local_overlays_base_and_makes_paths_absolute():
     assert cfg.spark.master == "local[2]"
     assert cfg.spark.conf["spark.sql.session.timeZone"] == "UTC"  # from base.yaml
     assert Path(cfg.lake.root).is_absolute()
-    assert Path(cfg.lake.root) == CONF.parent / "lake"
+    assert Path(cfg.lake.root) == ROOT / "lake"  # the checkout, when shoplake runs from one
+    assert Path(cfg.conf_dir) == CONF
 
 
 def test_relative_paths_do_not_depend_on_the_current_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert Path(load_config("local").landing.root) == CONF.parent / "data" / "landing"
+    assert Path(load_config("local").landing.root) == ROOT / "data" / "landing"
+
+
+def test_a_shops_own_folder_holds_the_files_and_roots_the_paths(tmp_path, monkeypatch):
+    own = tmp_path / "shop" / "settings"
+    own.mkdir(parents=True)
+    for name in ("base.yaml", "local.yaml"):
+        (own / name).write_text((CONF / name).read_text())
+    monkeypatch.setenv("SHOPLAKE_CONF_DIR", str(own))
+    cfg = load_config("local")
+    assert Path(cfg.conf_dir) == own and Path(cfg.project_root) == own.parent
+    assert Path(cfg.lake.root) == own.parent / "lake"
+    with pytest.raises(ConfigError, match="environments in .*: local"):
+        load_config("cluster")
 
 
 def test_set_overrides_parse_yaml_values():

@@ -52,7 +52,7 @@ class AppArgs(BaseModel):
     """Arguments of the application (the ``args`` of a Serve config file)."""
 
     model_config = ConfigDict(extra="forbid")
-    env: str = Field("local", description="conf/<env>.yaml overlay")
+    env: str = Field("local", description="<env>.yaml overlay of the configuration")
     overrides: list[str] = Field(default_factory=list, description="dotted.key=value config overrides")
     table_check_s: float = Field(
         30.0,
