@@ -14,7 +14,9 @@ days from its first sale to the panel's end (statsforecast, one process):
 **Quantiles.** Where statsforecast gives prediction intervals (seasonal naive,
 ETS, theta), P10 and P90 are the bounds of its 80 % interval and P50 the point
 forecast. The moving average and Croston give none; their P10/P50/P90 are those of a
-Poisson distribution with the point forecast as mean, the textbook model of counts.
+count distribution with the point forecast as mean and the item's own day-to-day
+variance over its last :data:`SPREAD_DAYS` days: negative binomial where that
+variance exceeds the mean (sales usually are over-dispersed), Poisson otherwise.
 Everything is clipped at 0.
 
 **Short histories.** An item with fewer observed days than a model needs (two weeks
@@ -39,6 +41,8 @@ from shoplake.forecast.schemas import QUANTILES
 SEASON = 7
 #: Observed days an item needs before a seasonal model is fit to it.
 SEASONAL_MIN_DAYS = 2 * SEASON
+#: Days of an item's recent past whose variance sizes the count quantiles.
+SPREAD_DAYS = 56
 #: The prediction interval whose bounds are P10 and P90.
 _LEVEL = round((QUANTILES[2] - QUANTILES[0]) * 100)
 
@@ -48,9 +52,26 @@ def _check_horizon(horizon: int) -> None:
         raise ValueError(f"horizon must be at least 1, got {horizon}")
 
 
-def poisson_quantiles(point: np.ndarray) -> np.ndarray:
-    """``[n, H, 3]`` P10/P50/P90 of Poisson counts with mean ``point`` (``[n, H]``)."""
-    return stats.poisson.ppf(np.asarray(QUANTILES), np.maximum(point, 1e-9)[..., None])
+def count_quantiles(point: np.ndarray, variance: np.ndarray) -> np.ndarray:
+    """``[n, H, 3]`` P10/P50/P90 of counts with mean ``point`` (``[n, H]``) and per-item ``variance`` (``[n]``).
+
+    Negative binomial with that mean and variance where the variance exceeds the mean,
+    Poisson where it does not (or is unknown).
+    """
+    mean = np.maximum(point, 1e-9)[..., None]
+    var = np.nan_to_num(np.asarray(variance, dtype=np.float64), nan=0.0)[:, None, None]
+    over = var > mean
+    size = np.where(over, mean**2 / np.where(over, var - mean, 1.0), 1.0)
+    negbin = stats.nbinom.ppf(np.asarray(QUANTILES), size, size / (size + mean))
+    return np.where(over, negbin, stats.poisson.ppf(np.asarray(QUANTILES), mean))
+
+
+def _recent_variance(units: np.ndarray, days: int = SPREAD_DAYS) -> np.ndarray:
+    recent = units[:, -days:]
+    known = (~np.isnan(recent)).sum(axis=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.where(known > 1, np.nanvar(recent, axis=1, ddof=1) if recent.shape[1] > 1 else np.nan, np.nan)
 
 
 def _long_frame(units: np.ndarray) -> pd.DataFrame:
@@ -66,7 +87,8 @@ def _statsforecast(panel: SalesPanel, horizon: int, model, min_days: int, interv
     _check_horizon(horizon)
     y, observed = panel.units, panel.observed_days
     point = np.repeat(np.nan_to_num(nanmean(y, axis=1))[:, None], horizon, axis=1)
-    quantiles = poisson_quantiles(point)
+    variance = _recent_variance(y)
+    quantiles = count_quantiles(point, variance)
     fit = np.flatnonzero(observed >= max(min_days, 1))
     if len(fit):
         frame = _long_frame(y[fit])
@@ -84,7 +106,7 @@ def _statsforecast(panel: SalesPanel, horizon: int, model, min_days: int, interv
             hi = out[f"{alias}-hi-{_LEVEL}"].to_numpy(dtype=np.float64).reshape(len(fit), horizon)[known]
             quantiles[rows] = np.stack([lo, point[rows], hi], axis=-1)
         else:
-            quantiles[rows] = poisson_quantiles(point[rows])
+            quantiles[rows] = count_quantiles(point[rows], variance[rows])
     unseen = observed == 0
     point[unseen], quantiles[unseen] = 0.0, 0.0
     return Forecast.build(panel.item_ids, panel.end, point, quantiles)

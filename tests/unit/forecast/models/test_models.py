@@ -321,3 +321,13 @@ def test_untrained_forecaster_is_well_formed_and_round_trips(tmp_path):
 def test_training_without_any_window_is_refused_before_ray_starts(make_cfg):
     with pytest.raises(ValueError, match="no training windows"):
         QuantileNetForecaster.train(make_cfg(), panel_of(np.full((2, 10), np.nan)), "quantile-net-empty")
+
+
+def test_count_quantiles_widen_with_the_items_own_variance():
+    from shoplake.forecast.models.baselines import count_quantiles
+
+    point = np.full((2, 3), 4.0)
+    q = count_quantiles(point, np.array([2.0, 40.0]))  # under-dispersed: Poisson; over-dispersed: negative binomial
+    np.testing.assert_array_equal(q[0], [[2.0, 4.0, 7.0]] * 3)  # the deciles and median of Poisson(4)
+    assert (q[1, :, 2] - q[1, :, 0] > q[0, :, 2] - q[0, :, 0]).all()
+    assert (q[1, :, 0] <= q[1, :, 1]).all() and (q[1, :, 1] <= q[1, :, 2]).all()
