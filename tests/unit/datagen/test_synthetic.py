@@ -20,15 +20,8 @@ import pytest
 
 from shoplake import columns as C
 from shoplake.datagen.landing_writer import landing_path
-from shoplake.datagen.synthetic import (
-    CHEAP_PRICE_LIMIT,
-    FRAUD_PATTERNS,
-    GROUND_TRUTH_FILE,
-    INTENTS,
-    SOURCE_FORMATS,
-    ShopParams,
-    generate_shop,
-)
+from shoplake.datagen.shop.common import CHEAP_PRICE_LIMIT, FRAUD_PATTERNS, GROUND_TRUTH_FILE, INTENTS, SOURCE_FORMATS, ShopParams
+from shoplake.datagen.synthetic import generate_shop
 from shoplake.ingest import landing as L
 
 # Dense enough for statistics on every planted effect, small enough to run in seconds.
@@ -545,3 +538,16 @@ def test_bad_rows_break_the_contract_and_are_counted(tmp_path):
 def test_invalid_params_are_rejected(change):
     with pytest.raises(ValueError):
         dataclasses.replace(ShopParams(), **change)
+
+
+def test_vocabularies_come_from_the_package_data_as_immutable_tables():
+    from importlib import resources
+
+    from shoplake.datagen.shop import vocab
+
+    files = {p.name for p in resources.files("shoplake.datagen").joinpath("vocab").iterdir()}
+    assert {"categories.json", "ticket_templates.json", "resolutions.json"} <= files
+    assert len(vocab.CATEGORY_NAMES) == 12 and vocab.CATEGORY_NAMES[0] == "kitchen"
+    kitchen = vocab._VOCAB["kitchen"]
+    assert isinstance(kitchen["nouns"], tuple) and "frying pan" in kitchen["nouns"]
+    assert set(vocab._TICKET_TEMPLATES) == set(INTENTS)
