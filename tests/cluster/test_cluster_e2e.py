@@ -184,7 +184,7 @@ def test_serve_deploy_answers_health(clusters, work, tmp_path, ingest_run):
         env_vars.update(SHOPLAKE_LAKE_ROOT=f"file://{work / 'lake'}", SHOPLAKE_LANDING_ROOT=str(work / "landing"))
     deploy_file = tmp_path / "serve_config.yaml"
     deploy_file.write_text(yaml.safe_dump(config))
-    argv = [cluster._tool("serve"), "deploy", str(deploy_file), "--address", cluster.ray_dashboard_url(cfg)]
+    argv = [cluster.commands._tool("serve"), "deploy", str(deploy_file), "--address", cluster.ray_dashboard_url(cfg)]
     code, out = run_logged(argv, work / "logs" / "serve-deploy.log", cluster.submit_env(cfg), work / "elsewhere", timeout=120)
     assert code == 0, tail(out)
     url = f"http://{cfg.cluster.host}:{cfg.cluster.serve_http_port}/health"

@@ -23,6 +23,7 @@ from deltalake import DeltaTable, write_deltalake
 from spark_write_rows import SPEC
 
 from shoplake import cluster
+from shoplake.cluster import processes
 
 pytestmark = pytest.mark.cluster
 
@@ -84,11 +85,11 @@ def test_killed_worker_during_a_write_leaves_the_table_whole(spark_cluster, tmp_
             victim = cluster.status(cfg).process("spark-worker-1")
             tree = cluster.process_tree(victim)
             assert len(tree) >= 3, f"worker, executor and Python workers expected: {tree}"
-            cluster._signal(tree, signal.SIGKILL)  # a crashed machine: no shutdown hooks
+            processes._signal(tree, signal.SIGKILL)  # a crashed machine: no shutdown hooks
             code = proc.wait(timeout=600)
         finally:
             if proc.poll() is None:
-                cluster._signal({proc.pid}, signal.SIGKILL)
+                processes._signal({proc.pid}, signal.SIGKILL)
                 proc.wait()
     out_text = log.read_text()
     assert not cluster.status(cfg).process("spark-worker-1").alive

@@ -27,6 +27,7 @@ from deltalake import write_deltalake
 
 from shoplake import cluster
 from shoplake import columns as C
+from shoplake.cluster import processes
 from shoplake.recommend.schemas import INTERACTIONS, ITEM_FEATURES, USER_ITEM_MATRIX
 
 pytestmark = pytest.mark.cluster
@@ -143,11 +144,11 @@ def test_killed_ray_node_during_training_resumes_from_the_last_checkpoint(tmp_pa
                 tree = cluster.process_tree(victim)
                 assert len(tree) >= 3, f"ray start, raylet and workers expected: {tree}"
                 killed_at = time.monotonic() - started
-                cluster._signal(tree, signal.SIGKILL)  # a crashed machine: no drain, no shutdown hooks
+                processes._signal(tree, signal.SIGKILL)  # a crashed machine: no drain, no shutdown hooks
                 code = proc.wait(timeout=420)
             finally:
                 if proc.poll() is None:
-                    cluster._signal({proc.pid}, signal.SIGKILL)
+                    processes._signal({proc.pid}, signal.SIGKILL)
                     proc.wait()
         elapsed = time.monotonic() - started
         out_text = log.read_text(errors="replace")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -13,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from shoplake import cluster
-from shoplake.cluster import ClusterError, ClusterState, ProcessRecord
+from shoplake.cluster import ClusterError, ClusterState, ProcessRecord, launch, processes
 from shoplake.config import load_config
 
 PORTS = (
@@ -59,7 +61,7 @@ def sleepers():
 def _record(cfg, *procs: subprocess.Popen, role: str = "spark-worker", ticks=None) -> None:
     state = ClusterState(cfg.cluster.run_dir, "127.0.0.1", "2024-01-01T00:00:00+00:00")
     for i, proc in enumerate(procs):
-        start = cluster._start_ticks(proc.pid) if ticks is None else ticks
+        start = processes.start_time(proc.pid) if ticks is None else ticks
         state.processes.append(ProcessRecord(f"p{i}", role, list(proc.args), "x.log", proc.pid, proc.pid, start, {}))
     cluster.save_state(cfg, state)
 
@@ -116,7 +118,7 @@ def test_ray_temp_dir_stays_short_enough_for_unix_sockets(tmp_path):
     assert cluster.ray_temp_dir("/srv/run") == Path("/srv/run/ray")
     long_dir = tmp_path / ("x" * 80)
     fallback = cluster.ray_temp_dir(long_dir)
-    assert fallback.parent == Path(cluster.tempfile.gettempdir()) and fallback.name.startswith("shoplake-ray-")
+    assert fallback.parent == Path(tempfile.gettempdir()) and fallback.name.startswith("shoplake-ray-")
     assert fallback == cluster.ray_temp_dir(long_dir)  # stable: the same run dir gets the same folder
 
 
@@ -149,7 +151,7 @@ def test_ray_job_submit_argv(ccfg):
     cfg = ccfg()
     argv = cluster.ray_job_submit_argv(cfg, ["python", "x.py"], env_vars={"A": "1"}, submission_id="job-1")
     assert argv[1:5] == ["job", "submit", "--address", "http://127.0.0.1:28266"]
-    runtime_env = cluster.json.loads(_flag(argv, "--runtime-env-json"))
+    runtime_env = json.loads(_flag(argv, "--runtime-env-json"))
     assert runtime_env == {"working_dir": cfg.project_root, "py_modules": [f"{cfg.project_root}/lib/shoplake"], "env_vars": {"A": "1"}}
     assert _flag(argv, "--submission-id") == "job-1" and argv[-3:] == ["--", "python", "x.py"]
 
@@ -177,7 +179,7 @@ def test_a_taken_port_is_named_and_nothing_starts(ccfg):
 
 def test_a_process_that_dies_at_start_is_reported_with_its_log(ccfg, monkeypatch):
     cfg = ccfg()
-    monkeypatch.setattr(cluster, "spark_master_command", lambda cfg: ["sh", "-c", "echo cannot bind; exit 3"])
+    monkeypatch.setattr(launch, "spark_master_command", lambda cfg: ["sh", "-c", "echo cannot bind; exit 3"])
     with pytest.raises(ClusterError, match=r"spark-master exited \(code 3\) while starting; see .*spark-master.log:\n +cannot bind"):
         cluster.up(cfg, ray=False, timeout=30)
     assert not cluster.state_path(cfg).exists()
@@ -185,14 +187,14 @@ def test_a_process_that_dies_at_start_is_reported_with_its_log(ccfg, monkeypatch
 
 def test_a_start_that_times_out_stops_what_it_started(ccfg, monkeypatch):
     cfg = ccfg()
-    monkeypatch.setattr(cluster, "spark_master_command", lambda cfg: ["sleep", "60"])
+    monkeypatch.setattr(launch, "spark_master_command", lambda cfg: ["sleep", "60"])
     expected = (
         r"timed out after 1 s waiting for the Spark master \(nothing accepts connections on 127.0.0.1:27077\); see .*spark-master.log"
     )
     with pytest.raises(ClusterError, match=expected):
         cluster.up(cfg, ray=False, timeout=1)
     assert not cluster.state_path(cfg).exists()
-    assert not any(cluster.pid_alive(pid) for pid in cluster._CHILDREN if cluster._CHILDREN[pid].args == ["sleep", "60"])
+    assert not any(cluster.pid_alive(pid) for pid in processes._CHILDREN if processes._CHILDREN[pid].args == ["sleep", "60"])
 
 
 def test_down_without_a_record_is_a_no_op(ccfg):
@@ -263,7 +265,7 @@ def test_build_wheel_ships_an_importable_package(ccfg):
     assert archive.suffix == ".zip"
     with zipfile.ZipFile(archive) as zf:
         names = set(zf.namelist())
-    assert {"shoplake/__init__.py", "shoplake/cluster.py", "shoplake/config.py"} <= names
+    assert {"shoplake/__init__.py", "shoplake/cluster/jobs.py", "shoplake/config.py", "shoplake/conf/base.yaml"} <= names
     assert not any("__pycache__" in n for n in names)
 
 
