@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from shoplake.text.classifier import FineTuneSettings, FineTuneTask, label_index, tokenize
+from shoplake.text.classifier import label_index
 from shoplake.text.encoder import default_model_path, load_encoder
+from shoplake.text.fine_tune import FineTuneSettings, FineTuneTask, tokenize
 from shoplake.train.loop import fit, warmup_linear
 
 INTENTS = {

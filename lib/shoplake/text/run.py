@@ -150,7 +150,8 @@ def text_splits(
 
 
 def _train(cfg: Config, model: str, split: TextSplit, labels: tuple[str, ...], name: str, typo_rate: float):
-    from shoplake.text.classifier import FrozenEncoderClassifier, TfidfClassifier, train_fine_tuned
+    from shoplake.text.classifier import FrozenEncoderClassifier, TfidfClassifier
+    from shoplake.text.fine_tune import train_fine_tuned
 
     c, seed = cfg.fine_tuning.baseline_c, cfg.training.seed
     if model == TFIDF_LR:

@@ -8,22 +8,19 @@ import torch
 
 from shoplake.config import TextEncoderConfig
 from shoplake.text.bundle import SUPPORT, TextBundle
-from shoplake.text.classifier import (
+from shoplake.text.classifier import FrozenEncoderClassifier, TfidfClassifier, label_index, load_classifier
+from shoplake.text.encoder import default_model_path, load_encoder
+from shoplake.text.fine_tune import (
     EncoderClassifier,
     FineTunedClassifier,
     FineTuneSettings,
     FineTuneTask,
-    FrozenEncoderClassifier,
-    TfidfClassifier,
     Tokens,
     _load_transformer,
     epoch_batches,
-    label_index,
-    load_classifier,
     tokenize,
     trim_batch,
 )
-from shoplake.text.encoder import default_model_path, load_encoder
 from shoplake.train.loop import warmup_linear
 
 TEXTS = ["where is my parcel", "cancel my order please", "track order 12345", "I want to cancel it", "hi"]
@@ -178,7 +175,7 @@ def _one_edit(word: str) -> set[str]:
 
 
 def test_typos_change_only_long_words_by_one_edit():
-    from shoplake.text.classifier import add_typos
+    from shoplake.text.fine_tune import add_typos
 
     rng = np.random.default_rng(5)
     text = "I want to cancel purchase 12345 now"
