@@ -12,16 +12,8 @@ import torch
 from shoplake import columns as C
 from shoplake.forecast.models.baselines import BASELINES, auto_theta, croston, ets, moving_average, seasonal_naive
 from shoplake.forecast.models.panel import Forecast, SalesPanel
-from shoplake.forecast.models.quantile_net import (
-    ENCODER_STATS,
-    NetSettings,
-    PanelFrame,
-    QuantileNet,
-    QuantileNetForecaster,
-    QuantileNetTask,
-    quantile_loss,
-    window_features,
-)
+from shoplake.forecast.models.quantile_net import QuantileNet, QuantileNetForecaster, QuantileNetTask, quantile_loss
+from shoplake.forecast.models.windows import ENCODER_STATS, NetSettings, PanelFrame, window_features
 from shoplake.forecast.schemas import ITEM_DAILY_SALES
 
 MONDAY = dt.date(2024, 1, 1)
