@@ -24,7 +24,34 @@ from typing import Any
 import numpy as np
 
 from shoplake.bundle import BUNDLE_FILE
-from shoplake.text.classifier import TextClassifier, load_classifier
+from shoplake.text.classifier import (
+    CLASSIFIER_FILE,
+    FINE_TUNED,
+    FROZEN_LR,
+    TFIDF_LR,
+    FrozenEncoderClassifier,
+    TextClassifier,
+    TfidfClassifier,
+)
+from shoplake.text.fine_tune import FineTunedClassifier
+
+
+def load_classifier(folder: str | Path) -> TextClassifier:
+    """The classifier saved in ``folder``, whatever its family.
+
+    Raises:
+        FileNotFoundError: ``folder`` holds no ``classifier.json``.
+        ValueError: The kind is unknown.
+    """
+    path = Path(folder) / CLASSIFIER_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{folder} holds no text classifier ({CLASSIFIER_FILE} is missing)")
+    families = {FINE_TUNED: FineTunedClassifier, TFIDF_LR: TfidfClassifier, FROZEN_LR: FrozenEncoderClassifier}
+    kind = json.loads(path.read_text())["kind"]
+    if kind not in families:
+        raise ValueError(f"{path}: unknown classifier kind {kind!r}; known: {', '.join(families)}")
+    return families[kind].load(folder)
+
 
 CLASSIFIER_DIR = "classifier"
 ANSWERS_DIR = "answers"

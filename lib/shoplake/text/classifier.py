@@ -17,7 +17,7 @@ The families:
   pretrained encoder's sentence embeddings, the encoder left as it is.
 
 On disk a classifier is a folder with ``classifier.json`` (kind, labels, settings)
-and the family's files; :func:`load_classifier` reads any of them.
+and the family's files; :func:`shoplake.text.bundle.load_classifier` reads any of them.
 """
 
 from __future__ import annotations
@@ -190,22 +190,3 @@ class FrozenEncoderClassifier(_SklearnClassifier):
 def _write_kind(folder: Path, classifier, settings: dict | None = None) -> None:
     doc = {"kind": classifier.kind, "labels": list(classifier.labels), "settings": settings or {}}
     (folder / CLASSIFIER_FILE).write_text(json.dumps(doc, indent=2))
-
-
-def load_classifier(folder: str | Path) -> TextClassifier:
-    """The classifier saved in ``folder``, whatever its family.
-
-    Raises:
-        FileNotFoundError: ``folder`` holds no ``classifier.json``.
-        ValueError: The kind is unknown.
-    """
-    path = Path(folder) / CLASSIFIER_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{folder} holds no text classifier ({CLASSIFIER_FILE} is missing)")
-    from shoplake.text.fine_tune import FineTunedClassifier
-
-    families = {FINE_TUNED: FineTunedClassifier, TFIDF_LR: TfidfClassifier, FROZEN_LR: FrozenEncoderClassifier}
-    kind = json.loads(path.read_text())["kind"]
-    if kind not in families:
-        raise ValueError(f"{path}: unknown classifier kind {kind!r}; known: {', '.join(families)}")
-    return families[kind].load(folder)

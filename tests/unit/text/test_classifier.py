@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from shoplake.config import TextEncoderConfig
-from shoplake.text.bundle import SUPPORT, TextBundle
-from shoplake.text.classifier import FrozenEncoderClassifier, TfidfClassifier, label_index, load_classifier
+from shoplake.text.bundle import SUPPORT, TextBundle, load_classifier
+from shoplake.text.classifier import FrozenEncoderClassifier, TfidfClassifier, label_index
 from shoplake.text.encoder import default_model_path, load_encoder
 from shoplake.text.fine_tune import (
     EncoderClassifier,
