@@ -6,7 +6,7 @@ run date (building it through the platform's own steps when it does not, see
 most revenue in the year before the run date (all items of the synthetic shop by
 default), and runs the rolling-origin backtest of the forecasting run
 (:func:`shoplake.forecast.train.backtest`): the statsforecast baselines (SeasonalNaive,
-WindowAverage, AutoETS, AutoTheta, CrostonOptimized) against the global quantile
+WindowAverage, AutoETS, AutoTheta, ADIDA) against the global quantile
 network trained with Ray Train before each cut-off, all scored on the same items and
 days. Nothing is registered or written to the lake.
 

@@ -212,7 +212,7 @@ class RecommenderConfig(_Strict):
     registered_model: str = "shoplake-recommender"
 
 
-_FORECASTERS = Literal["seasonal_naive", "moving_average", "ets", "auto_theta", "croston", "quantile_net"]
+_FORECASTERS = Literal["seasonal_naive", "moving_average", "ets", "auto_theta", "adida", "quantile_net"]
 
 
 class ForecastingConfig(_Strict):
@@ -228,7 +228,7 @@ class ForecastingConfig(_Strict):
     )
     moving_average_days: int = Field(28, ge=1, description="Window of the moving-average baseline.")
     models: list[_FORECASTERS] = Field(
-        default_factory=lambda: ["seasonal_naive", "moving_average", "ets", "auto_theta", "croston", "quantile_net"],
+        default_factory=lambda: ["seasonal_naive", "moving_average", "ets", "auto_theta", "adida", "quantile_net"],
         description="Models backtested side by side (the classic ones from statsforecast, quantile_net the global network).",
     )
     main_model: _FORECASTERS = Field("quantile_net", description="The model registered for serving and batch forecasts.")

@@ -14,7 +14,7 @@ TRAIN_DOC = """Backtest, train and register the demand forecasters (Ray Train fo
 Inputs:  gold.item_daily_sales of --run-date D (default: the latest partition): each
          item's daily sales up to D - 1.
 Outputs: every model of forecasting.models (the statsforecast baselines seasonal_naive,
-         moving_average, ets, auto_theta, croston; quantile_net) backtested at
+         moving_average, ets, auto_theta, adida; quantile_net) backtested at
          forecasting.backtest_origins rolling cut-offs, forecasting.horizon_days apart
          (the last at D - horizon_days): at each cut-off a model sees only the sales
          before it and forecasts the horizon after it.

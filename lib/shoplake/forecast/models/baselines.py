@@ -9,11 +9,14 @@ days from its first sale to the panel's end (statsforecast, one process):
   (error, trend, season) chosen per item by AICc.
 * :func:`auto_theta`: ``AutoTheta``, the theta method with a weekly
   decomposition, the variant chosen per item.
-* :func:`croston`: ``CrostonOptimized``, for intermittent items (many days without a sale).
+* :func:`adida`: ``ADIDA`` (aggregate-disaggregate intermittent demand), for items
+  with many days without a sale. Unlike Croston's method it lowers its forecast as
+  the days since the last sale grow; a Croston forecast of an item that sold once
+  and never again stays at that one sale's size.
 
 **Quantiles.** Where statsforecast gives prediction intervals (seasonal naive,
 ETS, theta), P10 and P90 are the bounds of its 80 % interval and P50 the point
-forecast. The moving average and Croston give none; their P10/P50/P90 are those of a
+forecast. The moving average and ADIDA give none; their P10/P50/P90 are those of a
 count distribution with the point forecast as mean and the item's own day-to-day
 variance over its last :data:`SPREAD_DAYS` days: negative binomial where that
 variance exceeds the mean (sales usually are over-dispersed), Poisson otherwise.
@@ -142,11 +145,11 @@ def auto_theta(panel: SalesPanel, horizon: int, *, season: int = SEASON) -> Fore
     return _statsforecast(panel, horizon, AutoTheta(season_length=season), 2 * season, intervals=True)
 
 
-def croston(panel: SalesPanel, horizon: int) -> Forecast:
-    """Croston's method for intermittent demand, smoothing optimised per item (statsforecast ``CrostonOptimized``)."""
-    from statsforecast.models import CrostonOptimized
+def adida(panel: SalesPanel, horizon: int) -> Forecast:
+    """Intermittent demand by temporal aggregation (statsforecast ``ADIDA``)."""
+    from statsforecast.models import ADIDA
 
-    return _statsforecast(panel, horizon, CrostonOptimized(), 2, intervals=False)
+    return _statsforecast(panel, horizon, ADIDA(), 2, intervals=False)
 
 
 #: Every baseline by its name in ``forecasting.models``, in the order the backtest reports them.
@@ -155,5 +158,5 @@ BASELINES: dict[str, Callable[..., Forecast]] = {
     "moving_average": moving_average,
     "ets": ets,
     "auto_theta": auto_theta,
-    "croston": croston,
+    "adida": adida,
 }

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from shoplake import columns as C
-from shoplake.forecast.models.baselines import BASELINES, auto_theta, croston, ets, moving_average, seasonal_naive
+from shoplake.forecast.models.baselines import BASELINES, adida, auto_theta, ets, moving_average, seasonal_naive
 from shoplake.forecast.models.panel import Forecast, SalesPanel
 from shoplake.forecast.models.quantile_net import QuantileNet, QuantileNetForecaster, QuantileNetTask, quantile_loss
 from shoplake.forecast.models.windows import ENCODER_STATS, NetSettings, PanelFrame, window_features
@@ -151,12 +151,14 @@ def test_theta_follows_a_weekly_pattern():
     assert np.abs(forecast.mean[0] - np.tile(pattern, 2)).mean() < 1.5
 
 
-def test_croston_gives_an_intermittent_item_a_flat_positive_rate():
-    units = np.zeros((1, 90))
-    units[0, ::9] = 4.0  # 4 units every ninth day
-    forecast = croston(panel_of(units), 10)
-    assert np.ptp(forecast.mean[0]) == pytest.approx(0.0) and 0.2 < forecast.mean[0, 0] < 1.0
+def test_adida_gives_an_intermittent_item_a_flat_rate_and_a_lapsed_one_almost_none():
+    units = np.zeros((2, 90))
+    units[0, ::9] = 4.0  # 4 units every ninth day: about 0.44 a day
+    units[1, 0] = 3.0  # one sale, then nothing for 89 days
+    forecast = adida(panel_of(units), 10)
+    assert np.ptp(forecast.mean[0]) == pytest.approx(0.0) and 0.3 < forecast.mean[0, 0] < 0.6
     assert (forecast.p90 >= forecast.p50).all() and forecast.p90[0, 0] >= 1
+    assert forecast.mean[1, 0] < 0.05
 
 
 def test_the_interval_of_a_noisy_item_is_wider_than_that_of_a_steady_one():
