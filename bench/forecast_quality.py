@@ -23,6 +23,11 @@ Run::
     .venv/bin/python bench/forecast_quality.py                             # both datasets
     .venv/bin/python bench/forecast_quality.py --dataset online-retail --top-items 1000
     .venv/bin/python bench/forecast_quality.py --dataset synthetic --set forecasting.epochs=4
+    .venv/bin/python bench/forecast_quality.py --dataset online-retail --chart-dir runs/bench/charts
+
+``--chart-dir DIR`` also writes the main model's backtest chart of the last cut-off
+(``backtest.html``, ``.svg``, ``.png``) into ``DIR/<dataset>/``; the one in
+``docs/forecast-backtest.svg`` comes from the Online Retail run.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import argparse
 import datetime as dt
 import logging
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -85,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", choices=sorted(TOP_ITEMS), action="append", help="dataset (repeatable; default: both)")
     parser.add_argument("--run-date", type=parse_date, help="run date (default: the morning after the last day)")
     parser.add_argument("--top-items", type=int, help=f"items kept, by revenue (default: {TOP_ITEMS})")
+    parser.add_argument("--chart-dir", help="also write the main model's backtest chart of the last cut-off into DIR/<dataset>/")
     add_config_args(parser)
     args = parser.parse_args(argv)
     cfg = config_from_args(args)
@@ -95,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     from shoplake.config import load_config
     from shoplake.forecast.report import forecast_metrics_table, forecast_ratio
     from shoplake.forecast.schemas import ITEM_DAILY_SALES
-    from shoplake.forecast.train import backtest, backtest_origins, load_panel, metrics_rows
+    from shoplake.forecast.train import backtest, backtest_origins, item_titles, load_panel, metrics_rows, write_backtest_chart
     from shoplake.lake import Lake
     from shoplake.ray_runtime import init_ray
 
@@ -105,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         overrides, run_date = ensure_lake(name, cfg, args.run_date, needs=(ITEM_DAILY_SALES,))
         dcfg = load_config(cfg.env, [*args.overrides, *overrides, f"runs_dir={ROOT}/runs/bench"])
         init_ray(dcfg)
-        panel, run_date, _ = load_panel(Lake(dcfg), run_date)
+        lake = Lake(dcfg)
+        panel, run_date, _ = load_panel(lake, run_date)
         panel = top_items(panel, run_date, args.top_items if args.top_items is not None else TOP_ITEMS[name])
         origins = backtest_origins(dcfg, run_date, panel.start)
         started = time.monotonic()
@@ -119,6 +127,11 @@ def main(argv: list[str] | None = None) -> int:
         console.print(forecast_metrics_table(rows, main_model))
         for model, secs in result.seconds.items():
             console.print(f"  {model}: {secs:.1f} s over {len(origins)} cut-off(s)")
+        if args.chart_dir:
+            page = write_backtest_chart(
+                Path(args.chart_dir) / name, panel, result.last[main_model], main_model, item_titles(lake, run_date)
+            )
+            console.print(f"  backtest chart: {page}")
         means = {m: {k: result.mean(m, k) for k in ("wrmsse",)} for m in result.seconds}
         found = forecast_ratio(means, main_model)
         if found:

@@ -269,7 +269,7 @@ def write_backtest_chart(
     return page
 
 
-def _item_titles(lake, run_date: dt.date) -> dict[str, str]:
+def item_titles(lake, run_date: dt.date) -> dict[str, str]:
     from shoplake.lake.catalog import get_spec
 
     # Item attributes come from the recommendation features when the lake has them.
@@ -341,7 +341,7 @@ def run_forecasting(
     bundle_path = main.bundle.save(run_folder / "bundle")
     chart = None
     if fc.main_model in result.last:
-        chart = write_backtest_chart(run_folder, panel, result.last[fc.main_model], fc.main_model, _item_titles(lake, run_date))
+        chart = write_backtest_chart(run_folder, panel, result.last[fc.main_model], fc.main_model, item_titles(lake, run_date))
         log.info("backtest chart of %s: %s", fc.main_model, chart)
 
     model_version = run_id = None
