@@ -10,13 +10,20 @@ WindowAverage, AutoETS, AutoTheta, ADIDA) against the global quantile
 network trained with Ray Train before each cut-off, all scored on the same items and
 days. Nothing is registered or written to the lake.
 
-It prints the metrics table of each dataset (averaged over the cut-offs), the main
-model's revenue-weighted RMSSE as a ratio to the best baseline's (below 1: the main
-model is better) with a 95 % bootstrap interval over the items of the last cut-off
-(items resampled with their revenue weights, both models on the same resample), says
-whether the main model wins, loses or is within noise, and the wall time of each
-model over all cut-offs (for the global model: Ray Train start, training and
-forecasting).
+It prints the metrics table of each dataset: the cut-offs before the last are
+validation (averaged), the last is test, WRMSSE with its 95 % bootstrap interval
+over items. Then, on the test cut-off, two comparisons, each as the ratio of the
+revenue-weighted RMSSE (below 1: the first errs less) with a paired bootstrap
+interval over items (items resampled with their revenue weights, both models on
+the same resample) and the verdict (win, loss or within noise):
+
+* the champion (the lowest validation WRMSSE, which the platform would serve)
+  against the next model of validation;
+* the main model (``forecasting.main_model``) against the best baseline of
+  validation.
+
+Last, the wall time of each model over all cut-offs (for the global model: Ray
+Train start, training and forecasting).
 
 Run::
 
@@ -56,36 +63,6 @@ def top_items(panel, run_date: dt.date, n: int | None):
     return panel.select(np.sort(np.argsort(-revenue, kind="stable")[:n]))
 
 
-def ratio_interval(panel, main_cut, base_cut, draws: int = 2000, seed: int = 0) -> tuple[float, float, float]:
-    """WRMSSE of ``main_cut`` over ``base_cut`` at one cut-off, with a 95 % paired bootstrap interval over items."""
-    from shoplake.forecast.metrics import revenue_weights, rmsse
-
-    history = panel.until(main_cut.cutoff).select(main_cut.evaluated)
-    weights = revenue_weights(history.revenue)
-    main = rmsse(main_cut.actual, main_cut.forecast.mean, history.units)
-    base = rmsse(base_cut.actual, base_cut.forecast.mean, history.units)
-
-    def ratio(rows: np.ndarray) -> float:
-        w, m, b = weights[rows], main[rows], base[rows]
-        keep = ~(np.isnan(w) | np.isnan(m) | np.isnan(b))
-        return float((w[keep] * m[keep]).sum() / (w[keep] * b[keep]).sum())
-
-    rng = np.random.default_rng(seed)
-    n = len(weights)
-    samples = [ratio(rng.integers(0, n, n)) for _ in range(draws)]
-    low, high = np.nanpercentile(samples, [2.5, 97.5])
-    return ratio(np.arange(n)), float(low), float(high)
-
-
-def verdict(low: float, high: float) -> str:
-    """What an interval of main / baseline says."""
-    if high < 1:
-        return "the main model wins"
-    if low > 1:
-        return "the main model LOSES"
-    return "within noise"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", choices=sorted(TOP_ITEMS), action="append", help="dataset (repeatable; default: both)")
@@ -100,9 +77,21 @@ def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
 
     from shoplake.config import load_config
-    from shoplake.forecast.report import forecast_metrics_table, forecast_ratio
+    from shoplake.evaluation import pick_champion
+    from shoplake.forecast.bundle import BASELINES
+    from shoplake.forecast.report import forecast_metrics_table
     from shoplake.forecast.schemas import ITEM_DAILY_SALES
-    from shoplake.forecast.train import backtest, backtest_origins, item_titles, load_panel, metrics_rows, write_backtest_chart
+    from shoplake.forecast.train import (
+        CHAMPION_METRIC,
+        backtest,
+        backtest_origins,
+        choose_champion,
+        item_titles,
+        load_panel,
+        metrics_rows,
+        write_backtest_chart,
+        wrmsse_ratio,
+    )  # fmt: skip
     from shoplake.lake import Lake
     from shoplake.ray_runtime import init_ray
 
@@ -132,21 +121,25 @@ def main(argv: list[str] | None = None) -> int:
                 Path(args.chart_dir) / name, panel, result.last[main_model], main_model, item_titles(lake, run_date)
             )
             console.print(f"  backtest chart: {page}")
-        means = {m: {k: result.mean(m, k) for k in ("wrmsse",)} for m in result.seconds}
-        found = forecast_ratio(means, main_model)
-        if found:
-            best = found[1]
-            last_ratio, low, high = ratio_interval(panel, result.last[main_model], result.last[best])
-            summary.append(
-                (name, main_model, means[main_model]["wrmsse"], *found, last_ratio, low, high, result.seconds.get(main_model, float("nan")))
+        champion, versus = choose_champion(dcfg, panel, result, origins)
+        validation = {m: result.mean(m, CHAMPION_METRIC, origins[:-1]) for m in result.seconds}
+        best = pick_champion({m: v for m, v in validation.items() if m in BASELINES}, higher_is_better=False)
+        main_vs = None
+        if best and main_model in result.last and main_model != best:
+            main_vs = (best, wrmsse_ratio(dcfg, panel, result.last[main_model], result.last[best]))
+        summary.append((name, origins[-1], result, champion, versus, main_model, main_vs))
+    console.print("\ntest WRMSSE ratios (below 1: the first errs less), 95 % interval over items:")
+    for name, test, result, champion, versus, main_model, main_vs in summary:
+        at = result.metrics[test]
+        for label, first, found in (("champion", champion, versus), ("main model", main_model, main_vs)):
+            if found is None:
+                continue
+            other, ratio = found
+            console.print(
+                f"  {name} {label}: {first} {at[first][CHAMPION_METRIC]:.3f} / {other} {at[other][CHAMPION_METRIC]:.3f} = "
+                f"{ratio}: {ratio.verdict(higher_is_better=False, null=1.0)}"
             )
-    console.print("\nmain model WRMSSE / best baseline WRMSSE (below 1: the main model is better):")
-    for name, main_model, value, ratio, best, best_value, last_ratio, low, high, train_s in summary:
-        console.print(
-            f"  {name}: {main_model} {value:.3f} / {best} {best_value:.3f} = {ratio:.2f}x over the cut-offs; "
-            f"last cut-off {last_ratio:.2f}x (95 % interval {low:.2f}..{high:.2f}): {verdict(low, high)}; "
-            f"{main_model} wall time {train_s:.0f} s"
-        )
+        console.print(f"  {name}: {main_model} wall time {result.seconds.get(main_model, float('nan')):.0f} s")
     return 0
 
 

@@ -1,15 +1,18 @@
 """Benchmark: recommendation quality of every model side by side, on real and synthetic data.
 
 For each dataset the script makes sure a lake with the features of the run date and
-of its holdout cutoff exists (building it through the platform's own steps when it
+of its two holdout cutoffs exists (building it through the platform's own steps when it
 does not: ``shoplake import`` / ``generate``, then ``shoplake nightly --no-recommend``),
 then runs the recommendation run without registering anything or refitting for
 serving (:func:`shoplake.recommend.train.run_recommendation`,
 ``register=False``, ``recommender.refit=false``):
 popularity, item co-occurrence, matrix factorization and the text-aware sequence
-model are trained on the snapshot before the cutoff and ranked over the whole
-catalogue against the purchases of the held-out days. It prints the metrics table
-of each dataset and the main model's NDCG@10 divided by the best baseline's.
+model are trained on the snapshot before each held-out window (validation, then
+test) and ranked over the whole catalogue against the purchases of its days. It
+prints the metrics table of each dataset (NDCG@10 with its bootstrap interval over
+users), the champion (the best on validation), and on test its NDCG@10 against the
+next model of validation: the paired difference with its interval, the verdict
+(win, loss or within noise) and the ratio.
 
 Datasets:
 
@@ -69,16 +72,15 @@ def main(argv: list[str] | None = None) -> int:
         )
         seconds = time.monotonic() - started
         console.print(f"\n[bold]{name}[/bold]: run date {run_date}, {seconds:.0f} s")
-        console.print(
-            metrics_table(metrics_rows(result.metrics, run_date, result.cutoff, None, dt.datetime.now(dt.timezone.utc)), result.main_model)
-        )
-        main_ndcg = result.ndcg(result.main_model)
-        baselines = {m: result.ndcg(m) for m in result.metrics if m != result.main_model}
-        best = max(baselines, key=baselines.get)
-        summary.append((name, result.main_model, main_ndcg, best, baselines[best]))
-    console.print("\nmain model NDCG@10 / best baseline NDCG@10:")
-    for name, main_model, main_ndcg, best, best_ndcg in summary:
-        console.print(f"  {name}: {main_model} {main_ndcg:.4f} / {best} {best_ndcg:.4f} = {main_ndcg / best_ndcg:.2f}x")
+        rows = metrics_rows(result.by_cutoff(), run_date, None, dt.datetime.now(dt.timezone.utc))
+        console.print(metrics_table(rows, result.main_model))
+        summary.append((name, result))
+    console.print("\nchampion (best validation NDCG@10) against the next on validation, on test:")
+    for name, result in summary:
+        console.print(f"  {name}: {result.versus_line() or f'{result.champion} (no validation window)'}")
+        if result.versus is not None:
+            other = result.versus[0]
+            console.print(f"    ratio {result.ndcg(result.champion) / result.ndcg(other):.2f}x")
     return 0
 
 

@@ -196,7 +196,9 @@ class SequenceModelConfig(_Strict):
 class RecommenderConfig(_Strict):
     """The recommendation run: holdout evaluation of every model, then the main model for serving."""
 
-    holdout_days: int = Field(14, ge=1, description="The last days before the run date held out for evaluation.")
+    holdout_days: int = Field(
+        14, ge=1, description="Days of each held-out window: the test window before the run date, the validation window before it."
+    )
     exclude_seen: bool = Field(
         True, description="Never recommend (or count as a hit) what the user already had; off for repeat-purchase shops."
     )
@@ -206,9 +208,9 @@ class RecommenderConfig(_Strict):
         default_factory=lambda: ["popularity", "cooccurrence", "mf", "sasrec"], description="Models trained and evaluated side by side."
     )
     main_model: Literal["popularity", "cooccurrence", "mf", "sasrec"] = Field(
-        "sasrec", description="The model registered for serving and scoring."
+        "sasrec", description="The candidate the reports compare with the best baseline; the champion served is measured on validation."
     )
-    refit: bool = Field(True, description="Retrain the main model on all data up to the run date before registering it.")
+    refit: bool = Field(True, description="Retrain the champion on all data up to the run date before registering it.")
     registered_model: str = "shoplake-recommender"
 
 
@@ -231,7 +233,11 @@ class ForecastingConfig(_Strict):
         default_factory=lambda: ["seasonal_naive", "moving_average", "ets", "auto_theta", "adida", "quantile_net"],
         description="Models backtested side by side (the classic ones from statsforecast, quantile_net the global network).",
     )
-    main_model: _FORECASTERS = Field("quantile_net", description="The model registered for serving and batch forecasts.")
+    main_model: _FORECASTERS = Field(
+        "quantile_net",
+        description="The model the docs explain and the run serves when it has a single backtest cut-off; otherwise "
+        "the champion, the lowest validation WRMSSE, is served.",
+    )
     hidden: int = Field(128, ge=8, description="Width of the global model's hidden layers.")
     layers: int = Field(2, ge=1, description="Hidden layers of the global model.")
     dropout: float = Field(0.1, ge=0, lt=1)
@@ -383,6 +389,14 @@ class RegistryConfig(_Strict):
     serving_alias: str = Field("serving", description="The alias that names the version batch scoring and serving use.")
 
 
+class EvaluationConfig(_Strict):
+    """The evaluation protocol every use case follows (``shoplake.evaluation``)."""
+
+    bootstrap_draws: int = Field(1000, ge=100, description="Bootstrap resamples behind every reported interval.")
+    confidence: float = Field(0.95, gt=0.5, lt=1, description="Confidence level of the intervals.")
+    seed: int = Field(0, description="Seed of the bootstrap resamples, so the same run reports the same intervals.")
+
+
 class ServeConfig(_Strict):
     """The Ray Serve ingress (``shoplake.serve.app:build_app``)."""
 
@@ -407,6 +421,7 @@ class Config(_Strict):
     text_encoder: TextEncoderConfig = TextEncoderConfig()
     sequence_model: SequenceModelConfig = SequenceModelConfig()
     registry: RegistryConfig = RegistryConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
     serve: ServeConfig = ServeConfig()
     recommender: RecommenderConfig = RecommenderConfig()
     forecasting: ForecastingConfig = ForecastingConfig()

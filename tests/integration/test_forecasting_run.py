@@ -9,6 +9,7 @@ import pyarrow as pa
 import pytest
 
 from shoplake import columns as C
+from shoplake.forecast.report import forecast_champion
 from shoplake.forecast.schemas import FORECASTS, ITEM_DAILY_SALES, REPLENISHMENT_PLAN, TASK_FORECASTING
 from shoplake.forecast.score import inventory_position, score_forecasts
 from shoplake.forecast.train import MissingSalesError, backtest_origins, run_forecasting
@@ -127,9 +128,17 @@ def test_run_backtests_registers_and_scores(forecast_lake):
     wrmsse = {r[C.MODEL_NAME]: r[C.VALUE] for r in rows if r[C.METRIC] == "wrmsse" and r[C.CUTOFF_DATE] == result.origins[-1]}
     assert all(0 < v < 3 for v in wrmsse.values()), wrmsse
     assert result.model_version == "1"
+    # The champion: the lowest WRMSSE at the validation cut-off (the first); the test cut-off only reports.
+    valid = {r[C.MODEL_NAME]: r[C.VALUE] for r in rows if r[C.METRIC] == "wrmsse" and r[C.CUTOFF_DATE] == result.origins[0]}
+    assert result.champion == forecast_champion(rows) == min(valid, key=valid.get)
+    other, ratio = result.versus
+    assert other != result.champion and ratio.low <= ratio.value <= ratio.high
+    assert ratio.value == pytest.approx(wrmsse[result.champion] / wrmsse[other])
+    low = {r[C.MODEL_NAME]: r[C.VALUE] for r in rows if r[C.METRIC] == "wrmsse_low" and r[C.CUTOFF_DATE] == result.origins[-1]}
+    assert all(low[m] <= wrmsse[m] for m in models)
 
     scored = score_forecasts(cfg, lake)
-    assert scored.run_date == D and scored.model_version == "1" and scored.model_name == "quantile_net"
+    assert scored.run_date == D and scored.model_version == "1" and scored.model_name == result.champion
     fc = lake.to_arrow(FORECASTS, run_date=D)
     assert fc.schema.equals(FORECASTS.arrow_schema(), check_metadata=False)
     assert fc.num_rows == len(ITEMS) * 7 == scored.forecast_rows

@@ -51,8 +51,8 @@ def test_nightly_trains_scores_and_reports_every_model(make_cfg, spark, ray_loca
 
     lake = Lake(cfg)
     run_date = days[-1] + dt.timedelta(days=1)
-    # The features of the run date and of its holdout cutoff.
-    assert lake.run_dates(USER_ITEM_MATRIX) == [run_date - dt.timedelta(days=7), run_date]
+    # The features of the run date and of its two holdout cutoffs (test, validation).
+    assert lake.run_dates(USER_ITEM_MATRIX) == [run_date - dt.timedelta(days=d) for d in (14, 7, 0)]
     rows = lake.to_arrow(MODEL_METRICS, run_date=run_date).to_pylist()
     metrics = [r for r in rows if r[C.TASK] == TASK_RECOMMENDATION]
     assert {r[C.MODEL_NAME] for r in metrics} == set(cfg.recommender.models)
@@ -64,7 +64,9 @@ def test_nightly_trains_scores_and_reports_every_model(make_cfg, spark, ray_loca
     assert all(0.0 <= v <= 1.0 for v in ndcg.values()), ndcg
 
     bundle, info = load_serving_bundle(cfg)
-    assert bundle.kind == cfg.recommender.main_model == "sasrec"
+    from shoplake.recommend.report import recommend_champion
+
+    assert bundle.kind == recommend_champion(metrics) is not None  # the best on validation, whichever it is
     recs = lake.to_arrow(RECOMMENDATIONS, run_date=run_date).to_pylist()
     assert {r[C.MODEL_VERSION] for r in recs} == {info.version}
     by_user: dict[str, list] = {}
@@ -82,7 +84,7 @@ def test_nightly_trains_scores_and_reports_every_model(make_cfg, spark, ray_loca
     assert all(model in printed for model in cfg.recommender.models) and "ndcg@10" in printed, printed
     assert all(model in printed for model in cfg.forecasting.models) and "wrmsse" in printed, printed
     # Four weeks hold no payment older than fraud.maturity_days (30): the fraud step says so and the night goes on.
-    assert lake.run_dates(TXN_FEATURES) == [run_date - dt.timedelta(days=7), run_date]
+    assert lake.run_dates(TXN_FEATURES) == [run_date - dt.timedelta(days=d) for d in (14, 7, 0)]
     assert "fraud models not trained" in printed and "no fraud scores" in printed, printed
     assert not lake.exists(FRAUD_SCORES)
     # The support and category models are compared, and every product gets a category.

@@ -192,3 +192,44 @@ def test_a_missing_cutoff_snapshot_is_a_clear_error(rec_lake):
     cfg = cfg.model_copy(update={"recommender": cfg.recommender.model_copy(update={"holdout_days": 3})})
     with pytest.raises(MissingFeaturesError, match=r"gold.user_item_matrix .* no rows for run_date 2024-03-12"):
         load_split(cfg, lake, D)
+
+
+V = dt.date(2024, 3, 1)  # the validation cutoff: CUTOFF - holdout_days
+EARLY = [  # history before V; BEFORE is then the validation window's held-out days [V, CUTOFF)
+    ("u1", "i5", "purchase", dt.datetime(2024, 2, 20, tzinfo=dt.timezone.utc)),
+    ("u2", "i5", "purchase", dt.datetime(2024, 2, 21, tzinfo=dt.timezone.utc)),
+    ("u2", "i1", "purchase", dt.datetime(2024, 2, 22, tzinfo=dt.timezone.utc)),
+    ("u3", "i4", "purchase", dt.datetime(2024, 2, 23, tzinfo=dt.timezone.utc)),
+]
+
+
+def test_the_champion_is_measured_on_validation_and_served(rec_lake, ray_local):
+    from shoplake.recommend.bundle import load_serving_bundle
+    from shoplake.recommend.report import recommend_champion
+
+    cfg, lake = rec_lake
+    data = ray_local.data
+    lake.ray_write(data.from_arrow(interactions(EARLY, V)), INTERACTIONS, mode="replace", run_dates=[V])
+    lake.ray_write(data.from_arrow(matrix(EARLY, V)), USER_ITEM_MATRIX, mode="replace", run_dates=[V])
+    lake.ray_write(data.from_arrow(items(V, ITEMS[:5])), ITEM_FEATURES, mode="replace", run_dates=[V])
+
+    result = run_recommendation(cfg, lake, name="rec-v")
+    assert result.validation_cutoff == V and set(result.validation) == {"popularity", "cooccurrence"}
+    rows = lake.to_arrow(MODEL_METRICS, run_date=D).to_pylist()
+    assert {r[C.CUTOFF_DATE] for r in rows} == {V, CUTOFF}  # both windows, each under its cutoff
+    valid = {r[C.MODEL_NAME]: r[C.VALUE] for r in rows if r[C.CUTOFF_DATE] == V and r[C.SLICE] == "all" and r[C.METRIC] == "ndcg@10"}
+    assert result.champion == recommend_champion(rows) == max(valid, key=valid.get)
+    assert load_serving_bundle(cfg)[0].kind == result.champion
+    other, diff = result.versus
+    assert other != result.champion and diff.low <= diff.value <= diff.high
+    assert diff.value == pytest.approx(result.ndcg(result.champion) - result.ndcg(other))
+    low = next(r[C.VALUE] for r in rows if r[C.CUTOFF_DATE] == CUTOFF and r[C.MODEL_NAME] == other and r[C.METRIC] == "ndcg@10_low")
+    assert low <= result.ndcg(other)
+
+
+def test_without_a_validation_snapshot_the_configured_model_is_served(rec_lake, caplog):
+    cfg, lake = rec_lake
+    with caplog.at_level("WARNING", logger="shoplake.recommend.train"):
+        result = run_recommendation(cfg, lake, name="rec-n", register=False)
+    assert result.champion == cfg.recommender.main_model == "popularity" and result.versus is None
+    assert "no validation window before 2024-03-08" in caplog.text

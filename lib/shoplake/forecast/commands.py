@@ -18,13 +18,16 @@ Outputs: every model of forecasting.models (the statsforecast baselines seasonal
          forecasting.backtest_origins rolling cut-offs, forecasting.horizon_days apart
          (the last at D - horizon_days): at each cut-off a model sees only the sales
          before it and forecasts the horizon after it.
-         MASE, RMSSE, revenue-weighted RMSSE, bias, P10-P90 coverage and pinball loss
-         per model and cut-off go to ops.model_metrics (task forecasting, D's rows
-         replaced) and are printed as a table. The main model (forecasting.main_model),
-         fit on all sales before D, is saved under <runs_dir>/forecaster/<name>/bundle,
-         logged to MLflow and registered as forecasting.registered_model with the serving
-         alias. Ray Train runs checkpoint every epoch under <runs_dir>/ray_results.
-         Prints a line `history quantile_net: <json>` (epoch, loss, ...) of the main fit.
+         MASE, RMSSE, revenue-weighted RMSSE (with its bootstrap interval over items),
+         bias, P10-P90 coverage and pinball loss per model and cut-off go to
+         ops.model_metrics (task forecasting, D's rows replaced) and are printed as a
+         table. The cut-offs before the last are validation, the last is test: the
+         champion, the lowest validation WRMSSE (a baseline may win;
+         forecasting.main_model with a single cut-off), fit on all sales before D, is
+         saved under <runs_dir>/forecaster/<name>/bundle, logged to MLflow and
+         registered as forecasting.registered_model with the serving alias. Ray Train
+         runs checkpoint every epoch under <runs_dir>/ray_results. Prints a line
+         `history quantile_net@<cut-off>: <json>` (epoch, loss, ...) per backtest fit.
 Parameters: --run-date, --name (run folder prefix), --no-register, --env, --set key=value
          (forecasting.*, ray.num_workers).
 
@@ -51,13 +54,15 @@ def train(argv: list[str] | None = None) -> int:
         return 2
     rows = metrics_rows(result.backtest, result.run_date, result.mlflow_run_id, dt.datetime.now(dt.timezone.utc))
     console.print(forecast_metrics_table(rows, result.main_model))
+    if result.versus_line():
+        console.print(result.versus_line())
     for model, seconds in result.backtest.seconds.items():
         console.print(f"{model}: {seconds:.1f} s over {len(result.origins)} cut-off(s)")
     console.print(
-        f"{result.main_model} fit for serving in {result.fit_seconds:.1f} s; ops.model_metrics v{result.metrics_version}; bundle {result.bundle_path}"
+        f"{result.champion} fit for serving in {result.fit_seconds:.1f} s; ops.model_metrics v{result.metrics_version}; bundle {result.bundle_path}"
     )
     if result.model_version:
-        console.print(f"registered {cfg.forecasting.registered_model} version {result.model_version} ({result.main_model}) "
+        console.print(f"registered {cfg.forecasting.registered_model} version {result.model_version} ({result.champion}) "
                       f"as '{cfg.registry.serving_alias}' (MLflow run {result.mlflow_run_id})")  # fmt: skip
     for origin, history in result.backtest.histories.items():
         print(f"history quantile_net@{origin}: " + json.dumps(history))

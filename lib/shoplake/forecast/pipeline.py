@@ -38,7 +38,7 @@ def _train(ctx: StepContext) -> None:
     fc = ctx.cfg.forecasting
     update = ctx.bar("forecasters", len(fc.models) * fc.backtest_origins + 4)
     result = run_forecasting(ctx.cfg, ctx.lake, ctx.run_date, on_step=lambda text: update(f"forecasters: {text}"))
-    update(f"forecasters: {result.main_model} v{result.model_version} registered", done=True)
+    update(f"forecasters: {result.champion} v{result.model_version} registered (champion)", done=True)
     if result.chart_path:
         ctx.say(f"actual vs forecast at the last backtest cut-off: {result.chart_path}")
 
@@ -76,7 +76,7 @@ def _holder(cfg, lake, check_every_s: float):
 def _metrics_table(rows: list[dict], cfg):
     from shoplake.forecast.report import forecast_metrics_table
 
-    return forecast_metrics_table(rows, cfg.forecasting.main_model)
+    return forecast_metrics_table(rows, cfg.forecasting.main_model)  # named only when the run had one cut-off
 
 
 USE_CASE = UseCase(

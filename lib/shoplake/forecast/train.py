@@ -1,4 +1,4 @@
-"""The forecasting run: rolling-origin backtests of every model, then the main model for serving.
+"""The forecasting run: rolling-origin backtests of every model, the measured champion for serving.
 
 For run date D the run reads D's partition of ``gold.item_daily_sales`` (sales up
 to D - 1) and backtests each model of ``forecasting.models`` at
@@ -7,12 +7,19 @@ D - horizon_days, so every forecast window lies within the known sales. At cut-o
 c a model sees ``panel.until(c)`` only (the global model is trained on it through
 Ray Train), forecasts the ``horizon_days`` from c on, and is scored against the
 actual units of those days for the items with at least ``min_history_days`` of
-history at c (MASE, RMSSE, revenue-weighted RMSSE, bias, P10-P90 coverage,
-pinball loss; :mod:`shoplake.forecast.metrics`).
+history at c (MASE, RMSSE, revenue-weighted RMSSE with its bootstrap interval over
+items, bias, P10-P90 coverage, pinball loss; :mod:`shoplake.forecast.metrics`).
+
+The run follows the platform's evaluation protocol (:mod:`shoplake.evaluation`):
+the cut-offs before the last are validation, the last one is test. The champion
+is the model with the lowest mean validation WRMSSE, baselines included; on test
+it is compared with the next model of validation (the ratio of their WRMSSE with a
+paired bootstrap interval over items). With a single cut-off there is no
+validation and ``forecasting.main_model`` is served, with a warning.
 
 The metrics go to ``ops.model_metrics`` (task ``forecasting``, D's rows replaced),
-and the main model (``forecasting.main_model``), fit on all sales before D, is
-registered in MLflow as ``forecasting.registered_model`` with the serving alias.
+and the champion, fit on all sales before D, is registered in MLflow as
+``forecasting.registered_model`` with the serving alias.
 """
 
 from __future__ import annotations
@@ -29,8 +36,9 @@ import pyarrow as pa
 
 from shoplake import columns as C
 from shoplake.config import Config
+from shoplake.evaluation import Interval, best_other, bootstrap_mean, pick_champion, ratio_of_sums
 from shoplake.forecast.bundle import GLOBAL_MODEL, ForecasterBundle, baseline_params
-from shoplake.forecast.metrics import summarise
+from shoplake.forecast.metrics import revenue_weights, rmsse, summarise
 from shoplake.forecast.models.panel import Forecast, SalesPanel
 from shoplake.forecast.schemas import ITEM_DAILY_SALES, TASK_FORECASTING
 from shoplake.train.model_metrics import MODEL_METRICS, write_model_metrics
@@ -38,6 +46,8 @@ from shoplake.train.model_metrics import MODEL_METRICS, write_model_metrics
 log = logging.getLogger(__name__)
 
 ALL = "all"
+#: The metric the champion is chosen by (lower is better), reported with its interval.
+CHAMPION_METRIC = "wrmsse"
 #: The figure of ``forecast_metrics.summarise`` that counts the items, not a metric row of its own.
 N_ITEMS = "n_items"
 
@@ -140,9 +150,10 @@ class BacktestResult:
     histories: dict[dt.date, list[dict]]
     last: dict[str, CutoffForecast]
 
-    def mean(self, model: str, metric: str) -> float:
-        """A metric averaged over the cut-offs (NaN cut-offs left out)."""
-        values = [m[model][metric] for m in self.metrics.values() if model in m and not np.isnan(m[model][metric])]
+    def mean(self, model: str, metric: str, cutoffs: list[dt.date] | None = None) -> float:
+        """A metric averaged over the cut-offs (default all; NaN cut-offs left out)."""
+        chosen = self.metrics if cutoffs is None else {c: self.metrics[c] for c in cutoffs if c in self.metrics}
+        values = [m[model][metric] for m in chosen.values() if model in m and not np.isnan(m[model][metric])]
         return float(np.mean(values)) if values else float("nan")
 
 
@@ -197,9 +208,46 @@ def backtest(
             if fitted.history:
                 histories[origin] = fitted.history
             metrics[origin][kind] = summarise(actual, forecast.mean, forecast.p10, forecast.p50, forecast.p90, units_hist, revenue_hist)
+            ev = cfg.evaluation
+            ci = bootstrap_mean(rmsse(actual, forecast.mean, units_hist), revenue_weights(revenue_hist),
+                                draws=ev.bootstrap_draws, level=ev.confidence, seed=ev.seed)  # fmt: skip
+            metrics[origin][kind][f"{CHAMPION_METRIC}_low"], metrics[origin][kind][f"{CHAMPION_METRIC}_high"] = ci.low, ci.high
             last[kind] = CutoffForecast(origin, forecast, actual, np.flatnonzero(evaluated))
             log.info("%s at %s: %s", kind, origin, {m: round(v, 4) for m, v in metrics[origin][kind].items()})
     return BacktestResult(metrics, seconds, histories, last)
+
+
+def wrmsse_ratio(cfg: Config, panel: SalesPanel, a: CutoffForecast, b: CutoffForecast) -> Interval:
+    """WRMSSE of forecast ``a`` over forecast ``b`` at one cut-off, with a paired bootstrap interval over items.
+
+    Below 1 ``a`` errs less. Both must be of the same cut-off and items.
+    """
+    if a.cutoff != b.cutoff or not np.array_equal(a.evaluated, b.evaluated):
+        raise ValueError(f"forecasts of different cut-offs or items: {a.cutoff} vs {b.cutoff}")
+    history = panel.until(a.cutoff).select(a.evaluated)
+    ev = cfg.evaluation
+    return ratio_of_sums(rmsse(a.actual, a.forecast.mean, history.units), rmsse(b.actual, b.forecast.mean, history.units),
+                         revenue_weights(history.revenue), draws=ev.bootstrap_draws, level=ev.confidence, seed=ev.seed)  # fmt: skip
+
+
+def choose_champion(cfg: Config, panel: SalesPanel, result: BacktestResult, origins: list[dt.date]):
+    """The champion (lowest mean WRMSSE over the validation cut-offs, all but the last) and its test comparison.
+
+    Returns:
+        ``(champion, (next model of validation, test WRMSSE ratio champion / it))``;
+        with a single cut-off ``(forecasting.main_model, None)``.
+    """
+    validation = origins[:-1]
+    scores = {model: result.mean(model, CHAMPION_METRIC, validation) for model in result.seconds} if validation else {}
+    champion = pick_champion(scores, higher_is_better=False)
+    if champion is None:
+        log.warning("a single backtest cut-off (%s): no validation cut-off to measure the champion on; serving "
+                    "forecasting.main_model %s", origins[-1], cfg.forecasting.main_model)  # fmt: skip
+        return cfg.forecasting.main_model, None
+    other = best_other(scores, champion, higher_is_better=False)
+    if other is None or champion not in result.last or other not in result.last:
+        return champion, None
+    return champion, (other, wrmsse_ratio(cfg, panel, result.last[champion], result.last[other]))
 
 
 def metrics_rows(result: BacktestResult, run_date: dt.date, mlflow_run_id: str | None, evaluated_at: dt.datetime) -> pa.Table:
@@ -296,6 +344,18 @@ class ForecastingResult:
     n_items: int
     fit_seconds: float
     chart_path: str | None = None
+    champion: str = ""
+    versus: tuple[str, Interval] | None = None  # next model of validation, test WRMSSE ratio champion / it
+
+    def versus_line(self) -> str | None:
+        """The champion against the next model of validation at the test cut-off, with the interval of the ratio."""
+        if self.versus is None:
+            return None
+        other, ratio = self.versus
+        test = self.origins[-1]
+        a, b = (self.backtest.metrics[test][m][CHAMPION_METRIC] for m in (self.champion, other))
+        return (f"test WRMSSE at {test}: {self.champion} {a:.3f} vs {other} {b:.3f}, ratio {ratio} (95 % interval): "
+                f"{ratio.verdict(higher_is_better=False, null=1.0)}")  # fmt: skip
 
 
 def run_forecasting(
@@ -307,14 +367,15 @@ def run_forecasting(
     register: bool = True,
     on_step: Callable[[str], None] | None = None,
 ) -> ForecastingResult:
-    """Backtest every configured forecaster on ``run_date``'s sales and register the main one.
+    """Backtest every configured forecaster on ``run_date``'s sales and register the champion.
 
     Args:
-        cfg: ``forecasting`` (models, main model, horizon, origins, registry name).
+        cfg: ``forecasting`` (models, main model, horizon, origins, registry name),
+            ``evaluation`` (intervals).
         lake: The lake with ``gold.item_daily_sales`` of ``run_date``.
         run_date: Default the latest partition.
         name: Prefix of the run's folders (default ``fc_<run_date>_<UTC time>``).
-        register: Log the main model to MLflow and point the serving alias at it.
+        register: Log the champion to MLflow and point the serving alias at it.
         on_step: Called with a short description as each step starts.
 
     Raises:
@@ -332,31 +393,37 @@ def run_forecasting(
             f"(the last cut-off is {fc.horizon_days} days before the run date and needs {fc.min_history_days} days before it)"
         )
     result = backtest(cfg, panel, origins, name, on_step=step)
+    champion, versus = choose_champion(cfg, panel, result, origins)
 
-    step(f"{fc.main_model}: fitting on all sales before {run_date} for serving")
+    step(f"{champion}: fitting on all sales before {run_date} for serving")
     table_versions = {f"{ITEM_DAILY_SALES.full_name}@{run_date}": version}
-    metadata = {"model_name": fc.main_model, "run_date": run_date.isoformat(), "table_versions": table_versions}
-    main = fit_forecaster(cfg, fc.main_model, panel, f"{name}_{fc.main_model}", metadata)
+    metadata = {"model_name": champion, "run_date": run_date.isoformat(), "table_versions": table_versions}
+    main = fit_forecaster(cfg, champion, panel, f"{name}_{champion}", metadata)
     run_folder = Path(cfg.runs_dir, "forecaster", name)
     bundle_path = main.bundle.save(run_folder / "bundle")
     chart = None
-    if fc.main_model in result.last:
-        chart = write_backtest_chart(run_folder, panel, result.last[fc.main_model], fc.main_model, item_titles(lake, run_date))
-        log.info("backtest chart of %s: %s", fc.main_model, chart)
+    if champion in result.last:
+        chart = write_backtest_chart(run_folder, panel, result.last[champion], champion, item_titles(lake, run_date))
+        log.info("backtest chart of %s: %s", champion, chart)
 
     model_version = run_id = None
     if register:
         from shoplake.registry import log_model
 
-        step(f"registering {fc.main_model} in MLflow")
-        flat = {f"{model}.{metric}": result.mean(model, metric) for model in result.seconds
-                for metric in next(iter(result.metrics.values()))[model] if metric != N_ITEMS}  # fmt: skip
-        params = {"main_model": fc.main_model, "horizon_days": fc.horizon_days, "history_days": fc.history_days,
-                  "backtest_origins": fc.backtest_origins, **main.bundle.params}  # fmt: skip
+        step(f"registering {champion} in MLflow")
+        test = origins[-1]
+        flat = {f"{'test' if cutoff == test else 'validation'}.{cutoff:%Y%m%d}.{model}.{metric}": value
+                for cutoff, per_model in result.metrics.items() for model, figures in per_model.items()
+                for metric, value in figures.items() if metric != N_ITEMS}  # fmt: skip
+        if versus is not None:
+            key = f"test.{champion}_over_{versus[0]}.{CHAMPION_METRIC}"
+            flat.update({key: versus[1].value, f"{key}_low": versus[1].low, f"{key}_high": versus[1].high})
+        params = {"champion": champion, "main_model": fc.main_model, "horizon_days": fc.horizon_days,
+                  "history_days": fc.history_days, "backtest_origins": fc.backtest_origins, **main.bundle.params}  # fmt: skip
         if main.bundle.net is not None:
             params["net"] = dict(vars(main.bundle.net.settings))
         info = log_model(
-            cfg, bundle_path, model_name=fc.main_model, params=params,
+            cfg, bundle_path, model_name=champion, params=params,
             metrics={k: v for k, v in flat.items() if not np.isnan(v)}, table_versions=table_versions,
             run_date=run_date, set_serving=True, run_name=name, registered_model=fc.registered_model,
         )  # fmt: skip
@@ -365,8 +432,11 @@ def run_forecasting(
     step("writing ops.model_metrics")
     rows = metrics_rows(result, run_date, run_id, dt.datetime.now(dt.timezone.utc))
     written = write_model_metrics(cfg, lake, rows, TASK_FORECASTING, run_date)
-    return ForecastingResult(
+    out = ForecastingResult(
         run_date=run_date, origins=origins, backtest=result, main_model=fc.main_model, bundle_path=str(bundle_path),
         model_version=model_version, mlflow_run_id=run_id, metrics_version=written.version, n_items=panel.n_items,
-        fit_seconds=main.seconds, chart_path=None if chart is None else str(chart),
+        fit_seconds=main.seconds, chart_path=None if chart is None else str(chart), champion=champion, versus=versus,
     )  # fmt: skip
+    if out.versus_line():
+        log.info("%s", out.versus_line())
+    return out

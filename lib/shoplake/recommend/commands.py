@@ -12,19 +12,23 @@ from shoplake.entry import config_from_args
 TRAIN_DOC = """Train, evaluate and register the recommenders (Ray Train).
 
 Inputs:  the feature snapshots (silver.interactions, gold.user_item_matrix,
-         gold.item_features) of --run-date D (default: the latest) and of its cutoff
-         D - recommender.holdout_days (the features step builds both).
+         gold.item_features) of --run-date D (default: the latest), of its test
+         cutoff C = D - recommender.holdout_days and of its validation cutoff
+         V = C - recommender.holdout_days (the features step builds all three).
 Outputs: every model of recommender.models (popularity, cooccurrence, mf, sasrec)
-         trained on the cutoff snapshot and ranked over the whole catalogue against
-         the purchases of the held-out days: the metrics go to ops.model_metrics
-         (D's partition replaced) and are printed as a table. The main model
-         (recommender.main_model, retrained on D's snapshot when recommender.refit)
-         is packed as a bundle under <runs_dir>/recommender/<name>/bundle, logged to
-         MLflow with its metrics and the Delta versions of its inputs, and becomes the
-         version with the serving alias. Ray Train runs (mf, sasrec) checkpoint every
-         epoch under <runs_dir>/ray_results/<name>_<model>_holdout and resume after a
-         worker failure. Prints a line `history: <json>` per Ray-trained model
-         (`history <model>: ...`): epoch, loss, resumed_from, nodes.
+         trained on the V snapshot and ranked over the whole catalogue against the
+         purchases of [V, C) (validation), and trained on the C snapshot and ranked
+         against the purchases of [C, D) (test): the metrics of both windows go to
+         ops.model_metrics (D's partition replaced) and are printed as a table. The
+         champion, the best validation NDCG@10 (a baseline may win), is retrained on
+         D's snapshot when recommender.refit, packed as a bundle under
+         <runs_dir>/recommender/<name>/bundle, logged to MLflow with its metrics and
+         the Delta versions of its inputs, and becomes the version with the serving
+         alias. Without a V snapshot recommender.main_model is served. Ray Train runs
+         (mf, sasrec) checkpoint every epoch under
+         <runs_dir>/ray_results/<name>_<model>_holdout (and _validation) and resume
+         after a worker failure. Prints a line `history <model>: <json>` per
+         Ray-trained model of the test window: epoch, loss, resumed_from, nodes.
 Parameters: --run-date, --name (run folder prefix), --no-register, --env, --set
          key=value (recommender.*, sequence_model.*, training.* for mf, ray.num_workers).
 
@@ -50,13 +54,15 @@ def train(argv: list[str] | None = None) -> int:
     )
     if result is None:
         return 2
-    rows = metrics_rows(result.metrics, result.run_date, result.cutoff, result.mlflow_run_id, dt.datetime.now(dt.timezone.utc))
+    rows = metrics_rows(result.by_cutoff(), result.run_date, result.mlflow_run_id, dt.datetime.now(dt.timezone.utc))
     console.print(metrics_table(rows, result.main_model))
+    if result.versus_line():
+        console.print(result.versus_line())
     for model, seconds in result.seconds.items():
         console.print(f"{model}: trained in {seconds:.1f} s")
     console.print(f"ops.model_metrics v{result.metrics_version}; bundle {result.bundle_path}")
     if result.model_version:
-        console.print(f"registered {cfg.recommender.registered_model} version {result.model_version} ({result.main_model}) "
+        console.print(f"registered {cfg.recommender.registered_model} version {result.model_version} ({result.champion}) "
                       f"as '{cfg.registry.serving_alias}' (MLflow run {result.mlflow_run_id})")  # fmt: skip
     for model, history in result.histories.items():
         # One machine-readable line per Ray-trained model for schedulers and tests.

@@ -27,6 +27,8 @@ from scipy import sparse
 
 # Fills the positions of a top-k row that have no rankable item left.
 PAD = -1
+#: The metric a recommendation run chooses its champion by, reported with its interval.
+CHAMPION_METRIC = "ndcg@10"
 
 
 def rank_items(
@@ -122,25 +124,28 @@ def _mean(values: np.ndarray) -> float:
     return float(values.mean()) if values.size else float("nan")
 
 
-def ndcg_at_k(topk: np.ndarray, relevant: Sequence[set[int]], k: int) -> float:
-    """Mean NDCG@k with binary relevance and a ``log2(rank + 1)`` discount.
+def ndcg_per_user(topk: np.ndarray, relevant: Sequence[set[int]], k: int) -> np.ndarray:
+    """NDCG@k of each user with relevant items (in user order), binary relevance, ``log2(rank + 1)`` discount.
 
     The ideal DCG puts ``min(k, |relevant|)`` relevant items first, so a user with
-    more held-out items than ``k`` can still reach 1.
+    more held-out items than ``k`` can still reach 1. Two models ranked for the same
+    users give arrays of the same users in the same order (paired comparisons).
 
     Args:
         topk: Ranked item indices, shape ``(n_users, >= k)``, as from :func:`rank_items`.
         relevant: Held-out items of each user; users with an empty set are skipped.
         k: Cut-off.
-
-    Returns:
-        The mean over users with relevant items; ``nan`` if there are none.
     """
     hits, n_relevant = _hits(topk, relevant, k)
     discount = 1.0 / np.log2(np.arange(2, k + 2))
     dcg = hits @ discount
     ideal = np.cumsum(discount)[np.minimum(n_relevant, k).astype(np.int64) - 1]
-    return _mean(dcg / ideal)
+    return dcg / ideal
+
+
+def ndcg_at_k(topk: np.ndarray, relevant: Sequence[set[int]], k: int) -> float:
+    """Mean NDCG@k over the users with relevant items (:func:`ndcg_per_user`); ``nan`` if there are none."""
+    return _mean(ndcg_per_user(topk, relevant, k))
 
 
 def recall_at_k(topk: np.ndarray, relevant: Sequence[set[int]], k: int) -> float:

@@ -18,12 +18,14 @@ from shoplake.usecases import UseCase
 def holdout_dates(cfg, lake, run_dates: list[dt.date]) -> list[dt.date]:
     """Cutoff dates the recommendation run will evaluate from that have no features yet.
 
-    The recommendation run for D trains on the snapshot of ``D - recommender.holdout_days``
-    and holds out the days after it. A nightly schedule built that snapshot days ago;
-    this returns the cutoffs of ``run_dates`` whose ``gold.user_item_matrix`` partition
-    is missing (a first run, a backfill), so the feature step can build them too.
+    The recommendation run for D tests on the days after ``C = D - recommender.holdout_days``
+    (trained on C's snapshot) and validates on the days after ``C - holdout_days``
+    (trained on that snapshot). A nightly schedule built those snapshots days ago; this
+    returns the cutoffs of ``run_dates`` whose ``gold.user_item_matrix`` partition is
+    missing (a first run, a backfill), so the feature step can build them too.
     """
-    cutoffs = {d - dt.timedelta(days=cfg.recommender.holdout_days) for d in run_dates}
+    days = cfg.recommender.holdout_days
+    cutoffs = {d - dt.timedelta(days=days * windows) for d in run_dates for windows in (1, 2)}
     have = set(lake.run_dates(USER_ITEM_MATRIX))
     return sorted(cutoffs - have - set(run_dates))
 
@@ -67,9 +69,9 @@ def _train(ctx: StepContext) -> None:
     from shoplake.recommend.train import run_recommendation
 
     init_ray(ctx.cfg)
-    update = ctx.bar("recommenders", len(ctx.cfg.recommender.models) * 2 + 4)
+    update = ctx.bar("recommenders", len(ctx.cfg.recommender.models) * 4 + 4)
     result = run_recommendation(ctx.cfg, ctx.lake, ctx.run_date, on_step=lambda text: update(f"recommenders: {text}"))
-    update(f"recommenders: {result.main_model} v{result.model_version} registered", done=True)
+    update(f"recommenders: {result.champion} v{result.model_version} registered (champion)", done=True)
 
 
 def _score(ctx: StepContext) -> None:
@@ -104,7 +106,7 @@ def _holder(cfg, lake, check_every_s: float):
 def _metrics_table(rows: list[dict], cfg):
     from shoplake.recommend.report import metrics_table
 
-    return metrics_table(rows, cfg.recommender.main_model)
+    return metrics_table(rows, cfg.recommender.main_model)  # named only when the run had no validation window
 
 
 USE_CASE = UseCase(

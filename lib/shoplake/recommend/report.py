@@ -8,53 +8,98 @@ from rich import box
 from rich.table import Table
 
 from shoplake import columns as C
+from shoplake import evaluation
+from shoplake.evaluation import SPLIT_LABELS, label_cutoffs, pick_champion
+from shoplake.recommend.metrics import CHAMPION_METRIC
 
-#: Metrics shown, in order; ops.model_metrics holds more (every metric at k=10 and 20).
-SHOWN_METRICS = ("ndcg@10", "recall@20", "hr@10", "mrr", "coverage@10")
-BASELINES = ("popularity", "cooccurrence", "mf")
+#: Metrics shown, in order; ops.model_metrics holds more (every metric at k=10 and 20, hit rate, MRR).
+SHOWN_METRICS = ("ndcg@10", "recall@20", "coverage@10")
 SLICE_LABELS = {"cold_items": "cold"}
+VALID, TEST = SPLIT_LABELS[evaluation.VALIDATION], SPLIT_LABELS[evaluation.TEST]
+
+
+def _windows(records: list[dict]) -> dict:
+    """``{cutoff: "valid" | "test"}``: the latest cutoff of a run is its test window, an earlier one validation."""
+    return {c: SPLIT_LABELS[split] for c, split in label_cutoffs(r[C.CUTOFF_DATE] for r in records).items()}
+
+
+def recommend_champion(rows) -> str | None:
+    """The model with the best validation NDCG@10 in a run's ``ops.model_metrics`` rows (None without validation)."""
+    records = rows.to_pylist() if hasattr(rows, "to_pylist") else list(rows)
+    if not records:
+        return None
+    windows = _windows(records)
+    scores = {
+        r[C.MODEL_NAME]: math.nan if r[C.VALUE] is None else r[C.VALUE] for r in records
+        if windows[r[C.CUTOFF_DATE]] == VALID and r[C.SLICE] == "all" and r[C.METRIC] == CHAMPION_METRIC
+    }  # fmt: skip
+    return pick_champion(scores)
 
 
 def metrics_table(rows, main_model: str | None = None) -> Table:
-    """One row per model and slice of ``ops.model_metrics`` rows (an Arrow table or a list of dicts).
+    """One row per model, held-out window and slice of ``ops.model_metrics`` rows (an Arrow table or dicts).
 
-    The caption compares the main model's NDCG@10 with the best baseline's.
+    The latest cutoff is the test window, an earlier one the validation window. The
+    champion (best validation NDCG@10; ``main_model`` when the run had no validation
+    window) is in bold, and the caption compares its test NDCG@10 with the best other
+    model of validation. The interval is the bootstrap interval over users.
     """
     records = rows.to_pylist() if hasattr(rows, "to_pylist") else list(rows)
     if not records:
         return Table(title="no model metrics")
-    first = records[0]
-    values: dict[tuple[str, str], dict[str, float | None]] = {}
-    users: dict[tuple[str, str], int] = {}
+    windows = _windows(records)
+    values: dict[tuple[str, str, str], dict[str, float | None]] = {}
+    users: dict[tuple[str, str, str], int] = {}
     for r in records:
-        key = (r[C.MODEL_NAME], r[C.SLICE])
+        key = (r[C.MODEL_NAME], windows[r[C.CUTOFF_DATE]], r[C.SLICE])
         values.setdefault(key, {})[r[C.METRIC]] = r[C.VALUE]
         users[key] = r[C.N_EVALUATED]
+    cutoffs = sorted(windows)
+    run_date = records[0][C.RUN_DATE]
+    spans = [f"{windows[c]} {c}..{end}" for c, end in zip(cutoffs, [*cutoffs[1:], run_date])]
+    champion = recommend_champion(records) or main_model
     # No vertical rules: the table fits an 80-column terminal.
-    out = Table(title=f"recommenders on the holdout {first[C.CUTOFF_DATE]} .. {first[C.RUN_DATE]} (full-catalogue ranking)", box=box.SIMPLE)
-    out.add_column("model", no_wrap=True, min_width=max(len(model) for model, _ in values))
+    out = Table(title=f"recommenders, full-catalogue ranking: {', '.join(spans)}", box=box.SIMPLE, padding=(0, 1, 0, 0))
+    out.add_column("model", no_wrap=True)
+    out.add_column("split", no_wrap=True)
     out.add_column("items", no_wrap=True)
-    for metric in SHOWN_METRICS:
-        header = metric.replace("coverage", "cov")
-        out.add_column(header, justify="right", min_width=max(len(header), 6))
-    out.add_column("users", justify="right")
-    order = {model: n for n, (model, _) in enumerate(values)}  # models in the order the run trained them
-    for (model, slice_), vals in sorted(values.items(), key=lambda kv: (kv[0][1] != "all", kv[0][1], order[kv[0][0]])):
-        name = f"[bold]{model}[/bold]" if model == main_model else model
-        cells = ["-" if vals.get(m) is None else f"{vals[m]:.4f}" for m in SHOWN_METRICS]
-        out.add_row(name, SLICE_LABELS.get(slice_, slice_), *cells, f"{users[(model, slice_)]:,}")
-    caption = _versus_baselines(values, main_model)
+    headers = [SHOWN_METRICS[0], "95% int.", *(m.replace("coverage", "cov") for m in SHOWN_METRICS[1:]), "users"]
+    for header in headers:
+        out.add_column(header, justify="right", no_wrap=True, min_width=len(header))
+    order = {model: n for n, (model, _, _) in enumerate(values)}  # models in the order the run trained them
+    rank = {VALID: 0, TEST: 1}
+    for (model, split, slice_), vals in sorted(
+        values.items(), key=lambda kv: (rank[kv[0][1]], kv[0][2] != "all", kv[0][2], order[kv[0][0]])
+    ):
+        name = f"[bold]{model}[/bold]" if model == champion else model
+        cells = ["-" if _missing(vals.get(m)) else f"{vals[m]:.4f}" for m in SHOWN_METRICS]
+        low, high = vals.get(f"{CHAMPION_METRIC}_low"), vals.get(f"{CHAMPION_METRIC}_high")
+        interval = "-" if _missing(low) or _missing(high) else f"{low:.2f}-{high:.2f}"
+        out.add_row(name, split, SLICE_LABELS.get(slice_, slice_), cells[0], interval, *cells[1:], f"{users[(model, split, slice_)]:,}")
+    caption = _versus_best_other(values, champion, measured=recommend_champion(records) is not None)
     if caption:
         out.caption = caption
     return out
 
 
-def _versus_baselines(values: dict[tuple[str, str], dict], main_model: str | None) -> str | None:
-    main = values.get((main_model, "all"), {}).get("ndcg@10") if main_model else None
-    base = {m: values[(m, "all")].get("ndcg@10") for m in BASELINES if m != main_model and (m, "all") in values}
-    base = {m: v for m, v in base.items() if v is not None and not math.isnan(v)}
-    if main is None or not base:
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _versus_best_other(values: dict[tuple[str, str, str], dict], champion: str | None, measured: bool) -> str | None:
+    def score(model, split):
+        value = values.get((model, split, "all"), {}).get(CHAMPION_METRIC)
+        return math.nan if value is None else value
+
+    if champion is None:
         return None
-    best = max(base, key=base.get)
-    ratio = main / base[best] if base[best] > 0 else float("inf")
-    return f"{main_model} NDCG@10 = {ratio:.2f}x the best baseline ({best}, {base[best]:.4f})"
+    models = list(dict.fromkeys(model for model, _, _ in values))
+    chooser = VALID if measured else TEST
+    other = pick_champion({m: score(m, chooser) for m in models if m != champion})
+    test, best = score(champion, TEST), score(other, TEST) if other else math.nan
+    if other is None or math.isnan(test) or math.isnan(best):
+        return None
+    ratio = test / best if best > 0 else float("inf")
+    if measured:
+        return f"champion {champion} (best on validation): test NDCG@10 = {ratio:.2f}x {other} ({best:.4f}), the next on validation"
+    return f"{champion} (configured; no validation window): test NDCG@10 = {ratio:.2f}x {other} ({best:.4f}), the best other"

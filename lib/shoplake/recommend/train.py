@@ -1,20 +1,29 @@
-"""The recommendation run: every model judged side by side, the main one registered.
+"""The recommendation run: every model judged side by side, the measured champion registered.
 
-:func:`run_recommendation` for a run date D:
+:func:`run_recommendation` for a run date D follows the platform's evaluation
+protocol (:mod:`shoplake.evaluation`) with two time-ordered held-out windows of
+``recommender.holdout_days`` each: test ``[C, D)`` with ``C = D - holdout_days``, and
+validation ``[V, C)`` with ``V = C - holdout_days``.
 
-1. reads the time-based holdout of D (:func:`shoplake.recommend.holdout.load_split`);
-2. fits each model of ``recommender.models`` on the cutoff snapshot (popularity and
-   co-occurrence in this process; matrix factorization and the text-aware sequence
-   model on Ray Train) and ranks the whole catalogue for every user with held-out
-   items, the training items excluded when ``recommender.exclude_seen``;
+1. reads both holdouts (:func:`shoplake.recommend.holdout.load_split` of C and of D);
+2. fits each model of ``recommender.models`` on the snapshot before each window
+   (popularity and co-occurrence in this process; matrix factorization and the
+   text-aware sequence model on Ray Train) and ranks the whole catalogue for every
+   user with held-out items, the training items excluded when ``recommender.exclude_seen``;
 3. computes NDCG, recall, hit rate, MRR and coverage per model for all held-out
    items and for the cold-item slice (held-out items without a training
-   interaction);
-4. fits ``recommender.main_model`` again on D's snapshot (``recommender.refit``), packs
-   it as a :class:`~shoplake.recommend.bundle.RecommenderBundle`, logs it to MLflow
-   with the metrics and the Delta versions of its inputs, and points the serving
-   alias at it;
-5. writes the metrics to ``ops.model_metrics`` (D's partition replaced in one commit).
+   interaction), with a bootstrap interval over users for NDCG@10;
+4. picks the champion, the best validation NDCG@10, baselines included; on test it
+   compares the champion with the best other model of validation (the paired
+   difference of NDCG@10 per user, with its interval);
+5. fits the champion again on D's snapshot (``recommender.refit``), packs it as a
+   :class:`~shoplake.recommend.bundle.RecommenderBundle`, logs it to MLflow with the
+   metrics and the Delta versions of its inputs, and points the serving alias at it;
+6. writes the metrics of both windows to ``ops.model_metrics`` (D's partition
+   replaced in one commit; each window's rows carry its cutoff).
+
+Without a validation snapshot (a lake too young for two windows) the configured
+``recommender.main_model`` is served and the run says so.
 """
 
 from __future__ import annotations
@@ -30,9 +39,10 @@ import numpy as np
 
 from shoplake import columns as C
 from shoplake.config import Config
+from shoplake.evaluation import TEST, VALIDATION, Interval, best_other, bootstrap_mean, paired_difference, pick_champion
 from shoplake.recommend.bundle import CooccurrenceScorer, MFScorer, PopularityScorer, RecommenderBundle, Scorer
 from shoplake.recommend.holdout import HoldoutSplit, TrainingData, load_split, load_training_data
-from shoplake.recommend.metrics import evaluate, rank_items
+from shoplake.recommend.metrics import CHAMPION_METRIC, evaluate, ndcg_per_user, rank_items
 from shoplake.recommend.mf_train import mf_task
 from shoplake.recommend.models.baselines import ItemCooccurrenceModel, PopularityModel
 from shoplake.recommend.schemas import TASK_RECOMMENDATION
@@ -65,6 +75,7 @@ class SliceMetrics:
 
     metrics: dict[str, float]
     n_users: int
+    per_user: np.ndarray | None = None  # CHAMPION_METRIC of each evaluated user, in user order
 
 
 @dataclass
@@ -73,7 +84,7 @@ class RecommendationResult:
 
     run_date: dt.date
     cutoff: dt.date
-    metrics: dict[str, dict[str, SliceMetrics]]  # model -> slice -> metrics
+    metrics: dict[str, dict[str, SliceMetrics]]  # test window: model -> slice -> metrics
     main_model: str
     bundle_path: str
     model_version: str | None
@@ -81,9 +92,26 @@ class RecommendationResult:
     metrics_version: int | None
     seconds: dict[str, float]
     histories: dict[str, list[dict]]  # Ray-trained model -> loss per epoch
+    champion: str = ""
+    validation_cutoff: dt.date | None = None
+    validation: dict[str, dict[str, SliceMetrics]] = field(default_factory=dict)
+    versus: tuple[str, Interval] | None = None  # best other model on validation, champion - it on test
 
-    def ndcg(self, model: str, slice_: str = ALL) -> float:
-        return self.metrics[model][slice_].metrics["ndcg@10"]
+    def ndcg(self, model: str, slice_: str = ALL, split: str = TEST) -> float:
+        return (self.validation if split == VALIDATION else self.metrics)[model][slice_].metrics[CHAMPION_METRIC]
+
+    def by_cutoff(self) -> dict[dt.date, dict[str, dict[str, SliceMetrics]]]:
+        """The metrics of each held-out window by its cutoff, validation first."""
+        windows = {} if self.validation_cutoff is None else {self.validation_cutoff: self.validation}
+        return {**windows, self.cutoff: self.metrics}
+
+    def versus_line(self) -> str | None:
+        """The champion against the best other model on test, with the interval of the difference."""
+        if self.versus is None:
+            return None
+        other, diff = self.versus
+        return (f"test {CHAMPION_METRIC}: {self.champion} {self.ndcg(self.champion):.4f} vs {other} {self.ndcg(other):.4f}, "
+                f"difference {diff} (95 % interval): {diff.verdict()}")  # fmt: skip
 
 
 class _TextEmbeddings:
@@ -147,11 +175,15 @@ def fit_model(kind: str, data: TrainingData, cfg: Config, name: str, *, text_emb
     return fitted
 
 
-def evaluate_scorer(scorer: Scorer, split: HoldoutSplit, ks: Sequence[int] = KS) -> dict[str, SliceMetrics]:
+def evaluate_scorer(scorer: Scorer, split: HoldoutSplit, ks: Sequence[int] = KS, evaluation=None) -> dict[str, SliceMetrics]:
     """Full-catalogue ranking metrics of a fitted model on the held-out data.
 
     Every user with held-out items is scored over the whole catalogue from their
     training history; their training items are excluded when ``split.exclude_seen``.
+
+    Args:
+        evaluation: ``cfg.evaluation``: also report ``ndcg@10_low`` and ``ndcg@10_high``,
+            the bootstrap interval over users.
 
     Returns:
         ``{"all": ..., "cold_items": ...}``; the cold slice keeps, per user, only the
@@ -170,7 +202,12 @@ def evaluate_scorer(scorer: Scorer, split: HoldoutSplit, ks: Sequence[int] = KS)
     relevant_cold = [rel & cold for rel in relevant]
     out = {}
     for slice_, rel in ((ALL, relevant), (COLD, relevant_cold)):
-        out[slice_] = SliceMetrics(evaluate(topk, rel, train.n_items, ks), sum(1 for r in rel if r))
+        per_user = ndcg_per_user(topk, rel, 10)
+        metrics = evaluate(topk, rel, train.n_items, ks)
+        if evaluation is not None:
+            ci = bootstrap_mean(per_user, draws=evaluation.bootstrap_draws, level=evaluation.confidence, seed=evaluation.seed)
+            metrics[f"{CHAMPION_METRIC}_low"], metrics[f"{CHAMPION_METRIC}_high"] = ci.low, ci.high
+        out[slice_] = SliceMetrics(metrics, int(per_user.size), per_user)
     return out
 
 
@@ -189,9 +226,9 @@ def build_bundle(fitted: FittedModel, data: TrainingData, metadata: dict) -> Rec
     )
 
 
-def metrics_rows(result_metrics: dict[str, dict[str, SliceMetrics]], run_date: dt.date, cutoff: dt.date,
+def metrics_rows(by_cutoff: dict[dt.date, dict[str, dict[str, SliceMetrics]]], run_date: dt.date,
                  mlflow_run_id: str | None, evaluated_at: dt.datetime):  # fmt: skip
-    """The ``ops.model_metrics`` rows of a run, as an Arrow table of the spec's schema."""
+    """The ``ops.model_metrics`` rows of a run's held-out windows (by cutoff), as an Arrow table of the spec's schema."""
     import pyarrow as pa
 
     rows = [
@@ -207,6 +244,7 @@ def metrics_rows(result_metrics: dict[str, dict[str, SliceMetrics]], run_date: d
             C.N_EVALUATED: sm.n_users,
             C.EVALUATED_AT: evaluated_at,
         }  # fmt: skip
+        for cutoff, result_metrics in by_cutoff.items()
         for model, slices in result_metrics.items()
         for slice_, sm in slices.items()
         for metric, value in sm.metrics.items()
@@ -223,19 +261,19 @@ def run_recommendation(
     register: bool = True,
     on_step: Callable[[str], None] | None = None,
 ) -> RecommendationResult:
-    """Evaluate every configured model on the holdout of ``run_date`` and register the main one.
+    """Evaluate every configured model on both held-out windows of ``run_date`` and register the champion.
 
     Args:
-        cfg: ``recommender`` (models, main model, holdout, refit, registry), and the
-            settings of each model.
-        lake: The lake with the feature snapshots of ``run_date`` and its cutoff.
+        cfg: ``recommender`` (models, main model, holdout, refit, registry),
+            ``evaluation`` (intervals), and the settings of each model.
+        lake: The lake with the feature snapshots of ``run_date`` and its two cutoffs.
         run_date: The run date; default the latest snapshot of ``gold.user_item_matrix``.
         name: Prefix of the run's folders (default ``rec_<run_date>_<UTC time>``).
-        register: Log the main model to MLflow and point the serving alias at it.
+        register: Log the champion to MLflow and point the serving alias at it.
         on_step: Called with a short description as each step starts (progress display).
 
     Returns:
-        Metrics per model and slice, the bundle and the registered version.
+        Metrics per window, model and slice, the champion, the bundle and the registered version.
 
     Raises:
         shoplake.recommend.holdout.MissingFeaturesError: A snapshot is missing.
@@ -250,61 +288,77 @@ def run_recommendation(
             raise ValueError(f"no {USER_ITEM_MATRIX.full_name} snapshot in {lake.root}; run the features step first")
         run_date = dates[-1]
     name = name or f"rec_{run_date.isoformat()}_{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}"
-    step(f"reading the holdout of {run_date}")
+    step(f"reading the holdouts of {run_date}")
     split = load_split(cfg, lake, run_date)
+    val_split = _validation_split(cfg, lake, split)
     texts = _TextEmbeddings(cfg)
-    metrics: dict[str, dict[str, SliceMetrics]] = {}
+    windows = {VALIDATION: val_split, TEST: split}
+    evaluated: dict[str, dict[str, dict[str, SliceMetrics]]] = {VALIDATION: {}, TEST: {}}
     seconds: dict[str, float] = {}
     histories: dict[str, list[dict]] = {}
     fitted_on_split: dict[str, FittedModel] = {}
-    for kind in rc.models:
-        step(f"{kind}: training on the {split.cutoff} snapshot")
-        fitted = fit_model(kind, split.train, cfg, f"{name}_{kind}_holdout", text_embeddings=texts)
-        step(f"{kind}: ranking the catalogue for {len(split.eval_users())} users")
-        metrics[kind] = evaluate_scorer(fitted.scorer, split)
-        seconds[kind] = fitted.seconds
-        if fitted.fit is not None:
-            histories[kind] = fitted.fit.history
-        fitted_on_split[kind] = fitted
-        log.info("%s: %s", kind, {k: round(v, 4) for k, v in metrics[kind][ALL].metrics.items()})
+    for label, window in windows.items():
+        if window is None:
+            continue
+        suffix = "holdout" if label == TEST else label
+        for kind in rc.models:
+            step(f"{kind}: training on the {window.cutoff} snapshot ({label})")
+            fitted = fit_model(kind, window.train, cfg, f"{name}_{kind}_{suffix}", text_embeddings=texts)
+            step(f"{kind}: ranking the catalogue for {len(window.eval_users())} users ({label})")
+            evaluated[label][kind] = evaluate_scorer(fitted.scorer, window, evaluation=cfg.evaluation)
+            seconds[kind if label == TEST else f"{kind} ({label})"] = fitted.seconds
+            if label == TEST:
+                if fitted.fit is not None:
+                    histories[kind] = fitted.fit.history
+                fitted_on_split[kind] = fitted
+            log.info("%s %s: %s", label, kind, {k: round(v, 4) for k, v in evaluated[label][kind][ALL].metrics.items()})
+    metrics = evaluated[TEST]
 
-    if rc.refit or rc.main_model not in fitted_on_split:
-        step(f"{rc.main_model}: training on the {run_date} snapshot for serving")
+    champion, versus = _champion(cfg, evaluated)
+    if rc.refit or champion not in fitted_on_split:
+        step(f"{champion}: training on the {run_date} snapshot for serving")
         data = load_training_data(lake, run_date)
-        main = fit_model(rc.main_model, data, cfg, f"{name}_{rc.main_model}", text_embeddings=texts)
-        seconds[f"{rc.main_model} (refit)"] = main.seconds
+        main = fit_model(champion, data, cfg, f"{name}_{champion}", text_embeddings=texts)
+        seconds[f"{champion} (refit)"] = main.seconds
     else:
-        data, main = split.train, fitted_on_split[rc.main_model]
+        data, main = split.train, fitted_on_split[champion]
     versions = {**split.train.versions, **{f"{k}@{data.as_of}": v for k, v in data.versions.items()}}
+    if val_split is not None:
+        versions.update({f"{k} (validation)": v for k, v in val_split.train.versions.items()})
     metadata = {
-        "model_name": rc.main_model,
+        "model_name": champion,
         "run_date": run_date.isoformat(),
         "trained_on": data.as_of.isoformat(),
         "cutoff": split.cutoff.isoformat(),
+        "validation_cutoff": None if val_split is None else val_split.cutoff.isoformat(),
         "table_versions": versions,
         "params": main.params,
     }
     bundle_path = Path(cfg.runs_dir, "recommender", name, "bundle")
     build_bundle(main, data, metadata).save(bundle_path)
-    log.info("bundle of %s written to %s", rc.main_model, bundle_path)
+    log.info("bundle of %s written to %s", champion, bundle_path)
 
     model_version = run_id = None
     if register:
         from shoplake.registry import log_model
 
-        step(f"registering {rc.main_model} in MLflow")
-        flat = {f"{model}.{slice_}.{metric}": value for model, slices in metrics.items()
-                for slice_, sm in slices.items() for metric, value in sm.metrics.items() if not np.isnan(value)}  # fmt: skip
-        params = {"main_model": rc.main_model, "holdout_days": rc.holdout_days, "exclude_seen": rc.exclude_seen,
-                  "refit": rc.refit, **{f"{rc.main_model}.{k}": v for k, v in main.params.items()}}  # fmt: skip
-        info = log_model(cfg, bundle_path, model_name=rc.main_model, params=params, metrics=flat,
+        step(f"registering {champion} in MLflow")
+        flat = {f"{label}.{model}.{slice_}.{metric}": value for label, by_model in evaluated.items()
+                for model, slices in by_model.items() for slice_, sm in slices.items()
+                for metric, value in sm.metrics.items() if not np.isnan(value)}  # fmt: skip
+        if versus is not None:
+            flat.update({f"test.{champion}_minus_{versus[0]}.{CHAMPION_METRIC}": versus[1].value,
+                         f"test.{champion}_minus_{versus[0]}.{CHAMPION_METRIC}_low": versus[1].low,
+                         f"test.{champion}_minus_{versus[0]}.{CHAMPION_METRIC}_high": versus[1].high})  # fmt: skip
+        params = {"champion": champion, "main_model": rc.main_model, "holdout_days": rc.holdout_days,
+                  "exclude_seen": rc.exclude_seen, "refit": rc.refit,
+                  **{f"{champion}.{k}": v for k, v in main.params.items()}}  # fmt: skip
+        info = log_model(cfg, bundle_path, model_name=champion, params=params,
+                         metrics={k: v for k, v in flat.items() if not np.isnan(v)},
                          table_versions=versions, run_date=run_date, set_serving=True, run_name=name)  # fmt: skip
         model_version, run_id = info.version, info.run_id
 
-    step("writing ops.model_metrics")
-    table = metrics_rows(metrics, run_date, split.cutoff, run_id, dt.datetime.now(dt.timezone.utc))
-    written = write_model_metrics(cfg, lake, table, TASK_RECOMMENDATION, run_date)
-    return RecommendationResult(
+    result = RecommendationResult(
         run_date=run_date,
         cutoff=split.cutoff,
         metrics=metrics,
@@ -312,7 +366,44 @@ def run_recommendation(
         bundle_path=str(bundle_path),
         model_version=model_version,
         mlflow_run_id=run_id,
-        metrics_version=written.version,
+        metrics_version=None,
         seconds=seconds,
         histories=histories,
+        champion=champion,
+        validation_cutoff=None if val_split is None else val_split.cutoff,
+        validation=evaluated[VALIDATION],
+        versus=versus,
     )
+    step("writing ops.model_metrics")
+    table = metrics_rows(result.by_cutoff(), run_date, run_id, dt.datetime.now(dt.timezone.utc))
+    result.metrics_version = write_model_metrics(cfg, lake, table, TASK_RECOMMENDATION, run_date).version
+    line = result.versus_line()
+    if line:
+        log.info("%s", line)
+    return result
+
+
+def _validation_split(cfg: Config, lake, test: HoldoutSplit) -> HoldoutSplit | None:
+    """The validation window before the test window, or None when the lake has no snapshot for it."""
+    from shoplake.recommend.holdout import MissingFeaturesError
+
+    try:
+        return load_split(cfg, lake, test.cutoff)
+    except MissingFeaturesError as err:
+        log.warning("no validation window before %s (%s); the champion cannot be measured, serving recommender.main_model "
+                    "%s", test.cutoff, err, cfg.recommender.main_model)  # fmt: skip
+        return None
+
+
+def _champion(cfg: Config, evaluated: dict[str, dict[str, dict[str, SliceMetrics]]]) -> tuple[str, tuple[str, Interval] | None]:
+    """The best model on validation and, on test, its paired difference with the best other one of validation."""
+    rc, ev = cfg.recommender, cfg.evaluation
+    scores = {kind: slices[ALL].metrics[CHAMPION_METRIC] for kind, slices in evaluated[VALIDATION].items()}
+    champion = pick_champion(scores)
+    if champion is None:
+        return rc.main_model, None
+    other = best_other(scores, champion)
+    if other is None or champion not in evaluated[TEST] or other not in evaluated[TEST]:
+        return champion, None
+    a, b = evaluated[TEST][champion][ALL].per_user, evaluated[TEST][other][ALL].per_user
+    return champion, (other, paired_difference(a, b, draws=ev.bootstrap_draws, level=ev.confidence, seed=ev.seed))

@@ -1,4 +1,4 @@
-"""The recommender metrics table: one row per model and slice, and the main model against the best baseline."""
+"""The recommender metrics table: both held-out windows, the champion measured on validation."""
 
 from __future__ import annotations
 
@@ -6,25 +6,28 @@ import datetime as dt
 
 from rich.console import Console
 
-from shoplake.recommend.report import metrics_table
+from shoplake.recommend.report import metrics_table, recommend_champion
 
-NDCG = {"popularity": 0.05, "cooccurrence": 0.08, "mf": 0.06, "sasrec": 0.10}
+VALID_NDCG = {"popularity": 0.05, "cooccurrence": 0.09, "mf": 0.06, "sasrec": 0.08}
+TEST_NDCG = {"popularity": 0.05, "cooccurrence": 0.10, "mf": 0.06, "sasrec": 0.08}
+RUN, TEST_CUTOFF, VALID_CUTOFF = dt.date(2024, 1, 29), dt.date(2024, 1, 22), dt.date(2024, 1, 15)
 
 
-def rows(ndcg: dict[str, float]) -> list[dict]:
+def window(ndcg: dict[str, float], cutoff: dt.date) -> list[dict]:
+    values = {"ndcg@10": lambda v: v, "ndcg@10_low": lambda v: v - 0.02, "ndcg@10_high": lambda v: v + 0.03, "mrr": lambda v: v}
     return [
         {
-            "run_date": dt.date(2024, 1, 29),
-            "cutoff_date": dt.date(2024, 1, 22),
+            "run_date": RUN,
+            "cutoff_date": cutoff,
             "model_name": model,
             "slice": slice_,
             "metric": metric,
-            "value": value if slice_ == "all" else None,
+            "value": f(value) if slice_ == "all" else None,
             "n_evaluated": 40 if slice_ == "all" else 0,
         }  # fmt: skip
         for model, value in ndcg.items()
         for slice_ in ("all", "cold_items")
-        for metric in ("ndcg@10", "mrr")
+        for metric, f in values.items()
     ]
 
 
@@ -34,18 +37,33 @@ def render(table) -> str:
     return console.export_text()
 
 
-def test_caption_compares_the_main_model_with_the_best_baseline():
-    text = render(metrics_table(rows(NDCG), main_model="sasrec"))
-    assert "sasrec NDCG@10 = 1.25x the best baseline (cooccurrence, 0.0800)" in text
+def flat(table) -> str:
+    return " ".join(render(table).split())
 
 
-def test_rows_keep_the_run_order_all_before_cold_and_fit_80_columns():
-    lines = render(metrics_table(rows(NDCG), main_model="sasrec")).splitlines()
-    body = [line.split() for line in lines if line.split()[:1] and line.split()[0] in NDCG and line.split()[1] in ("all", "cold")]
-    assert [(b[0], b[1]) for b in body] == [(m, "all") for m in NDCG] + [(m, "cold") for m in NDCG]
-    assert body[-1][2] == "-"  # a slice without users shows no value
+def test_the_champion_is_the_best_on_validation_not_on_test():
+    both = window(VALID_NDCG, VALID_CUTOFF) + window({**TEST_NDCG, "sasrec": 0.2}, TEST_CUTOFF)
+    assert recommend_champion(both) == "cooccurrence"
+    assert recommend_champion(window(TEST_NDCG, TEST_CUTOFF)) is None  # one window: nothing measured
+
+
+def test_caption_compares_the_champion_with_the_next_on_validation():
+    text = flat(metrics_table(window(VALID_NDCG, VALID_CUTOFF) + window(TEST_NDCG, TEST_CUTOFF), main_model="sasrec"))
+    assert "champion cooccurrence (best on validation): test NDCG@10 = 1.25x sasrec (0.0800)" in text
+    assert "valid 2024-01-15..2024-01-22, test 2024-01-22..2024-01-29" in text
+
+
+def test_rows_run_validation_then_test_all_before_cold_with_intervals_in_80_columns():
+    lines = render(metrics_table(window(VALID_NDCG, VALID_CUTOFF) + window(TEST_NDCG, TEST_CUTOFF))).splitlines()
+    body = [line.split() for line in lines if line.split()[:1] and line.split()[0] in VALID_NDCG]
+    expected = [(m, split, items) for split in ("valid", "test") for items in ("all", "cold") for m in VALID_NDCG]
+    assert [(b[0], b[1], b[2]) for b in body] == expected
+    assert body[0][3:5] == ["0.0500", "0.03-0.08"]  # popularity, validation: the value and its interval
+    assert body[-1][3] == "-"  # a slice without users shows no value
     assert max(len(line.rstrip()) for line in lines) <= 80
 
 
-def test_no_caption_without_the_main_model():
-    assert "best baseline" not in render(metrics_table(rows(NDCG), main_model=None))
+def test_without_validation_the_configured_model_is_named_as_such():
+    text = flat(metrics_table(window(TEST_NDCG, TEST_CUTOFF), main_model="sasrec"))
+    assert "sasrec (configured; no validation window): test NDCG@10 = 0.80x cooccurrence (0.1000)" in text
+    assert "champion" not in render(metrics_table(window(TEST_NDCG, TEST_CUTOFF), main_model=None))
