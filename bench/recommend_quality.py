@@ -6,13 +6,15 @@ does not: ``shoplake import`` / ``generate``, then ``shoplake nightly --no-recom
 then runs the recommendation run without registering anything or refitting for
 serving (:func:`shoplake.recommend.train.run_recommendation`,
 ``register=False``, ``recommender.refit=false``):
-popularity, item co-occurrence, matrix factorization and the text-aware sequence
-model are trained on the snapshot before each held-out window (validation, then
+popularity, trending, item co-occurrence, item-kNN, EASE, matrix factorization and
+the text-aware sequence model are trained on the snapshot before each held-out window (validation, then
 test) and ranked over the whole catalogue against the purchases of its days. It
 prints the metrics table of each dataset (NDCG@10 with its bootstrap interval over
 users), the champion (the best on validation), and on test its NDCG@10 against the
 next model of validation: the paired difference with its interval, the verdict
-(win, loss or within noise) and the ratio.
+(win, loss or within noise) and the ratio; then the settings the validation window
+chose for the tuned baselines, and the main model against the best baseline of
+validation, on test, with the interval of the difference.
 
 Datasets:
 
@@ -81,7 +83,30 @@ def main(argv: list[str] | None = None) -> int:
         if result.versus is not None:
             other = result.versus[0]
             console.print(f"    ratio {result.ndcg(result.champion) / result.ndcg(other):.2f}x")
+        if result.tuned:
+            console.print(f"    settings chosen on validation: {', '.join(f'{k} {v}' for k, v in result.tuned.items())}")
+        line = _main_versus_best_baseline(result, cfg)
+        if line:
+            console.print(f"    {line}")
     return 0
+
+
+def _main_versus_best_baseline(result, cfg) -> str | None:
+    """The configured main model on test against the baseline that is best on validation."""
+    from shoplake.evaluation import paired_difference, pick_champion
+    from shoplake.recommend.metrics import CHAMPION_METRIC
+
+    main = result.main_model
+    baselines = {m: result.ndcg(m, split="validation") for m in result.validation if m not in (main, "mf", "sasrec")}
+    best = pick_champion(baselines)
+    if best is None or main not in result.metrics:
+        return None
+    ev = cfg.evaluation
+    a, b = result.metrics[main]["all"].per_user, result.metrics[best]["all"].per_user
+    diff = paired_difference(a, b, draws=ev.bootstrap_draws, level=ev.confidence, seed=ev.seed)
+    ratio = result.ndcg(main) / result.ndcg(best) if result.ndcg(best) > 0 else float("inf")
+    return (f"main model {main} vs the best baseline of validation ({best}), test {CHAMPION_METRIC}: {result.ndcg(main):.4f} vs "
+            f"{result.ndcg(best):.4f} = {ratio:.2f}x, difference {diff}: {diff.verdict()}")  # fmt: skip
 
 
 if __name__ == "__main__":

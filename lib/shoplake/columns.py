@@ -61,6 +61,7 @@ ON_ORDER = "on_order"
 LEAD_TIME_DAYS = "lead_time_days"
 UNIT_COST = "unit_cost"
 SNAPSHOT_DATE = "snapshot_date"
+NO_INVENTORY = "no_inventory"
 
 # Timestamps.
 ORDER_TS = "order_ts"

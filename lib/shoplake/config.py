@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError, field_validator
 
 from shoplake.errors import InputError
 from shoplake.ingest.landing import SOURCES
@@ -193,6 +193,9 @@ class SequenceModelConfig(_Strict):
     )
 
 
+_RECOMMENDERS = Literal["popularity", "trending", "cooccurrence", "item_knn", "ease", "mf", "sasrec"]
+
+
 class RecommenderConfig(_Strict):
     """The recommendation run: holdout evaluation of every model, then the main model for serving."""
 
@@ -204,10 +207,24 @@ class RecommenderConfig(_Strict):
     )
     relevant_types: list[str] = Field(default_factory=lambda: ["purchase"], description="Held-out interaction types that count as hits.")
     k: int = Field(20, ge=1, description="Recommendations per user written by batch scoring.")
-    models: list[Literal["popularity", "cooccurrence", "mf", "sasrec"]] = Field(
-        default_factory=lambda: ["popularity", "cooccurrence", "mf", "sasrec"], description="Models trained and evaluated side by side."
+    models: list[_RECOMMENDERS] = Field(
+        default_factory=lambda: ["popularity", "trending", "cooccurrence", "item_knn", "ease", "mf", "sasrec"],
+        description="Models trained and evaluated side by side.",
     )
-    main_model: Literal["popularity", "cooccurrence", "mf", "sasrec"] = Field(
+    trending_days: list[PositiveInt] = Field(
+        default_factory=lambda: [7, 14, 28], min_length=1,
+        description="Trending baseline: days of recent interactions counted; with several, the validation window picks one.",
+    )  # fmt: skip
+    knn_neighbors: list[PositiveInt] = Field(
+        default_factory=lambda: [20, 100], min_length=1,
+        description="Item-kNN: neighbours kept per item; with several, the validation window picks one.",
+    )  # fmt: skip
+    ease_l2: list[PositiveFloat] = Field(
+        default_factory=lambda: [50.0, 200.0, 500.0, 2000.0], min_length=1,
+        description="EASE: ridge penalty; with several, the validation window picks one.",
+    )  # fmt: skip
+    ease_max_items: int = Field(8000, ge=2, description="EASE is skipped (with a warning) on larger catalogues: its matrix is dense.")
+    main_model: _RECOMMENDERS = Field(
         "sasrec", description="The candidate the reports compare with the best baseline; the champion served is measured on validation."
     )
     refit: bool = Field(True, description="Retrain the champion on all data up to the run date before registering it.")
@@ -359,6 +376,9 @@ class SupportConfig(_Strict):
         gt=0,
         le=1,
         description="The hand-off threshold is the lowest that hands this share of out-of-scope validation messages to a person (capped as above).",
+    )
+    max_train_rows: int | None = Field(
+        None, ge=1, description="Train on a random sample of this many labelled messages at most (None: all)."
     )
     max_message_chars: int = Field(2000, ge=1, description="Longer messages are refused with 422.")
     registered_model: str = "shoplake-support"

@@ -15,7 +15,7 @@ draws, confidence level and seed come from ``evaluation.*`` in the configuration
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -125,6 +125,35 @@ def ratio_of_sums(num_a, num_b, weights=None, *, draws: int = 1000, level: float
 
     low, high = _bootstrap((a, b, w), ratio, draws, level, seed)
     return Interval(point, low, high)
+
+
+def bootstrap_statistic(statistic: Callable[..., float], *samples, draws: int = 1000, level: float = 0.95,
+                        seed: int = 0) -> Interval:  # fmt: skip
+    """Any statistic of paired per-unit samples (PR-AUC of labels and scores, say), with its bootstrap interval.
+
+    The units are resampled together across ``samples``; ``statistic`` takes one
+    array per sample and returns a number. Resamples where it is NaN (no fraud drawn,
+    say) are left out of the percentiles; with fewer than two units the interval is
+    the point itself.
+    """
+    arrays = tuple(np.asarray(sample) for sample in samples)
+    if not arrays or len(arrays[0]) == 0:
+        return NAN_INTERVAL
+    point = float(statistic(*arrays))
+    if len(arrays[0]) < 2 or math.isnan(point):
+        return Interval(point, point, point)
+    rng = np.random.default_rng(seed)
+    n = len(arrays[0])
+    values = np.empty(draws)
+    for k in range(draws):
+        idx = rng.integers(0, n, size=n)
+        values[k] = statistic(*(a[idx] for a in arrays))
+    values = values[~np.isnan(values)]
+    if values.size == 0:
+        return Interval(point, point, point)
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return Interval(point, float(low), float(high))
 
 
 def label_cutoffs(cutoffs) -> dict:

@@ -159,6 +159,9 @@ def test_run_backtests_registers_and_scores(forecast_lake):
     assert i00[C.ORDER_QUANTITY] == max(0, int(np.ceil(i00[C.REORDER_POINT] - 14 - 1e-9)))
     assert plan["i01"][C.LEAD_TIME_DAYS] == cfg.forecasting.default_lead_time_days  # null in the snapshot used
     assert plan["i05"][C.SNAPSHOT_DATE] is None and plan["i05"][C.ON_HAND] == 0  # no inventory: an empty position
+    # ... flagged on its row and counted in the run's result, never a silent zero.
+    flagged = {i for i, r in plan.items() if r[C.NO_INVENTORY]}
+    assert flagged == set(ITEMS) - {"i00", "i01"} and scored.items_without_inventory == len(flagged)
     # Default lead time 7 + review period 7 = 14 days: 7 forecast days and 7 more at their mean variance.
     i05 = fc.filter(pa.compute.equal(fc[C.ITEM_ID], "i05")).sort_by(C.HORIZON_DAY)
     var = ((np.array(i05[C.P90].to_pylist()) - np.array(i05[C.P10].to_pylist())) / (2 * 1.2815516)) ** 2

@@ -74,6 +74,7 @@ def test_run_reports_every_model_on_both_splits_and_registers_the_champion(shop)
             assert {"pr_auc", "roc_auc", "recall@1%fpr", "precision@capacity", "review_threshold", "decline_threshold"} <= set(mine)
             assert all(r[C.N_EVALUATED] == payments and r[C.CUTOFF_DATE] == first_day for r in mine.values())
             assert 0.0 <= mine["pr_auc"][C.VALUE] <= 1.0
+            assert mine["pr_auc_low"][C.VALUE] <= mine["pr_auc"][C.VALUE] <= mine["pr_auc_high"][C.VALUE]
     # Only the fraud task's rows are the run's: other tasks of the day are left alone.
     assert not read_model_metrics(lake, D, TASK_FORECASTING).num_rows
 
@@ -95,6 +96,13 @@ def test_the_champion_beats_the_rules_on_the_test_split(shop):
     _, _, result, _ = shop
     champion = result.evaluations[result.champion].metrics["test"]["pr_auc"]
     assert champion > result.evaluations["rules"].metrics["test"]["pr_auc"]
+    # The champion is set against the best other model of validation, with the interval of the difference.
+    other, diff = result.versus
+    valid = {m: ev.metrics["validation"]["pr_auc"] for m, ev in result.evaluations.items() if m != result.champion}
+    assert other == max(valid, key=valid.get)
+    test_diff = champion - result.evaluations[other].metrics["test"]["pr_auc"]
+    assert diff.value == pytest.approx(test_diff) and diff.low <= diff.value <= diff.high
+    assert result.versus_line().startswith(f"test PR-AUC: {result.champion} ") and diff.verdict() in result.versus_line()
 
 
 def test_scores_of_the_last_day_follow_the_thresholds(shop):

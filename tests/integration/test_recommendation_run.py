@@ -233,3 +233,32 @@ def test_without_a_validation_snapshot_the_configured_model_is_served(rec_lake, 
         result = run_recommendation(cfg, lake, name="rec-n", register=False)
     assert result.champion == cfg.recommender.main_model == "popularity" and result.versus is None
     assert "no validation window before 2024-03-08" in caplog.text
+
+
+def test_the_tuned_baselines_take_their_setting_from_validation(rec_lake, ray_local):
+    from shoplake.recommend.bundle import load_serving_bundle
+    from shoplake.recommend.train import fit_model, settings
+
+    cfg, lake = rec_lake
+    data = ray_local.data
+    lake.ray_write(data.from_arrow(interactions(EARLY, V)), INTERACTIONS, mode="replace", run_dates=[V])
+    lake.ray_write(data.from_arrow(matrix(EARLY, V)), USER_ITEM_MATRIX, mode="replace", run_dates=[V])
+    lake.ray_write(data.from_arrow(items(V, ITEMS[:5])), ITEM_FEATURES, mode="replace", run_dates=[V])
+    rc = cfg.recommender.model_copy(update={"models": ["trending", "item_knn", "ease"], "trending_days": [1, 30],
+                                            "knn_neighbors": [1, 5], "ease_l2": [0.5, 50.0]})  # fmt: skip
+    cfg = cfg.model_copy(update={"recommender": rc})
+
+    result = run_recommendation(cfg, lake, name="rec-tuned")
+    assert set(result.validation) == set(result.metrics) == {"trending", "item_knn", "ease"}
+    valid = load_split(cfg, lake, CUTOFF)
+    for kind in rc.models:
+        scores = {s: evaluate_scorer(fit_model(kind, valid.train, cfg, "t", setting=s).scorer, valid)["all"].metrics["ndcg@10"]
+                  for s in settings(cfg, kind)}  # fmt: skip
+        # The first of the best settings on validation, and its figure is the one reported.
+        assert result.tuned[kind] == max(scores, key=scores.get)
+        assert result.ndcg(kind, split="validation") == pytest.approx(scores[result.tuned[kind]])
+    bundle, _ = load_serving_bundle(cfg)
+    assert bundle.kind == result.champion and bundle.metadata["params"] == {
+        {"trending": "days", "item_knn": "neighbors", "ease": "l2"}[result.champion]: result.tuned[result.champion]
+    }
+    assert len(bundle.recommend(["u1"], k=2)[0]) <= 2

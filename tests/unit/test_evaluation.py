@@ -3,7 +3,15 @@ import math
 import numpy as np
 import pytest
 
-from shoplake.evaluation import Interval, best_other, bootstrap_mean, paired_difference, pick_champion, ratio_of_sums
+from shoplake.evaluation import (
+    Interval,
+    best_other,
+    bootstrap_mean,
+    bootstrap_statistic,
+    paired_difference,
+    pick_champion,
+    ratio_of_sums,
+)
 
 
 def test_bootstrap_interval_of_a_mean_matches_the_normal_approximation():
@@ -57,3 +65,23 @@ def test_pick_champion():
     assert pick_champion({"a": 0.1, "b": 0.05}, higher_is_better=False) == "b"
     assert pick_champion({"a": math.nan}) is None
     assert best_other({"a": 0.1, "b": 0.3, "c": 0.2}, "b") == "c"
+
+
+def test_bootstrap_of_a_statistic_that_is_not_a_mean():
+    rng = np.random.default_rng(2)
+    y = (rng.uniform(size=500) < 0.2).astype(int)
+    good, bad = y + rng.normal(0, 0.5, 500), rng.normal(0, 1, 500)
+    from sklearn.metrics import average_precision_score
+
+    got = bootstrap_statistic(average_precision_score, y, good, draws=300)
+    assert got.value == pytest.approx(average_precision_score(y, good))
+    assert got.low < got.value < got.high
+    diff = bootstrap_statistic(lambda y, a, b: average_precision_score(y, a) - average_precision_score(y, b), y, good, bad, draws=300)
+    assert diff.verdict() == "win"
+    # Resamples where the statistic is undefined are left out; a single unit is its own interval.
+    rare = np.zeros(200, int)
+    rare[0] = 1
+    ap = bootstrap_statistic(lambda y, s: average_precision_score(y, s) if y.any() else math.nan, rare, -np.arange(200.0), draws=200)
+    assert ap.value == 1.0 and ap.low == ap.high == 1.0
+    assert bootstrap_statistic(np.mean, [3.0]) == Interval(3.0, 3.0, 3.0)
+    assert math.isnan(bootstrap_statistic(np.mean, []).value)

@@ -14,7 +14,7 @@ from pyspark.sql import functions as F
 from shoplake import columns as C
 from shoplake.categorize.schemas import PRODUCT_TEXT
 from shoplake.features.pit import landed_before, latest_copies, run_midnight
-from shoplake.text.features import _RANK, _conform, _optional, _present, hash_split, normalise_str
+from shoplake.text.features import _RANK, _conform, _optional, _present, given_split, hash_split, normalise_str
 
 
 def product_text(title: Column, description: Column) -> Column:
@@ -58,8 +58,8 @@ def compute_product_text(products_df: DataFrame, run_date: dt.date) -> DataFrame
     ``updated_at`` before D's midnight (UTC) among rows of landing days before D; of a
     version ingested more than once, the latest ingested copy. Title, description,
     brand and category are normalised (module docstring), blank ones null; an item
-    whose title is blank in that version has no row. ``split`` is :func:`hash_split`
-    of the item id.
+    whose title is blank in that version has no row. ``split`` is the version's own
+    (a landing ``split`` field), else :func:`hash_split` of the item id.
 
     Args:
         products_df: ``bronze.products`` rows, all versions (``item_id, title,
@@ -80,6 +80,7 @@ def compute_product_text(products_df: DataFrame, run_date: dt.date) -> DataFrame
         _present(_optional(current, C.DESCRIPTION)).alias(C.DESCRIPTION),
         _present(_optional(current, C.BRAND)).alias(C.BRAND),
         _present(_optional(current, C.CATEGORY)).alias(C.CATEGORY),
+        given_split(current).alias(C.SPLIT),
     ).where(F.col(C.TITLE).isNotNull())
     columns = {
         C.ITEM_ID: F.col(C.ITEM_ID),
@@ -88,7 +89,7 @@ def compute_product_text(products_df: DataFrame, run_date: dt.date) -> DataFrame
         C.BRAND: F.col(C.BRAND),
         C.CATEGORY: F.col(C.CATEGORY),
         C.TEXT: product_text(F.col(C.TITLE), F.col(C.DESCRIPTION)),
-        C.SPLIT: hash_split(F.col(C.ITEM_ID)),
+        C.SPLIT: F.coalesce(F.col(C.SPLIT), hash_split(F.col(C.ITEM_ID))),
         C.RUN_DATE: F.lit(run_date),
     }
     return _conform(described, PRODUCT_TEXT, columns)

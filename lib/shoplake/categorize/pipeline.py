@@ -37,6 +37,10 @@ def _train(ctx: StepContext) -> None:
         ctx.warn(f"categorization models not trained for {ctx.run_date}: {exc}")
         return
     update(f"categorization models: champion {result.champion} v{result.model_version} registered", done=True)
+    if result.choice:
+        ctx.say(result.choice)
+    for warning in result.warnings:
+        ctx.warn(warning)
 
 
 def _score(ctx: StepContext) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import sys
 
 from shoplake import entry
 from shoplake.entry import config_from_args
@@ -93,7 +94,7 @@ def score_parser() -> argparse.ArgumentParser:
 
 
 def score(argv: list[str] | None = None) -> int:
-    from shoplake.forecast.score import score_forecasts
+    from shoplake.forecast.score import no_inventory_warning, score_forecasts
     from shoplake.forecast.train import MissingSalesError
     from shoplake.lake import Lake
     from shoplake.ray_runtime import init_ray
@@ -111,4 +112,6 @@ def score(argv: list[str] | None = None) -> int:
         f"{r.forecast_rows} rows -> serving.forecasts v{r.forecasts_version}; "
         f"{r.items_to_order} items to reorder -> serving.replenishment_plan v{r.plan_version}; {r.seconds:.1f} s"
     )
+    if r.items_without_inventory:
+        print(f"warning: {no_inventory_warning(r.items_without_inventory, r.items, r.run_date)}", file=sys.stderr)
     return 0

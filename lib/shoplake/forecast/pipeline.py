@@ -39,17 +39,21 @@ def _train(ctx: StepContext) -> None:
     update = ctx.bar("forecasters", len(fc.models) * fc.backtest_origins + 4)
     result = run_forecasting(ctx.cfg, ctx.lake, ctx.run_date, on_step=lambda text: update(f"forecasters: {text}"))
     update(f"forecasters: {result.champion} v{result.model_version} registered (champion)", done=True)
+    if result.versus_line():
+        ctx.say(result.versus_line())
     if result.chart_path:
         ctx.say(f"actual vs forecast at the last backtest cut-off: {result.chart_path}")
 
 
 def _score(ctx: StepContext) -> None:
-    from shoplake.forecast.score import score_forecasts
+    from shoplake.forecast.score import no_inventory_warning, score_forecasts
 
     update = ctx.bar("forecasting serving.forecasts", 1)
     scored = score_forecasts(ctx.cfg, ctx.lake, ctx.run_date)
     days = ctx.cfg.forecasting.horizon_days
     update(f"forecasts: {scored.items:,} items x {days} days, {scored.items_to_order:,} items to reorder", done=True)
+    if scored.items_without_inventory:
+        ctx.warn(no_inventory_warning(scored.items_without_inventory, scored.items, ctx.run_date))
 
 
 STEPS = (

@@ -180,9 +180,11 @@ def _inventory_for(item_ids: pa.Array, inventory, default_lead_time_days: int) -
             values = inv[name].cast(type_).combine_chunks().take(rows)
         return values if default is None else pc.fill_null(values, pa.scalar(default, type_))
 
+    on_hand = column(C.ON_HAND, pa.int64(), None)
     return {
         C.SNAPSHOT_DATE: column(C.SNAPSHOT_DATE, pa.date32(), None),
-        C.ON_HAND: column(C.ON_HAND, pa.int64(), 0),
+        C.NO_INVENTORY: pc.is_null(on_hand),
+        C.ON_HAND: pc.fill_null(on_hand, pa.scalar(0, pa.int64())),
         C.ON_ORDER: column(C.ON_ORDER, pa.int64(), 0),
         C.LEAD_TIME_DAYS: column(C.LEAD_TIME_DAYS, pa.int32(), default_lead_time_days),
     }
@@ -203,8 +205,9 @@ def plan(
 
     Each item covers ``L + R`` days: its lead time ``L`` plus the review period ``R``.
     An item without an inventory row is planned from an empty position (on hand 0,
-    on order 0, the default lead time, a null snapshot date); a null ``on_hand``,
-    ``on_order`` or ``lead_time_days`` in a row gets the same default. Inventory rows
+    on order 0, the default lead time, a null snapshot date) and flagged
+    ``no_inventory``; a null ``on_hand`` (flagged too), ``on_order`` or
+    ``lead_time_days`` in a row gets the same default. Inventory rows
     of items not forecast are ignored.
 
     Args:

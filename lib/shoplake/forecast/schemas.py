@@ -97,6 +97,9 @@ REPLENISHMENT_PLAN = TableSpec(
     columns=(
         Col(C.ITEM_ID, "string", False, "Product."),
         Col(C.SNAPSHOT_DATE, "date", True, "Day of the inventory position used (null: no inventory known)."),
+        Col(
+            C.NO_INVENTORY, "boolean", True, "True: no stock on hand was known for the item, so it is planned as if none were (on hand 0)."
+        ),  # fmt: skip
         Col(C.ON_HAND, "long", False, "Units in stock at that snapshot (0 when unknown)."),
         Col(C.ON_ORDER, "long", False, "Units ordered, not yet received."),
         Col(C.LEAD_TIME_DAYS, "int", False, "Supplier lead time used, days."),

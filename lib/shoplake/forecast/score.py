@@ -158,11 +158,22 @@ class ForecastScoringResult:
     plan_rows: int
     items: int
     items_to_order: int
+    #: Items planned without a known stock position (flagged ``no_inventory``).
+    items_without_inventory: int
     model_name: str
     model_version: str
     run_date: dt.date
     scored_at: dt.datetime
     seconds: float
+
+
+def no_inventory_warning(items: int, of: int, run_date: dt.date) -> str:
+    """The warning of a plan that assumed an empty stock for ``items`` of its ``of`` items."""
+    return (
+        f"{items:,} of {of:,} items have no inventory position before {run_date} (bronze.inventory): "
+        f"they are planned as if nothing were on hand, so their orders may be too large "
+        f"(flagged {C.NO_INVENTORY} in serving.replenishment_plan)"
+    )
 
 
 def _item_blocks(sales: pa.Table, block_items: int) -> list[pa.Table]:
@@ -224,10 +235,12 @@ def score_forecasts(cfg: Config, lake, run_date: dt.date | str | None = None, *,
         _plan_block, fn_kwargs={"inventory": inventory, "cfg": cfg, "scored_at": scored_at},
         batch_format="pyarrow", batch_size=None, num_cpus=cfg.ray.cpus_per_data_task,
     ).materialize()  # fmt: skip
-    to_order = sum(
-        pc.sum(pc.greater(b[C.ORDER_QUANTITY], 0).cast(pa.int64())).as_py() or 0
-        for b in plan.iter_batches(batch_format="pyarrow", batch_size=None)
-    )
+    to_order = no_stock = 0
+    for b in plan.iter_batches(batch_format="pyarrow", batch_size=None):
+        to_order += pc.sum(pc.greater(b[C.ORDER_QUANTITY], 0).cast(pa.int64())).as_py() or 0
+        no_stock += pc.sum(b[C.NO_INVENTORY].cast(pa.int64())).as_py() or 0
+    if no_stock:
+        log.warning("%s", no_inventory_warning(no_stock, plan.count(), run_date))
     planned = lake.ray_write(plan, REPLENISHMENT_PLAN, mode="replace", run_dates=[run_date])
     seconds = time.perf_counter() - start
     log.info(
@@ -236,6 +249,6 @@ def score_forecasts(cfg: Config, lake, run_date: dt.date | str | None = None, *,
     )  # fmt: skip
     return ForecastScoringResult(
         forecasts_version=written.version, forecast_rows=written.rows, plan_version=planned.version, plan_rows=planned.rows,
-        items=planned.rows, items_to_order=to_order, model_name=kind, model_version=info.version, run_date=run_date,
+        items=planned.rows, items_to_order=to_order, items_without_inventory=no_stock, model_name=kind, model_version=info.version, run_date=run_date,
         scored_at=scored_at, seconds=seconds,
     )  # fmt: skip

@@ -54,6 +54,8 @@ def train(argv: list[str] | None = None) -> int:
         console.print(
             f"{model}: {ev.seconds:.1f} s; review at score >= {ev.review_threshold:.4g}, decline at >= {ev.decline_threshold:.4g}"
         )
+    if result.versus_line():
+        console.print(result.versus_line())
     console.print(f"ops.model_metrics v{result.metrics_version}; bundle {result.bundle_path}; precision-recall picture {result.chart_path}")
     if result.model_version:
         console.print(f"registered {cfg.fraud.registered_model} version {result.model_version} ({result.champion}) "

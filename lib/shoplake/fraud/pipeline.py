@@ -61,6 +61,8 @@ def _train(ctx: StepContext) -> None:
         ctx.warn(f"fraud models not trained for {ctx.run_date}: {exc}")
         return
     update(f"fraud models: champion {result.champion} v{result.model_version} registered", done=True)
+    if result.versus_line():
+        ctx.say(result.versus_line())
     ctx.say(f"fraud precision-recall curves on the test split: {result.chart_path}")
 
 

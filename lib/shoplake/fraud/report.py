@@ -9,7 +9,7 @@ from rich.table import Table
 
 from shoplake import columns as C
 from shoplake.fraud.metrics import PR_AUC
-from shoplake.fraud.train import RULES, TEST, TRAINED, VALIDATION
+from shoplake.fraud.train import PR_AUC_HIGH, PR_AUC_LOW, RULES, TEST, TRAINED, VALIDATION
 
 #: Fraud metrics shown, in order (metric name in ops.model_metrics -> header).
 FRAUD_METRICS = {
@@ -65,5 +65,13 @@ def fraud_metrics_table(rows) -> Table:
     test = {m: values.get((m, TEST), {}).get(PR_AUC) for m in (champion, RULES)}
     if champion and all(v is not None and not math.isnan(v) for v in test.values()):
         ratio = test[champion] / test[RULES] if test[RULES] > 0 else float("inf")
-        out.caption = f"champion {champion}: test PR-AUC {test[champion]:.3f} = {ratio:.2f}x the rules baseline ({test[RULES]:.3f})"
+        out.caption = (f"champion {champion}: test PR-AUC {_with_interval(values[(champion, TEST)])} = {ratio:.2f}x "
+                       f"the rules baseline ({_with_interval(values[(RULES, TEST)])})")  # fmt: skip
     return out
+
+
+def _with_interval(vals: dict[str, float | None]) -> str:
+    """PR-AUC with its 95 % interval when the rows carry one."""
+    low, high = vals.get(PR_AUC_LOW), vals.get(PR_AUC_HIGH)
+    text = f"{vals[PR_AUC]:.3f}"
+    return text if low is None or high is None else f"{text}, 95 % interval {low:.3f}..{high:.3f}"

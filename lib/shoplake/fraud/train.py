@@ -34,6 +34,7 @@ import pyarrow.compute as pc
 
 from shoplake import columns as C
 from shoplake.config import Config
+from shoplake.evaluation import TEST, VALIDATION, Interval, best_other, bootstrap_statistic
 from shoplake.fraud import metrics as M
 from shoplake.fraud.declarations import FEATURE_NAMES
 from shoplake.fraud.schemas import TASK_FRAUD, TXN_FEATURES
@@ -43,7 +44,8 @@ log = logging.getLogger(__name__)
 
 RULES, GBT, TABULAR_NN = "rules", "gbt", "tabular_nn"
 TRAINED = (GBT, TABULAR_NN)
-VALIDATION, TEST = "validation", "test"
+#: The bounds of the PR-AUC's bootstrap interval, beside the metrics of each split.
+PR_AUC_LOW, PR_AUC_HIGH = f"{M.PR_AUC}_low", f"{M.PR_AUC}_high"
 
 
 class MissingTxnFeaturesError(LookupError):
@@ -181,6 +183,24 @@ class FraudResult:
     chart_path: str | None = None
     #: The test split the evaluations' ``test_scores`` are aligned with.
     test: Split | None = None
+    #: The best other model of validation and the champion's test PR-AUC minus its, with the interval.
+    versus: tuple[str, Interval] | None = None
+
+    def pr_auc(self, model: str, split: str = TEST) -> float:
+        return self.evaluations[model].metrics[split][M.PR_AUC]
+
+    def versus_line(self) -> str | None:
+        """The champion against the best other model of validation (the rules included), on test."""
+        if self.versus is None:
+            return None
+        other, diff = self.versus
+        return (f"test PR-AUC: {self.champion} {self.pr_auc(self.champion):.4f} vs {other} {self.pr_auc(other):.4f}, "
+                f"difference {diff} (95 % interval): {diff.verdict()}")  # fmt: skip
+
+
+def _pr_auc_interval(cfg: Config, y: np.ndarray, scores: np.ndarray) -> Interval:
+    ev = cfg.evaluation
+    return bootstrap_statistic(M.average_precision, y, scores, draws=ev.bootstrap_draws, level=ev.confidence, seed=ev.seed)
 
 
 def _evaluate(cfg: Config, model: str, valid_scores: np.ndarray, test_scores: np.ndarray, valid: Split, test: Split) -> ModelEvaluation:
@@ -200,6 +220,9 @@ def _evaluate(cfg: Config, model: str, valid_scores: np.ndarray, test_scores: np
         )  # fmt: skip
         for split, scores in ((valid, valid_scores), (test, test_scores))
     }
+    for split, scores in ((valid, valid_scores), (test, test_scores)):
+        interval = _pr_auc_interval(cfg, split.y, scores)
+        metrics[split.name].update({PR_AUC_LOW: interval.low, PR_AUC_HIGH: interval.high})
     return ModelEvaluation(model, float(review), float(decline), metrics, test_scores)
 
 
@@ -226,6 +249,21 @@ def _champion(evaluations: dict[str, ModelEvaluation]) -> str:
     if not trained:
         raise ValueError(f"fraud.models must include a trained model ({' or '.join(TRAINED)}) to register a champion")
     return max(trained, key=lambda m: np.nan_to_num(evaluations[m].metrics[VALIDATION][M.PR_AUC], nan=-1.0))
+
+
+def _versus(cfg: Config, evaluations: dict[str, ModelEvaluation], champion: str, test: Split) -> tuple[str, Interval] | None:
+    """The best other model of validation and the paired difference of test PR-AUC, champion minus it."""
+    scores = {m: ev.metrics[VALIDATION][M.PR_AUC] for m, ev in evaluations.items()}
+    other = best_other(scores, champion)
+    if other is None:
+        return None
+    ev = cfg.evaluation
+
+    def difference(y, a, b) -> float:
+        return M.average_precision(y, a) - M.average_precision(y, b)
+
+    a, b = evaluations[champion].test_scores, evaluations[other].test_scores
+    return other, bootstrap_statistic(difference, test.y, a, b, draws=ev.bootstrap_draws, level=ev.confidence, seed=ev.seed)
 
 
 def run_fraud(
@@ -286,6 +324,7 @@ def run_fraud(
 
     champion = _champion(evaluations)
     best = evaluations[champion]
+    versus = _versus(cfg, evaluations, champion, test)
     step(f"champion {champion}: saving the bundle")
     table_versions = {f"{TXN_FEATURES.full_name}@{run_date}": version}
     flat = {f"{model}.{s}.{metric}": value for model, ev in evaluations.items()
@@ -331,7 +370,10 @@ def run_fraud(
         run_date=run_date, evaluations=evaluations, champion=champion, bundle_path=str(bundle_path),
         model_version=model_version, mlflow_run_id=run_id, metrics_version=-1,
         splits={s.name: (len(s.y), s.frauds, s.first_day) for s in splits.values()}, chart_path=str(chart), test=test,
+        versus=versus,
     )  # fmt: skip
+    if versus is not None:
+        log.info("%s", result.versus_line())
     rows_out = metrics_rows(result, run_id, dt.datetime.now(dt.timezone.utc))
     result.metrics_version = write_model_metrics(cfg, lake, rows_out, TASK_FRAUD, run_date).version
     return result

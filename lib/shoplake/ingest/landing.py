@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shoplake import columns as C
+from shoplake.evaluation import TEST, TRAIN, VALIDATION
 from shoplake.lake.spec import Col, is_known_dtype
 
 FILE_EXTENSIONS = (".csv", ".csv.gz", ".jsonl", ".jsonl.gz", ".json", ".parquet")
@@ -90,6 +91,15 @@ def _at_least(field: str, low: float, strict: bool = False) -> Check:
 
 F = LandingField
 
+#: The values of the optional ``split`` field of the text sources.
+TEXT_SPLITS = (TRAIN, VALIDATION, TEST)
+
+
+def _split_field(what: str) -> LandingField:
+    return F(C.SPLIT, "string", False, f"train, validation or test: the shop's own split of the {what} for the text models; "
+             "empty: a stable hash of the id decides.")  # fmt: skip
+
+
 ORDERS = LandingSource(
     name="orders",
     description="One row per order line. Cancellations and returns repeat the line with their status.",
@@ -145,10 +155,12 @@ PRODUCTS = LandingSource(
         F(C.PRICE, "double", False, "List price; empty when unknown."),
         F(C.ON_PROMOTION, "boolean", False, "Whether the product is on promotion from updated_at."),
         F(C.UPDATED_AT, "timestamp", True, "When this version of the product row took effect, UTC."),
+        _split_field("product"),
     ),
     checks=(
         _at_least(C.PRICE, 0),
         Check(C.TITLE, f"length(trim({C.TITLE})) > 0", "must not be blank"),
+        _one_of(C.SPLIT, TEXT_SPLITS),
     ),
 )
 
@@ -224,8 +236,9 @@ SUPPORT_TICKETS = LandingSource(
         F(C.INTENT, "string", False, "Intent label, when an agent set one."),
         F(C.RESOLUTION, "string", False, "The answer or action that resolved it."),
         F(C.CREATED_TS, "timestamp", True, "When the message arrived, UTC."),
+        _split_field("ticket"),
     ),
-    checks=(Check(C.TEXT, f"length(trim({C.TEXT})) > 0", "must not be blank"),),
+    checks=(Check(C.TEXT, f"length(trim({C.TEXT})) > 0", "must not be blank"), _one_of(C.SPLIT, TEXT_SPLITS)),
 )
 
 INVENTORY = LandingSource(

@@ -117,10 +117,17 @@ class Lake:
         check_mode(mode, partitions, spec.full_name, spec.partition_by)
         return partitions
 
+    def _evolve(self, spec: TableSpec) -> None:
+        """Give an existing table the nullable columns its spec gained since it was created."""
+        from shoplake.lake.delta_rs import add_missing_columns
+
+        add_missing_columns(self.uri(spec), spec, self.storage_options)
+
     def stage(self, df, table: str | TableSpec, mode: str = "overwrite", run_dates=None, partitions=None) -> StagedWrite:
         """Write the data files of ``df`` without committing (see :meth:`batch`)."""
         spec = get_spec(table)
         parts = self._partitions(spec, mode, run_dates, partitions)
+        self._evolve(spec)
         return self.engine.stage(df, self.uri(spec), spec, mode, parts)
 
     def write(self, df, table: str | TableSpec, mode: str = "overwrite", run_dates=None, partitions=None) -> WriteResult:
@@ -149,6 +156,7 @@ class Lake:
         keys = tuple(keys or spec.keys)
         if not keys:
             raise ValueError(f"table {spec.full_name} has no keys to merge on")
+        self._evolve(spec)
         return self.engine.merge(df, self.uri(spec), spec, keys)
 
     def history(self, table: str | TableSpec, limit: int | None = None) -> list[dict]:
@@ -250,6 +258,7 @@ class Lake:
 
         spec = get_spec(table)
         parts = self._partitions(spec, mode, run_dates, partitions)
+        self._evolve(spec)
         return write_dataset(ds, self.uri(spec), spec, mode, parts, self.cfg)
 
 

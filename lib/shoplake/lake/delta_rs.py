@@ -17,7 +17,7 @@ import shutil
 from urllib.parse import urlparse
 
 from shoplake.lake.base import StagedWrite, WriteResult, check_mode, partition_filters
-from shoplake.lake.checks import conform_spark
+from shoplake.lake.checks import SchemaMismatchError, conform_spark
 from shoplake.lake.files import (
     FILE_RECORD_DDL,
     delete_files_of_write,
@@ -92,6 +92,38 @@ def commit_files(
             commit_properties=props,
         )
     return _version_of_write(uri, write_id, storage_options)
+
+
+def add_missing_columns(uri: str, spec: TableSpec, storage_options=None) -> list[str]:
+    """Add the columns a spec gained since the table was created; returns their names.
+
+    Only nullable columns can be added: the rows already in the table read them as
+    null. A table that lacks a column the spec says is never null must be rewritten.
+
+    Raises:
+        SchemaMismatchError: A missing column is not nullable.
+    """
+    import pyarrow as pa
+    from deltalake import DeltaTable, Schema
+
+    if not DeltaTable.is_deltatable(uri, storage_options=storage_options):
+        return []
+    table = DeltaTable(uri, storage_options=storage_options)
+    have = {f.name for f in table.schema().fields}
+    missing = [c for c in spec.columns if c.name not in have]
+    if not missing:
+        return []
+    required = [c.name for c in missing if not c.nullable]
+    if required:
+        raise SchemaMismatchError(
+            f"table {spec.full_name} at {uri} lacks column(s) {', '.join(required)} that are never null in its spec: "
+            "rewrite the table (mode overwrite) or drop it and rebuild it"
+        )
+    arrow = spec.arrow_schema()
+    table.alter.add_columns(Schema.from_arrow(pa.schema([arrow.field(c.name) for c in missing])).fields)
+    names = [c.name for c in missing]
+    log.warning("%s: added column(s) %s to the existing table (older rows read them as null)", spec.full_name, ", ".join(names))
+    return names
 
 
 def _version_of_write(uri: str, write_id: str, storage_options) -> int:

@@ -10,7 +10,10 @@ call the same :meth:`RecommenderBundle.recommend`, so both give the same answer.
 A scorer implements :class:`Scorer`. The families shipped here:
 
 * ``popularity``: :class:`PopularityScorer`, the same ranking for everyone;
+* ``trending``: :class:`TrendingScorer`, popularity over the last days only;
 * ``cooccurrence``: :class:`CooccurrenceScorer`, item-to-item cosine over users;
+* ``item_knn`` and ``ease``: :class:`ItemKnnScorer` (the cosine, nearest neighbours
+  only) and :class:`EaseScorer` (EASE's linear item-to-item weights), scored the same way;
 * ``mf``: :class:`MFScorer`, user and item embeddings of matrix factorization;
 * ``sasrec``: ``shoplake.recommend.models.sasrec.SasrecScorer``, the text-aware sequence model.
 
@@ -129,6 +132,31 @@ class CooccurrenceScorer:
         return cls(sparse.load_npz(Path(folder) / cls.FILE))
 
 
+class TrendingScorer(PopularityScorer):
+    """Every user gets the items ranked by their interactions of the last days (``recommender.trending_days``)."""
+
+    kind: ClassVar[str] = "trending"
+    FILE: ClassVar[str] = "trending.npy"
+
+
+class ItemKnnScorer(CooccurrenceScorer):
+    """Co-occurrence restricted to each item's nearest neighbours (``recommender.knn_neighbors``)."""
+
+    kind: ClassVar[str] = "item_knn"
+    FILE: ClassVar[str] = "item_knn.npz"
+
+
+class EaseScorer(CooccurrenceScorer):
+    """EASE's item-to-item weights, each item's strongest :data:`EASE_KEEP` kept, summed over the history."""
+
+    kind: ClassVar[str] = "ease"
+    FILE: ClassVar[str] = "ease.npz"
+
+
+#: EASE weights kept per item in the bundle (the dense matrix grows with the catalogue's square).
+EASE_KEEP = 200
+
+
 class MFScorer:
     """Dot products of matrix-factorization embeddings plus the item bias.
 
@@ -184,7 +212,7 @@ def scorer_class(kind: str) -> type:
         from shoplake.recommend.models.sasrec import SasrecScorer
 
         return SasrecScorer
-    classes = {c.kind: c for c in (PopularityScorer, CooccurrenceScorer, MFScorer)}
+    classes = {c.kind: c for c in (PopularityScorer, TrendingScorer, CooccurrenceScorer, ItemKnnScorer, EaseScorer, MFScorer)}
     if kind not in classes:
         raise ValueError(f"unknown model kind {kind!r}; expected one of {sorted([*classes, 'sasrec'])}")
     return classes[kind]

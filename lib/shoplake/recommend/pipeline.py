@@ -72,6 +72,8 @@ def _train(ctx: StepContext) -> None:
     update = ctx.bar("recommenders", len(ctx.cfg.recommender.models) * 4 + 4)
     result = run_recommendation(ctx.cfg, ctx.lake, ctx.run_date, on_step=lambda text: update(f"recommenders: {text}"))
     update(f"recommenders: {result.champion} v{result.model_version} registered (champion)", done=True)
+    if result.versus_line():
+        ctx.say(result.versus_line())
 
 
 def _score(ctx: StepContext) -> None:

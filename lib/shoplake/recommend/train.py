@@ -40,11 +40,21 @@ import numpy as np
 from shoplake import columns as C
 from shoplake.config import Config
 from shoplake.evaluation import TEST, VALIDATION, Interval, best_other, bootstrap_mean, paired_difference, pick_champion
-from shoplake.recommend.bundle import CooccurrenceScorer, MFScorer, PopularityScorer, RecommenderBundle, Scorer
+from shoplake.recommend.bundle import (
+    EASE_KEEP,
+    CooccurrenceScorer,
+    EaseScorer,
+    ItemKnnScorer,
+    MFScorer,
+    PopularityScorer,
+    RecommenderBundle,
+    Scorer,
+    TrendingScorer,
+)
 from shoplake.recommend.holdout import HoldoutSplit, TrainingData, load_split, load_training_data
 from shoplake.recommend.metrics import CHAMPION_METRIC, evaluate, ndcg_per_user, rank_items
 from shoplake.recommend.mf_train import mf_task
-from shoplake.recommend.models.baselines import ItemCooccurrenceModel, PopularityModel
+from shoplake.recommend.models.baselines import EaseModel, ItemCooccurrenceModel, PopularityModel, trending_counts
 from shoplake.recommend.schemas import TASK_RECOMMENDATION
 from shoplake.train.loop import FitResult, fit
 from shoplake.train.model_metrics import MODEL_METRICS, write_model_metrics
@@ -96,6 +106,7 @@ class RecommendationResult:
     validation_cutoff: dt.date | None = None
     validation: dict[str, dict[str, SliceMetrics]] = field(default_factory=dict)
     versus: tuple[str, Interval] | None = None  # best other model on validation, champion - it on test
+    tuned: dict[str, object] = field(default_factory=dict)  # model -> the setting validation chose
 
     def ndcg(self, model: str, slice_: str = ALL, split: str = TEST) -> float:
         return (self.validation if split == VALIDATION else self.metrics)[model][slice_].metrics[CHAMPION_METRIC]
@@ -132,12 +143,35 @@ class _TextEmbeddings:
         return self._cache[key]
 
 
+#: The setting the validation window tunes, per model: its name and the config field listing the candidates.
+TUNED = {"trending": ("days", "trending_days"), "item_knn": ("neighbors", "knn_neighbors"), "ease": ("l2", "ease_l2")}
+
+
+def settings(cfg: Config, kind: str) -> list:
+    """The candidate settings of a tuned model (:data:`TUNED`); ``[None]`` for the others."""
+    return list(getattr(cfg.recommender, TUNED[kind][1])) if kind in TUNED else [None]
+
+
+def skip_reason(cfg: Config, kind: str, data: TrainingData) -> str | None:
+    """Why ``kind`` cannot be fitted on ``data`` (EASE on a catalogue over its cap), or None."""
+    cap = cfg.recommender.ease_max_items
+    if kind == "ease" and data.n_items > cap:
+        return f"ease skipped: {data.n_items:,} items exceed recommender.ease_max_items {cap:,} (its matrix is dense)"
+    return None
+
+
+def _midnight_seconds(day: dt.date) -> float:
+    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=dt.timezone.utc).timestamp()
+
+
 def fit_model(kind: str, data: TrainingData, cfg: Config, name: str, *, text_embeddings: Callable | None = None,
-              epochs: int | None = None, fail_at_epoch: int | None = None) -> FittedModel:  # fmt: skip
+              epochs: int | None = None, fail_at_epoch: int | None = None, setting=None) -> FittedModel:  # fmt: skip
     """Fit one model family on a snapshot.
 
     Args:
-        kind: ``popularity``, ``cooccurrence``, ``mf`` or ``sasrec``.
+        kind: ``popularity``, ``trending``, ``cooccurrence``, ``item_knn``, ``ease``, ``mf`` or ``sasrec``.
+        setting: The tuned setting of ``trending`` (days), ``item_knn`` (neighbours)
+            or ``ease`` (ridge penalty); None: the first candidate of the config.
         data: The snapshot.
         cfg: ``training`` (matrix factorization), ``sequence_model``, ``text_encoder``,
             ``ray`` (workers).
@@ -153,6 +187,18 @@ def fit_model(kind: str, data: TrainingData, cfg: Config, name: str, *, text_emb
     elif kind == "cooccurrence":
         model = ItemCooccurrenceModel().fit(data.pair_users, data.pair_items, data.pair_weights, data.n_users, data.n_items)
         fitted = FittedModel(kind, CooccurrenceScorer(model.similarity))
+    elif kind in TUNED:
+        setting = settings(cfg, kind)[0] if setting is None else setting
+        pairs = (data.pair_users, data.pair_items, data.pair_weights, data.n_users, data.n_items)
+        if kind == "trending":
+            items = np.concatenate(data.sequences) if data.sequences else np.zeros(0, np.int64)
+            times = np.concatenate(data.times) if data.times else np.zeros(0)
+            scorer = TrendingScorer(trending_counts(items, times, _midnight_seconds(data.as_of), int(setting), data.n_items))
+        elif kind == "item_knn":
+            scorer = ItemKnnScorer(ItemCooccurrenceModel(neighbors=int(setting)).fit(*pairs).similarity)
+        else:
+            scorer = EaseScorer(EaseModel(float(setting), cfg.recommender.ease_max_items).fit(*pairs).strongest(EASE_KEEP))
+        fitted = FittedModel(kind, scorer, params={TUNED[kind][0]: setting})
     elif kind == "mf":
         task = mf_task(cfg, data.pair_users, data.pair_items, data.pair_weights, data.user_ids, data.item_ids)
         run = fit(cfg, task, name, epochs, fail_at_epoch=fail_at_epoch)
@@ -169,7 +215,7 @@ def fit_model(kind: str, data: TrainingData, cfg: Config, name: str, *, text_emb
         scorer = SasrecScorer(model_config, run.load_state()["model"], text_emb)
         fitted = FittedModel(kind, scorer, run, params=dict(model_config))
     else:
-        raise ValueError(f"unknown model {kind!r}; expected popularity, cooccurrence, mf or sasrec")
+        raise ValueError(f"unknown model {kind!r}; expected popularity, trending, cooccurrence, item_knn, ease, mf or sasrec")
     fitted.seconds = time.monotonic() - started
     log.info("fitted %s on the %s snapshot in %.1f s", kind, data.as_of, fitted.seconds)
     return fitted
@@ -297,15 +343,32 @@ def run_recommendation(
     seconds: dict[str, float] = {}
     histories: dict[str, list[dict]] = {}
     fitted_on_split: dict[str, FittedModel] = {}
+    tuned: dict[str, object] = {}
+    skipped = {kind: why for kind in rc.models if (why := skip_reason(cfg, kind, split.train))}
+    for why in skipped.values():
+        log.warning("%s", why)
     for label, window in windows.items():
         if window is None:
             continue
         suffix = "holdout" if label == TEST else label
-        for kind in rc.models:
-            step(f"{kind}: training on the {window.cutoff} snapshot ({label})")
-            fitted = fit_model(kind, window.train, cfg, f"{name}_{kind}_{suffix}", text_embeddings=texts)
-            step(f"{kind}: ranking the catalogue for {len(window.eval_users())} users ({label})")
-            evaluated[label][kind] = evaluate_scorer(fitted.scorer, window, evaluation=cfg.evaluation)
+        for kind in (k for k in rc.models if k not in skipped):
+            # The validation window tries every candidate setting; the test window and the refit use its pick.
+            candidates = settings(cfg, kind) if label == VALIDATION else [tuned.get(kind)]
+            best = None
+            for setting in candidates:
+                shown = f"{kind}" if setting is None else f"{kind} ({TUNED[kind][0]} {setting})"
+                step(f"{shown}: training on the {window.cutoff} snapshot ({label})")
+                fitted = fit_model(kind, window.train, cfg, f"{name}_{kind}_{suffix}", text_embeddings=texts, setting=setting)
+                step(f"{shown}: ranking the catalogue for {len(window.eval_users())} users ({label})")
+                scored = evaluate_scorer(fitted.scorer, window, evaluation=cfg.evaluation)
+                score = np.nan_to_num(scored[ALL].metrics[CHAMPION_METRIC], nan=-1.0)
+                if best is None or score > best[0]:
+                    best = (score, setting, fitted, scored)
+            _, setting, fitted, evaluated[label][kind] = best
+            if label == VALIDATION and setting is not None:
+                tuned[kind] = setting
+                if len(candidates) > 1:
+                    log.info("%s: %s %s chosen on validation", kind, TUNED[kind][0], setting)
             seconds[kind if label == TEST else f"{kind} ({label})"] = fitted.seconds
             if label == TEST:
                 if fitted.fit is not None:
@@ -318,7 +381,7 @@ def run_recommendation(
     if rc.refit or champion not in fitted_on_split:
         step(f"{champion}: training on the {run_date} snapshot for serving")
         data = load_training_data(lake, run_date)
-        main = fit_model(champion, data, cfg, f"{name}_{champion}", text_embeddings=texts)
+        main = fit_model(champion, data, cfg, f"{name}_{champion}", text_embeddings=texts, setting=tuned.get(champion))
         seconds[f"{champion} (refit)"] = main.seconds
     else:
         data, main = split.train, fitted_on_split[champion]
@@ -373,6 +436,7 @@ def run_recommendation(
         validation_cutoff=None if val_split is None else val_split.cutoff,
         validation=evaluated[VALIDATION],
         versus=versus,
+        tuned=tuned,
     )
     step("writing ops.model_metrics")
     table = metrics_rows(result.by_cutoff(), run_date, run_id, dt.datetime.now(dt.timezone.utc))

@@ -1,7 +1,8 @@
 """``silver.support_tickets`` and ``gold.support_training``: customer messages as known before D.
 
-Pure Spark transforms (no I/O). Bitext tickets keep Bitext's own split; every other
-ticket gets a stable split from a hash of its id.
+Pure Spark transforms (no I/O). A ticket keeps the ``split`` its landing row gives;
+without one, Bitext tickets keep Bitext's own split and every other ticket gets a
+stable split from a hash of its id.
 """
 
 from __future__ import annotations
@@ -14,17 +15,18 @@ from pyspark.sql import functions as F
 from shoplake import columns as C
 from shoplake.features.pit import landed_before, latest_copies, run_midnight
 from shoplake.support.schemas import SUPPORT_TICKETS, SUPPORT_TRAINING
-from shoplake.text.features import _conform, _optional, _present, hash_split
+from shoplake.text.features import _conform, _optional, _present, given_split, hash_split
 from shoplake.text.splits import SPLITS
 
 #: Ticket ids of the Bitext adapter carry their split: ``bitext-<split>-<row number>``.
 BITEXT_ID_PATTERN = rf"^bitext-({'|'.join(SPLITS)})-"
 
 
-def ticket_split(ticket_id: Column) -> Column:
-    """The split of a ticket: Bitext's from a ``bitext-<split>-`` id, else :func:`hash_split` of the id."""
+def ticket_split(ticket_id: Column, given: Column | None = None) -> Column:
+    """The split of a ticket: ``given`` (the landing row's), else Bitext's from a ``bitext-<split>-`` id, else :func:`hash_split` of the id."""
     bitext = F.regexp_extract(ticket_id, BITEXT_ID_PATTERN, 1)
-    return F.when(bitext != F.lit(""), bitext).otherwise(hash_split(ticket_id))
+    derived = F.when(bitext != F.lit(""), bitext).otherwise(hash_split(ticket_id))
+    return derived if given is None else F.coalesce(given, derived)
 
 
 def compute_support_tickets(tickets_df: DataFrame, run_date: dt.date) -> DataFrame:
@@ -34,7 +36,8 @@ def compute_support_tickets(tickets_df: DataFrame, run_date: dt.date) -> DataFra
     one per ticket id (the latest ingested copy: its ``created_ts`` decides), created
     before D's midnight (UTC). ``text`` is normalised (module docstring) and a ticket
     whose text is then empty is left out; a blank ``intent``, ``resolution`` or
-    ``channel`` becomes null; ``split`` comes from :func:`ticket_split`.
+    ``channel`` becomes null; ``split`` comes from :func:`ticket_split` (the landing
+    row's own ``split`` first).
 
     Args:
         tickets_df: ``bronze.support_tickets`` rows (landing fields plus lineage; the
@@ -59,7 +62,7 @@ def compute_support_tickets(tickets_df: DataFrame, run_date: dt.date) -> DataFra
         C.INTENT: _present(_optional(tickets, C.INTENT)),
         C.RESOLUTION: _present(_optional(tickets, C.RESOLUTION)),
         C.CREATED_TS: F.col(C.CREATED_TS),
-        C.SPLIT: ticket_split(F.col(C.TICKET_ID)),
+        C.SPLIT: ticket_split(F.col(C.TICKET_ID), given_split(tickets)),
         C.RUN_DATE: F.lit(run_date),
     }
     return _conform(tickets, SUPPORT_TICKETS, columns)

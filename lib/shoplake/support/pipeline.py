@@ -42,6 +42,10 @@ def _train(ctx: StepContext) -> None:
         ctx.warn(f"support models not trained for {ctx.run_date}: {exc}")
         return
     update(f"support models: champion {result.champion} v{result.model_version} registered", done=True)
+    if result.choice:
+        ctx.say(result.choice)
+    for warning in result.warnings:
+        ctx.warn(warning)
 
 
 STEPS = (

@@ -31,7 +31,8 @@ def support_task(cfg: Config) -> TextTask:
     sc = cfg.support
     return TextTask(
         name=SUPPORT, metrics_task=TASK_SUPPORT, spec=SUPPORT_TRAINING, label_column=C.INTENT, settings=sc,
-        out_of_scope=tuple(sc.out_of_scope_intents), min_answered=sc.min_answered, min_handoff=sc.min_handoff, attach=_answers,
+        out_of_scope=tuple(sc.out_of_scope_intents), max_train_rows=sc.max_train_rows,
+        min_answered=sc.min_answered, min_handoff=sc.min_handoff, attach=_answers,
     )  # fmt: skip
 
 

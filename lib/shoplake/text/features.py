@@ -7,6 +7,7 @@ import re
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from shoplake import columns as C
 from shoplake.lake.spec import TableSpec, spark_type
 from shoplake.text.splits import TEST, TRAIN, VALIDATION
 
@@ -59,6 +60,11 @@ def hash_split(key: Column) -> Column:
         .when(bucket < F.lit(TRAIN_BUCKETS + VALIDATION_BUCKETS), F.lit(VALIDATION))
         .otherwise(F.lit(TEST))
     )
+
+
+def given_split(df: DataFrame) -> Column:
+    """The shop's own ``split`` of a row where the landing file gave one, else null."""
+    return _present(_optional(df, C.SPLIT))
 
 
 def _optional(df: DataFrame, name: str) -> Column:

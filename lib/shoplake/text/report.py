@@ -18,11 +18,11 @@ HANDOFF_METRICS = {"answered_in_scope": "answered", "answered_accuracy": "right"
 def text_metrics_table(rows, task: str) -> Table:
     """One row per text model and held-out split of a support or categorization run.
 
-    The champion (best validation macro-F1) is in bold; the caption compares the
-    fine-tuned encoder's test macro-F1 with the best baseline's.
+    The served model (the ``served`` rows; else the best validation macro-F1) is in
+    bold; the caption sets its test macro-F1 against the best other model of validation.
     """
-    from shoplake.text.classifier import FINE_TUNED
     from shoplake.text.metrics import MACRO_F1
+    from shoplake.text.run import SERVED
 
     records = rows.to_pylist() if hasattr(rows, "to_pylist") else list(rows)
     if not records:
@@ -38,7 +38,8 @@ def text_metrics_table(rows, task: str) -> Table:
         return -1.0 if value is None or math.isnan(value) else value
 
     models = list(dict.fromkeys(model for model, _ in values))
-    champion = max(models, key=lambda m: f1(m, VALIDATION))
+    served = [m for m in models if values.get((m, VALIDATION), {}).get(SERVED)]
+    champion = served[0] if served else max(models, key=lambda m: f1(m, VALIDATION))
     shown = {**TEXT_METRICS, **(HANDOFF_METRICS if any("answered_in_scope" in v for v in values.values()) else {})}
     splits = ", ".join(f"{s} {sizes[s]:,}" for s in (VALIDATION, TEST) if s in sizes)
     caption = "answered: in-scope messages answered; right: answers with the right intent; OOS to human: out-of-scope messages handed off"
@@ -54,12 +55,23 @@ def text_metrics_table(rows, task: str) -> Table:
                 continue
             cells = ["-" if vals.get(m) is None else f"{vals[m]:.3f}" for m in shown]
             out.add_row(f"[bold]{model}[/bold]" if model == champion else model, "valid" if split == VALIDATION else split, *cells)
-    baselines = [m for m in models if m != FINE_TUNED]
-    if FINE_TUNED in models and baselines:
-        best = max(baselines, key=lambda m: f1(m, TEST))
-        versus = f"{FINE_TUNED}: test macro-F1 {f1(FINE_TUNED, TEST):.3f} against {f1(best, TEST):.3f} for the best baseline ({best})"
+    others = [m for m in models if m != champion]
+    if others:
+        other = max(others, key=lambda m: f1(m, VALIDATION))
+        versus = (f"served {champion}: test macro-F1 {_with_interval(values.get((champion, TEST), {}))} against "
+                  f"{_with_interval(values.get((other, TEST), {}))} for {other}, the best other model on validation")  # fmt: skip
         out.caption = f"{versus}\n{out.caption}" if out.caption else versus
     return out
+
+
+def _with_interval(vals: dict[str, float | None]) -> str:
+    """Macro-F1 with its 95 % interval when the rows carry one."""
+    from shoplake.text.run import MACRO_F1_HIGH, MACRO_F1_LOW
+
+    value, low, high = vals.get("macro_f1"), vals.get(MACRO_F1_LOW), vals.get(MACRO_F1_HIGH)
+    if value is None:
+        return "-"
+    return f"{value:.3f}" if low is None or high is None else f"{value:.3f} ({low:.3f}..{high:.3f})"
 
 
 def text_run_lines(result) -> list[str]:
@@ -72,4 +84,7 @@ def text_run_lines(result) -> list[str]:
     lines.append(f"ops.model_metrics v{result.metrics_version}; bundle {result.bundle_path}")
     if result.model_version:
         lines.append(f"registered version {result.model_version} ({result.champion}), MLflow run {result.mlflow_run_id}")
+    if result.choice:
+        lines.append(result.choice)
+    lines.extend(f"warning: {w}" for w in result.warnings)
     return lines

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -38,14 +39,20 @@ import pyarrow.compute as pc
 
 from shoplake import columns as C
 from shoplake.config import Config
+from shoplake.evaluation import Interval, bootstrap_statistic
 from shoplake.lake.spec import TableSpec
 from shoplake.text import metrics as M
 from shoplake.text.bundle import TextBundle
-from shoplake.text.classifier import FROZEN_LR, TFIDF_LR
+from shoplake.text.classifier import FROZEN_LR, KINDS, TFIDF_LR
 from shoplake.text.splits import TEST, TRAIN, VALIDATION
 from shoplake.train.model_metrics import MODEL_METRICS, write_model_metrics
 
 log = logging.getLogger(__name__)
+
+#: The bounds of macro-F1's bootstrap interval, beside the metrics of each split.
+MACRO_F1_LOW, MACRO_F1_HIGH = f"{M.MACRO_F1}_low", f"{M.MACRO_F1}_high"
+#: 1 on the validation rows of the model the run served, 0 on the others'.
+SERVED = "served"
 
 
 class MissingTextTableError(LookupError):
@@ -78,6 +85,8 @@ class TextEvaluation:
     #: Fine-tuning only: training examples per second over all epochs and workers.
     examples_per_s: float | None = None
     losses: list[float] = field(default_factory=list)
+    #: The predicted label of every in-scope text, per held-out split (for the paired comparisons).
+    predicted: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -95,6 +104,12 @@ class TextResult:
     metrics_version: int
     #: Per split: in-scope texts and out-of-scope texts.
     sizes: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: Why the champion is served over the best model of validation, when it is not that one.
+    choice: str = ""
+    #: What the run could not meet (the hand-off target, say), one line each.
+    warnings: list[str] = field(default_factory=list)
+    #: The true label of every in-scope text, per held-out split (aligned with ``predicted``).
+    truth: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def load_partition(lake, spec: TableSpec, run_date: dt.date | None) -> tuple[pa.Table, dt.date, int]:
@@ -118,20 +133,52 @@ def _column(rows: pa.Table, name: str) -> np.ndarray:
     return rows[name].to_numpy(zero_copy_only=False)
 
 
+#: The share of the train rows that become validation when a table has none.
+CARVED_VALIDATION_SHARE = 0.125
+
+
+def carve_validation(splits: np.ndarray, labels: np.ndarray, seed: int = 0) -> np.ndarray:
+    """``splits`` with :data:`CARVED_VALIDATION_SHARE` of the train rows turned into validation.
+
+    The sample is random (by ``seed``) and stratified by label where every label has
+    two rows or more, so that a shop that gave only train and test still has a
+    validation split to choose the champion and the thresholds on.
+    """
+    from sklearn.model_selection import train_test_split
+
+    train = np.flatnonzero(splits == TRAIN)
+    if len(train) < 2:
+        return splits
+    _, counts = np.unique(labels[train], return_counts=True)
+    stratify = labels[train] if counts.min() >= 2 else None
+    try:
+        _, carved = train_test_split(train, test_size=CARVED_VALIDATION_SHARE, random_state=seed, stratify=stratify)
+    except ValueError:  # more labels than validation rows: a plain random sample
+        _, carved = train_test_split(train, test_size=CARVED_VALIDATION_SHARE, random_state=seed)
+    out = splits.astype(object).copy()
+    out[carved] = VALIDATION
+    log.warning("no validation rows: %d of %d train rows carved out as validation", len(carved), len(train))
+    return out
+
+
 def text_splits(
     rows: pa.Table, label_column: str, out_of_scope: Sequence[str] = (), max_train_rows: int | None = None, seed: int = 0
 ) -> tuple[tuple[str, ...], dict[str, TextSplit]]:
     """The labels and the train, validation and test splits of labelled rows.
 
     Rows whose label is in ``out_of_scope`` never train; in validation and test they
-    are the out-of-scope texts, and so are rows of a label no training row has. With
-    ``max_train_rows``, a random sample (by ``seed``) of that many training rows is kept.
+    are the out-of-scope texts, and so are rows of a label no training row has. A
+    table without validation rows gets them from train (:func:`carve_validation`).
+    With ``max_train_rows``, a random sample (by ``seed``) of that many training rows
+    is kept.
 
     Raises:
         TooFewTextsError: Fewer than two labels to learn, or an empty validation or test split.
     """
     rows = rows.filter(pc.is_valid(rows[label_column]))
     texts, labels, splits = _column(rows, C.TEXT), _column(rows, label_column), _column(rows, C.SPLIT)
+    if not (splits == VALIDATION).any():
+        splits = carve_validation(splits, labels, seed)
     excluded = np.isin(labels, list(out_of_scope))
     train = np.flatnonzero((splits == TRAIN) & ~excluded)
     if max_train_rows is not None and len(train) > max_train_rows:
@@ -162,14 +209,21 @@ def _train(cfg: Config, model: str, split: TextSplit, labels: tuple[str, ...], n
 
 
 def evaluate(
-    classifier, splits: dict[str, TextSplit], min_answered: float | None, min_handoff: float | None = None
-) -> tuple[dict[str, dict[str, float]], float]:
+    classifier, splits: dict[str, TextSplit], min_answered: float | None, min_handoff: float | None = None, evaluation=None
+) -> tuple[dict[str, dict[str, float]], float, dict[str, np.ndarray]]:
     """Accuracy and macro-F1 on validation and test; with ``min_answered`` also the hand-off figures.
 
+    Macro-F1 carries its bootstrap interval over the texts (``macro_f1_low``,
+    ``macro_f1_high``; settings from ``evaluation``, the ``evaluation`` config section).
+
     Returns:
-        ``(metrics by split, threshold)``; the threshold is chosen on validation
-        (:func:`~shoplake.text.metrics.handoff_threshold`; 0 without ``min_answered``).
+        ``(metrics by split, threshold, predictions by split)``; the threshold is
+        chosen on validation (:func:`~shoplake.text.metrics.handoff_threshold`; 0
+        without ``min_answered``).
     """
+    from shoplake.config import EvaluationConfig
+
+    ev = evaluation or EvaluationConfig()
     scored = {}
     for name in (VALIDATION, TEST):
         s = splits[name]
@@ -182,12 +236,13 @@ def evaluate(
     metrics = {}
     for name, (predicted, conf, oos_conf) in scored.items():
         truth = np.asarray(splits[name].labels)
-        figures = {M.ACCURACY: M.accuracy(truth, predicted), M.MACRO_F1: M.macro_f1(truth, predicted)}
+        f1 = bootstrap_statistic(M.macro_f1, truth, predicted, draws=ev.bootstrap_draws, level=ev.confidence, seed=ev.seed)
+        figures = {M.ACCURACY: M.accuracy(truth, predicted), M.MACRO_F1: f1.value, MACRO_F1_LOW: f1.low, MACRO_F1_HIGH: f1.high}
         if min_answered is not None:
             figures.update(M.handoff_metrics(conf, predicted == truth, oos_conf, threshold))
             figures[M.HANDOFF_THRESHOLD] = threshold
         metrics[name] = figures
-    return metrics, threshold
+    return metrics, threshold, {name: predicted for name, (predicted, _, _) in scored.items()}
 
 
 def metrics_rows(result: TextResult, evaluated_at: dt.datetime) -> pa.Table:
@@ -203,6 +258,54 @@ def metrics_rows(result: TextResult, evaluated_at: dt.datetime) -> pa.Table:
                     C.EVALUATED_AT: evaluated_at,
                 })  # fmt: skip
     return pa.Table.from_pylist(rows, schema=MODEL_METRICS.arrow_schema())
+
+
+def macro_f1_difference(truth: np.ndarray, a: np.ndarray, b: np.ndarray, evaluation) -> Interval:
+    """Macro-F1 of predictions ``a`` minus that of ``b`` on the same texts, with its bootstrap interval."""
+    ev = evaluation
+    return bootstrap_statistic(lambda t, x, y: M.macro_f1(t, x) - M.macro_f1(t, y), truth, a, b,
+                               draws=ev.bootstrap_draws, level=ev.confidence, seed=ev.seed)  # fmt: skip
+
+
+def choose_champion(evaluation, evaluations: dict[str, TextEvaluation], valid_truth: np.ndarray) -> tuple[str, str]:
+    """The model to serve, and why when it is not the best of validation.
+
+    The best validation macro-F1 wins only when it beats every cheaper model (TF-IDF
+    before the frozen encoder before fine-tuning) by more than noise: the bootstrap
+    interval of the paired macro-F1 difference on the validation texts must exclude
+    zero. Otherwise the cheapest model within noise of it is served. ``evaluation``
+    is the ``evaluation`` config section (bootstrap draws, level, seed).
+    """
+    ev = evaluation
+    cost = {kind: n for n, kind in enumerate(KINDS)}
+
+    def f1(model: str) -> float:
+        return np.nan_to_num(evaluations[model].metrics[VALIDATION][M.MACRO_F1], nan=-1.0)
+
+    best = max(evaluations, key=f1)
+    for cheaper in sorted((m for m in evaluations if cost.get(m, 99) < cost.get(best, 99)), key=lambda m: cost.get(m, 99)):
+        a, b = evaluations[best].predicted.get(VALIDATION), evaluations[cheaper].predicted.get(VALIDATION)
+        if a is None or b is None:
+            continue
+        diff = macro_f1_difference(valid_truth, a, b, ev)
+        if diff.verdict() != "win":
+            return cheaper, (f"{cheaper} is served: {best}'s validation macro-F1 {f1(best):.3f} against its {f1(cheaper):.3f} "
+                             f"is within noise (difference {diff})")  # fmt: skip
+    return best, ""
+
+
+def _handoff_warnings(task: TextTask, champion: TextEvaluation) -> list[str]:
+    """The hand-off targets the champion misses on validation, one line each."""
+    if task.min_handoff is None:
+        return []
+    handed = champion.metrics[VALIDATION].get(M.HANDOFF_OUT_OF_SCOPE, math.nan)
+    if math.isnan(handed) or handed >= task.min_handoff:
+        return []
+    return [
+        f"{champion.model} hands {handed:.1%} of the out-of-scope validation messages to a person, short of "
+        f"min_handoff {task.min_handoff:.0%}: a higher threshold would answer fewer than min_answered "
+        f"{task.min_answered:.0%} of the in-scope ones; more labelled messages or a stronger model would close the gap"
+    ]
 
 
 @dataclass(frozen=True)
@@ -268,8 +371,8 @@ def run_text_task(
         classifier, fitted = _train(cfg, model, splits[TRAIN], labels, name, tc.typo_rate)
         trained_s = time.monotonic() - started
         step(f"{model}: evaluating")
-        metrics, threshold = evaluate(classifier, splits, task.min_answered, task.min_handoff)
-        ev = TextEvaluation(model, metrics, threshold, classifier, time.monotonic() - started)
+        metrics, threshold, predicted = evaluate(classifier, splits, task.min_answered, task.min_handoff, cfg.evaluation)
+        ev = TextEvaluation(model, metrics, threshold, classifier, time.monotonic() - started, predicted=predicted)
         if fitted is not None:
             ev.losses = fitted.losses
             examples = sum(h["examples"] for h in fitted.history)
@@ -277,8 +380,14 @@ def run_text_task(
         evaluations[model] = ev
         log.info("%s %s (trained in %.1f s): %s", task.name, model, trained_s, metrics)
 
-    champion = max(evaluations, key=lambda m: np.nan_to_num(evaluations[m].metrics[VALIDATION][M.MACRO_F1], nan=-1.0))
+    champion, choice = choose_champion(cfg.evaluation, evaluations, np.asarray(splits[VALIDATION].labels))
     best = evaluations[champion]
+    for m, ev in evaluations.items():
+        ev.metrics[VALIDATION][SERVED] = float(m == champion)
+    warnings = _handoff_warnings(task, best)
+    for line in [choice, *warnings]:
+        if line:
+            log.warning("%s: %s", task.name, line)
     flat = {f"{m}.{s}.{k}": v for m, ev in evaluations.items() for s, f in ev.metrics.items() for k, v in f.items() if np.isfinite(v)}
     for m, ev in evaluations.items():
         if ev.examples_per_s is not None:
@@ -309,7 +418,8 @@ def run_text_task(
 
     step("writing ops.model_metrics")
     result = TextResult(
-        task.name, run_date, labels, evaluations, champion, str(bundle_path), model_version, run_id, -1, sizes,
+        task.name, run_date, labels, evaluations, champion, str(bundle_path), model_version, run_id, -1, sizes, choice, warnings,
+        {name: np.asarray(splits[name].labels) for name in (VALIDATION, TEST)},
     )  # fmt: skip
     rows_out = metrics_rows(result, dt.datetime.now(dt.timezone.utc))
     result.metrics_version = write_model_metrics(cfg, lake, rows_out, task.metrics_task, run_date).version

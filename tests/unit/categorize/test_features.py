@@ -35,7 +35,7 @@ def test_product_text_str_agrees_with_gold_product_text(spark):
          C.INGESTED_AT: UPDATED, C.RUN_DATE: UPDATED.date()}
         for item, (title, description) in CASES.items()
     ]  # fmt: skip
-    frame = spark.createDataFrame([tuple(r[name] for name in spec.column_names) for r in rows], spec.spark_schema())
+    frame = spark.createDataFrame([tuple(r.get(name) for name in spec.column_names) for r in rows], spec.spark_schema())
     gold = {r[C.ITEM_ID]: r for r in compute_product_text(frame, D).collect()}
     assert set(gold) == set(CASES)
     for item, (title, description) in CASES.items():

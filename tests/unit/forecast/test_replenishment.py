@@ -124,6 +124,9 @@ def test_missing_inventory_and_nulls_get_the_defaults():
     # No inventory at all: every item from an empty position.
     bare = plan(ids, mean, mean, mean, None, service_level=0.9, review_period_days=2, default_lead_time_days=4)
     assert bare[C.ON_HAND].to_pylist() == [0, 0, 0] and bare[C.SNAPSHOT_DATE].null_count == 3
+    # Every row planned from an unknown stock says so.
+    assert out[C.NO_INVENTORY].to_pylist() == [False, False, True]
+    assert bare[C.NO_INVENTORY].to_pylist() == [True, True, True]
 
 
 def test_plan_has_the_tables_columns_and_types():

@@ -116,4 +116,11 @@ def test_fraud_table_marks_the_champion_and_compares_it_with_the_rules():
     table = fraud_metrics_table(records)
     assert table.row_count == 6
     assert table.caption == "champion tabular_nn: test PR-AUC 0.500 = 2.50x the rules baseline (0.200)"
+    # Rows that carry the bootstrap interval show it.
+    res = result()
+    res.evaluations["tabular_nn"].metrics["test"].update(pr_auc_low=0.41, pr_auc_high=0.58)
+    records = metrics_rows(res, "r", dt.datetime(2024, 3, 1, tzinfo=dt.timezone.utc)).to_pylist()
+    assert fraud_metrics_table(records).caption == (
+        "champion tabular_nn: test PR-AUC 0.500, 95 % interval 0.410..0.580 = 2.50x the rules baseline (0.200)"
+    )
     assert "2024-02-01" in table.title and "2024-02-15" in table.title

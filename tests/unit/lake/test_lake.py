@@ -186,3 +186,19 @@ def test_stats_let_readers_skip_files(spark, lake):
     assert max(actions["max.event_id"].to_pylist()) == 99
     hits = table.to_pyarrow_table(filters=[("event_id", ">=", 98)])
     assert sorted(hits["event_id"].to_pylist()) == [98, 99]
+
+
+def test_a_spec_that_gained_a_nullable_column_adds_it_to_the_table(spark, lake):
+    from pyspark.sql import functions as F
+
+    v1 = TableSpec(name="test_grown", layer="gold", columns=(Col("k", "string", nullable=False), Col("v", "long")), keys=("k",))
+    v2 = TableSpec(name="test_grown", layer="gold", columns=(*v1.columns, Col("w", "boolean")), keys=("k",))
+    lake.write(spark.createDataFrame([("a", 1)], "k string, v long"), v1)
+    lake.write(spark.createDataFrame([("b", 2)], "k string, v long").withColumn("w", F.lit(True)), v2, mode="append")
+    assert [f.name for f in DeltaTable(lake.uri(v2)).schema().fields] == ["k", "v", "w"]
+    assert sorted(lake.to_arrow(v2).to_pylist(), key=lambda r: r["k"]) == [{"k": "a", "v": 1, "w": None}, {"k": "b", "v": 2, "w": True}]
+    # A column that is never null cannot appear in rows written before it existed.
+    v3 = TableSpec(name="test_grown", layer="gold", columns=(*v2.columns, Col("x", "long", nullable=False)), keys=("k",))
+    with pytest.raises(SchemaMismatchError, match=r"gold\.test_grown .* lacks column\(s\) x"):
+        lake.write(spark.createDataFrame([("c", 3, False, 1)], "k string, v long, w boolean, x long"), v3, mode="append")
+    assert lake.version(v2) == 2

@@ -132,6 +132,16 @@ def test_bitext_ids_keep_their_split(spark):
     assert {tid: row[C.SPLIT] for tid, row in rows.items()} == ids
 
 
+def test_the_shops_own_split_wins(spark):
+    # A landing row's split beats Bitext's id and the hash; an empty one leaves them to decide.
+    given = [ticket("bitext-train-000007", at("2024-03-01"), split=TEST), ticket("t1", at("2024-03-01"), split=VALIDATION),
+             ticket("bitext-test-000008", at("2024-03-01"), split=None)]  # fmt: skip
+    rows = tickets(spark, given)
+    assert {tid: row[C.SPLIT] for tid, row in rows.items()} == {"bitext-train-000007": TEST, "t1": VALIDATION, "bitext-test-000008": TEST}
+    items = [product(f"item-{i}", at("2024-03-05"), f"Title {i}", split=TEST) for i in range(20)]
+    assert {row[C.SPLIT] for row in products(spark, items).values()} == {TEST}
+
+
 def test_hash_split_is_stable_and_about_80_10_10(spark):
     # Ids that look like Bitext's but are not take the hash split too.
     ids = [f"t{i:08d}" for i in range(1_997)] + ["bitext-dev-000001", "xbitext-test-000001", "bitext-test"]

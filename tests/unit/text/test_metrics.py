@@ -9,8 +9,9 @@ import pyarrow as pa
 import pytest
 
 from shoplake import columns as C
+from shoplake.config import EvaluationConfig
 from shoplake.text import metrics as M
-from shoplake.text.run import TooFewTextsError, text_splits
+from shoplake.text.run import TextEvaluation, TextTask, TooFewTextsError, _handoff_warnings, choose_champion, text_splits
 
 
 def test_macro_f1_by_hand():
@@ -91,3 +92,43 @@ def test_a_training_sample_is_random_but_repeatable():
     _, again = text_splits(rows, C.INTENT, max_train_rows=6, seed=3)
     assert len(first["train"].texts) == 6 and first["train"].texts == again["train"].texts
     assert first["train"].texts != [f"text {n}" for n in range(6)]
+
+
+def test_a_table_without_validation_rows_gets_them_from_train():
+    rows = _rows([("", "ab"[n % 2], "train") for n in range(40)] + [("", "a", "test"), ("", "b", "test")])
+    labels, splits = text_splits(rows, C.INTENT, seed=1)
+    assert labels == ("a", "b")
+    assert len(splits["validation"].texts) == 5 and len(splits["train"].texts) == 35
+    assert set(splits["validation"].labels) == {"a", "b"}  # stratified by label
+    assert not set(splits["validation"].texts) & set(splits["train"].texts)
+    assert text_splits(rows, C.INTENT, seed=1)[1]["validation"].texts == splits["validation"].texts
+
+
+def _evaluation(model: str, truth: np.ndarray, wrong: int, handed: float = 0.95, last: bool = False) -> TextEvaluation:
+    """Right on every text but ``wrong`` of them: the first ones, or the ``last``."""
+    predicted = truth.copy()
+    where = slice(len(truth) - wrong, None) if last else slice(0, wrong)
+    predicted[where] = np.where(truth[where] == "a", "b", "a")
+    metrics = {"validation": {M.MACRO_F1: M.macro_f1(truth, predicted), M.HANDOFF_OUT_OF_SCOPE: handed}, "test": {}}
+    return TextEvaluation(model, metrics, 0.5, None, 1.0, predicted={"validation": predicted})
+
+
+def test_the_encoder_is_served_only_when_it_beats_the_cheaper_models_beyond_noise():
+    cfg = EvaluationConfig()
+    truth = np.array(["ab"[n % 2] for n in range(400)])
+    close = {"tfidf_lr": _evaluation("tfidf_lr", truth, 40), "fine_tuned": _evaluation("fine_tuned", truth, 36, last=True)}
+    champion, why = choose_champion(cfg, close, truth)
+    assert champion == "tfidf_lr" and "fine_tuned's validation macro-F1" in why and "within noise" in why
+    clear = {"tfidf_lr": _evaluation("tfidf_lr", truth, 120), "fine_tuned": _evaluation("fine_tuned", truth, 10)}
+    assert choose_champion(cfg, clear, truth) == ("fine_tuned", "")
+    # The cheapest model is the best: served, nothing to explain.
+    assert choose_champion(cfg, {"tfidf_lr": clear["fine_tuned"], "frozen_lr": clear["tfidf_lr"]}, truth)[0] == "tfidf_lr"
+
+
+def test_a_missed_handoff_target_is_a_warning():
+    truth = np.array(["a", "b"] * 10)
+    task = TextTask("support", "support", None, C.INTENT, None, min_answered=0.93, min_handoff=0.9)
+    assert _handoff_warnings(task, _evaluation("tfidf_lr", truth, 0, handed=0.95)) == []
+    (line,) = _handoff_warnings(task, _evaluation("tfidf_lr", truth, 0, handed=0.836))
+    assert line.startswith("tfidf_lr hands 83.6% of the out-of-scope validation messages") and "min_handoff 90%" in line
+    assert _handoff_warnings(TextTask("categorization", "c", None, C.CATEGORY, None), _evaluation("x", truth, 0, handed=0.1)) == []

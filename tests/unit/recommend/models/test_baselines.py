@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from shoplake.recommend.metrics import rank_items
-from shoplake.recommend.models.baselines import ItemCooccurrenceModel, PopularityModel
+from shoplake.recommend.models.baselines import EaseModel, ItemCooccurrenceModel, PopularityModel, trending_counts
 
 # Users 0 and 1 both have items 0 and 1; user 2 has items 2 and 3; user 3 only item 0.
 USERS = np.array([0, 0, 1, 1, 2, 2, 3])
@@ -79,3 +79,44 @@ def test_fit_validates_inputs_and_score_needs_fit():
         PopularityModel().fit(USERS, ITEMS, -np.ones(7), N_USERS, N_ITEMS)
     with pytest.raises(RuntimeError, match="before fit"):
         ItemCooccurrenceModel().score(np.array([0]))
+
+
+def test_ease_solves_the_ridge_regression_of_every_item_on_the_others():
+    rng = np.random.default_rng(0)
+    users, items = rng.integers(0, 40, 300), rng.integers(0, 8, 300)
+    model = EaseModel(l2=3.0).fit(users, items, None, 40, 8)
+    x = np.zeros((40, 8))
+    x[users, items] = 1.0
+    for j in range(8):
+        others = [i for i in range(8) if i != j]
+        a = x[:, others]
+        expected = np.linalg.solve(a.T @ a + 3.0 * np.eye(7), a.T @ x[:, j])
+        np.testing.assert_allclose(model.weights[others, j], expected, rtol=1e-4, atol=1e-6)
+        assert model.weights[j, j] == 0.0
+    kept = model.strongest(3)
+    assert (kept.getnnz(axis=1) <= 3).all()
+    row = model.weights[0]
+    assert set(kept.getrow(0).indices) == set(np.argsort(-row, kind="stable")[:3])
+    with pytest.raises(ValueError, match="cap is 4 items"):
+        EaseModel(max_items=4).fit(users, items, None, 40, 8)
+
+
+def test_item_knn_keeps_the_nearest_neighbours_of_the_cosine():
+    rng = np.random.default_rng(1)
+    users, items = rng.integers(0, 60, 400), rng.integers(0, 12, 400)
+    full = ItemCooccurrenceModel().fit(users, items, None, 60, 12).similarity.toarray()
+    knn = ItemCooccurrenceModel(neighbors=3).fit(users, items, None, 60, 12).similarity.toarray()
+    for i in range(12):
+        kept = np.flatnonzero(knn[i])
+        assert len(kept) == 3 and set(kept) == set(np.argsort(-full[i], kind="stable")[:3])
+        np.testing.assert_allclose(knn[i, kept], full[i, kept])
+
+
+def test_trending_counts_only_the_last_days():
+    day = 86_400.0
+    counts = trending_counts(np.array([0, 1, 1, 2, 2, 2]), np.array([1, 8, 9, 2, 3, 4]) * day, 10 * day, 3, 4)
+    # Items 1 (two sales in the window) before 2 and 0 (older sales only, by their count), then 3 (none).
+    assert counts[1] == pytest.approx(2.0) and counts[2] == pytest.approx(3e-6) and counts[0] == pytest.approx(1e-6)
+    assert list(np.argsort(-counts, kind="stable")) == [1, 2, 0, 3]
+    with pytest.raises(ValueError, match="days"):
+        trending_counts(np.array([0]), np.array([0.0]), day, 0, 1)
