@@ -79,8 +79,30 @@ def cmd_generate(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def _generic_import(args: argparse.Namespace, out: str) -> dict:
+    from shoplake.datagen.generic import import_interactions, import_sales
+
+    need = ("user", "item", "timestamp") if args.dataset == "interactions" else ("series", "date", "value")
+    missing = [f"--{n.replace('_', '-')}" for n in need if not getattr(args, n)]
+    if missing:
+        raise SystemExit(f"error: import {args.dataset} needs {', '.join(missing)}")
+    if args.dataset == "interactions":
+        return import_interactions(args.src, out, user=args.user, item=args.item, timestamp=args.timestamp, value=args.value,
+                                   item_text=args.item_text, min_value=args.min_value, event_type=args.event_type)  # fmt: skip
+    return import_sales(args.src, out, series=args.series, date=args.date, value=args.value, price=args.price)
+
+
 def cmd_import(cfg: Config, args: argparse.Namespace) -> int:
     out = args.out or cfg.landing.root
+    if args.dataset in ("interactions", "sales"):
+        from shoplake.errors import InputError
+
+        try:
+            report = _generic_import(args, out)
+        except InputError as exc:
+            raise SystemExit(f"error: {exc}") from None
+        console.print_json(json.dumps(report, default=str))
+        return 0
     if args.dataset == "online-retail":
         from shoplake.datagen.online_retail import import_online_retail as run
     elif args.dataset == "bitext":
@@ -244,10 +266,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--start", type=parse_date)
     p.add_argument("--out", help="landing folder (default: landing.root)")
 
-    p = add_config_args(sub.add_parser("import", help="turn a public dataset into landing files"))
-    p.add_argument("dataset", choices=["online-retail", "bitext", "pricerunner"])
-    p.add_argument("src", help="the dataset's folder or file under ../shared/data")
+    p = add_config_args(sub.add_parser("import", help="turn a public dataset, or a shop's own interactions or sales, into landing files"))
+    p.add_argument("dataset", choices=["online-retail", "bitext", "pricerunner", "interactions", "sales"])
+    p.add_argument("src", help="the dataset's folder or file under ../shared/data; a CSV or Parquet file for interactions and sales")
     p.add_argument("--out", help="landing folder (default: landing.root)")
+    generic = p.add_argument_group("interactions and sales: the columns of the file")
+    for flag, text in (("--user", "user"), ("--item", "item"), ("--timestamp", "time of the interaction"),
+                       ("--value", "rating or count (interactions), units sold (sales)"), ("--item-text", "item text"),
+                       ("--series", "series (item) of a sales row"), ("--date", "day of a sales row"), ("--price", "unit price")):  # fmt: skip
+        generic.add_argument(flag, help=f"column: {text}")
+    generic.add_argument("--min-value", type=float, help="interactions: keep rows with value at least this (ratings as purchases)")
+    generic.add_argument("--event-type", default="purchase", help="interactions: the event each row becomes (default purchase)")
 
     for step in steps():
         sub.add_parser(step.name, help=step.help, add_help=False)

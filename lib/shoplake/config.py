@@ -45,6 +45,10 @@ class LakeConfig(_Strict):
 
 class LandingConfig(_Strict):
     root: str
+    missing_day: Literal["error", "empty"] = Field(
+        "error",
+        description="A source folder without a file for a day: 'error' stops ingest naming the file; 'empty' reads it as a day without rows.",
+    )
 
 
 class SparkConfig(_Strict):

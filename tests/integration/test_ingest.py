@@ -108,6 +108,44 @@ def test_missing_file_is_an_error_naming_it_and_nothing_is_written(cfg, lake, la
     assert not lake.exists("bronze.orders")
 
 
+def test_a_missing_day_can_be_read_as_empty(make_cfg, lake, landing):
+    cfg = make_cfg("lake.engine=delta-rs", "landing.missing_day=empty")
+    ingest(cfg, lake, [D1, D2])
+    assert lake.read("bronze.events").where(f"run_date = '{D1}'").count() == 2
+    (landing / "events" / f"{D1}.jsonl").unlink()
+    ingest(cfg, lake, [D1, D2])
+    # The day is replaced by nothing: no stale rows stay behind.
+    assert lake.read("bronze.events").count() == 0 and lake.read("quarantine.events").count() == 0
+    assert lake.read("bronze.orders").count() == 2
+
+
+def test_several_days_in_one_file_land_on_their_own_days(cfg, lake, landing):
+    for day in (D1, D2):
+        (landing / "orders" / f"{day}.csv").unlink()
+    write(
+        landing, "orders", f"{D1}_{D2 + dt.timedelta(days=1)}.csv",
+        ORDERS_HEADER
+        + "o1,1,u1,i1,2,3.50,2024-02-01T10:00:00Z,placed,UK\n"
+        + "o2,1,u1,i2,1,1.00,2024-02-02T23:59:59Z,placed,UK\n"
+        + "o3,1,u1,i3,1,1.00,2024-02-03T08:00:00Z,placed,UK\n"
+        + "o4,1,u1,i4,1,1.00,2024-03-09T08:00:00Z,placed,UK\n"
+        + "o5,1,u1,i5,1,1.00,whenever,placed,UK\n",
+    )  # fmt: skip
+    ingest(cfg, lake, [D1, D2])
+    bronze = {r.order_id: r.run_date for r in lake.read("bronze.orders").collect()}
+    assert bronze == {"o1": D1, "o2": D2}  # o3's day was not asked for
+    reasons = {json.loads(r._raw)["order_id"]: (r.run_date, r._reason) for r in lake.read("quarantine.orders").collect()}
+    assert reasons["o4"] == (D1, "order_ts: 2024-03-09 is outside the file's days (2024-02-01..2024-02-03)")
+    assert reasons["o5"][0] == D1 and reasons["o5"][1].startswith("order_ts: not a timestamp")
+    # A re-run of the same days replaces them; nothing doubles.
+    ingest(cfg, lake, [D1, D2])
+    assert lake.read("bronze.orders").count() == 2 and lake.read("quarantine.orders").count() == 2
+    # A day in two files is an error naming both.
+    write(landing, "orders", f"{D2}.csv", ORDERS_HEADER)
+    with pytest.raises(LandingError, match=rf"{D2} is in several landing files: .*{D2}.csv, .*{D1}_"):
+        ingest(cfg, lake, [D2])
+
+
 def test_missing_required_column_names_the_file(cfg, lake, landing):
     ingest(cfg, lake, [D1])
     write(landing, "orders", f"{D2}.csv", "order_id,line_number,item_id\no1,1,i1\n")
@@ -145,3 +183,15 @@ def test_date_range_is_inclusive():
     assert date_range(D1, D2) == [D1, D2]
     with pytest.raises(ValueError):
         date_range(D2, D1)
+
+
+def test_an_imported_sales_table_lands_on_its_days(cfg, lake, tmp_path):
+    from shoplake.datagen.generic import import_sales
+
+    src = tmp_path / "sales.csv"
+    src.write_text(f"store,day,units\ns1,{D1},3\ns2,{D1},1\ns1,{D2},2\n")
+    import_sales(src, cfg.landing.root, series="store", date="day", value="units")
+    ingest(cfg, lake, [D1, D2], sources=["orders", "products"])
+    rows = sorted((r.item_id, r.run_date, r.quantity) for r in lake.read("bronze.orders").collect())
+    assert rows == [("s1", D1, 3), ("s1", D2, 2), ("s2", D1, 1)]
+    assert lake.read("quarantine.orders").count() == 0

@@ -23,9 +23,11 @@ FORMATS = {"csv": ".csv", "jsonl": ".jsonl", "parquet": ".parquet"}
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
-def landing_path(root: str | Path, source: str, day: dt.date | str, fmt: str) -> Path:
-    """Where the file of one source and day goes."""
+def landing_path(root: str | Path, source: str, day: dt.date | str, fmt: str, last: dt.date | None = None) -> Path:
+    """Where the file of one source and day goes (of the days ``day`` to ``last``, with ``last``)."""
     day_str = day if isinstance(day, str) else day.isoformat()
+    if last is not None:
+        day_str = f"{day_str}_{last.isoformat()}"
     return Path(root) / source / f"{day_str}{FORMATS[fmt]}"
 
 
@@ -62,8 +64,9 @@ def _as_text(table: pa.Table) -> pa.Table:
     return pa.table(cols, names=table.column_names)
 
 
-def write_landing(table: pa.Table, root: str | Path, source: str, day: dt.date | str, fmt: str = "csv") -> Path:
-    """Write one day of one source; the file appears whole or not at all.
+def write_landing(table: pa.Table, root: str | Path, source: str, day: dt.date | str, fmt: str = "csv",
+                  last: dt.date | None = None) -> Path:  # fmt: skip
+    """Write one day of one source (or, with ``last``, one file of several days); the file appears whole or not at all.
 
     Args:
         table: Rows with contract field names (optional fields may be absent).
@@ -71,6 +74,7 @@ def write_landing(table: pa.Table, root: str | Path, source: str, day: dt.date |
         source: Landing source name.
         day: The landing day.
         fmt: ``csv``, ``jsonl`` or ``parquet``.
+        last: The last day of a several-day file (its rows land on their own days).
 
     Returns:
         The path written.
@@ -78,7 +82,7 @@ def write_landing(table: pa.Table, root: str | Path, source: str, day: dt.date |
     if fmt not in FORMATS:
         raise ValueError(f"unknown landing format {fmt!r}; use one of {', '.join(FORMATS)}")
     table = conform(source, table)
-    path = landing_path(root, source, day, fmt)
+    path = landing_path(root, source, day, fmt, last)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     if fmt == "parquet":

@@ -3,8 +3,10 @@
 Files live at ``<landing_root>/<source>/<YYYY-MM-DD>.<ext>`` where ``ext`` is one of
 :data:`FILE_EXTENSIONS` (CSV with a header row, JSON lines, or Parquet; CSV and JSON
 lines may be gzip-compressed). Every source has a file for every day, possibly with
-no rows. Timestamps are UTC (ISO 8601, e.g. ``2024-03-01T13:45:00Z`` or
-``2024-03-01 13:45:00``).
+no rows (``landing.missing_day: empty`` reads a missing one as a day without rows).
+Several days may come in one file named ``<first day>_<last day>.<ext>``: each row
+then belongs to the day of its :attr:`LandingSource.day_field`. Timestamps are UTC
+(ISO 8601, e.g. ``2024-03-01T13:45:00Z`` or ``2024-03-01 13:45:00``).
 
 Each field has a type, whether it is required, and optional checks written as Spark
 SQL conditions that a valid row satisfies. Ingest quarantines a row that fails any of
@@ -69,6 +71,14 @@ class LandingSource:
     keys: tuple[str, ...]
     checks: tuple[Check, ...] = ()
     description: str = ""
+    #: The date or timestamp that places a row of a several-day file on its day.
+    day_field: str = ""
+
+    def __post_init__(self) -> None:
+        if self.day_field not in self.field_names or next(f for f in self.fields if f.name == self.day_field).dtype not in (
+            "date", "timestamp"
+        ):  # fmt: skip
+            raise ValueError(f"landing source {self.name!r}: day_field {self.day_field!r} must name a date or timestamp field")
 
     @property
     def field_names(self) -> list[str]:
@@ -102,6 +112,7 @@ def _split_field(what: str) -> LandingField:
 
 ORDERS = LandingSource(
     name="orders",
+    day_field=C.ORDER_TS,
     description="One row per order line. Cancellations and returns repeat the line with their status.",
     keys=(C.ORDER_ID, C.LINE_NUMBER, C.STATUS),
     fields=(
@@ -125,6 +136,7 @@ ORDERS = LandingSource(
 
 EVENTS = LandingSource(
     name="events",
+    day_field=C.EVENT_TS,
     description="Clickstream: views, clicks, add-to-carts, purchases and searches.",
     keys=(C.EVENT_ID,),
     fields=(
@@ -144,6 +156,7 @@ EVENTS = LandingSource(
 
 PRODUCTS = LandingSource(
     name="products",
+    day_field=C.UPDATED_AT,
     description="Catalogue rows for products that are new or changed that day (the full catalogue on the first day).",
     keys=(C.ITEM_ID, C.UPDATED_AT),
     fields=(
@@ -166,6 +179,7 @@ PRODUCTS = LandingSource(
 
 PAYMENTS = LandingSource(
     name="payments",
+    day_field=C.PAYMENT_TS,
     description="Payment attempts for orders, with the card, device and network they came from.",
     keys=(C.PAYMENT_ID,),
     fields=(
@@ -190,6 +204,7 @@ PAYMENTS = LandingSource(
 
 CHARGEBACKS = LandingSource(
     name="chargebacks",
+    day_field=C.CHARGEBACK_TS,
     description="Chargebacks reported by the payment provider, days or weeks after the payment.",
     keys=(C.CHARGEBACK_ID,),
     fields=(
@@ -204,6 +219,7 @@ CHARGEBACKS = LandingSource(
 
 AD_EVENTS = LandingSource(
     name="ad_events",
+    day_field=C.EVENT_TS,
     description="Sponsored-product ad impressions, clicks and conversions with their cost.",
     keys=(C.AD_EVENT_ID,),
     fields=(
@@ -225,6 +241,7 @@ AD_EVENTS = LandingSource(
 
 SUPPORT_TICKETS = LandingSource(
     name="support_tickets",
+    day_field=C.CREATED_TS,
     description="Customer messages to support, with the intent and resolution where an agent recorded them.",
     keys=(C.TICKET_ID,),
     fields=(
@@ -243,6 +260,7 @@ SUPPORT_TICKETS = LandingSource(
 
 INVENTORY = LandingSource(
     name="inventory",
+    day_field=C.SNAPSHOT_DATE,
     description="End-of-day stock position per product.",
     keys=(C.SNAPSHOT_DATE, C.ITEM_ID),
     fields=(

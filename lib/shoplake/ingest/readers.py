@@ -2,8 +2,9 @@
 
 Reading is deliberately untyped: typing happens in :mod:`shoplake.ingest.validate`,
 where a value that does not parse becomes a quarantine reason instead of a failed job.
-A missing file, an unreadable file, or a file without a required column is an error
-that names the file, before anything is written.
+A missing file (unless ``landing.missing_day`` is ``empty``), an unreadable file, or a
+file without a required column is an error that names the file, before anything is
+written.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import datetime as dt
 import gzip
 import io
 import logging
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -32,10 +34,16 @@ class LandingError(InputError):
 
 @dataclass(frozen=True)
 class LandingFile:
+    """One landing file: of one day, or of the days ``day`` to ``last`` (a several-day file)."""
+
     source: str
     day: dt.date
     uri: str
     ext: str
+    last: dt.date | None = None
+
+    def days(self) -> tuple[dt.date, dt.date]:
+        return self.day, self.last or self.day
 
 
 def _join(root: str, *parts: str) -> str:
@@ -48,22 +56,77 @@ def source_present(root: str, source: str) -> bool:
     return fs.get_file_info(path).type == pafs.FileType.Directory
 
 
-def find_file(root: str, source: str, day: dt.date) -> LandingFile:
-    """The landing file of one source and day; an error names what was expected."""
+def _daily_file(root: str, source: str, day: dt.date) -> LandingFile | None:
     fs, base = filesystem(_join(root, source))
     found = []
     for ext in FILE_EXTENSIONS:
         info = fs.get_file_info(f"{base}/{day.isoformat()}{ext}")
         if info.type == pafs.FileType.File:
             found.append(ext)
-    if not found:
+    if len(found) > 1:
+        raise LandingError(f"several landing files for source {source!r} on {day}: {', '.join(day.isoformat() + e for e in found)}")
+    return LandingFile(source, day, _join(root, source, day.isoformat() + found[0]), found[0]) if found else None
+
+
+def find_file(root: str, source: str, day: dt.date) -> LandingFile:
+    """The landing file of one source and day; an error names what was expected."""
+    found = _daily_file(root, source, day)
+    if found is None:
         raise LandingError(
             f"missing landing file for source {source!r} on {day}: expected "
             f"{_join(root, source, day.isoformat())}{{{','.join(FILE_EXTENSIONS)}}}"
         )
-    if len(found) > 1:
-        raise LandingError(f"several landing files for source {source!r} on {day}: {', '.join(day.isoformat() + e for e in found)}")
-    return LandingFile(source, day, _join(root, source, day.isoformat() + found[0]), found[0])
+    return found
+
+
+#: ``<first day>_<last day>`` of a several-day file.
+_RANGE = re.compile(r"^(\d{4}-\d{2}-\d{2})_(\d{4}-\d{2}-\d{2})$")
+
+
+def _range_files(root: str, source: str) -> list[LandingFile]:
+    """The several-day files of a source folder; a bad range is an error naming the file."""
+    fs, base = filesystem(_join(root, source))
+    out = []
+    for info in fs.get_file_info(pafs.FileSelector(base)):
+        if info.type != pafs.FileType.File:
+            continue
+        ext = next((e for e in sorted(FILE_EXTENSIONS, key=len, reverse=True) if info.base_name.endswith(e)), None)
+        match = _RANGE.match(info.base_name[: -len(ext)]) if ext else None
+        if not match:
+            continue
+        uri = _join(root, source, info.base_name)
+        try:
+            first, last = (dt.date.fromisoformat(g) for g in match.groups())
+        except ValueError as exc:
+            raise LandingError(f"{uri}: not a range of days <first>_<last> ({exc})") from exc
+        if last < first:
+            raise LandingError(f"{uri}: the last day {last} is before the first {first}")
+        out.append(LandingFile(source, first, uri, ext, last))
+    return sorted(out, key=lambda f: f.day)
+
+
+def find_files(root: str, source: str, days: list[dt.date], missing_day: str = "error") -> list[LandingFile]:
+    """The landing files that hold ``days`` of a source: one per day, or several-day files covering them.
+
+    A day covered twice (its own file and a several-day one, or two several-day files)
+    is an error; so is a day covered by none, unless ``missing_day`` is ``empty``
+    (the day then has no rows, with a warning).
+    """
+    ranges = _range_files(root, source)
+    out: dict[str, LandingFile] = {}
+    for day in days:
+        covering = [f for f in ranges if f.day <= day <= f.last]
+        daily = _daily_file(root, source, day)
+        found = ([daily] if daily else []) + covering
+        if not found:
+            if missing_day != "empty":
+                find_file(root, source, day)  # raises the error that names the file expected
+            log.warning("no landing file for source %r on %s: read as a day without rows (landing.missing_day)", source, day)
+        if len(found) > 1:
+            raise LandingError(f"source {source!r}: {day} is in several landing files: {', '.join(f.uri for f in found)}")
+        for f in found:
+            out[f.uri] = f
+    return list(out.values())
 
 
 def _csv_header(f: LandingFile) -> list[str]:
@@ -109,7 +172,9 @@ def read_landing(spark, files: list[LandingFile], contract: LandingSource):
     Returns:
         A DataFrame with every contract field as a string column (null when absent),
         plus ``_source_file``, ``_row_number`` (1-based within the file), ``run_date``
-        and ``_corrupt`` (text of a JSON line that could not be parsed).
+        (the file's day), ``_corrupt`` (text of a JSON line that could not be parsed)
+        and the days of a several-day file (:data:`FIRST_DAY`, :data:`LAST_DAY`, null
+        for a one-day file; :func:`place_on_days` puts its rows on their days).
     """
     from pyspark.sql import Window
     from pyspark.sql import functions as F
@@ -145,14 +210,50 @@ def read_landing(spark, files: list[LandingFile], contract: LandingSource):
             if name not in df.columns:
                 df = df.withColumn(name, F.lit(None).cast("string"))
         frames.append(df.select(*contract.field_names, "_corrupt", F.col("_metadata.file_path").alias(C.SOURCE_FILE)))
+    if not frames:  # every day missing and read as empty
+        fields = [*contract.field_names, "_corrupt", C.SOURCE_FILE]
+        frames.append(spark.createDataFrame([], StructType([StructField(c, StringType()) for c in fields])))
     df = frames[0]
     for other in frames[1:]:
         df = df.unionByName(other)
     # Within one file, monotonically_increasing_id follows the order records are read in.
     order = Window.partitionBy(C.SOURCE_FILE).orderBy("_read_order")
+
+    def day(pattern: str):
+        text = F.regexp_extract(C.SOURCE_FILE, pattern, 1)
+        return F.when(text != F.lit(""), F.to_date(text))
+
+    date = r"\d{4}-\d{2}-\d{2}"
     return (
         df.withColumn("_read_order", F.monotonically_increasing_id())
         .withColumn(C.ROW_NUMBER, F.row_number().over(order).cast("long"))
-        .withColumn(C.RUN_DATE, F.to_date(F.regexp_extract(C.SOURCE_FILE, r"(\d{4}-\d{2}-\d{2})[^/]*$", 1)))
+        .withColumn(C.RUN_DATE, day(rf"({date})[^/]*$"))
+        .withColumn(FIRST_DAY, day(rf"/({date})_{date}[^/]*$"))
+        .withColumn(LAST_DAY, day(rf"/{date}_({date})[^/]*$"))
         .drop("_read_order")
     )
+
+
+#: The days of a several-day file on each of its rows (null for a one-day file).
+FIRST_DAY, LAST_DAY = "_first_day", "_last_day"
+
+
+def place_on_days(validated, contract: LandingSource, days: list[dt.date]):
+    """Rows of several-day files on the day of their ``day_field``; only the rows of ``days`` kept.
+
+    A row of a several-day file whose day is missing or outside the file's days is
+    quarantined on the file's first day, with the reason.
+    """
+    from pyspark.sql import functions as F
+
+    ranged = F.col(FIRST_DAY).isNotNull()
+    own = F.to_date(F.col(contract.day_field))
+    inside = own.isNotNull() & (own >= F.col(FIRST_DAY)) & (own <= F.col(LAST_DAY))
+    outside = F.when(ranged & own.isNotNull() & ~inside, F.concat(
+        F.lit(f"{contract.day_field}: "), own.cast("string"), F.lit(" is outside the file's days ("),
+        F.col(FIRST_DAY).cast("string"), F.lit(".."), F.col(LAST_DAY).cast("string"), F.lit(")"),
+    ))  # fmt: skip
+    reason = F.concat_ws("; ", F.when(F.length(C.REASON) > 0, F.col(C.REASON)), outside)
+    run_date = F.when(~ranged, F.col(C.RUN_DATE)).when(inside, own).otherwise(F.col(FIRST_DAY))
+    placed = validated.withColumn(C.REASON, reason).withColumn(C.RUN_DATE, run_date)
+    return placed.where(F.col(C.RUN_DATE).isin(list(days))).drop(FIRST_DAY, LAST_DAY)

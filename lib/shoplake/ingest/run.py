@@ -17,7 +17,7 @@ from shoplake.config import Config
 from shoplake.entry import date_range
 from shoplake.ingest.bronze import BRONZE, QUARANTINE
 from shoplake.ingest.landing import get_source
-from shoplake.ingest.readers import LandingError, find_file, read_landing, source_present
+from shoplake.ingest.readers import LandingError, find_files, place_on_days, read_landing, source_present
 from shoplake.ingest.validate import compute_validated, split_valid
 from shoplake.lake import Lake, WriteResult
 
@@ -49,7 +49,9 @@ def ingest(
         run_dates: Days to ingest; each day's partitions are replaced.
         sources: Sources to ingest (default ``cfg.ingest.sources``). A source with no
             folder under the landing root is skipped with a warning; a source folder
-            without the file of a requested day is an error.
+            without the file of a requested day is an error (a day without rows with
+            ``landing.missing_day: empty``). Several-day files are read for the
+            requested days they cover.
         on_source_done: Called with the source name once its files are written
             (the commits of all sources follow together).
 
@@ -69,7 +71,7 @@ def ingest(
             log.warning("landing root %s has no folder for source %r; skipped", root, name)
             report.skipped_sources.append(name)
             continue
-        plan[name] = (contract, [find_file(root, name, day) for day in report.run_dates])
+        plan[name] = (contract, find_files(root, name, report.run_dates, cfg.landing.missing_day))
     if not plan:
         raise LandingError(f"no landing source folders found under {root} (looked for: {', '.join(wanted)})")
 
@@ -82,7 +84,8 @@ def ingest(
         with lake.batch() as batch:
             for name, (contract, files) in plan.items():
                 rows = read_landing(spark, files, contract)
-                validated = compute_validated(rows, contract).withColumn(C.INGESTED_AT, ingested_at).persist()
+                validated = place_on_days(compute_validated(rows, contract), contract, report.run_dates)
+                validated = validated.withColumn(C.INGESTED_AT, ingested_at).persist()
                 cached.append(validated)
                 good, bad = split_valid(validated)
                 batch.write(good, BRONZE[name], mode="replace", run_dates=report.run_dates)

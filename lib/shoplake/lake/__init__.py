@@ -117,17 +117,18 @@ class Lake:
         check_mode(mode, partitions, spec.full_name, spec.partition_by)
         return partitions
 
-    def _evolve(self, spec: TableSpec) -> None:
-        """Give an existing table the nullable columns its spec gained since it was created."""
+    def _evolve(self, spec: TableSpec, mode: str) -> None:
+        """Give an existing table the nullable columns its spec gained, unless the write replaces the whole table."""
         from shoplake.lake.delta_rs import add_missing_columns
 
-        add_missing_columns(self.uri(spec), spec, self.storage_options)
+        if mode != "overwrite":
+            add_missing_columns(self.uri(spec), spec, self.storage_options)
 
     def stage(self, df, table: str | TableSpec, mode: str = "overwrite", run_dates=None, partitions=None) -> StagedWrite:
         """Write the data files of ``df`` without committing (see :meth:`batch`)."""
         spec = get_spec(table)
         parts = self._partitions(spec, mode, run_dates, partitions)
-        self._evolve(spec)
+        self._evolve(spec, mode)
         return self.engine.stage(df, self.uri(spec), spec, mode, parts)
 
     def write(self, df, table: str | TableSpec, mode: str = "overwrite", run_dates=None, partitions=None) -> WriteResult:
@@ -156,7 +157,7 @@ class Lake:
         keys = tuple(keys or spec.keys)
         if not keys:
             raise ValueError(f"table {spec.full_name} has no keys to merge on")
-        self._evolve(spec)
+        self._evolve(spec, "merge")
         return self.engine.merge(df, self.uri(spec), spec, keys)
 
     def history(self, table: str | TableSpec, limit: int | None = None) -> list[dict]:
@@ -258,7 +259,7 @@ class Lake:
 
         spec = get_spec(table)
         parts = self._partitions(spec, mode, run_dates, partitions)
-        self._evolve(spec)
+        self._evolve(spec, mode)
         return write_dataset(ds, self.uri(spec), spec, mode, parts, self.cfg)
 
 
