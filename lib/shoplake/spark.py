@@ -15,6 +15,9 @@ from shoplake.config import Config
 
 log = logging.getLogger(__name__)
 
+#: The Maven coordinates of the Delta Lake jars that match this PySpark (``spark.jars.packages``, ``--packages``).
+DELTA_PACKAGE = "io.delta:delta-spark_4.2_2.13:4.4.0"
+
 DELTA_SESSION_CONF = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
     "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",

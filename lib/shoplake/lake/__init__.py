@@ -70,7 +70,7 @@ class Lake:
         if self._engine is None:
             from shoplake.lake.delta_rs import DeltaRsEngine
             from shoplake.lake.delta_spark import DeltaSparkEngine
-            from shoplake.spark import delta_classes_available
+            from shoplake.spark import DELTA_PACKAGE, delta_classes_available
 
             choice = self.cfg.lake.engine
             if choice == "auto":
@@ -79,7 +79,7 @@ class Lake:
                 if not delta_classes_available(self.spark):
                     raise RuntimeError(
                         "lake.engine is delta-spark but Delta Lake's classes are not on Spark's classpath; "
-                        "add --packages io.delta:delta-spark_2.13:<version> or set lake.engine=delta-rs"
+                        f"add --packages {DELTA_PACKAGE} or set lake.engine=delta-rs"
                     )
                 self._engine = DeltaSparkEngine(self.spark)
             else:
