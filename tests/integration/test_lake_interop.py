@@ -8,7 +8,6 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 
-from shoplake.lake import SchemaMismatchError
 from shoplake.lake.catalog import register
 from shoplake.lake.spec import Col, TableSpec
 

@@ -2,7 +2,7 @@
 
 On disk a :class:`FraudBundle` is a folder: ``bundle.json`` (kind, feature names,
 thresholds, run date, metrics, metadata) beside the model's own files
-(``gbt.ubj`` + ``gbt.json``, or ``tabular_nn.pt`` + ``tabular_nn.json``).
+(``gbt.ubj`` + ``gbt.json``, ``tabular_nn.pt`` + ``tabular_nn.json``, or ``rules.json``).
 """
 
 from __future__ import annotations
@@ -20,8 +20,10 @@ from shoplake.bundle import BUNDLE_FILE
 from shoplake.fraud.declarations import FEATURE_NAMES
 from shoplake.fraud.models.base import (
     GBT,
+    RULES,
     TABULAR_NN,
     FeatureMismatchError,
+    RulesModel,
     _from_json_number,
     _json_safe,
     _mismatch,
@@ -34,7 +36,7 @@ from shoplake.fraud.schemas import APPROVE, DECLINE, REVIEW
 # Bundle
 
 
-MODEL_CLASSES: dict[str, type] = {GBT: GBTModel, TABULAR_NN: TabularNNModel}
+MODEL_CLASSES: dict[str, type] = {RULES: RulesModel, GBT: GBTModel, TABULAR_NN: TabularNNModel}
 
 
 @dataclass
@@ -46,7 +48,7 @@ class FraudBundle:
     ``decline_threshold`` is declined. ``+inf`` switches a level off.
 
     Attributes:
-        model: A :class:`GBTModel` or :class:`TabularNNModel`.
+        model: A :class:`GBTModel`, :class:`TabularNNModel` or :class:`RulesModel`.
         feature_names: The model's input columns, in order.
         review_threshold: Lowest score sent to review.
         decline_threshold: Lowest score declined (not below ``review_threshold``).

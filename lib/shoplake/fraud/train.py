@@ -8,11 +8,11 @@ everything it learnt from.
 
 Every model of ``fraud.models`` is scored side by side: the rules baseline (amount and
 velocity thresholds), gradient-boosted trees (XGBoost on Ray Train) and the tabular
-network (PyTorch on Ray Train). Each trained model gets its review threshold from the
+network (PyTorch on Ray Train). Each model gets its review threshold from the
 expected cost on validation (:func:`~shoplake.fraud.metrics.cost_threshold`)
 and its decline threshold from the validation precision
 (:func:`~shoplake.fraud.metrics.decline_threshold`). The champion is the
-trained model with the best validation PR-AUC; it is saved as a
+model with the best validation PR-AUC, the rules included; it is saved as a
 :class:`~shoplake.fraud.bundle.FraudBundle` with its thresholds, registered in MLflow
 with both models' metrics, and every model's validation and test metrics go to
 ``ops.model_metrics`` (task ``fraud``). A precision-recall picture of the test split
@@ -37,12 +37,12 @@ from shoplake.config import Config
 from shoplake.evaluation import TEST, VALIDATION, Interval, best_other, bootstrap_statistic
 from shoplake.fraud import metrics as M
 from shoplake.fraud.declarations import FEATURE_NAMES
+from shoplake.fraud.models.base import GBT, RULES, TABULAR_NN
 from shoplake.fraud.schemas import TASK_FRAUD, TXN_FEATURES
 from shoplake.train.model_metrics import MODEL_METRICS, write_model_metrics
 
 log = logging.getLogger(__name__)
 
-RULES, GBT, TABULAR_NN = "rules", "gbt", "tabular_nn"
 TRAINED = (GBT, TABULAR_NN)
 #: The bounds of the PR-AUC's bootstrap interval, beside the metrics of each split.
 PR_AUC_LOW, PR_AUC_HIGH = f"{M.PR_AUC}_low", f"{M.PR_AUC}_high"
@@ -245,10 +245,8 @@ def metrics_rows(result: FraudResult, mlflow_run_id: str | None, evaluated_at: d
 
 
 def _champion(evaluations: dict[str, ModelEvaluation]) -> str:
-    trained = [m for m in evaluations if m in TRAINED]
-    if not trained:
-        raise ValueError(f"fraud.models must include a trained model ({' or '.join(TRAINED)}) to register a champion")
-    return max(trained, key=lambda m: np.nan_to_num(evaluations[m].metrics[VALIDATION][M.PR_AUC], nan=-1.0))
+    """The model with the best validation PR-AUC, the rules baseline included (ties go to the first listed)."""
+    return max(evaluations, key=lambda m: np.nan_to_num(evaluations[m].metrics[VALIDATION][M.PR_AUC], nan=-1.0))
 
 
 def _versus(cfg: Config, evaluations: dict[str, ModelEvaluation], champion: str, test: Split) -> tuple[str, Interval] | None:
@@ -291,7 +289,7 @@ def run_fraud(
     """
     from shoplake.fraud.bundle import FraudBundle
     from shoplake.fraud.chart import write_pr_chart
-    from shoplake.fraud.models.base import rules_scores
+    from shoplake.fraud.models.base import RulesModel
     from shoplake.fraud.models.gbt import train_gbt
     from shoplake.fraud.models.tabular import train_tabular_nn
 
@@ -312,12 +310,11 @@ def run_fraud(
         started = dt.datetime.now(dt.timezone.utc)
         fitted = None
         if model == RULES:
-            score = lambda X: rules_scores(X, FEATURE_NAMES, fc.rules_amount, fc.rules_velocity_1h)  # noqa: E731
+            fitted = RulesModel(FEATURE_NAMES, fc.rules_amount, fc.rules_velocity_1h)
         else:
             trainer = train_gbt if model == GBT else train_tabular_nn
             fitted = trainer(cfg, train.X, train.y, valid.X, valid.y, f"{name}_{model}")
-            score = fitted.predict
-        ev = _evaluate(cfg, model, score(valid.X), score(test.X), valid, test)
+        ev = _evaluate(cfg, model, fitted.predict(valid.X), fitted.predict(test.X), valid, test)
         ev.fitted, ev.seconds = fitted, (dt.datetime.now(dt.timezone.utc) - started).total_seconds()
         evaluations[model] = ev
         log.info("%s: %s", model, {s: {k: round(v, 4) for k, v in f.items()} for s, f in ev.metrics.items()})

@@ -14,7 +14,7 @@ from sklearn.metrics import average_precision_score
 from shoplake.config import load_config
 from shoplake.fraud.bundle import FraudBundle
 from shoplake.fraud.declarations import FEATURE_NAMES, FEATURES
-from shoplake.fraud.models.base import FeatureMismatchError, rules_scores
+from shoplake.fraud.models.base import FeatureMismatchError, RulesModel, rules_scores
 from shoplake.fraud.models.gbt import GBTModel, train_gbt
 from shoplake.fraud.models.tabular import TabularNNModel, train_tabular_nn
 from shoplake.fraud.schemas import APPROVE, DECLINE, REVIEW
@@ -179,6 +179,20 @@ def test_bundle_round_trips_scores_exactly(model, data, tmp_path):
     np.testing.assert_array_equal(loaded.score(X), bundle.score(X))
     np.testing.assert_array_equal(loaded.model.contributions(X[:20]), model.contributions(X[:20]))
     assert '"decline": "inf"' in (folder / "bundle.json").read_text()
+
+
+def test_the_rules_baseline_is_servable_when_it_wins(tmp_path):
+    rows = np.zeros((2, len(FEATURE_NAMES)))
+    rows[0, COL["amount"]], rows[0, COL["device_count_1h"]] = 150.0, 6
+    rules = RulesModel(FEATURE_NAMES, **RULES)
+    bundle = bundle_of(rules, review=1.0, decline=math.inf)
+    loaded = FraudBundle.load(bundle.save(tmp_path / "bundle"))
+    assert loaded.kind == "rules" and loaded.score(rows) == pytest.approx([2.0, 0.0])
+    assert list(loaded.decide(loaded.score(rows))) == [REVIEW, APPROVE]
+    # The reason is the rule that fired hardest: 6 payments from the device in an hour.
+    assert loaded.reasons(rows[:1])[0][0] == ("device_count_1h", pytest.approx(2.0))
+    with pytest.raises(ValueError, match="amount"):
+        RulesModel([n for n in FEATURE_NAMES if n != "amount"], 100.0, 3)
 
 
 def test_decide_at_hand_set_thresholds(gbt):

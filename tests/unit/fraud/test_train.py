@@ -124,3 +124,14 @@ def test_fraud_table_marks_the_champion_and_compares_it_with_the_rules():
         "champion tabular_nn: test PR-AUC 0.500, 95 % interval 0.410..0.580 = 2.50x the rules baseline (0.200)"
     )
     assert "2024-02-01" in table.title and "2024-02-15" in table.title
+
+
+def test_the_rules_may_be_the_champion():
+    res = result()
+    res.evaluations["rules"].metrics["validation"]["pr_auc"] = 0.95
+    records = metrics_rows(res, "r", dt.datetime(2024, 3, 1, tzinfo=dt.timezone.utc)).to_pylist()
+    assert fraud_champion(records) == "rules"
+    # The caption then sets the rules against the best trained model of validation.
+    assert fraud_metrics_table(records).caption == (
+        "champion rules: test PR-AUC 0.200 = 0.40x tabular_nn, the best trained model on validation (0.500)"
+    )

@@ -10,6 +10,7 @@ The trained models are in :mod:`shoplake.fraud.models.gbt` and
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,8 +21,8 @@ import numpy as np
 from shoplake import columns as C
 from shoplake.fraud.declarations import ENTITIES
 
-GBT, TABULAR_NN = "gbt", "tabular_nn"
-#: Trained model families a bundle can hold.
+RULES, GBT, TABULAR_NN = "rules", "gbt", "tabular_nn"
+#: Trained model families.
 MODEL_KINDS = (GBT, TABULAR_NN)
 
 #: The feature the rules baseline compares with ``fraud.rules_amount``.
@@ -38,6 +39,7 @@ GBT_MODEL_FILE = "gbt.ubj"
 GBT_INFO_FILE = "gbt.json"
 NN_WEIGHTS_FILE = "tabular_nn.pt"
 NN_SETTINGS_FILE = "tabular_nn.json"
+RULES_FILE = "rules.json"
 
 #: Boosting rounds without a better validation PR-AUC before training stops.
 EARLY_STOPPING_ROUNDS = 30
@@ -121,6 +123,47 @@ def rules_scores(X: np.ndarray, feature_names: Sequence[str], amount_limit: floa
     for name in RULES_VELOCITY_FEATURES:
         score = np.maximum(score, X[:, column[name]] / float(velocity_limit))
     return score
+
+
+class RulesModel:
+    """The rules baseline as a servable model: what the bundle serves when the rules win on validation.
+
+    Its score is :func:`rules_scores` (at least 1 where a rule fires), and a feature's
+    contribution is its own ratio to its limit (0 for the features no rule reads).
+    """
+
+    kind: ClassVar[str] = RULES
+
+    def __init__(self, feature_names: Sequence[str], amount_limit: float, velocity_limit: int):
+        self.feature_names = tuple(feature_names)
+        self.amount_limit, self.velocity_limit = float(amount_limit), int(velocity_limit)
+        rules_scores(np.zeros((0, len(self.feature_names))), self.feature_names, self.amount_limit, self.velocity_limit)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return rules_scores(X, self.feature_names, self.amount_limit, self.velocity_limit)
+
+    def contributions(self, X: np.ndarray) -> np.ndarray:
+        X = _matrix(X, len(self.feature_names))
+        out = np.zeros_like(X)
+        for j, name in enumerate(self.feature_names):
+            if name == RULES_AMOUNT_FEATURE:
+                out[:, j] = X[:, j] / self.amount_limit
+            elif name in RULES_VELOCITY_FEATURES:
+                out[:, j] = X[:, j] / self.velocity_limit
+        return out
+
+    def save(self, folder: str | Path) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        doc = {"kind": self.kind, "feature_names": list(self.feature_names), "amount_limit": self.amount_limit,
+               "velocity_limit": self.velocity_limit}  # fmt: skip
+        (folder / RULES_FILE).write_text(json.dumps(doc, indent=2))
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> RulesModel:
+        doc = json.loads((Path(folder) / RULES_FILE).read_text())
+        return cls(doc["feature_names"], doc["amount_limit"], doc["velocity_limit"])
 
 
 # ---------------------------------------------------------------------------
