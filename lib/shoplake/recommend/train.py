@@ -335,6 +335,9 @@ def run_recommendation(
         run_date = dates[-1]
     name = name or f"rec_{run_date.isoformat()}_{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}"
     step(f"reading the holdouts of {run_date}")
+    unused = history_outside_lookback(cfg, lake, run_date)
+    if unused:
+        log.warning("%s", unused)
     split = load_split(cfg, lake, run_date)
     val_split = _validation_split(cfg, lake, split)
     texts = _TextEmbeddings(cfg)
@@ -445,6 +448,23 @@ def run_recommendation(
     if line:
         log.info("%s", line)
     return result
+
+
+def history_outside_lookback(cfg: Config, lake, run_date: dt.date) -> str | None:
+    """What the interactions leave out: landing days of orders and events older than ``features.lookback_days``.
+
+    Read from the bronze tables' Delta logs (no data is scanned); None when nothing is left out.
+    """
+    from shoplake.ingest.bronze import BRONZE
+
+    days = cfg.features.lookback_days
+    earliest = run_date - dt.timedelta(days=days)
+    older = sorted({d for source in ("orders", "events") if lake.exists(BRONZE[source])
+                    for d in lake.run_dates(BRONZE[source]) if d < earliest})  # fmt: skip
+    if not older:
+        return None
+    return (f"{len(older):,} landing days of orders and events ({older[0]}..{older[-1]}) are older than "
+            f"features.lookback_days ({days}) before {run_date} and are not used; raise it to learn from them")  # fmt: skip
 
 
 def _validation_split(cfg: Config, lake, test: HoldoutSplit) -> HoldoutSplit | None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,6 +23,9 @@ import numpy as np
 import torch
 
 log = logging.getLogger(__name__)
+
+#: Seconds between two progress lines of a long encoding run.
+PROGRESS_EVERY_S = 30.0
 
 #: Loaded ``(tokenizer, model)`` per model folder, shared by every call in the process.
 _CACHE: dict[str, tuple[Any, Any]] = {}
@@ -88,10 +92,15 @@ def encode_texts(texts: Sequence[str | None], cfg_text_encoder) -> np.ndarray:
     """
     tokenizer, model = load_encoder(cfg_text_encoder.model_path)
     out = np.zeros((len(texts), int(model.config.hidden_size)), dtype=np.float32)
-    rows = [n for n, text in enumerate(texts) if text is not None and str(text).strip()]
+    # Texts of similar length share a batch, so little of each batch is padding.
+    rows = sorted((n for n, text in enumerate(texts) if text is not None and str(text).strip()), key=lambda n: len(str(texts[n])))
     batch_size = int(cfg_text_encoder.batch_size)
+    started = last_report = time.monotonic()
     with torch.no_grad():
         for start in range(0, len(rows), batch_size):
+            if time.monotonic() - last_report >= PROGRESS_EVERY_S:
+                last_report = time.monotonic()
+                log.info("encoded %d of %d texts (%.0f a second)", start, len(rows), start / (last_report - started))
             chunk = rows[start : start + batch_size]
             tokens = tokenizer(
                 [str(texts[n]) for n in chunk],
