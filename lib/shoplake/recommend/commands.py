@@ -15,7 +15,7 @@ Inputs:  the feature snapshots (silver.interactions, gold.user_item_matrix,
          gold.item_features) of --run-date D (default: the latest), of its test
          cutoff C = D - recommender.holdout_days and of its validation cutoff
          V = C - recommender.holdout_days (the features step builds all three).
-Outputs: every model of recommender.models (popularity, cooccurrence, mf, sasrec)
+Outputs: every model of recommender.models (popularity, trending, cooccurrence, item_knn, ease, mf, sasrec)
          trained on the V snapshot and ranked over the whole catalogue against the
          purchases of [V, C) (validation), and trained on the C snapshot and ranked
          against the purchases of [C, D) (test): the metrics of both windows go to
