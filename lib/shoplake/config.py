@@ -21,7 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError, field_validator
 
 from shoplake.errors import InputError
-from shoplake.ingest.landing import SOURCES
+from shoplake.ingest.landing import SOURCES, ExtraField, extra_field_problem
 
 CONF_DIR_ENV = "SHOPLAKE_CONF_DIR"
 _FREE_FORM_MAPS = (("spark", "conf"), ("lake", "storage_options"))
@@ -43,12 +43,57 @@ class LakeConfig(_Strict):
     target_file_rows: int = Field(1_000_000, gt=0, description="Rows per Parquet file at most (delta-rs engine).")
 
 
+class ExtraFieldConfig(_Strict):
+    """A field of a landing source beyond its contract: read, typed, checked and kept in bronze."""
+
+    name: str = Field(description="Column name in the landing files and in bronze; must not be a contract field.")
+    type: str = Field(description="feature: int, long, float, double or boolean; category: string, int, long or boolean; "
+                      "id: string, int or long; ignore: any of these or date, timestamp.")  # fmt: skip
+    role: str = Field(
+        description="feature (a numeric model input), category (a categorical one), id (kept, never a model input) "
+        "or ignore (only kept in bronze)."
+    )
+    required: bool = Field(False, description="A row without a value is quarantined.")
+    description: str = ""
+    min: float | None = Field(None, description="Numbers: a smaller value is quarantined.")
+    max: float | None = Field(None, description="Numbers: a larger value is quarantined.")
+    values: list[str] = Field(default_factory=list, description="Strings: any other value is quarantined.")
+
+    def as_extra_field(self) -> ExtraField:
+        return ExtraField(self.name, self.type, self.role, self.required, self.description, self.min, self.max, tuple(self.values))
+
+
 class LandingConfig(_Strict):
     root: str
     missing_day: Literal["error", "empty"] = Field(
         "error",
         description="A source folder without a file for a day: 'error' stops ingest naming the file; 'empty' reads it as a day without rows.",
     )
+    extra_fields: dict[str, list[ExtraFieldConfig]] = Field(
+        default_factory=dict,
+        description="Per landing source, the shop's own fields beyond the contract (name, type, role); other columns are dropped.",
+    )
+
+    @field_validator("extra_fields")
+    @classmethod
+    def _valid_extra_fields(cls, value: dict[str, list[ExtraFieldConfig]]) -> dict[str, list[ExtraFieldConfig]]:
+        for source, fields in value.items():
+            if source not in SOURCES:
+                raise ValueError(f"landing.extra_fields.{source}: unknown landing source; known: {', '.join(SOURCES)}")
+            seen: set[str] = set()
+            for i, f in enumerate(fields):
+                problem = extra_field_problem(SOURCES[source], f.as_extra_field())
+                if problem is None and f.name in seen:
+                    problem = "name", f"{f.name!r} is declared twice"
+                if problem:
+                    key, why = problem
+                    raise ValueError(f"landing.extra_fields.{source}.{i}.{key} (field {f.name}): {why}")
+                seen.add(f.name)
+        return value
+
+    def extra_fields_of(self, source: str) -> tuple[ExtraField, ...]:
+        """The fields declared beyond ``source``'s contract, in order."""
+        return tuple(f.as_extra_field() for f in self.extra_fields.get(source, ()))
 
 
 class SparkConfig(_Strict):

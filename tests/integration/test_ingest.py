@@ -195,3 +195,58 @@ def test_an_imported_sales_table_lands_on_its_days(cfg, lake, tmp_path):
     rows = sorted((r.item_id, r.run_date, r.quantity) for r in lake.read("bronze.orders").collect())
     assert rows == [("s1", D1, 3), ("s1", D2, 2), ("s2", D1, 1)]
     assert lake.read("quarantine.orders").count() == 0
+
+
+PAYMENTS_HEADER = "payment_id,order_id,user_id,amount,card_id,payment_ts"
+EXTRA_FIELDS = (
+    "landing.extra_fields={payments: [{name: risk_score, type: double, role: feature, max: 1}, "
+    "{name: channel, type: string, role: category}]}"
+)
+
+
+def test_declared_fields_are_typed_kept_and_checked_and_undeclared_ones_dropped(make_cfg, lake, landing, caplog):
+    cfg = make_cfg("lake.engine=delta-rs", EXTRA_FIELDS)
+    write(landing, "payments", f"{D1}.csv", f"{PAYMENTS_HEADER},risk_score,coupon,channel\n"
+          "p1,o1,u1,10.0,c1,2024-02-01T10:00:00Z,0.75,SAVE5,web\n"
+          "p2,o2,u1,12.0,c1,2024-02-01T11:00:00Z,lots,,app\n"
+          "p3,o3,u2,14.0,c2,2024-02-01T12:00:00Z,,,\n")  # fmt: skip
+    payments = [
+        {"payment_id": "p4", "order_id": "o4", "user_id": "u3", "amount": 5, "card_id": "c3", "payment_ts": "2024-02-02T09:00:00Z",
+         "risk_score": 1.5, "channel": "web"},
+        {"payment_id": "p5", "order_id": "o5", "user_id": "u3", "amount": 6, "card_id": "c3", "payment_ts": "2024-02-02T10:00:00Z",
+         "risk_score": 0.1},
+    ]  # fmt: skip
+    write(landing, "payments", f"{D2}.jsonl", "".join(json.dumps(p) + "\n" for p in payments))
+    with caplog.at_level("WARNING", logger="shoplake.ingest.readers"):
+        report = ingest(cfg, lake, [D1, D2], sources=["payments"])
+    assert any("payments/2024-02-01.csv" in r.message and "ignored: coupon" in r.message for r in caplog.records)
+    assert report.bronze["payments"].rows == 3 and report.quarantine["payments"].rows == 2
+    bronze = lake.to_arrow("bronze.payments")
+    assert "coupon" not in bronze.column_names
+    assert str(bronze.schema.field("risk_score").type) == "double"
+    kept = {r["payment_id"]: (r["risk_score"], r["channel"]) for r in bronze.to_pylist()}
+    assert kept == {"p1": (0.75, "web"), "p3": (None, None), "p5": (0.1, None)}
+    reasons = {json.loads(r._raw)["payment_id"]: r._reason for r in lake.read("quarantine.payments").collect()}
+    assert reasons == {"p2": "risk_score: not a double ('lots')", "p4": "risk_score: must be <= 1"}
+
+
+def test_a_declared_field_missing_from_a_file_names_the_file_and_the_field(make_cfg, lake, landing):
+    cfg = make_cfg("lake.engine=delta-rs", EXTRA_FIELDS)
+    write(landing, "payments", f"{D1}.csv", f"{PAYMENTS_HEADER},risk_score\np1,o1,u1,10.0,c1,2024-02-01T10:00:00Z,0.5\n")
+    with pytest.raises(LandingError, match=rf"payments/{D1}.csv: field\(s\) channel declared in landing.extra_fields.payments missing"):
+        ingest(cfg, lake, [D1])
+    assert not lake.exists("bronze.orders") and not lake.exists("bronze.payments")
+    (landing / "payments" / f"{D1}.csv").unlink()
+    record = {"payment_id": "p1", "order_id": "o1", "user_id": "u1", "amount": 1, "card_id": "c1", "payment_ts": "2024-02-01T10:00:00Z"}
+    write(landing, "payments", f"{D1}.jsonl", json.dumps(record) + "\n")
+    with pytest.raises(LandingError, match=rf"payments/{D1}.jsonl: field\(s\) risk_score, channel declared"):
+        ingest(cfg, lake, [D1])
+
+
+def test_declaring_a_field_grows_an_existing_bronze_table(make_cfg, lake, landing):
+    write(landing, "payments", f"{D1}.csv", f"{PAYMENTS_HEADER}\np1,o1,u1,10.0,c1,2024-02-01T10:00:00Z\n")
+    ingest(make_cfg("lake.engine=delta-rs"), lake, [D1], sources=["payments"])
+    write(landing, "payments", f"{D2}.csv", f"{PAYMENTS_HEADER},risk_score,channel\np2,o2,u1,10.0,c1,2024-02-02T10:00:00Z,0.5,app\n")
+    ingest(make_cfg("lake.engine=delta-rs", EXTRA_FIELDS), lake, [D2], sources=["payments"])
+    rows = {r["payment_id"]: (r["risk_score"], r["channel"]) for r in lake.to_arrow("bronze.payments").to_pylist()}
+    assert rows == {"p1": (None, None), "p2": (0.5, "app")}

@@ -24,7 +24,7 @@ from pyspark.sql import functions as F
 from shoplake import columns as C
 from shoplake.config import Config
 from shoplake.features.pit import landed_before
-from shoplake.ingest.bronze import BRONZE
+from shoplake.ingest.bronze import BRONZE, configured_bronze
 from shoplake.lake import Lake, WriteResult
 from shoplake.lake.spec import TableSpec
 
@@ -48,6 +48,9 @@ class FeatureNode:
         extra_dates: Given the configuration, the lake and the run dates, further run
             dates the node needs built (a holdout cut-off): the step builds them too
             when asked to.
+        configured_outputs: Given the configuration, the outputs as it shapes them
+            (the shop's own fields add columns); default :attr:`outputs`. Same tables,
+            in the same order.
     """
 
     name: str
@@ -58,6 +61,11 @@ class FeatureNode:
     optional: Mapping[str, str] = field(default_factory=dict)
     skipped_because: str = ""
     extra_dates: Callable[[Config, Lake, list[dt.date]], list[dt.date]] | None = None
+    configured_outputs: Callable[[Config], tuple[TableSpec, ...]] | None = None
+
+    def output_specs(self, cfg: Config) -> tuple[TableSpec, ...]:
+        """The outputs' specs under ``cfg`` (:attr:`configured_outputs`, else :attr:`outputs`)."""
+        return self.outputs if self.configured_outputs is None else self.configured_outputs(cfg)
 
     def sources(self) -> tuple[str, ...]:
         return (*self.required, *self.any_of, *self.optional)
@@ -163,7 +171,8 @@ def build_features(
         raise FeatureInputError(f"none of {wanted} in {lake.root}: nothing to build features from; ingest the shop's files first")
     bronze: dict[str, DataFrame | None] = {}
     for name in dict.fromkeys(s for node in runnable for s in node.sources()):
-        spec = BRONZE[name]
+        # With the shop's own fields: landing.extra_fields grows the bronze spec.
+        spec = configured_bronze(cfg, name)
         if name in present:
             log.info("reading %s v%d", spec.full_name, lake.version(spec))
             bronze[name] = lake.read(spec)
@@ -177,7 +186,7 @@ def build_features(
             log.info("features: also building the holdout cutoff snapshot(s) %s", ", ".join(map(str, extra)))
         days = sorted(set(days) | set(extra))
 
-    specs = feature_outputs(runnable)
+    specs = tuple(spec for node in runnable for spec in node.output_specs(cfg))
     outputs: dict[str, list[DataFrame]] = {spec.full_name: [] for spec in specs}
     ctx = FeatureContext(cfg, bronze)
     try:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from shoplake import columns as C
-from shoplake.ingest.landing import SOURCES, LandingSource
+from shoplake.ingest.landing import SOURCES, LandingSource, configured_source
 from shoplake.lake.spec import Col, TableSpec
+
+if TYPE_CHECKING:
+    from shoplake.config import Config
 
 LINEAGE = (
     Col(C.SOURCE_FILE, "string", False, "Landing file the row came from."),
@@ -45,3 +50,14 @@ def quarantine_spec(source: LandingSource) -> TableSpec:
 BRONZE = {name: bronze_spec(src) for name, src in SOURCES.items()}
 QUARANTINE = {name: quarantine_spec(src) for name, src in SOURCES.items()}
 SPECS = tuple(BRONZE.values()) + tuple(QUARANTINE.values())
+
+
+def configured_bronze(cfg: Config, name: str) -> TableSpec:
+    """The bronze table of a landing source with the shop's own fields (``landing.extra_fields``) as columns.
+
+    The catalog holds the contract's spec (:data:`BRONZE`); ingest writes, and the
+    feature step reads, this one, so a declared field grows the table on the next
+    ingest (older rows read it as null).
+    """
+    source = configured_source(cfg, name)
+    return bronze_spec(source) if source.extra_fields else BRONZE[name]

@@ -11,15 +11,26 @@ then belongs to the day of its :attr:`LandingSource.day_field`. Timestamps are U
 Each field has a type, whether it is required, and optional checks written as Spark
 SQL conditions that a valid row satisfies. Ingest quarantines a row that fails any of
 them and records which field failed and why.
+
+A shop may declare fields of its own beyond the contract (``landing.extra_fields``):
+each :class:`ExtraField` has a name, a type and a role (:data:`EXTRA_ROLES`) that tells
+the use cases what it is for. :func:`with_extra_fields` gives the contract grown by
+them: ingest then reads, types, checks and keeps them in bronze like the contract's own.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from shoplake import columns as C
 from shoplake.evaluation import TEST, TRAIN, VALIDATION
 from shoplake.lake.spec import Col, is_known_dtype
+
+if TYPE_CHECKING:
+    from shoplake.config import Config
 
 FILE_EXTENSIONS = (".csv", ".csv.gz", ".jsonl", ".jsonl.gz", ".json", ".parquet")
 
@@ -53,13 +64,17 @@ class LandingField:
     dtype: str
     required: bool = False
     doc: str = ""
+    #: None for a contract field; the declared role (:data:`EXTRA_ROLES`) of a shop's own field.
+    role: str | None = None
 
     def __post_init__(self) -> None:
         if not is_known_dtype(self.dtype):
             raise ValueError(f"landing field {self.name!r}: unknown type {self.dtype!r}")
 
     def as_col(self) -> Col:
-        return Col(self.name, self.dtype, nullable=not self.required, doc=self.doc)
+        # A shop's own field is nullable in bronze even when required (empty values are
+        # still quarantined): a table that existed before it was declared can then grow it.
+        return Col(self.name, self.dtype, nullable=not self.required or self.role is not None, doc=self.doc)
 
 
 @dataclass(frozen=True)
@@ -87,6 +102,15 @@ class LandingSource:
     @property
     def required_fields(self) -> list[str]:
         return [f.name for f in self.fields if f.required]
+
+    @property
+    def extra_fields(self) -> tuple[LandingField, ...]:
+        """The shop's own fields added by :func:`with_extra_fields`, in declaration order."""
+        return tuple(f for f in self.fields if f.role is not None)
+
+    def fields_of_role(self, *roles: str) -> tuple[LandingField, ...]:
+        """The shop's own fields whose role is one of ``roles``."""
+        return tuple(f for f in self.extra_fields if f.role in roles)
 
 
 def _one_of(field: str, values: tuple[str, ...]) -> Check:
@@ -284,9 +308,126 @@ SOURCES: dict[str, LandingSource] = {
 }
 
 
+# ---------------------------------------------------------------------------------------------
+# A shop's own fields
+# ---------------------------------------------------------------------------------------------
+
+#: Roles of a shop's own field: a numeric model input, a categorical one, an identifier
+#: (kept, never a model input), or a field only kept in bronze.
+FEATURE, CATEGORY, ID, IGNORE = "feature", "category", "id", "ignore"
+EXTRA_ROLES = (FEATURE, CATEGORY, ID, IGNORE)
+#: Types a shop's own field may have, per role (a feature is read by models as a number).
+NUMBER_TYPES = ("int", "long", "float", "double")
+NUMERIC_TYPES = (*NUMBER_TYPES, "boolean")
+ROLE_TYPES: dict[str, tuple[str, ...]] = {
+    FEATURE: NUMERIC_TYPES,
+    CATEGORY: ("string", "int", "long", "boolean"),
+    ID: ("string", "int", "long"),
+    IGNORE: ("string", "int", "long", "float", "double", "boolean", "date", "timestamp"),
+}
+#: A field name: a letter, then letters, digits or underscores (names starting with ``_``
+#: are ingest's own: lineage, reasons, raw records).
+FIELD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+#: Columns every bronze table has besides the contract's fields.
+RESERVED_NAMES = (C.RUN_DATE, C.SOURCE_FILE, C.ROW_NUMBER, C.INGESTED_AT, C.REASON, C.RAW_RECORD)
+
+
+@dataclass(frozen=True)
+class ExtraField:
+    """A field a shop declares beyond a source's contract.
+
+    Attributes:
+        name: Column name in the landing files and in bronze.
+        dtype: One of the types :data:`ROLE_TYPES` allows for ``role``.
+        role: One of :data:`EXTRA_ROLES`.
+        required: A row without a value is quarantined.
+        description: What it means (shown with the table's columns).
+        min: Smallest valid value (numbers; a row below it is quarantined).
+        max: Largest valid value.
+        values: The valid values (strings; a row with another is quarantined).
+    """
+
+    name: str
+    dtype: str
+    role: str
+    required: bool = False
+    description: str = ""
+    min: float | None = None
+    max: float | None = None
+    values: tuple[str, ...] = ()
+
+
+def extra_field_problem(source: LandingSource, field: ExtraField) -> tuple[str, str] | None:
+    """Why ``field`` cannot be added to ``source``'s contract: ``(the declaration's key at fault, why)``, or None."""
+    if not FIELD_NAME.match(field.name):
+        return "name", f"{field.name!r} must start with a letter and hold only letters, digits and underscores"
+    if field.name in source.field_names:
+        return "name", f"{field.name!r} is a field of the {source.name} contract"
+    if field.name in RESERVED_NAMES:
+        return "name", f"{field.name!r} is a column ingest adds to every bronze table"
+    if field.role not in EXTRA_ROLES:
+        return "role", f"unknown role {field.role!r}; known: {', '.join(EXTRA_ROLES)}"
+    if field.dtype not in ROLE_TYPES[field.role]:
+        return "type", f"a {field.role} field is one of {', '.join(ROLE_TYPES[field.role])}, not {field.dtype!r}"
+    if (field.min is not None or field.max is not None) and field.dtype not in NUMBER_TYPES:
+        return "min" if field.min is not None else "max", f"min and max are for numbers, not a {field.dtype} field"
+    if field.min is not None and field.max is not None and field.min > field.max:
+        return "min", f"min {field.min} is above max {field.max}"
+    if field.values and field.dtype != "string":
+        return "values", f"values are for string fields, not a {field.dtype} field"
+    return None
+
+
+def _number(value: float) -> str:
+    """A bound as written in a check and its message: ``1`` rather than ``1.0``, every digit kept."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def _checks_of(field: ExtraField) -> tuple[Check, ...]:
+    checks = []
+    if field.min is not None:
+        checks.append(Check(field.name, f"{field.name} >= {_number(field.min)}", f"must be >= {_number(field.min)}"))
+    if field.max is not None:
+        checks.append(Check(field.name, f"{field.name} <= {_number(field.max)}", f"must be <= {_number(field.max)}"))
+    if field.values:
+        # Escaped: the values are the shop's text inside a Spark SQL literal.
+        quoted = ", ".join("'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'" for v in field.values)
+        checks.append(Check(field.name, f"{field.name} IN ({quoted})", f"unknown value, expected one of {', '.join(field.values)}"))
+    return tuple(checks)
+
+
+def with_extra_fields(source: LandingSource, fields: Sequence[ExtraField]) -> LandingSource:
+    """``source``'s contract grown by a shop's own fields (the contract itself when there are none).
+
+    Raises:
+        ValueError: A field clashes with the contract, another field or a bronze
+            column, or its type does not suit its role (the message names it).
+    """
+    if not fields:
+        return source
+    seen: set[str] = set()
+    added = []
+    for field in fields:
+        problem = extra_field_problem(source, field)
+        if problem is None and field.name in seen:
+            problem = "name", f"{field.name!r} is declared twice"
+        if problem:
+            raise ValueError(f"{source.name} field {field.name!r}, {problem[0]}: {problem[1]}")
+        seen.add(field.name)
+        doc = field.description or f"The shop's own {field.role} field."
+        added.append(LandingField(field.name, field.dtype, field.required, doc, role=field.role))
+    checks = tuple(c for field in fields for c in _checks_of(field))
+    return replace(source, fields=(*source.fields, *added), checks=(*source.checks, *checks))
+
+
 def get_source(name: str) -> LandingSource:
     """The contract of a landing source by name; a clear error for an unknown one."""
     try:
         return SOURCES[name]
     except KeyError:
         raise KeyError(f"unknown landing source {name!r}; known: {', '.join(SOURCES)}") from None
+
+
+def configured_source(cfg: Config, name: str) -> LandingSource:
+    """The contract of a landing source grown by the fields ``landing.extra_fields`` declares for it."""
+    return with_extra_fields(get_source(name), cfg.landing.extra_fields_of(name))

@@ -152,13 +152,62 @@ def _parquet_columns(f: LandingFile) -> list[str]:
         raise LandingError(f"{f.uri}: not a readable Parquet file ({exc})") from exc
 
 
+#: Records of a JSON lines file whose keys are checked against the declared fields.
+JSON_RECORDS_CHECKED = 100
+
+
+def _json_keys(f: LandingFile) -> list[str] | None:
+    """The keys of the first records of a JSON lines file, in order of appearance; None when it has no record.
+
+    Only the first :data:`JSON_RECORDS_CHECKED` records are read (a writer may leave
+    out a key whose value is null, so one record is not enough); a line that does not
+    parse is skipped here and quarantined by the reader.
+    """
+    import json
+
+    fs, path = filesystem(f.uri)
+    keys: dict[str, None] = {}
+    records = 0
+    try:
+        with fs.open_input_stream(path) as raw:
+            stream = gzip.GzipFile(fileobj=raw) if f.ext.endswith(".gz") else raw
+            for line in io.TextIOWrapper(stream, encoding="utf-8-sig"):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(record, dict):
+                    keys.update(dict.fromkeys(record))
+                    records += 1
+                if records >= JSON_RECORDS_CHECKED:
+                    break
+    except (OSError, EOFError, UnicodeDecodeError) as exc:
+        raise LandingError(f"{f.uri}: cannot read the JSON lines ({exc})") from exc
+    return list(keys) if records else None
+
+
 def _check_columns(f: LandingFile, columns: list[str], contract: LandingSource) -> None:
     missing = [c for c in contract.required_fields if c not in columns]
     if missing:
         raise LandingError(f"{f.uri}: required column(s) {', '.join(missing)} missing (file has: {', '.join(columns) or 'no header'})")
+    declared = [x.name for x in contract.extra_fields if x.name not in columns]
+    if declared:
+        raise LandingError(
+            f"{f.uri}: field(s) {', '.join(declared)} declared in landing.extra_fields.{contract.name} missing "
+            f"(file has: {', '.join(columns) or 'no header'})"
+        )
     extra = [c for c in columns if c not in contract.field_names]
     if extra:
-        log.warning("%s: columns not in the %s contract are ignored: %s", f.uri, contract.name, ", ".join(extra))
+        log.warning("%s: columns not in the %s contract or landing.extra_fields are ignored: %s", f.uri, contract.name, ", ".join(extra))
+
+
+def _without_required(contract: LandingSource) -> LandingSource:
+    from dataclasses import replace
+
+    # A JSON record without a required key is quarantined row by row, as before.
+    return replace(contract, fields=tuple(replace(f, required=False) for f in contract.fields))
 
 
 def read_landing(spark, files: list[LandingFile], contract: LandingSource):
@@ -191,6 +240,10 @@ def read_landing(spark, files: list[LandingFile], contract: LandingSource):
             _check_columns(f, cols, contract)
             groups[("parquet", tuple(cols))].append(f.uri)
         else:
+            keys = _json_keys(f)
+            if keys is not None:
+                # JSON records may leave out an optional key, so only the declared fields are checked.
+                _check_columns(f, keys, _without_required(contract))
             groups[("json", ())].append(f.uri)
 
     frames = []

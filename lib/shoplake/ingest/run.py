@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from shoplake import columns as C
 from shoplake.config import Config
 from shoplake.entry import date_range
-from shoplake.ingest.bronze import BRONZE, QUARANTINE
-from shoplake.ingest.landing import get_source
+from shoplake.ingest.bronze import QUARANTINE, configured_bronze
+from shoplake.ingest.landing import configured_source
 from shoplake.ingest.readers import LandingError, find_files, place_on_days, read_landing, source_present
 from shoplake.ingest.validate import compute_validated, split_valid
 from shoplake.lake import Lake, WriteResult
@@ -44,7 +44,7 @@ def ingest(
     """Ingest the landing files of ``run_dates`` for each configured source.
 
     Args:
-        cfg: Configuration (landing root, sources).
+        cfg: Configuration (landing root, sources, the shop's own fields of each source).
         lake: The lake to write to.
         run_dates: Days to ingest; each day's partitions are replaced.
         sources: Sources to ingest (default ``cfg.ingest.sources``). A source with no
@@ -59,14 +59,17 @@ def ingest(
         The report of tables written.
 
     Raises:
-        LandingError: A landing file is missing, unreadable or lacks a required column.
+        LandingError: A landing file is missing, unreadable or lacks a required column
+            or a field declared in ``landing.extra_fields``.
     """
     root = cfg.landing.root
     wanted = list(sources or cfg.ingest.sources)
     report = IngestReport(run_dates=sorted(run_dates))
     plan = {}
     for name in wanted:
-        contract = get_source(name)
+        contract = configured_source(cfg, name)
+        if contract.extra_fields:
+            log.info("%s: the shop's own fields %s", name, ", ".join(f"{f.name} ({f.dtype}, {f.role})" for f in contract.extra_fields))
         if not source_present(root, name):
             log.warning("landing root %s has no folder for source %r; skipped", root, name)
             report.skipped_sources.append(name)
@@ -88,7 +91,7 @@ def ingest(
                 validated = validated.withColumn(C.INGESTED_AT, ingested_at).persist()
                 cached.append(validated)
                 good, bad = split_valid(validated)
-                batch.write(good, BRONZE[name], mode="replace", run_dates=report.run_dates)
+                batch.write(good, configured_bronze(cfg, name), mode="replace", run_dates=report.run_dates)
                 batch.write(bad, QUARANTINE[name], mode="replace", run_dates=report.run_dates)
                 if on_source_done:
                     on_source_done(name)
