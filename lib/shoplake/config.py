@@ -323,6 +323,27 @@ class ForecastingConfig(_Strict):
     registered_model: str = "shoplake-forecaster"
 
 
+class FraudFeatureTableConfig(_Strict):
+    """A shop's own labelled table of payments with numeric features, for the fraud run."""
+
+    uri: str = Field(description="A Delta table (folder or URI) or a Parquet file or folder; relative paths from the project root.")
+    format: Literal["delta", "parquet"] = "delta"
+    mode: Literal["alone", "join"] = Field(
+        "alone",
+        description="alone: train, evaluate and score on the table's rows; join: add its features to the lake's matured "
+        "payments (gold.txn_features) by payment id, whose labels and amounts the lake gives.",
+    )
+    payment_id: str = Field("payment_id", description="Column of the payment id.")
+    timestamp: str = Field("payment_ts", description="Column of the payment time (alone: the time split and the scored day).")
+    label: str = Field("label", description="alone: column of the label, 1 fraud, 0 legitimate, null unlabelled.")
+    amount: str = Field("amount", description="alone: column of the amount (a missed fraud costs it).")
+    user_id: str = Field("user_id", description="alone: column of the paying customer.")
+    features: list[str] = Field(
+        default_factory=list,
+        description="Numeric columns read as features; empty: every numeric column but the id, time, label and customer.",
+    )
+
+
 class FraudConfig(_Strict):
     """Fraud detection: labels, the time-based split, the models, decisions and their costs."""
 
@@ -370,6 +391,11 @@ class FraudConfig(_Strict):
         0.9, gt=0, le=1, description="Payments are declined outright above the lowest threshold whose validation precision reaches this."
     )
     registered_model: str = "shoplake-fraud"
+    feature_table: FraudFeatureTableConfig | None = Field(
+        None,
+        description="A shop's own labelled feature table (the shop vouches its features were known at payment time); "
+        "null: the lake's features only.",
+    )
 
 
 class FineTuningConfig(_Strict):

@@ -4,14 +4,24 @@ The Spark job (:func:`shoplake.fraud.features.compute_txn_features`) and the onl
 engine (:class:`shoplake.fraud.online.OnlineFeatures`) dispatch on the kind, so neither
 has per-feature code. This module imports no Spark: the table specs and the serving
 replicas import it.
+
+A shop's own payment fields (``landing.extra_fields.payments``) add features of the
+same kinds (:func:`configured_features`): a ``feature`` field is a ``payment`` feature,
+the payment's own value; a ``category`` field gives the ``first_seen`` feature
+``new_<field>_for_user``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from shoplake import columns as C
+from shoplake.ingest.landing import CATEGORY, FEATURE, PAYMENTS, LandingField, configured_source
+
+if TYPE_CHECKING:
+    from shoplake.config import Config
 
 #: Windows of the velocity features: suffix and length in seconds.
 WINDOWS: tuple[tuple[str, int], ...] = (("1h", 3_600), ("24h", 86_400), ("7d", 604_800))
@@ -153,3 +163,97 @@ def _hour_of_day(seconds_of_day: int) -> float:
     hour, rest = divmod(seconds_of_day, 3_600)
     minute, second = divmod(rest, 60)
     return hour + minute / 60 + second / 3_600
+
+
+# ---------------------------------------------------------------------------------------------
+# A shop's own payment fields
+# ---------------------------------------------------------------------------------------------
+
+#: Roles of a shop's own payment field that fraud reads; ``id`` and ``ignore`` stay in bronze.
+USED_ROLES = (FEATURE, CATEGORY)
+#: Columns of the fraud tables besides the features, which a shop's own field must not take.
+TABLE_COLUMNS = (
+    C.PAYMENT_ID, C.ORDER_ID, C.USER_ID, C.PAYMENT_TS, C.N_LINES, C.N_UNITS, C.CHARGEBACK_TS, C.REASON_CODE, C.MATURED,
+    C.LABEL, C.RUN_DATE,
+)  # fmt: skip
+
+
+def category_feature_name(field: str) -> str:
+    """The ``first_seen`` feature of a shop's own categorical field."""
+    return f"new_{field}_for_user"
+
+
+def payment_extras(cfg: Config) -> tuple[LandingField, ...]:
+    """The shop's own payment fields fraud carries into ``silver.transactions``: those of :data:`USED_ROLES`."""
+    return configured_source(cfg, PAYMENTS.name).fields_of_role(*USED_ROLES)
+
+
+def extra_features(fields: Sequence[LandingField]) -> tuple[Feature, ...]:
+    """The features of a shop's own payment fields, in declaration order.
+
+    A ``feature`` field is a ``payment`` feature named like the field: the payment's
+    own value, known when it is made (null: 0, a boolean: 1 or 0). A ``category``
+    field gives ``new_<field>_for_user``: the value is not among the user's earlier
+    payments.
+    """
+    out = []
+    for f in fields:
+        if f.role == FEATURE:
+            out.append(Feature(f.name, "payment", f"The shop's own payment field {f.name}. {f.doc}".strip(), of=f.name))
+        elif f.role == CATEGORY:
+            out.append(Feature(category_feature_name(f.name), "first_seen",
+                               f"The shop's own field {f.name} has a value not among the user's earlier payments.", of=f.name))  # fmt: skip
+    return tuple(out)
+
+
+def configured_features(cfg: Config) -> tuple[Feature, ...]:
+    """The built-in :data:`FEATURES` followed by those of the shop's own payment fields (:func:`extra_features`).
+
+    Raises:
+        shoplake.config.ConfigError: A shop's own field, or the feature it gives, takes
+            the name of a built-in feature or a column of the fraud tables (the message
+            names the key of ``landing.extra_fields``).
+    """
+    from shoplake.config import ConfigError
+
+    fields = payment_extras(cfg)
+    taken = {*FEATURE_NAMES, *TABLE_COLUMNS}
+    declared = [f.name for f in cfg.landing.extra_fields.get(PAYMENTS.name, ())]
+    for field, feature in zip(fields, extra_features(fields), strict=True):
+        for name in dict.fromkeys((field.name, feature.name)):
+            if name in taken:
+                what = (
+                    "a built-in fraud feature"
+                    if name in FEATURE_NAMES
+                    else "a column of the fraud tables"
+                    if name in TABLE_COLUMNS
+                    else "another field's feature"
+                )
+                gives = f" (its feature {name})" if name != field.name else ""
+                raise ConfigError(
+                    f"config key 'landing.extra_fields.{PAYMENTS.name}.{declared.index(field.name)}.name': the {field.role} field "
+                    f"{field.name}{gives} clashes with {what} of that name; rename it"
+                )
+            taken.add(name)
+    features = (*FEATURES, *extra_features(fields))
+    check_features(features)
+    return features
+
+
+def configured_feature_names(cfg: Config) -> tuple[str, ...]:
+    """Model input order under ``cfg``: :data:`FEATURE_NAMES`, then the shop's own features."""
+    return tuple(f.name for f in configured_features(cfg))
+
+
+def resolve_features(names: Sequence[str], cfg: Config) -> tuple[Feature, ...]:
+    """The declarations of ``names`` (a model's inputs) under ``cfg``, in that order.
+
+    Raises:
+        KeyError: A name is neither built in nor given by a field of
+            ``landing.extra_fields.payments`` (the message names it).
+    """
+    known = {f.name: f for f in configured_features(cfg)}
+    missing = [n for n in names if n not in known]
+    if missing:
+        raise KeyError(f"feature(s) {', '.join(missing)} are neither built in nor given by a field of landing.extra_fields.{PAYMENTS.name}")
+    return tuple(known[n] for n in names)

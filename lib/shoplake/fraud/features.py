@@ -24,7 +24,7 @@ Kinds of features:
 * ``payment``: the payment itself: amount, basket size, hour of day, shipping
   country differing from the billing country. Besides the statistics
   ``hour_of_day`` and ``shipping_differs``, ``of`` names a numeric column taken as
-  it is (null: 0).
+  it is (null: 0): the shop's own payment fields of role ``feature`` are such features.
 
 The payments come from ``silver.transactions``, which :func:`compute_transactions`
 builds from bronze payments, orders and chargebacks: one snapshot per run date, with
@@ -146,8 +146,8 @@ def compute_txn_features(transactions: DataFrame, features: Sequence[Feature] = 
 
     Returns:
         ``payment_id, order_id, user_id, payment_ts``, one double column per feature
-        (never null), ``matured, label, run_date``: exactly the columns of
-        :data:`shoplake.fraud.schemas.TXN_FEATURES` for the default ``features``.
+        (never null), ``matured, label, run_date``: the columns of
+        :func:`shoplake.fraud.schemas.txn_features_spec` of ``features``.
     """
     from pyspark.sql import functions as F
 

@@ -292,7 +292,8 @@ class OnlineFeatures:
 
         Args:
             table: Rows with at least the columns of :data:`PAYMENT_FIELDS` the
-                features use (``payment_id``, ``user_id``, ``amount``, ``payment_ts`` always).
+                features use (``payment_id``, ``user_id``, ``amount``, ``payment_ts`` always),
+                and the shop's own fields the features read.
             features: The declarations.
             **kwargs: Passed on to the constructor (``late_s``).
 
@@ -311,7 +312,9 @@ class OnlineFeatures:
             return state
         table = table.sort_by([(C.PAYMENT_TS, "ascending")])
         micros = pc.cast(pc.cast(table[C.PAYMENT_TS], pa.timestamp("us", tz="UTC")), pa.int64()).to_pylist()
-        fields = [name for name in PAYMENT_FIELDS if name in table.column_names and name != C.PAYMENT_TS]
+        # The built-in fields, and the shop's own ones a feature reads (a categorical field's first_seen).
+        wanted = dict.fromkeys((*PAYMENT_FIELDS, *(f.of for f in state.declared if f.of is not None)))
+        fields = [name for name in wanted if name in table.column_names and name != C.PAYMENT_TS]
         columns = [table[name].to_pylist() for name in fields]
         for t, values in zip(micros, zip(*columns, strict=True), strict=True):
             state._add(t, dict(zip(fields, values, strict=True)))

@@ -7,8 +7,9 @@ import datetime as dt
 from shoplake.features.pit import run_midnight
 from shoplake.features.run import FeatureNode
 from shoplake.fraud import schemas
+from shoplake.fraud.declarations import configured_features
 from shoplake.fraud.features import compute_txn_features
-from shoplake.fraud.schemas import TRANSACTIONS, TXN_FEATURES
+from shoplake.fraud.schemas import TRANSACTIONS, TXN_FEATURES, configured_specs
 from shoplake.fraud.transactions import compute_transactions
 from shoplake.ingest.landing import CHARGEBACKS, ORDERS, PAYMENTS
 from shoplake.pipeline import Step, StepContext
@@ -17,6 +18,7 @@ from shoplake.usecases import UseCase
 
 def _features(ctx, day: dt.date) -> dict:
     fraud = ctx.cfg.fraud
+    transactions_spec, _ = configured_specs(ctx.cfg)
     # A payment or its chargeback lands on the day it happened or later, so
     # older landing days hold nothing of the history window.
     earliest = (run_midnight(day) - dt.timedelta(days=fraud.history_days)).date()
@@ -29,9 +31,11 @@ def _features(ctx, day: dt.date) -> dict:
             fraud.history_days,
             fraud.maturity_days,
             fraud.fraud_reason_codes,
+            transactions_spec,
         )
     )
-    return {TRANSACTIONS.full_name: transactions, TXN_FEATURES.full_name: compute_txn_features(transactions)}
+    features = compute_txn_features(transactions, configured_features(ctx.cfg))
+    return {TRANSACTIONS.full_name: transactions, TXN_FEATURES.full_name: features}
 
 
 FEATURES = FeatureNode(
@@ -44,6 +48,7 @@ FEATURES = FeatureNode(
         CHARGEBACKS.name: "no payment has a chargeback: matured ones are labelled 0",
     },
     skipped_because="they are built from payments",
+    configured_outputs=configured_specs,
 )
 
 

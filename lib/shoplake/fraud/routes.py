@@ -1,15 +1,28 @@
 """``POST /fraud/score``: one payment's fraud score, decision and reasons over HTTP."""
 
-from fastapi import APIRouter, Body, Depends, HTTPException
+from typing import Any
 
-from shoplake.fraud.serve import FraudScorer, PaymentIn
+from fastapi import APIRouter, Body, Depends, HTTPException
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+
+from shoplake.fraud.serve import FraudScorer
 from shoplake.serve.http import Holder, OnlyParams
 
 router = APIRouter()
 
 
 @router.post("/fraud/score", dependencies=[Depends(OnlyParams())])
-async def fraud_score(payment: PaymentIn = Body(..., description="One payment."), scorer: FraudScorer = Depends(Holder("fraud"))) -> dict:
+async def fraud_score(
+    body: dict[str, Any] = Body(..., description="One payment: the fields of PaymentIn and the shop's own declared payment fields."),
+    scorer: FraudScorer = Depends(Holder("fraud")),
+) -> dict:
+    # The body's fields depend on the configuration and on the served model (the shop's own
+    # fields), so the scorer validates it; its errors read like FastAPI's own.
+    try:
+        payment = scorer.parse(body)
+    except ValidationError as exc:
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
     # On the replica's event loop rather than a worker thread: scoring takes about a millisecond,
     # less than the hand-over to a thread and back.
     try:

@@ -9,9 +9,16 @@ scores of the payments of the day before it (the landing day the nightly run ing
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 from shoplake import columns as C
-from shoplake.fraud.declarations import FEATURES
+from shoplake.fraud.declarations import FEATURES, Feature, configured_features, payment_extras
+from shoplake.ingest.landing import LandingField
 from shoplake.lake.spec import Col, TableSpec
+
+if TYPE_CHECKING:
+    from shoplake.config import Config
 
 #: Values of ``serving.fraud_scores.decision``, from the lowest score to the highest.
 APPROVE, REVIEW, DECLINE = "approve", "review", "decline"
@@ -35,50 +42,82 @@ _LABEL = (
     ),
 )
 
-TRANSACTIONS = TableSpec(
-    name="transactions",
-    layer="silver",
-    columns=(
-        *_PAYMENT,
-        Col(C.AMOUNT, "double", False, "Amount charged."),
-        Col(C.CURRENCY, "string", True, "ISO currency code."),
-        Col(C.PAYMENT_METHOD, "string", True, "card, wallet or bank_transfer."),
-        Col(C.CARD_ID, "string", False, "Card or wallet fingerprint."),
-        Col(C.DEVICE_ID, "string", True, "Device fingerprint."),
-        Col(C.IP_ADDRESS, "string", True, "Client IP address."),
-        Col(C.BILLING_COUNTRY, "string", True, "Billing country."),
-        Col(C.SHIPPING_COUNTRY, "string", True, "Shipping country."),
-        Col(C.N_LINES, "int", False, "Lines of the paid order as placed (0 when the order is not in bronze.orders)."),
-        Col(C.N_UNITS, "long", False, "Units of the paid order as placed (0 when the order is not in bronze.orders)."),
-        Col(C.CHARGEBACK_TS, "timestamp", True, "First chargeback of the payment reported before run_date (any reason)."),
-        Col(C.REASON_CODE, "string", True, "Reason of that chargeback."),
-        *_LABEL,
-        _RUN_DATE,
-    ),
-    keys=(C.PAYMENT_ID, C.RUN_DATE),
-    partition_by=(C.RUN_DATE,),
-    description=(
-        "Payments known before run_date joined with their orders, deduplicated by payment id (the latest ingested copy), "
-        "with chargebacks reported before run_date and the matured label."
-    ),
-)
 
-TXN_FEATURES = TableSpec(
-    name="txn_features",
-    layer="gold",
-    columns=(
-        *_PAYMENT,
-        *(Col(f.name, "double", False, f.description) for f in FEATURES),
-        *_LABEL,
-        _RUN_DATE,
-    ),
-    keys=(C.PAYMENT_ID, C.RUN_DATE),
-    partition_by=(C.RUN_DATE,),
-    description=(
-        "Point-in-time features of every payment of silver.transactions (shoplake.fraud.features): each from "
-        "the payments strictly before it, with its label."
-    ),
-)
+def transactions_spec(extras: Sequence[LandingField] = ()) -> TableSpec:
+    """``silver.transactions``, with the shop's own payment fields (:func:`payment_extras`) after the built-in columns."""
+    return TableSpec(
+        name="transactions",
+        layer="silver",
+        columns=(
+            *_PAYMENT,
+            Col(C.AMOUNT, "double", False, "Amount charged."),
+            Col(C.CURRENCY, "string", True, "ISO currency code."),
+            Col(C.PAYMENT_METHOD, "string", True, "card, wallet or bank_transfer."),
+            Col(C.CARD_ID, "string", False, "Card or wallet fingerprint."),
+            Col(C.DEVICE_ID, "string", True, "Device fingerprint."),
+            Col(C.IP_ADDRESS, "string", True, "Client IP address."),
+            Col(C.BILLING_COUNTRY, "string", True, "Billing country."),
+            Col(C.SHIPPING_COUNTRY, "string", True, "Shipping country."),
+            Col(C.N_LINES, "int", False, "Lines of the paid order as placed (0 when the order is not in bronze.orders)."),
+            Col(C.N_UNITS, "long", False, "Units of the paid order as placed (0 when the order is not in bronze.orders)."),
+            Col(C.CHARGEBACK_TS, "timestamp", True, "First chargeback of the payment reported before run_date (any reason)."),
+            Col(C.REASON_CODE, "string", True, "Reason of that chargeback."),
+            *_LABEL,
+            # Nullable whatever the landing says: a table built before the field was declared grows it.
+            *(
+                Col(f.name, f.dtype, True, f"The shop's own {f.role} field (landing.extra_fields.payments). {f.doc}".strip())
+                for f in extras
+            ),
+            _RUN_DATE,
+        ),
+        keys=(C.PAYMENT_ID, C.RUN_DATE),
+        partition_by=(C.RUN_DATE,),
+        description=(
+            "Payments known before run_date joined with their orders, deduplicated by payment id (the latest ingested copy), "
+            "with chargebacks reported before run_date and the matured label."
+        ),
+    )
+
+
+def txn_features_spec(features: Sequence[Feature] = FEATURES) -> TableSpec:
+    """``gold.txn_features`` with one double column per feature of ``features``.
+
+    The built-in features come first; the shop's own ones are nullable in the table
+    (never null in the rows written) so that a table built before they were
+    declared can grow them.
+    """
+    builtin = {f.name for f in FEATURES}
+    return TableSpec(
+        name="txn_features",
+        layer="gold",
+        columns=(
+            *_PAYMENT,
+            *(Col(f.name, "double", False, f.description) for f in features if f.name in builtin),
+            *_LABEL,
+            *(Col(f.name, "double", True, f.description) for f in features if f.name not in builtin),
+            _RUN_DATE,
+        ),
+        keys=(C.PAYMENT_ID, C.RUN_DATE),
+        partition_by=(C.RUN_DATE,),
+        description=(
+            "Point-in-time features of every payment of silver.transactions (shoplake.fraud.features): each from "
+            "the payments strictly before it, with its label."
+        ),
+    )
+
+
+TRANSACTIONS = transactions_spec()
+TXN_FEATURES = txn_features_spec()
+
+
+def configured_specs(cfg: Config) -> tuple[TableSpec, TableSpec]:
+    """``silver.transactions`` and ``gold.txn_features`` with the shop's own payment fields and features of ``cfg``.
+
+    The catalog holds the built-in specs; the feature step writes these (the same
+    tables, grown by the columns ``landing.extra_fields.payments`` declares).
+    """
+    return transactions_spec(payment_extras(cfg)), txn_features_spec(configured_features(cfg))
+
 
 FRAUD_SCORES = TableSpec(
     name="fraud_scores",

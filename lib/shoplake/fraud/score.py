@@ -6,6 +6,10 @@ the nightly run ingested) are cut into blocks; Ray Data tasks (:class:`BundleSco
 load the bundle and turn each block into score, decision and top reasons
 (:func:`score_table`, which the real-time endpoint uses too). One Delta commit
 replaces the run date's partition.
+
+With ``fraud.feature_table`` the rows of D - 1 are the shop's table's (``alone``), or
+the lake's joined with its features (``join``): :func:`scoring_rows`. The model reads
+the features its bundle lists; a row source without one of them is an error naming it.
 """
 
 from __future__ import annotations
@@ -37,12 +41,18 @@ def score_rows(bundle, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[list
     return scores, bundle.decide(scores), bundle.reasons(X, k=TOP_REASONS)
 
 
-def score_table(bundle, rows: pa.Table, model_version: str, run_date: dt.date, scored_at: dt.datetime) -> pa.Table:
-    """``serving.fraud_scores`` rows of ``gold.txn_features`` rows."""
+def score_table(
+    bundle, rows: pa.Table, model_version: str, run_date: dt.date, scored_at: dt.datetime, what: str = TXN_FEATURES.full_name
+) -> pa.Table:
+    """``serving.fraud_scores`` rows of ``gold.txn_features`` rows (or of rows with the same columns and the bundle's features).
+
+    Raises:
+        shoplake.fraud.models.base.FeatureMismatchError: ``rows`` lack a feature the bundle reads.
+    """
     from shoplake.fraud.train import feature_matrix
 
     n = rows.num_rows
-    scores, decisions, reasons = score_rows(bundle, feature_matrix(rows))
+    scores, decisions, reasons = score_rows(bundle, feature_matrix(rows, bundle.feature_names, what))
     return pa.table(
         {
             C.PAYMENT_ID: rows[C.PAYMENT_ID],
@@ -114,6 +124,47 @@ def payments_of_day(lake, run_date: dt.date) -> pa.Table:
     return rows.sort_by([(C.PAYMENT_TS, "ascending"), (C.PAYMENT_ID, "ascending")])
 
 
+def scoring_rows(cfg: Config, lake, run_date: dt.date | str | None) -> tuple[pa.Table, dt.date, str]:
+    """The rows to score for ``run_date``: the payments made on the day before it, with their features.
+
+    Without ``fraud.feature_table`` they are ``gold.txn_features``'s (:func:`payments_of_day`);
+    in ``alone`` mode the table's rows of that day (default run date: the day after its
+    newest payment); in ``join`` mode the lake's joined with the table's features.
+
+    Returns:
+        ``(rows, run_date, where they come from)``.
+
+    Raises:
+        shoplake.fraud.train.MissingTxnFeaturesError: The lake's features are needed and missing.
+        shoplake.fraud.feature_table.FeatureTableError: The table is wrong.
+    """
+    from shoplake.features.pit import run_midnight
+    from shoplake.fraud.feature_table import ALONE, default_run_date, join_features, read_feature_table, rows_between
+    from shoplake.fraud.train import MissingTxnFeaturesError
+
+    ft = cfg.fraud.feature_table
+    if run_date is not None and not isinstance(run_date, dt.date):
+        run_date = dt.date.fromisoformat(str(run_date))
+    if ft is not None and ft.mode == ALONE:
+        table = read_feature_table(cfg)
+        run_date = run_date or default_run_date(table)
+        rows = rows_between(table, run_midnight(run_date - dt.timedelta(days=1)), run_midnight(run_date))
+        return rows, run_date, f"fraud.feature_table {table.uri}"
+    dates = lake.run_dates(TXN_FEATURES)
+    if run_date is None:
+        if not dates:
+            raise MissingTxnFeaturesError(f"{TXN_FEATURES.full_name} does not exist or is empty in {lake.root}")
+        run_date = max(dates)
+    if run_date not in dates:
+        raise MissingTxnFeaturesError(f"{TXN_FEATURES.full_name} has no run date {run_date} in {lake.root}")
+    rows = payments_of_day(lake, run_date)
+    what = f"{TXN_FEATURES.full_name}@{run_date}"
+    if ft is None:
+        return rows, run_date, what
+    table = read_feature_table(cfg, reserved=rows.column_names)
+    return join_features(rows, table, f"payments of {run_date - dt.timedelta(days=1)}"), run_date, f"{what} joined with {table.uri}"
+
+
 def score_fraud(cfg: Config, lake, run_date: dt.date | str | None = None, *, version: str | int | None = None) -> FraudScoringResult:
     """Score the payments of the day before ``run_date`` into ``serving.fraud_scores``.
 
@@ -126,32 +177,28 @@ def score_fraud(cfg: Config, lake, run_date: dt.date | str | None = None, *, ver
     Raises:
         NoServingModel: No fraud model registered (or ``version`` unknown).
         shoplake.fraud.train.MissingTxnFeaturesError: No features for the run date.
+        shoplake.fraud.models.base.FeatureMismatchError: The rows lack a feature the model reads.
     """
     from shoplake.fraud.bundle import FraudBundle
-    from shoplake.fraud.train import MissingTxnFeaturesError
+    from shoplake.fraud.train import feature_matrix
     from shoplake.ray_runtime import init_ray
     from shoplake.registry import download_bundle
 
     start = time.perf_counter()
     folder, info = download_bundle(cfg, version, registered_model=cfg.fraud.registered_model)
     bundle = FraudBundle.load(folder)
-    dates = lake.run_dates(TXN_FEATURES)
-    if run_date is None:
-        if not dates:
-            raise MissingTxnFeaturesError(f"{TXN_FEATURES.full_name} does not exist or is empty in {lake.root}")
-        run_date = max(dates)
-    run_date = run_date if isinstance(run_date, dt.date) else dt.date.fromisoformat(str(run_date))
-    if run_date not in dates:
-        raise MissingTxnFeaturesError(f"{TXN_FEATURES.full_name} has no run date {run_date} in {lake.root}")
-    rows = payments_of_day(lake, run_date)
+    rows, run_date, what = scoring_rows(cfg, lake, run_date)
+    feature_matrix(rows.slice(0, 0), bundle.feature_names, what)  # a missing feature fails here, on the driver, naming it
     scored_at = dt.datetime.now(dt.timezone.utc)
     log.info(
-        "scoring %d payments of %s with %s version %s (%s)",
+        "scoring %d payments of %s from %s with %s version %s (%s, %d features)",
         rows.num_rows,
         run_date - dt.timedelta(days=1),
+        what,
         info.name,
         info.version,
         bundle.kind,
+        len(bundle.feature_names),
     )
     ray = init_ray(cfg)
     if rows.num_rows:

@@ -1,7 +1,11 @@
 """The fraud run: time-split matured payments, train and compare the models, register the champion.
 
 For a run date D the run reads D's partition of ``gold.txn_features`` and keeps the
-matured payments (a label that is final, see :mod:`shoplake.fraud.schemas`). Ordered by
+matured payments (a label that is final, see :mod:`shoplake.fraud.schemas`), with the
+built-in features and those of the shop's own payment fields
+(:func:`~shoplake.fraud.declarations.configured_features`). With ``fraud.feature_table``
+the rows come from the shop's own labelled table instead, or gain its features by
+payment id (:mod:`shoplake.fraud.feature_table`; :func:`training_data`). Ordered by
 payment time they are split on day boundaries into training (oldest), validation and
 test (newest) (:func:`time_split`), so every model is judged on payments made after
 everything it learnt from.
@@ -24,7 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,8 +40,9 @@ from shoplake import columns as C
 from shoplake.config import Config
 from shoplake.evaluation import TEST, VALIDATION, Interval, best_other, bootstrap_statistic
 from shoplake.fraud import metrics as M
-from shoplake.fraud.declarations import FEATURE_NAMES
-from shoplake.fraud.models.base import GBT, RULES, TABULAR_NN
+from shoplake.fraud.declarations import FEATURE_NAMES, configured_feature_names, payment_extras
+from shoplake.fraud.feature_table import ALONE, KEY, SOURCE_JOINED, SOURCE_LAKE, SOURCE_TABLE
+from shoplake.fraud.models.base import GBT, RULES, RULES_AMOUNT_FEATURE, RULES_VELOCITY_FEATURES, TABULAR_NN, FeatureMismatchError
 from shoplake.fraud.schemas import TASK_FRAUD, TXN_FEATURES
 from shoplake.train.model_metrics import MODEL_METRICS, write_model_metrics
 
@@ -99,13 +104,36 @@ def load_matured(lake, run_date: dt.date | None = None) -> tuple[pa.Table, dt.da
     return rows, run_date, version
 
 
-def feature_matrix(rows: pa.Table) -> np.ndarray:
-    """The model input of ``rows``: :data:`FEATURE_NAMES` columns as a float64 matrix."""
-    return (
-        np.column_stack([rows[name].to_numpy(zero_copy_only=False).astype(np.float64) for name in FEATURE_NAMES])
-        if rows.num_rows
-        else np.zeros((0, len(FEATURE_NAMES)))
-    )
+def feature_matrix(rows: pa.Table, feature_names: Sequence[str] = FEATURE_NAMES, what: str = TXN_FEATURES.full_name) -> np.ndarray:
+    """The model input of ``rows``: the ``feature_names`` columns as a float64 matrix.
+
+    Args:
+        rows: Rows with a column per feature.
+        feature_names: The model's inputs, in order.
+        what: Where the rows come from, for the error.
+
+    Raises:
+        FeatureMismatchError: A feature has no column in ``rows``, or is null in some
+            (a table built before a shop's own field was declared).
+    """
+    names = list(feature_names)
+    missing = [n for n in names if n not in rows.column_names]
+    if missing:
+        raise FeatureMismatchError(
+            f"{what} has no column for the feature(s) {', '.join(missing)} the model reads: the features were built, or the "
+            "model trained, under another configuration (landing.extra_fields.payments, fraud.feature_table); build the "
+            "features again or retrain"
+        )
+    if not rows.num_rows:
+        return np.zeros((0, len(names)))
+    X = np.column_stack([rows[name].to_numpy(zero_copy_only=False).astype(np.float64) for name in names])
+    empty = [n for j, n in enumerate(names) if np.isnan(X[:, j]).any()]
+    if empty:
+        raise FeatureMismatchError(
+            f"{what}: the feature(s) {', '.join(empty)} are null in some rows, which were built before the field was "
+            "declared; build the features of those run dates again"
+        )
+    return X
 
 
 def _held_out_start(y: np.ndarray, days: np.ndarray, end: int, n_total: int, frauds_total: int, share: float) -> int:
@@ -119,7 +147,13 @@ def _held_out_start(y: np.ndarray, days: np.ndarray, end: int, n_total: int, fra
     return int(np.searchsorted(days[:end], days[first], side="left"))
 
 
-def time_split(rows: pa.Table, validation_share: float, test_share: float) -> tuple[Split, Split, Split]:
+def time_split(
+    rows: pa.Table,
+    validation_share: float,
+    test_share: float,
+    feature_names: Sequence[str] = FEATURE_NAMES,
+    what: str = TXN_FEATURES.full_name,
+) -> tuple[Split, Split, Split]:
     """Training, validation and test splits of time-ordered matured rows.
 
     The test split is the newest whole days that hold at least ``test_share`` of the
@@ -128,11 +162,18 @@ def time_split(rows: pa.Table, validation_share: float, test_share: float) -> tu
     every held-out split has fraud to measure whenever the labels allow it, even when
     fraud comes in bursts, and every split holds payments after all those it learns from.
 
+    Args:
+        rows: Matured rows in time order: ``payment_id, payment_ts, amount, label`` and the features.
+        validation_share: Least share of the payments and frauds in validation.
+        test_share: Least share in test.
+        feature_names: The columns of the model input, in order.
+        what: Where the rows come from, for errors.
+
     Raises:
         TooFewLabelsError: A split would be empty, or one has no fraud label.
     """
     n = rows.num_rows
-    X = feature_matrix(rows)
+    X = feature_matrix(rows, feature_names, what)
     y = rows[C.LABEL].to_numpy(zero_copy_only=False).astype(np.int64) if n else np.zeros(0, np.int64)
     days = pc.cast(rows[C.PAYMENT_TS], pa.timestamp("us", tz="UTC")).cast(pa.date32()).to_numpy(zero_copy_only=False)
     amounts = rows[C.AMOUNT].to_numpy(zero_copy_only=False).astype(np.float64)
@@ -152,6 +193,70 @@ def time_split(rows: pa.Table, validation_share: float, test_share: float) -> tu
                 "the shop needs more history (fraud.maturity_days before the run date) or more chargebacks"
             )
     return splits  # type: ignore[return-value]
+
+
+@dataclass
+class TrainingData:
+    """The labelled rows a fraud run learns from, and where they came from.
+
+    Attributes:
+        rows: Time-ordered rows: ``payment_id, payment_ts, amount, label`` and the features.
+        run_date: The run date (only payments before its midnight).
+        feature_names: The model input, in order.
+        table_versions: ``{table: version}`` read, for the bundle's lineage.
+        source: :data:`~shoplake.fraud.feature_table.SOURCE_LAKE`, ``SOURCE_TABLE`` or ``SOURCE_JOINED``.
+        what: Where the rows come from, for messages.
+        table: What the bundle records of the shop's feature table, if one was read.
+    """
+
+    rows: pa.Table
+    run_date: dt.date
+    feature_names: tuple[str, ...]
+    table_versions: dict[str, int]
+    source: str
+    what: str
+    table: dict | None = None
+
+
+def training_data(cfg: Config, lake, run_date: dt.date | None = None) -> TrainingData:
+    """The labelled rows of ``run_date`` under ``cfg``.
+
+    * Without ``fraud.feature_table``: the matured payments of ``gold.txn_features``
+      with the built-in features and those of the shop's own payment fields.
+    * ``fraud.feature_table`` in ``alone`` mode: the table's labelled rows made before
+      ``run_date``'s midnight (default: the day after its newest payment), its features.
+    * In ``join`` mode: the matured payments of ``gold.txn_features`` that have a row in
+      the table, with the lake's features and then the table's.
+
+    Raises:
+        MissingTxnFeaturesError: The lake's features are needed and missing.
+        shoplake.fraud.feature_table.FeatureTableError: The table is wrong.
+    """
+    from shoplake.features.pit import run_midnight
+    from shoplake.fraud.feature_table import default_run_date, join_features, read_feature_table, rows_between
+
+    ft = cfg.fraud.feature_table
+    if ft is not None and ft.mode == ALONE:
+        table = read_feature_table(cfg)
+        run_date = run_date or default_run_date(table)
+        rows = rows_between(table, None, run_midnight(run_date))
+        rows = rows.filter(pc.is_valid(rows[C.LABEL]))
+        return TrainingData(rows, run_date, table.feature_names, table.lineage, SOURCE_TABLE, f"{KEY} {table.uri}", table.describe())
+    rows, run_date, version = load_matured(lake, run_date)
+    names = configured_feature_names(cfg)
+    versions = {f"{TXN_FEATURES.full_name}@{run_date}": version}
+    what = f"{TXN_FEATURES.full_name}@{run_date}"
+    if ft is None:
+        return TrainingData(rows, run_date, names, versions, SOURCE_LAKE, what)
+    table = read_feature_table(cfg, reserved=rows.column_names)
+    rows = join_features(rows, table, f"matured payments of {what}")
+    return TrainingData(rows, run_date, (*names, *table.feature_names), {**versions, **table.lineage}, SOURCE_JOINED,
+                        f"{what} joined with {table.uri}", table.describe())  # fmt: skip
+
+
+def rules_missing(feature_names: Sequence[str]) -> list[str]:
+    """The features the rules baseline needs that ``feature_names`` lack."""
+    return [n for n in (RULES_AMOUNT_FEATURE, *RULES_VELOCITY_FEATURES) if n not in feature_names]
 
 
 @dataclass
@@ -276,9 +381,12 @@ def run_fraud(
     """Train, compare and register the fraud models on ``run_date``'s matured payments.
 
     Args:
-        cfg: ``fraud`` (split shares, models, costs, capacity, registry name), ``ray``, ``training``.
-        lake: The lake with ``gold.txn_features`` of ``run_date``.
-        run_date: Default the latest partition.
+        cfg: ``fraud`` (split shares, models, costs, capacity, registry name, the shop's
+            own feature table), ``landing.extra_fields`` (the shop's own payment
+            fields), ``ray``, ``training``.
+        lake: The lake with ``gold.txn_features`` of ``run_date`` (not read with a
+            ``fraud.feature_table`` in ``alone`` mode).
+        run_date: Default the latest partition (``alone``: the day after the table's newest payment).
         name: Prefix of the run's folders (default ``fraud_<run_date>_<UTC time>``).
         register: Log the champion to MLflow and point the serving alias at it.
         on_step: Called with a short description as each step starts.
@@ -286,6 +394,7 @@ def run_fraud(
     Raises:
         MissingTxnFeaturesError: No features for the run date.
         TooFewLabelsError: Too few matured payments or fraud labels to train and validate.
+        shoplake.fraud.feature_table.FeatureTableError: ``fraud.feature_table`` cannot be read as configured.
     """
     from shoplake.fraud.bundle import FraudBundle
     from shoplake.fraud.chart import write_pr_chart
@@ -295,40 +404,48 @@ def run_fraud(
 
     fc = cfg.fraud
     step = on_step or (lambda text: log.info("%s", text))
-    step(f"reading {TXN_FEATURES.full_name}")
-    rows, run_date, version = load_matured(lake, run_date)
-    train, valid, test = time_split(rows, fc.validation_share, fc.test_share)
+    step(f"reading {KEY if fc.feature_table is not None and fc.feature_table.mode == ALONE else TXN_FEATURES.full_name}")
+    data = training_data(cfg, lake, run_date)
+    run_date, names = data.run_date, data.feature_names
+    train, valid, test = time_split(data.rows, fc.validation_share, fc.test_share, names, data.what)
     splits = {s.name: s for s in (train, valid, test)}
     log.info(
-        "fraud for %s: %s", run_date,
+        "fraud for %s from %s, %d features: %s", run_date, data.what, len(names),
         ", ".join(f"{s.name} {len(s.y):,} payments from {s.first_day} ({s.frauds} fraud)" for s in splits.values()),
     )  # fmt: skip
     name = name or f"fraud_{run_date.isoformat()}_{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}"
     evaluations: dict[str, ModelEvaluation] = {}
     for model in fc.models:
+        if model == RULES and rules_missing(names):
+            log.warning("rules baseline skipped: %s has no %s", data.what, ", ".join(rules_missing(names)))
+            continue
         step(f"{model}: training" if model in TRAINED else f"{model}: scoring")
         started = dt.datetime.now(dt.timezone.utc)
         fitted = None
         if model == RULES:
-            fitted = RulesModel(FEATURE_NAMES, fc.rules_amount, fc.rules_velocity_1h)
+            fitted = RulesModel(names, fc.rules_amount, fc.rules_velocity_1h)
         else:
             trainer = train_gbt if model == GBT else train_tabular_nn
-            fitted = trainer(cfg, train.X, train.y, valid.X, valid.y, f"{name}_{model}")
+            fitted = trainer(cfg, train.X, train.y, valid.X, valid.y, f"{name}_{model}", feature_names=names)
         ev = _evaluate(cfg, model, fitted.predict(valid.X), fitted.predict(test.X), valid, test)
         ev.fitted, ev.seconds = fitted, (dt.datetime.now(dt.timezone.utc) - started).total_seconds()
         evaluations[model] = ev
         log.info("%s: %s", model, {s: {k: round(v, 4) for k, v in f.items()} for s, f in ev.metrics.items()})
 
+    if not evaluations:
+        raise TooFewLabelsError(f"no model of fraud.models ({', '.join(fc.models)}) can read the features of {data.what}")
     champion = _champion(evaluations)
     best = evaluations[champion]
     versus = _versus(cfg, evaluations, champion, test)
     step(f"champion {champion}: saving the bundle")
-    table_versions = {f"{TXN_FEATURES.full_name}@{run_date}": version}
+    table_versions = data.table_versions
     flat = {f"{model}.{s}.{metric}": value for model, ev in evaluations.items()
             for s, figures in ev.metrics.items() for metric, value in figures.items()}  # fmt: skip
     bundle = FraudBundle(
-        best.fitted, list(FEATURE_NAMES), best.review_threshold, best.decline_threshold,
+        best.fitted, list(names), best.review_threshold, best.decline_threshold,
         {"model_name": champion, "run_date": run_date.isoformat(), "table_versions": table_versions,
+         "feature_source": data.source, "extra_fields": [f.name for f in payment_extras(cfg)] if data.source != SOURCE_TABLE else [],
+         "feature_table": data.table,
          "metrics": {k: v for k, v in flat.items() if np.isfinite(v)}},
     )  # fmt: skip
     run_folder = Path(cfg.runs_dir, "fraud", name)
@@ -353,7 +470,8 @@ def run_fraud(
 
         step(f"registering {champion} in MLflow")
         params = {"champion": champion, "models": ",".join(fc.models), "review_threshold": best.review_threshold,
-                  "decline_threshold": best.decline_threshold, **fc.model_dump(exclude={"models", "fraud_reason_codes"})}  # fmt: skip
+                  "decline_threshold": best.decline_threshold, "feature_source": data.source, "features": len(names),
+                  **fc.model_dump(exclude={"models", "fraud_reason_codes", "feature_table"})}  # fmt: skip
         info = log_model(
             cfg, bundle_path, model_name=champion, params=params,
             metrics={k: v for k, v in flat.items() if np.isfinite(v)}, table_versions=table_versions,

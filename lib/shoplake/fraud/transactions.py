@@ -12,6 +12,8 @@ from shoplake.features.pit import latest_copies
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
+    from shoplake.lake.spec import TableSpec
+
 _TS_US = "_ts_us"
 _BASKET_LINES = "_basket_lines"
 _BASKET_UNITS = "_basket_units"
@@ -27,6 +29,7 @@ def compute_transactions(
     history_days: int,
     maturity_days: int,
     fraud_reason_codes: Sequence[str],
+    spec: TableSpec | None = None,
 ) -> DataFrame:
     """The rows of ``silver.transactions`` for ``run_date``: payments with basket size, chargeback and label.
 
@@ -44,6 +47,8 @@ def compute_transactions(
     * **Label.** ``matured`` when ``payment_ts <= midnight - maturity_days``; ``label``
       is null until then, afterwards 1 when any of those chargebacks has a reason in
       ``fraud_reason_codes``, else 0.
+    * **The shop's own fields.** Columns of ``spec`` beyond the built-in ones are the
+      payment's own fields (``landing.extra_fields.payments``), taken as they are.
 
     Args:
         payments: ``bronze.payments`` rows (landing fields plus lineage; the ``run_date``
@@ -54,9 +59,11 @@ def compute_transactions(
         history_days: Days of payments kept before D's midnight.
         maturity_days: Age at which a payment's label is final.
         fraud_reason_codes: Chargeback reasons that make a payment fraud.
+        spec: The table's spec (default :data:`shoplake.fraud.schemas.TRANSACTIONS`;
+            :func:`shoplake.fraud.schemas.configured_specs` adds the shop's own fields).
 
     Returns:
-        Exactly the columns of :data:`shoplake.fraud.schemas.TRANSACTIONS`, in its order and types.
+        Exactly the columns of ``spec``, in its order and types.
 
     Raises:
         ValueError: ``history_days`` or ``maturity_days`` is not positive.
@@ -68,6 +75,8 @@ def compute_transactions(
     from shoplake.ingest.landing import PLACED
     from shoplake.lake.spec import spark_type
 
+    spec = spec or TRANSACTIONS
+
     if history_days < 1 or maturity_days < 1:
         raise ValueError(f"history_days and maturity_days must be >= 1, got {history_days} and {maturity_days}")
     end = run_midnight(run_date)
@@ -78,7 +87,7 @@ def compute_transactions(
     paid = latest_copies(landed_before(payments, run_date), [C.PAYMENT_ID]).where(
         (F.col(C.PAYMENT_TS) < F.lit(end)) & (F.col(C.PAYMENT_TS) >= F.lit(start))
     )
-    fields = [c.name for c in TRANSACTIONS.columns if c.name in payments.columns and c.name != C.RUN_DATE]
+    fields = [c.name for c in spec.columns if c.name in payments.columns and c.name != C.RUN_DATE]
     rows = paid.select(*fields)
 
     if orders is not None:
@@ -123,5 +132,5 @@ def compute_transactions(
         C.RUN_DATE: F.lit(run_date),
     }
     return rows.select(
-        *((derived[c.name] if c.name in derived else F.col(c.name)).cast(spark_type(c.dtype)).alias(c.name) for c in TRANSACTIONS.columns)
+        *((derived[c.name] if c.name in derived else F.col(c.name)).cast(spark_type(c.dtype)).alias(c.name) for c in spec.columns)
     )

@@ -23,7 +23,11 @@ def test_the_contract_grows_by_the_declared_fields_in_order():
     assert grown.fields_of_role(FEATURE) == (grown.fields[-2],)
     assert grown.required_fields == PAYMENTS.required_fields
     checks = {(c.field, c.message) for c in grown.checks} - {(c.field, c.message) for c in PAYMENTS.checks}
-    assert checks == {("risk_score", "must be >= 0"), ("risk_score", "must be <= 1"), ("channel", "unknown value, expected one of web, app")}
+    assert checks == {
+        ("risk_score", "must be >= 0"),
+        ("risk_score", "must be <= 1"),
+        ("channel", "unknown value, expected one of web, app"),
+    }
     assert with_extra_fields(PAYMENTS, ()) is PAYMENTS
 
 
@@ -32,7 +36,11 @@ def test_the_bronze_spec_grows_with_nullable_columns_and_the_catalog_keeps_the_c
     spec = configured_bronze(cfg, "payments")
     assert spec.full_name == BRONZE["payments"].full_name
     added = [c for c in spec.columns if c.name not in BRONZE["payments"].column_names]
-    assert [(c.name, c.dtype, c.nullable) for c in added] == [("risk_score", "double", True), ("channel", "string", True), ("terminal", "long", True)]
+    assert [(c.name, c.dtype, c.nullable) for c in added] == [
+        ("risk_score", "double", True),
+        ("channel", "string", True),
+        ("terminal", "long", True),
+    ]
     # A required field is still quarantined when empty: only its bronze column is nullable, so an older table can grow it.
     assert "terminal" in configured_source(cfg, "payments").required_fields
     assert configured_bronze(cfg, "orders") is BRONZE["orders"]
@@ -41,10 +49,16 @@ def test_the_bronze_spec_grows_with_nullable_columns_and_the_catalog_keeps_the_c
 @pytest.mark.parametrize(
     ("declared", "words"),
     [
-        ("{payments: [{name: amount, type: double, role: feature}]}", ["landing.extra_fields.payments.0.name", "'amount' is a field of the payments contract"]),
+        (
+            "{payments: [{name: amount, type: double, role: feature}]}",
+            ["landing.extra_fields.payments.0.name", "'amount' is a field of the payments contract"],
+        ),
         ("{payments: [{name: run_date, type: string, role: ignore}]}", ["landing.extra_fields.payments.0.name", "run_date"]),
         ("{payments: [{name: _hidden, type: string, role: ignore}]}", ["landing.extra_fields.payments.0.name", "must start with a letter"]),
-        ("{payments: [{name: a, type: double, role: feature}, {name: a, type: long, role: id}]}", ["landing.extra_fields.payments.1.name", "declared twice"]),
+        (
+            "{payments: [{name: a, type: double, role: feature}, {name: a, type: long, role: id}]}",
+            ["landing.extra_fields.payments.1.name", "declared twice"],
+        ),
         ("{payments: [{name: note, type: string, role: feature}]}", ["landing.extra_fields.payments.0.type", "a feature field is one of"]),
         ("{payments: [{name: note, type: string, role: weight}]}", ["landing.extra_fields.payments.0.role", "unknown role 'weight'"]),
         ("{payments: [{name: note, type: text, role: ignore}]}", ["landing.extra_fields.payments.0.type", "'text'"]),
