@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError, field_validator, model_validator
 
 from shoplake.errors import InputError
 from shoplake.ingest.landing import SOURCES, ExtraField, extra_field_problem
@@ -492,6 +492,48 @@ class EvaluationConfig(_Strict):
     seed: int = Field(0, description="Seed of the bootstrap resamples, so the same run reports the same intervals.")
 
 
+class Distribution(_Strict):
+    """A searched setting drawn from a range (``{loguniform: [0.0001, 0.01]}``): exactly one of the keys."""
+
+    uniform: tuple[float, float] | None = None
+    loguniform: tuple[float, float] | None = None
+    randint: tuple[int, int] | None = Field(None, description="Integers from the first to the second, both included.")
+
+    @model_validator(mode="after")
+    def _one_range(self) -> Distribution:
+        given = [
+            (k, v) for k, v in (("uniform", self.uniform), ("loguniform", self.loguniform), ("randint", self.randint)) if v is not None
+        ]
+        if len(given) != 1:
+            raise ValueError("give exactly one of uniform, loguniform, randint")
+        kind, (low, high) = given[0]
+        if not low < high:
+            raise ValueError(f"{kind}: the low end {low} must be below the high end {high}")
+        if kind == "loguniform" and low <= 0:
+            raise ValueError(f"loguniform: the low end must be positive, got {low}")
+        return self
+
+
+#: A model's search space: each setting a list of values to choose from or a :class:`Distribution`.
+SearchSpace = dict[str, list[Any] | Distribution]
+
+
+class TuningConfig(_Strict):
+    """Hyperparameter searches on the validation split (``shoplake.train.tune``): Ray Tune with ASHA."""
+
+    num_samples: int = Field(8, ge=1, description="Trials per search: the search budget (settings drawn from the model's search space).")
+    max_concurrent_trials: int = Field(2, ge=1, description="Trials running at once.")
+    cpus_per_trial: float = Field(1.0, gt=0, description="CPUs each trial reserves (and the threads its model uses).")
+    grace_period: int = Field(
+        2, ge=1, description="Iterations (epochs, boosting rounds in steps) every trial runs before ASHA may stop it."
+    )
+    reduction_factor: float = Field(3.0, gt=1, description="ASHA keeps about one trial in this many at each rung.")
+    time_budget_s: float | None = Field(
+        None, gt=0, description="Wall-clock limit of one search (None: none); trials running then are stopped."
+    )
+    seed: int = Field(0, description="Seed of the drawn settings, so a search draws the same settings again.")
+
+
 class ServeConfig(_Strict):
     """The Ray Serve ingress (``shoplake.serve.app:build_app``)."""
 
@@ -517,6 +559,7 @@ class Config(_Strict):
     sequence_model: SequenceModelConfig = SequenceModelConfig()
     registry: RegistryConfig = RegistryConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
+    tuning: TuningConfig = TuningConfig()
     serve: ServeConfig = ServeConfig()
     recommender: RecommenderConfig = RecommenderConfig()
     forecasting: ForecastingConfig = ForecastingConfig()

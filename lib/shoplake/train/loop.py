@@ -43,7 +43,7 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -236,21 +236,11 @@ def train_loop_per_worker(config: dict) -> None:
         model.load_state_dict(state["model"])
     model = ray.train.torch.prepare_model(model)  # to this worker's device, wrapped in DDP when world_size > 1
     device = ray.train.torch.get_device()
-    params = [p for p in model.parameters() if p.requires_grad]
-    if config.get("weight_decay"):
-        optimizer = torch.optim.AdamW(params, lr=float(config["lr"]), weight_decay=float(config["weight_decay"]))
-    else:
-        optimizer = torch.optim.Adam(params, lr=float(config["lr"]))
-    scheduler = None
-    if config.get("warmup_ratio") is not None:
-        total = _steps_per_epoch(task, rank, world_size) * int(config["epochs"])
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_linear(total, float(config["warmup_ratio"])))
+    optimizer, scheduler = make_optimizer(model, task, config, rank, world_size)
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None and "scheduler" in state:
             scheduler.load_state_dict(state["scheduler"])
-    autocast = bool(config.get("amp")) and device.type == "cuda"
-    max_grad_norm = config.get("max_grad_norm")
     resumed_from = meta.get("epoch")
     history: list[dict] = list(meta.get("history", []))
     start = 0 if resumed_from is None else resumed_from + 1
@@ -258,22 +248,7 @@ def train_loop_per_worker(config: dict) -> None:
 
     for epoch in range(start, int(config["epochs"])):
         started = time.monotonic()
-        model.train()
-        # Negatives (or any sampling) differ per epoch and rank yet repeat on a re-run.
-        generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch * 1_009 + rank)
-        loss_sum, count = 0.0, 0
-        for batch in task.batches(epoch, rank, world_size):
-            optimizer.zero_grad(set_to_none=True)
-            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=autocast):
-                loss, n = task.loss(model, _to_device(batch, device), generator)
-            loss.backward()
-            if max_grad_norm:
-                torch.nn.utils.clip_grad_norm_(params, float(max_grad_norm))
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
-            loss_sum += float(loss.detach()) * n
-            count += n
+        loss_sum, count = train_epoch(model, optimizer, scheduler, task, config, epoch, rank, world_size, device)
         total_loss, total_count = _all_sum([loss_sum, float(count)])
         nodes = _all_nodes(node_id)
         if config.get("epoch_sleep_s"):
@@ -295,6 +270,79 @@ def train_loop_per_worker(config: dict) -> None:
                 save["scheduler"] = scheduler.state_dict()
         report_epoch(metrics, save, {"epoch": epoch, "history": history}, task.artifacts() if rank == 0 else {})
         maybe_inject_failure(config, epoch, rank)
+
+
+def make_optimizer(model: nn.Module, task: EpochTask, config: dict, rank: int = 0, world_size: int = 1):
+    """The optimizer of ``model`` and its learning-rate schedule (None without ``warmup_ratio``).
+
+    Adam at ``config["lr"]``; AdamW with ``weight_decay``; with ``warmup_ratio`` the
+    warm-up and linear decay of :func:`warmup_linear` over all steps of the run.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    if config.get("weight_decay"):
+        optimizer = torch.optim.AdamW(params, lr=float(config["lr"]), weight_decay=float(config["weight_decay"]))
+    else:
+        optimizer = torch.optim.Adam(params, lr=float(config["lr"]))
+    scheduler = None
+    if config.get("warmup_ratio") is not None:
+        total = _steps_per_epoch(task, rank, world_size) * int(config["epochs"])
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_linear(total, float(config["warmup_ratio"])))
+    return optimizer, scheduler
+
+
+def train_epoch(
+    model: nn.Module,
+    optimizer,
+    scheduler,
+    task: EpochTask,
+    config: dict,
+    epoch: int,
+    rank: int = 0,
+    world_size: int = 1,
+    device: torch.device | None = None,
+) -> tuple[float, int]:
+    """One epoch of this rank's batches: ``(sum of batch losses times their examples, examples)``.
+
+    Sampling (negatives, dropout) is seeded by ``config["seed"]``, the epoch and the
+    rank, so it differs per epoch and rank yet repeats on a re-run. ``amp`` autocasts
+    to bfloat16 on a GPU; ``max_grad_norm`` clips the gradients.
+    """
+    device = device or torch.device("cpu")
+    autocast = bool(config.get("amp")) and device.type == "cuda"
+    max_grad_norm = config.get("max_grad_norm")
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    model.train()
+    generator = torch.Generator().manual_seed(int(config.get("seed", 0)) * 1_000_003 + epoch * 1_009 + rank)
+    loss_sum, count = 0.0, 0
+    for batch in task.batches(epoch, rank, world_size):
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=autocast):
+            loss, n = task.loss(model, _to_device(batch, device), generator)
+        loss.backward()
+        if max_grad_norm:
+            torch.nn.utils.clip_grad_norm_(params, float(max_grad_norm))
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        loss_sum += float(loss.detach()) * n
+        count += n
+    return loss_sum, count
+
+
+def local_epochs(task: EpochTask, config: dict) -> Iterator[tuple[nn.Module, float]]:
+    """Train ``task`` in this process, one epoch at a time: yields ``(model, mean loss)`` after each epoch.
+
+    The same optimisation as :func:`train_loop_per_worker` (``config`` takes the same
+    keys) without Ray Train, workers or checkpoints: what a search trial runs
+    (:mod:`shoplake.train.tune`), where every trial is one small process and a trial
+    stopped early simply stops asking for the next epoch.
+    """
+    torch.manual_seed(int(config.get("seed", 0)))
+    model = task.build_model()
+    optimizer, scheduler = make_optimizer(model, task, config)
+    for epoch in range(int(config["epochs"])):
+        loss_sum, count = train_epoch(model, optimizer, scheduler, task, config, epoch)
+        yield model, loss_sum / max(count, 1)
 
 
 @dataclass
