@@ -1,6 +1,8 @@
 """Actual against forecast units, one small chart per item: an HTML page, and one SVG and PNG picture of them all.
 
-Each chart shows an item's actual daily units over the recent past as a line, the
+Each chart shows an item's actual units per period (day, week or month: ``grain``;
+the values of ``ChartSeries`` are one per period, placed at the period's first day)
+over the recent past as a line, the
 forecast median (P50) as a dashed line, the P10-P90 band as a shaded area, a vertical
 line where the forecast starts, and the actual units of forecast days already known
 (a backtest, or yesterday's forecast seen today). Drawn with matplotlib
@@ -23,24 +25,27 @@ from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 
 from shoplake.charts import INK, ChartSeries, figure, html_page, known, plain_axes, save_svg_png, svg_markup
+from shoplake.forecast.grain import DAY, period_starts, shift
 
 #: Pixels of one item's chart.
 WIDTH, HEIGHT = 640, 280
 _P50 = "#2563eb"
 
 
-def _days(start: dt.date, n: int) -> np.ndarray:
-    return np.array([np.datetime64(start + dt.timedelta(days=i)) for i in range(n)], dtype="datetime64[D]")
+def _periods(s: ChartSeries, grain: str) -> np.ndarray:
+    """The first day of each period on the chart: history, then forecast."""
+    return period_starts(shift(s.forecast_start, -len(s.history), grain), len(s.history) + len(s.p50), grain)
 
 
-def draw_forecast(ax: Axes, s: ChartSeries, legend: bool = True) -> None:
-    """Draw one item's actual units, forecast band, median and start line on ``ax``.
+def draw_forecast(ax: Axes, s: ChartSeries, legend: bool = True, grain: str = DAY, unit: str = "units") -> None:
+    """Draw one item's actual values, forecast band, median and start line on ``ax``.
 
     Artists carry ids (``gid``): ``band``, ``p50``, ``actual``, ``start``, so the
-    SVG says what each shape is.
+    SVG says what each shape is. ``grain`` is the period of a value, ``unit`` what
+    it counts (the y-axis reads ``<unit> / <grain>``).
     """
     n_hist, horizon = len(s.history), len(s.p50)
-    days = _days(s.first_day, s.days)
+    days = _periods(s, grain)
     forecast_days = days[n_hist:]
     if horizon == 1:  # one day: a bar half a day wide each side
         span = np.array([forecast_days[0] - np.timedelta64(12, "h"), forecast_days[0] + np.timedelta64(12, "h")])
@@ -63,7 +68,7 @@ def draw_forecast(ax: Axes, s: ChartSeries, legend: bool = True) -> None:
         f"forecast from {s.forecast_start:%d %b}", (start, 1), xycoords=("data", "axes fraction"), ha="center", va="bottom", fontsize=8
     )
     ax.set_ylim(bottom=0)
-    ax.set_ylabel("units / day", color=INK["text"])
+    ax.set_ylabel(f"{unit} / {grain}", color=INK["text"])
     locator = AutoDateLocator(maxticks=8)
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
@@ -73,60 +78,67 @@ def draw_forecast(ax: Axes, s: ChartSeries, legend: bool = True) -> None:
         ax.legend(loc="upper left", ncols=3, frameon=False, fontsize=8, bbox_to_anchor=(0, -0.12))
 
 
-def chart_figure(s: ChartSeries, width: int = WIDTH, height: int = HEIGHT) -> Figure:
+def chart_figure(s: ChartSeries, width: int = WIDTH, height: int = HEIGHT, grain: str = DAY, unit: str = "units") -> Figure:
     """One item's chart as a figure of ``width`` by ``height`` pixels."""
     fig = figure(width, height)
-    draw_forecast(fig.add_subplot(), s)
+    draw_forecast(fig.add_subplot(), s, grain=grain, unit=unit)
     return fig
 
 
-def chart_svg(s: ChartSeries, width: int = WIDTH, height: int = HEIGHT) -> str:
+def chart_svg(s: ChartSeries, width: int = WIDTH, height: int = HEIGHT, grain: str = DAY, unit: str = "units") -> str:
     """One item's chart as an ``<svg>`` element."""
-    return svg_markup(chart_figure(s, width, height))
+    return svg_markup(chart_figure(s, width, height, grain, unit))
 
 
-def _caption(s: ChartSeries) -> str:
+def _caption(s: ChartSeries, grain: str = DAY, unit: str = "units") -> str:
     h = len(s.p50)
-    end = s.forecast_start + dt.timedelta(days=h - 1)
-    text = f"Forecast {s.forecast_start.isoformat()} to {end.isoformat()}: P50 total {sum(s.p50):,.1f} units"
-    text += f" (P10 to P90 per day summed: {sum(s.p10):,.1f} to {sum(s.p90):,.1f})."
+    end = shift(s.forecast_start, h, grain) - dt.timedelta(days=1)
+    text = f"Forecast {s.forecast_start.isoformat()} to {end.isoformat()}: P50 total {sum(s.p50):,.1f} {unit}"
+    text += f" (P10 to P90 per {grain} summed: {sum(s.p10):,.1f} to {sum(s.p90):,.1f})."
     pairs = [(a, p) for a, p in zip(s.actual, s.p50) if known(a)]
     if pairs:
         actual, forecast = sum(a for a, _ in pairs), sum(p for _, p in pairs)
         inside = sum(1 for a, lo, hi in zip(s.actual, s.p10, s.p90) if known(a) and lo <= a <= hi)
-        text += f" Actual over the {len(pairs)} day(s) known: {actual:,.1f} units against P50 {forecast:,.1f}; {inside} of {len(pairs)} inside the band."
+        text += (f" Actual over the {len(pairs)} {grain}(s) known: {actual:,.1f} {unit} against P50 {forecast:,.1f}; "
+                 f"{inside} of {len(pairs)} inside the band.")  # fmt: skip
     return html.escape(text)
 
 
-def render_forecast_chart(series: Sequence[ChartSeries], title: str = "Actual and forecast units", subtitle: str | None = None) -> str:
+def render_forecast_chart(
+    series: Sequence[ChartSeries], title: str = "Actual and forecast units", subtitle: str | None = None, grain: str = DAY,
+    unit: str = "units",
+) -> str:  # fmt: skip
     """The HTML page: a heading, then per item its name, its chart and a caption with the totals.
 
     Args:
         series: The items, in the order shown.
         title: Page title and heading.
         subtitle: A line under the heading (the run date, the model version...).
+        grain: The period of one value.
+        unit: What the values count.
     """
     sections = []
     for s in series:
         id_note = f' <span class="id">{html.escape(s.item_id)}</span>' if s.title else ""
         sections.append(
-            f'<section class="chart">\n<h2>{html.escape(s.title or s.item_id)}{id_note}</h2>\n{chart_svg(s)}\n'
-            f'<p class="caption">{_caption(s)}</p>\n</section>'
+            f'<section class="chart">\n<h2>{html.escape(s.title or s.item_id)}{id_note}</h2>\n{chart_svg(s, grain=grain, unit=unit)}\n'
+            f'<p class="caption">{_caption(s, grain, unit)}</p>\n</section>'
         )
     return html_page(title, subtitle, sections)
 
 
 def write_forecast_chart(
-    path: str | Path, series: Sequence[ChartSeries], title: str = "Actual and forecast units", subtitle: str | None = None
-) -> Path:
+    path: str | Path, series: Sequence[ChartSeries], title: str = "Actual and forecast units", subtitle: str | None = None,
+    grain: str = DAY, unit: str = "units",
+) -> Path:  # fmt: skip
     """Write :func:`render_forecast_chart`'s page to ``path`` (folders created) and return it."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render_forecast_chart(series, title, subtitle), encoding="utf-8")
+    out.write_text(render_forecast_chart(series, title, subtitle, grain, unit), encoding="utf-8")
     return out
 
 
-def forecast_figure(series: Sequence[ChartSeries], columns: int = 2) -> Figure:
+def forecast_figure(series: Sequence[ChartSeries], columns: int = 2, grain: str = DAY, unit: str = "units") -> Figure:
     """The charts of several items in one figure, ``columns`` per row, each titled with the item's name and id."""
     if not series:
         raise ValueError("no items to draw")
@@ -134,7 +146,7 @@ def forecast_figure(series: Sequence[ChartSeries], columns: int = 2) -> Figure:
     rows = -(-len(series) // columns)
     fig = figure(WIDTH * columns, (HEIGHT + 22) * rows)
     for n, (s, ax) in enumerate(zip(series, fig.subplots(rows, columns, squeeze=False).ravel())):
-        draw_forecast(ax, s, legend=n == 0)
+        draw_forecast(ax, s, legend=n == 0, grain=grain, unit=unit)
         ax.set_title(f"{s.title} ({s.item_id})" if s.title else s.item_id, loc="left", fontsize=10, fontweight="bold", color=INK["actual"])
         ax.set_gid(f"item-{n}")
     for ax in fig.axes[len(series) :]:
@@ -142,6 +154,8 @@ def forecast_figure(series: Sequence[ChartSeries], columns: int = 2) -> Figure:
     return fig
 
 
-def write_forecast_images(stem: str | Path, series: Sequence[ChartSeries], columns: int = 2) -> tuple[Path, Path]:
+def write_forecast_images(
+    stem: str | Path, series: Sequence[ChartSeries], columns: int = 2, grain: str = DAY, unit: str = "units"
+) -> tuple[Path, Path]:
     """Write :func:`forecast_figure` as ``<stem>.svg`` and ``<stem>.png``."""
-    return save_svg_png(forecast_figure(series, columns), stem)
+    return save_svg_png(forecast_figure(series, columns, grain, unit), stem)

@@ -13,22 +13,27 @@ from shoplake.entry import config_from_args
 TRAIN_DOC = """Backtest, train and register the demand forecasters (Ray Train for the global model).
 
 Inputs:  gold.item_daily_sales of --run-date D (default: the latest partition): each
-         item's daily sales up to D - 1.
+         item's daily sales up to D - 1, summed to forecasting.grain (day, week or
+         month; whole periods only), forecasting.target (units or revenue).
 Outputs: every model of forecasting.models (the statsforecast baselines seasonal_naive,
-         moving_average, ets, auto_theta, adida; quantile_net) backtested at
-         forecasting.backtest_origins rolling cut-offs, forecasting.horizon_days apart
-         (the last at D - horizon_days): at each cut-off a model sees only the sales
-         before it and forecasts the horizon after it.
+         moving_average, ets, auto_theta, auto_arima, adida, croston, imapa; the global
+         quantile_net and gbdt; the ensemble of forecasting.ensemble_members)
+         backtested at forecasting.backtest_origins rolling cut-offs,
+         forecasting.backtest_spacing periods apart (the last at the horizon before D's
+         period), after forecasting.calibration_origins calibration cut-offs: at each
+         cut-off a model sees only the sales before it and forecasts the horizon after
+         it; its P10/P90 are calibrated on the residuals of the earlier cut-offs.
          MASE, RMSSE, revenue-weighted RMSSE (with its bootstrap interval over items),
-         bias, P10-P90 coverage and pinball loss per model and cut-off go to
-         ops.model_metrics (task forecasting, D's rows replaced) and are printed as a
-         table. The cut-offs before the last are validation, the last is test: the
-         champion, the lowest validation WRMSSE (a baseline may win;
-         forecasting.main_model with a single cut-off), fit on all sales before D, is
-         saved under <runs_dir>/forecaster/<name>/bundle, logged to MLflow and
-         registered as forecasting.registered_model with the serving alias. Ray Train
-         runs checkpoint every epoch under <runs_dir>/ray_results. Prints a line
-         `history quantile_net@<cut-off>: <json>` (epoch, loss, ...) per backtest fit.
+         bias, P10-P90 coverage (calibrated and raw) and pinball loss per model and
+         cut-off, on the grain, go to ops.model_metrics (task forecasting, D's rows
+         replaced) and are printed as a table. The cut-offs before the last are
+         validation, the last is test: the champion, the lowest validation WRMSSE (a
+         baseline may win; forecasting.main_model with a single cut-off), fit on all
+         sales before D with the test cut-off's calibration, is saved under
+         <runs_dir>/forecaster/<name>/bundle, logged to MLflow and registered as
+         forecasting.registered_model with the serving alias. Ray Train runs go under
+         <runs_dir>/ray_results. Prints a line `history <model>@<cut-off>: <json>`
+         (epoch or round, loss, ...) per global-model fit of the backtest.
 Parameters: --run-date, --name (run folder prefix), --no-register, --env, --set key=value
          (forecasting.*, ray.num_workers).
 
@@ -57,16 +62,17 @@ def train(argv: list[str] | None = None) -> int:
     console.print(forecast_metrics_table(rows, result.main_model))
     if result.versus_line():
         console.print(result.versus_line())
+    cutoffs = len(result.origins) + len(result.backtest.calibration_cutoffs)
     for model, seconds in result.backtest.seconds.items():
-        console.print(f"{model}: {seconds:.1f} s over {len(result.origins)} cut-off(s)")
+        console.print(f"{model}: {seconds:.1f} s over {cutoffs} cut-off(s)")
     console.print(
         f"{result.champion} fit for serving in {result.fit_seconds:.1f} s; ops.model_metrics v{result.metrics_version}; bundle {result.bundle_path}"
     )
     if result.model_version:
         console.print(f"registered {cfg.forecasting.registered_model} version {result.model_version} ({result.champion}) "
                       f"as '{cfg.registry.serving_alias}' (MLflow run {result.mlflow_run_id})")  # fmt: skip
-    for origin, history in result.backtest.histories.items():
-        print(f"history quantile_net@{origin}: " + json.dumps(history))
+    for (model, origin), history in result.backtest.histories.items():
+        print(f"history {model}@{origin}: " + json.dumps(history))
     return 0
 
 
@@ -75,8 +81,9 @@ SCORE_DOC = """Forecast every item and plan replenishment with the serving forec
 Inputs:  the registered forecaster version that the alias registry.serving_alias
          names (or --model-version) of forecasting.registered_model; gold.item_daily_sales
          of the run date; the latest bronze.inventory snapshot per item before it.
-Outputs: serving.forecasts (forecasting.horizon_days rows per item: mean, P10, P50, P90
-         from the run date on) and serving.replenishment_plan (one row per item: stock
+Outputs: serving.forecasts (forecasting.horizon rows per item: mean, P10, P50, P90 of
+         each period from the one holding the run date on, named by its first day,
+         with the grain) and serving.replenishment_plan (one row per item: stock
          position, demand over lead time + review period, safety stock for
          forecasting.service_level, reorder point, order quantity, stock-out risk), each
          in one Delta commit replacing the run date's partition. Prints one line.
@@ -107,10 +114,11 @@ def score(argv: list[str] | None = None) -> int:
         r = score_forecasts(cfg, Lake(cfg), args.run_date, version=args.model_version)
     except (NoServingModel, MissingSalesError, ValueError) as exc:
         raise SystemExit(f"error: {exc}") from None
+    plan = (f"{r.items_to_order} items to reorder -> serving.replenishment_plan v{r.plan_version}"
+            if r.plan_version is not None else "no replenishment plan (the forecaster does not forecast units)")  # fmt: skip
     print(
         f"forecast {r.items} items with {r.model_name} version {r.model_version} from {r.run_date}: "
-        f"{r.forecast_rows} rows -> serving.forecasts v{r.forecasts_version}; "
-        f"{r.items_to_order} items to reorder -> serving.replenishment_plan v{r.plan_version}; {r.seconds:.1f} s"
+        f"{r.forecast_rows} rows -> serving.forecasts v{r.forecasts_version}; {plan}; {r.seconds:.1f} s"
     )
     if r.items_without_inventory:
         print(f"warning: {no_inventory_warning(r.items_without_inventory, r.items, r.run_date)}", file=sys.stderr)

@@ -1,13 +1,15 @@
 """Forecast accuracy metrics, as pure numpy functions.
 
 Shapes: ``actual``, point forecasts and quantiles are ``[n_items, H]`` (the
-forecast days); ``history`` is ``[n_items, T]``, the item's past up to the cut-off,
-NaN before its first sale. NaN in ``actual`` (a day not to be scored) is ignored.
+forecast periods); ``history`` is ``[n_items, T]``, the item's past up to the cut-off,
+NaN before its first sale. NaN in ``actual`` (a period not to be scored) is ignored.
 
 The scaled errors follow the M5 competition: an item's forecast errors are divided
 by the in-sample errors of the naive forecast on its own history, so items selling
-1 and 1,000 units a day are comparable, and a value below 1 means better than the
-naive forecast was in the past. :func:`summarise` puts one model's figures at one
+1 and 1,000 units a period are comparable, and a value below 1 means better than the
+naive forecast was in the past. Everything is computed on the grain evaluated: at
+week grain ``history`` holds weekly sums, so the scale is the week-to-week change,
+not the day-to-day one of a series that may sell on one day a week. :func:`summarise` puts one model's figures at one
 cut-off into one dict.
 """
 
@@ -72,9 +74,10 @@ def rmsse(actual: np.ndarray, point: np.ndarray, history: np.ndarray, season: in
 
 
 def revenue_weights(revenue_history: np.ndarray, days: int = 28) -> np.ndarray:
-    """M5-style item weights: revenue over the last ``days`` days of history, normalised to sum 1.
+    """M5-style item weights: revenue over the last ``days`` periods of history, normalised to sum 1.
 
-    ``w_i = sum_{t > T-days} r_it / sum_j sum_{t > T-days} r_jt`` (NaN days count 0).
+    ``w_i = sum_{t > T-days} r_it / sum_j sum_{t > T-days} r_jt`` (NaN periods count 0).
+    The forecasting run passes its horizon: M5 weighs by the last 28 days of a 28-day horizon.
 
     Returns:
         ``[n]``; all NaN when no item had revenue then.
@@ -155,6 +158,8 @@ def summarise(
     *,
     season: int = 1,
     weight_days: int = 28,
+    raw_p10: np.ndarray | None = None,
+    raw_p90: np.ndarray | None = None,
 ) -> dict[str, float]:
     """One model's figures at one cut-off.
 
@@ -163,11 +168,19 @@ def summarise(
     out of ``mase``, ``rmsse`` and ``wrmsse``; ``wrmsse`` renormalises the
     :func:`revenue_weights` over the items left.
 
+    Args:
+        season: Lag of the naive forecast that scales the errors (1: the previous period, as in M5).
+        weight_days: Periods of revenue that weigh the items (the horizon).
+        raw_p10: The P10 before calibration, when the band was calibrated.
+        raw_p90: The P90 before calibration.
+
     Returns:
         ``mase`` and ``rmsse`` (means over items), ``wrmsse``, ``bias``,
         ``coverage_p10_p90``, ``pinball`` (mean of the pinball losses at
-        P10/P50/P90), ``pinball_p10``/``pinball_p50``/``pinball_p90``, and
-        ``n_items`` (items with a defined scale, as a float).
+        P10/P50/P90), ``pinball_p10``/``pinball_p50``/``pinball_p90``,
+        ``coverage_p10_p90_raw`` (the band before calibration; the same as
+        ``coverage_p10_p90`` without one), and ``n_items`` (items with a defined
+        scale, as a float).
     """
     scaled_abs = mase(actual, mean, units_history, season)
     scaled_sq = rmsse(actual, mean, units_history, season)
@@ -181,5 +194,6 @@ def summarise(
         "coverage_p10_p90": coverage(actual, p10, p90),
         "pinball": float(np.mean(list(losses.values()))),
         **losses,
+        "coverage_p10_p90_raw": coverage(actual, p10 if raw_p10 is None else raw_p10, p90 if raw_p90 is None else raw_p90),
         "n_items": float((~np.isnan(scaled_sq)).sum()),
     }

@@ -36,7 +36,7 @@ def _train(ctx: StepContext) -> None:
 
     init_ray(ctx.cfg)
     fc = ctx.cfg.forecasting
-    update = ctx.bar("forecasters", len(fc.models) * fc.backtest_origins + 4)
+    update = ctx.bar("forecasters", len(fc.models) * (fc.backtest_origins + fc.calibration_origins) + 4)
     result = run_forecasting(ctx.cfg, ctx.lake, ctx.run_date, on_step=lambda text: update(f"forecasters: {text}"))
     update(f"forecasters: {result.champion} v{result.model_version} registered (champion)", done=True)
     if result.versus_line():
@@ -50,8 +50,8 @@ def _score(ctx: StepContext) -> None:
 
     update = ctx.bar("forecasting serving.forecasts", 1)
     scored = score_forecasts(ctx.cfg, ctx.lake, ctx.run_date)
-    days = ctx.cfg.forecasting.horizon_days
-    update(f"forecasts: {scored.items:,} items x {days} days, {scored.items_to_order:,} items to reorder", done=True)
+    fc = ctx.cfg.forecasting
+    update(f"forecasts: {scored.items:,} items x {fc.horizon} {fc.grain}s, {scored.items_to_order:,} items to reorder", done=True)
     if scored.items_without_inventory:
         ctx.warn(no_inventory_warning(scored.items_without_inventory, scored.items, ctx.run_date))
 

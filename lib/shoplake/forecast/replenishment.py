@@ -21,6 +21,14 @@ an item below it is ordered up to it. The daily sigma reads the P10-P90 band of 
 forecast as a Normal's (its width is ``2 * 1.2816`` sigmas), which is what a
 quantile model's band says about spread without assuming more of its shape.
 
+**Weeks and months.** Lead times and review periods are in days, so forecasts of
+weeks or months are spread over their days first (:func:`daily_from_periods`): each
+day of a period of ``n`` days gets ``mean / n`` and the sigma ``sigma_period /
+sqrt(n)`` (the period's variance split evenly over independent days, so the days of
+a whole period add back up to its mean and variance). The days of the first period
+before the run date (sold already) are dropped, and the plan covers ``L + R`` days
+from the run date on as for daily forecasts.
+
 All functions are pure numpy (and pyarrow for :func:`plan`'s table); the job reads
 the forecasts and the inventory, calls :func:`plan`, stamps the model version, run
 date and time, and writes ``serving.replenishment_plan``.
@@ -31,12 +39,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from statistics import NormalDist
 
+import datetime as dt
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from scipy.stats import norm
 
 from shoplake import columns as C
+from shoplake.forecast.grain import DAY, period_lengths, period_start
 from shoplake.forecast.schemas import REPLENISHMENT_PLAN
 
 #: Phi^-1(0.9): the P10-P90 band of a Normal is 2 * Z_P90 sigmas wide.
@@ -69,6 +80,35 @@ def sigma_from_band(p10: np.ndarray, p90: np.ndarray) -> np.ndarray:
     if p10.shape != p90.shape:
         raise ValueError(f"p10 and p90 differ in shape: {p10.shape} vs {p90.shape}")
     return np.maximum(p90 - p10, 0.0) / (2.0 * Z_P90)
+
+
+def daily_from_periods(
+    mean: np.ndarray, p10: np.ndarray, p90: np.ndarray, start: dt.date, grain: str, first_day: dt.date
+) -> tuple[np.ndarray, np.ndarray]:
+    """Forecasts of periods spread over their days from ``first_day`` on: ``(mean_day, sigma_day)``, ``[n_items, days]``.
+
+    Each day of a period of ``n`` days gets ``mean / n`` and the sigma
+    ``sigma_from_band(p10, p90) / sqrt(n)``; the days before ``first_day`` are dropped.
+
+    Args:
+        mean: ``[n_items, H]`` forecast of each period.
+        p10: ``[n_items, H]`` its 10th percentile.
+        p90: ``[n_items, H]`` its 90th percentile.
+        start: The first day of the first period.
+        grain: ``day``, ``week`` or ``month``.
+        first_day: The first day to keep (the run date); it must lie in the first period.
+
+    Raises:
+        ValueError: ``first_day`` is not in the first period.
+    """
+    mean = np.asarray(mean, dtype=np.float64)
+    if period_start(first_day, grain) != start:
+        raise ValueError(f"{first_day} does not lie in the first forecast {grain}, which starts on {start}")
+    lengths = period_lengths(start, mean.shape[1], grain)
+    per_day = np.repeat(mean / lengths, lengths, axis=1)
+    sigma = np.repeat(sigma_from_band(p10, p90) / np.sqrt(lengths), lengths, axis=1)
+    skip = (first_day - start).days
+    return per_day[:, skip:], sigma[:, skip:]
 
 
 def demand_over_period(mean: np.ndarray, sigma_day: np.ndarray, days: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -193,13 +233,14 @@ def _inventory_for(item_ids: pa.Array, inventory, default_lead_time_days: int) -
 def plan(
     item_ids: Sequence[str],
     mean: np.ndarray,
-    p10: np.ndarray,
-    p90: np.ndarray,
+    p10: np.ndarray | None,
+    p90: np.ndarray | None,
     inventory: pa.Table | Mapping[str, Sequence] | None = None,
     *,
     service_level: float,
     review_period_days: int,
     default_lead_time_days: int,
+    sigma_day: np.ndarray | None = None,
 ) -> pa.Table:
     """The replenishment plan of each forecast item (see the module docstring for the policy).
 
@@ -221,6 +262,8 @@ def plan(
         service_level: Target cycle service level ``alpha`` (``forecasting.service_level``).
         review_period_days: ``R`` (``forecasting.review_period_days``).
         default_lead_time_days: ``L`` where unknown (``forecasting.default_lead_time_days``).
+        sigma_day: ``[n_items, H]`` sigma of each day's demand, instead of the band
+            ``p10``/``p90`` (forecasts of weeks or months spread over days: :func:`daily_from_periods`).
 
     Returns:
         An Arrow table with :data:`PLAN_COLUMNS`, typed as in
@@ -244,7 +287,9 @@ def plan(
     on_hand = inv[C.ON_HAND].to_numpy(zero_copy_only=False)
     on_order = inv[C.ON_ORDER].to_numpy(zero_copy_only=False)
 
-    mu, sigma = demand_over_period(mean, sigma_from_band(p10, p90), lead + review_period_days)
+    if sigma_day is None:
+        sigma_day = sigma_from_band(p10, p90)
+    mu, sigma = demand_over_period(mean, sigma_day, lead + review_period_days)
     safety = safety_stock(sigma, service_level)
     reorder = mu + safety
     position = (on_hand + on_order).astype(np.float64)
@@ -260,6 +305,20 @@ def plan(
     }
     schema = pa.schema([REPLENISHMENT_PLAN.arrow_schema().field(name) for name in PLAN_COLUMNS])
     return pa.table({name: columns[name] for name in PLAN_COLUMNS}, schema=schema)
+
+
+def forecast_grain(forecasts: pa.Table) -> tuple[str, dt.date | None]:
+    """The grain of forecast rows of one run date (``day`` for rows without one) and the first day of their first period."""
+    from shoplake.forecast.schemas import GRAIN
+
+    grain = DAY
+    if GRAIN in forecasts.column_names:
+        grains = {g for g in pc.unique(forecasts[GRAIN]).to_pylist() if g is not None}
+        if len(grains) > 1:
+            raise ValueError(f"forecast rows of several grains: {', '.join(sorted(grains))}")
+        grain = grains.pop() if grains else DAY
+    first = forecasts.filter(pc.equal(forecasts[C.HORIZON_DAY], 1))
+    return grain, (first[C.FORECAST_DATE][0].as_py() if first.num_rows else None)
 
 
 def forecast_matrices(forecasts: pa.Table) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:

@@ -3,8 +3,10 @@
 ``gold.item_daily_sales`` is partitioned by ``run_date`` like the recommendation
 features: the partition of day D is the sales history as known before D's midnight
 (UTC), one row per item and day from the item's first sale to D - 1, zeros filled.
-The serving tables hold what the forecasting run wrote for D: forecasts for D and
-the ``forecasting.horizon_days - 1`` days after it, and the replenishment plan.
+The serving tables hold what the forecasting run wrote for D: forecasts of the
+``forecasting.horizon`` periods of ``forecasting.grain`` from the one holding D on (a
+period is named by its first day, with its grain beside it: at week grain the first
+row is the week holding D, from its Monday), and the replenishment plan.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from shoplake.lake.spec import Col, TableSpec
 #: Quantile levels of the forecasts, and their columns.
 QUANTILES = (0.1, 0.5, 0.9)
 QUANTILE_COLUMNS = (C.P10, C.P50, C.P90)
+#: The period of a forecast row: day, week or month.
+GRAIN = "grain"
 
 _RUN_DATE = Col(C.RUN_DATE, "date", False, "The day the table is built for; only data before its midnight (UTC) is used.")
 
@@ -75,12 +79,18 @@ FORECASTS = TableSpec(
     layer="serving",
     columns=(
         Col(C.ITEM_ID, "string", False, "Product."),
-        Col(C.FORECAST_DATE, "date", False, "Day forecast: run_date .. run_date + horizon - 1."),
-        Col(C.HORIZON_DAY, "int", False, "1 for run_date, 2 for the day after, ..."),
-        Col(C.MEAN, "double", False, "Expected units (the point forecast)."),
-        Col(C.P10, "double", False, "10th percentile of the day's units."),
-        Col(C.P50, "double", False, "Median of the day's units."),
-        Col(C.P90, "double", False, "90th percentile of the day's units."),
+        Col(
+            C.FORECAST_DATE,
+            "date",
+            False,
+            "First day of the period forecast (the day; a week's Monday; a month's first day); the first row's period holds run_date.",
+        ),
+        Col(C.HORIZON_DAY, "int", False, "The period's number: 1 for the one holding run_date, 2 for the next, ..."),
+        Col(GRAIN, "string", True, "The period: day, week or month (null in rows written before grains: day)."),
+        Col(C.MEAN, "double", False, "Expected units of the period (revenue with forecasting.target revenue): the point forecast."),
+        Col(C.P10, "double", False, "10th percentile of the period's units (calibrated)."),
+        Col(C.P50, "double", False, "Median of the period's units."),
+        Col(C.P90, "double", False, "90th percentile of the period's units (calibrated)."),
         Col(C.MODEL_NAME, "string", False, "Model family of the registered version."),
         Col(C.MODEL_VERSION, "string", False, "Registered model version (MLflow) that forecast."),
         Col(C.RUN_DATE, "date", False, "Sales before this day were used."),
@@ -88,7 +98,7 @@ FORECASTS = TableSpec(
     ),
     keys=(C.ITEM_ID, C.FORECAST_DATE, C.RUN_DATE),
     partition_by=(C.RUN_DATE,),
-    description="Daily demand forecasts per item with P10/P50/P90, one commit per run date.",
+    description="Demand forecasts per item and period (day, week or month) with P10/P50/P90, one commit per run date.",
 )
 
 REPLENISHMENT_PLAN = TableSpec(

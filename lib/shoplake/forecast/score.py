@@ -2,12 +2,14 @@
 
 The registered forecaster is downloaded once on the driver. Its run date's
 ``gold.item_daily_sales`` partition is cut into blocks of whole items; Ray Data
-tasks (:class:`BundleForecaster`) load the bundle and forecast their blocks'
-``forecasting.horizon_days`` days from the run date on. A second Ray Data
+tasks (:class:`BundleForecaster`) load the bundle, sum their block to the bundle's
+grain and target, and forecast its ``horizon`` periods from the one holding the run
+date on (rows named by the period's first day, with the grain). A second Ray Data
 step (:class:`PlanBuilder`) turns each block of forecasts, with the latest
 inventory position before the run date, into plan rows
-(:func:`shoplake.forecast.replenishment.plan`). Each table gets one Delta commit that
-replaces the run date's partition.
+(:func:`shoplake.forecast.replenishment.plan`; forecasts of weeks or months are
+spread over their days first). Each table gets one Delta commit that replaces the
+run date's partition. A forecaster of revenue writes no plan: a plan orders units.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import pyarrow.compute as pc
 
 from shoplake import columns as C
 from shoplake.config import Config
-from shoplake.forecast.schemas import FORECASTS, ITEM_DAILY_SALES, REPLENISHMENT_PLAN
+from shoplake.forecast.schemas import FORECASTS, GRAIN, ITEM_DAILY_SALES, REPLENISHMENT_PLAN
 from shoplake.ingest.bronze import BRONZE
 from shoplake.ingest.landing import INVENTORY
 
@@ -86,17 +88,17 @@ class BundleForecaster:
     def __call__(self, batch: pa.Table) -> pa.Table:
         from shoplake.forecast.models.panel import SalesPanel
 
-        panel = SalesPanel.from_arrow(batch)
-        if panel.end != self.run_date:
-            raise ValueError(f"the sales of this block end on {panel.end - dt.timedelta(days=1)}, not the day before {self.run_date}")
-        fc = self.bundle.forecast(panel)
+        daily = SalesPanel.from_arrow(batch)
+        if daily.end != self.run_date:
+            raise ValueError(f"the sales of this block end on {daily.end - dt.timedelta(days=1)}, not the day before {self.run_date}")
+        fc = self.bundle.forecast(self.bundle.prepare(daily))
         n, h = fc.mean.shape
-        dates = np.array([self.run_date + dt.timedelta(days=d) for d in range(h)], dtype="datetime64[D]")
         return pa.table(
             {
                 C.ITEM_ID: pa.array(np.repeat(fc.item_ids, h), pa.string()),
-                C.FORECAST_DATE: pa.array(np.tile(dates, n), pa.date32()),
+                C.FORECAST_DATE: pa.array(np.tile(fc.dates, n), pa.date32()),
                 C.HORIZON_DAY: pa.array(np.tile(np.arange(1, h + 1, dtype=np.int32), n), pa.int32()),
+                GRAIN: pa.array([fc.grain] * (n * h), pa.string()),
                 C.MEAN: fc.mean.ravel(),
                 C.P10: fc.p10.ravel(),
                 C.P50: fc.p50.ravel(),
@@ -123,15 +125,20 @@ class PlanBuilder:
         self.inventory, self.fc, self.scored_at = inventory, cfg.forecasting, scored_at
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        from shoplake.forecast.replenishment import forecast_matrices, plan
+        from shoplake.forecast.grain import DAY
+        from shoplake.forecast.replenishment import daily_from_periods, forecast_grain, forecast_matrices, plan
 
         items, mean, p10, p90 = forecast_matrices(batch)
+        grain, start = forecast_grain(batch)
+        sigma = None
+        if grain != DAY and len(items):
+            mean, sigma = daily_from_periods(mean, p10, p90, start, grain, batch[C.RUN_DATE][0].as_py())
         inventory = None
         if self.inventory is not None:
             inventory = self.inventory.filter(pc.is_in(self.inventory[C.ITEM_ID], pa.array(items, pa.string())))
         rows = plan(
             items, mean, p10, p90, inventory, service_level=self.fc.service_level,
-            review_period_days=self.fc.review_period_days, default_lead_time_days=self.fc.default_lead_time_days,
+            review_period_days=self.fc.review_period_days, default_lead_time_days=self.fc.default_lead_time_days, sigma_day=sigma,
         )  # fmt: skip
         n = rows.num_rows
         rows = rows.append_column(C.MODEL_VERSION, pa.array([batch[C.MODEL_VERSION][0].as_py()] * n, pa.string()))
@@ -154,7 +161,8 @@ class ForecastScoringResult:
 
     forecasts_version: int
     forecast_rows: int
-    plan_version: int
+    #: None when no plan was written (a forecaster of revenue).
+    plan_version: int | None
     plan_rows: int
     items: int
     items_to_order: int
@@ -218,11 +226,12 @@ def score_forecasts(cfg: Config, lake, run_date: dt.date | str | None = None, *,
     blocks = _item_blocks(sales, BLOCK_ITEMS)
     inventory = inventory_position(lake, run_date)
     scored_at = dt.datetime.now(dt.timezone.utc)
+    n_items = pc.count_distinct(sales[C.ITEM_ID]).as_py()
     log.info(
-        "forecasting %d items with %s version %s (%s) for %s: %d blocks",
-        pc.count_distinct(sales[C.ITEM_ID]).as_py(), info.name, info.version, bundle.kind, run_date, len(blocks),
+        "forecasting %d items with %s version %s (%s, %s grain) for %s: %d blocks",
+        n_items, info.name, info.version, bundle.kind, bundle.grain, run_date, len(blocks),
     )  # fmt: skip
-    kind = bundle.kind
+    kind, target = bundle.kind, bundle.target
     del bundle, sales
     # Tasks rather than an actor pool: a forecaster bundle loads in milliseconds.
     forecasts = ray.data.from_arrow(blocks).map_batches(
@@ -231,6 +240,15 @@ def score_forecasts(cfg: Config, lake, run_date: dt.date | str | None = None, *,
         batch_format="pyarrow", batch_size=None, num_cpus=cfg.ray.cpus_per_data_task,
     ).materialize()  # fmt: skip
     written = lake.ray_write(forecasts, FORECASTS, mode="replace", run_dates=[run_date])
+    if target != "units":
+        seconds = time.perf_counter() - start
+        log.warning("forecaster version %s forecasts %s, not units: no replenishment plan written for %s", info.version, target, run_date)
+        log.info("wrote %s v%d (%d rows) in %.1f s", written.table, written.version, written.rows, seconds)
+        return ForecastScoringResult(
+            forecasts_version=written.version, forecast_rows=written.rows, plan_version=None, plan_rows=0,
+            items=n_items, items_to_order=0,
+            items_without_inventory=0, model_name=kind, model_version=info.version, run_date=run_date, scored_at=scored_at, seconds=seconds,
+        )  # fmt: skip
     plan = forecasts.map_batches(
         _plan_block, fn_kwargs={"inventory": inventory, "cfg": cfg, "scored_at": scored_at},
         batch_format="pyarrow", batch_size=None, num_cpus=cfg.ray.cpus_per_data_task,

@@ -25,7 +25,10 @@ class ForecastStore:
         self.plan = LatestPartition(lake, REPLENISHMENT_PLAN, check_every_s=check_every_s)
 
     def forecast(self, item_id: str, horizon: int | None = None) -> dict[str, Any]:
-        """The item's forecast for its first ``horizon`` days (all stored days by default).
+        """The item's forecast for its first ``horizon`` periods (all stored by default).
+
+        ``grain`` says what a row's period is (day, week or month); each row's ``date``
+        is its period's first day, the first period holding the run date.
 
         Raises:
             HTTPException: 503 without forecasts, 404 for an item without one, 422 for a
@@ -42,12 +45,16 @@ class ForecastStore:
         if horizon is not None and horizon > days:
             raise HTTPException(
                 status_code=422,
-                detail=f"query parameter horizon: must be at most {days}, the days forecast for item {item_id!r} (got {horizon})",
+                detail=f"query parameter horizon: must be at most {days}, the periods forecast for item {item_id!r} (got {horizon})",
             )
+        from shoplake.forecast.grain import DAY
+        from shoplake.forecast.schemas import GRAIN
+
         rows = part.item_rows(item_id, horizon)
         return {
             "item_id": item_id, "run_date": part.run_date.isoformat(),
-            "model_name": rows[0][C.MODEL_NAME], "model_version": rows[0][C.MODEL_VERSION], "horizon": len(rows),
+            "model_name": rows[0][C.MODEL_NAME], "model_version": rows[0][C.MODEL_VERSION],
+            "grain": rows[0].get(GRAIN) or DAY, "horizon": len(rows),
             "forecasts": [
                 {"date": jsonable(r[C.FORECAST_DATE]), **{c: jsonable(r[c]) for c in (C.MEAN, C.P10, C.P50, C.P90)}} for r in rows
             ],

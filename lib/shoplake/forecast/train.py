@@ -1,14 +1,26 @@
-"""The forecasting run: rolling-origin backtests of every model, the measured champion for serving.
+"""The forecasting run: rolling-origin backtests of every model, calibrated quantiles, the measured champion for serving.
 
 For run date D the run reads D's partition of ``gold.item_daily_sales`` (sales up
-to D - 1) and backtests each model of ``forecasting.models`` at
-``forecasting.backtest_origins`` cut-offs, ``horizon_days`` apart, the last one at
-D - horizon_days, so every forecast window lies within the known sales. At cut-off
-c a model sees ``panel.until(c)`` only (the global model is trained on it through
-Ray Train), forecasts the ``horizon_days`` from c on, and is scored against the
-actual units of those days for the items with at least ``min_history_days`` of
-history at c (MASE, RMSSE, revenue-weighted RMSSE with its bootstrap interval over
-items, bias, P10-P90 coverage, pinball loss; :mod:`shoplake.forecast.metrics`).
+to D - 1), sums it to ``forecasting.grain`` (day, week or month; only whole periods,
+so it ends where the period holding D starts) and takes ``forecasting.target``
+(units or revenue) as the value to forecast. It backtests each model of
+``forecasting.models`` at ``forecasting.backtest_origins`` cut-offs,
+``forecasting.backtest_spacing`` periods apart (default: the horizon), the last one
+``horizon`` periods before D's period, so every forecast window lies within the
+known sales. At cut-off c a model sees ``panel.until(c)`` only (the global models are
+trained on it through Ray Train), forecasts the ``horizon`` periods from c on, and is
+scored against the actual values of those periods for the items with at least
+``min_history`` periods of history at c (MASE, RMSSE, revenue-weighted RMSSE with
+its bootstrap interval over items, bias, P10-P90 coverage before and after
+calibration, pinball loss; :mod:`shoplake.forecast.metrics`), all on the grain.
+
+**Calibration.** ``forecasting.calibration_origins`` more cut-offs before the first
+validation one are forecast the same way but never scored: their residuals, and
+those of every earlier scored cut-off whose window has ended, calibrate each model's
+P10 and P90 at the next cut-offs (:mod:`shoplake.forecast.conformal`), so the test
+cut-off is calibrated on calibration and validation residuals only. The
+``ensemble`` averages its members' forecasts at each cut-off and is calibrated on
+its own residuals.
 
 The run follows the platform's evaluation protocol (:mod:`shoplake.evaluation`):
 the cut-offs before the last are validation, the last one is test. The champion
@@ -18,8 +30,9 @@ paired bootstrap interval over items). With a single cut-off there is no
 validation and ``forecasting.main_model`` is served, with a warning.
 
 The metrics go to ``ops.model_metrics`` (task ``forecasting``, D's rows replaced),
-and the champion, fit on all sales before D, is registered in MLflow as
-``forecasting.registered_model`` with the serving alias.
+and the champion, fit on all sales before D and carrying the calibration of the test
+cut-off, is registered in MLflow as ``forecasting.registered_model`` with the
+serving alias.
 """
 
 from __future__ import annotations
@@ -37,7 +50,9 @@ import pyarrow as pa
 from shoplake import columns as C
 from shoplake.config import Config
 from shoplake.evaluation import Interval, best_other, bootstrap_mean, pick_champion, ratio_of_sums
-from shoplake.forecast.bundle import GLOBAL_MODEL, ForecasterBundle, baseline_params
+from shoplake.forecast.bundle import BASELINES, ENSEMBLE, GBDT, GLOBAL_MODEL, ForecasterBundle, average_forecasts, baseline_params
+from shoplake.forecast.conformal import BandCalibration, fit_calibration, item_scale
+from shoplake.forecast.grain import period_start, periods_between, shift
 from shoplake.forecast.metrics import revenue_weights, rmsse, summarise
 from shoplake.forecast.models.panel import Forecast, SalesPanel
 from shoplake.forecast.schemas import ITEM_DAILY_SALES, TASK_FORECASTING
@@ -56,29 +71,57 @@ class MissingSalesError(LookupError):
     """``gold.item_daily_sales`` has no partition for the run date."""
 
 
-def backtest_origins(cfg: Config, run_date: dt.date, first_sale_day: dt.date | None = None) -> list[dt.date]:
-    """The cut-offs of the rolling-origin backtest of ``run_date``, oldest first.
+def _history_periods(first_day: dt.date, origin: dt.date, grain: str) -> int:
+    return periods_between(first_day, origin, grain)
 
-    ``forecasting.backtest_origins`` cut-offs, ``horizon_days`` apart, the last one
-    ``horizon_days`` before the run date. With ``first_sale_day`` (the first day of
-    the sales), cut-offs with fewer than ``min_history_days`` of sales before them
-    are left out: no item could be evaluated there.
+
+def backtest_origins(cfg: Config, run_date: dt.date, first_sale_day: dt.date | None = None) -> list[dt.date]:
+    """The scored cut-offs of the rolling-origin backtest of ``run_date``, oldest first.
+
+    ``forecasting.backtest_origins`` cut-offs (first days of periods of the grain),
+    ``backtest_spacing`` periods apart, the last one ``horizon`` periods before the
+    period holding the run date. With ``first_sale_day`` (the first day of the
+    panel), cut-offs with fewer than ``min_history`` periods of sales before them are
+    left out: no item could be evaluated there.
     """
     fc = cfg.forecasting
-    origins = [run_date - dt.timedelta(days=fc.horizon_days * k) for k in range(fc.backtest_origins, 0, -1)]
+    last = shift(period_start(run_date, fc.grain), -fc.horizon, fc.grain)
+    origins = [shift(last, -fc.spacing * k, fc.grain) for k in range(fc.backtest_origins - 1, -1, -1)]
     if first_sale_day is None:
         return origins
-    kept = [o for o in origins if (o - first_sale_day).days >= fc.min_history_days]
+    kept = [o for o in origins if _history_periods(first_sale_day, o, fc.grain) >= fc.min_history]
     if len(kept) < len(origins):
         log.warning(
-            "backtest: %d of %d cut-offs left out: sales start on %s, and a cut-off needs %d days of history",
-            len(origins) - len(kept), len(origins), first_sale_day, fc.min_history_days,
+            "backtest: %d of %d cut-offs left out: sales start on %s, and a cut-off needs %d %ss of history",
+            len(origins) - len(kept), len(origins), first_sale_day, fc.min_history, fc.grain,
         )  # fmt: skip
     return kept
 
 
-def load_panel(lake, run_date: dt.date | None = None) -> tuple[SalesPanel, dt.date, int]:
-    """The sales panel of a run date (default the latest): ``(panel, run_date, table version)``.
+def calibration_origins(cfg: Config, origins: list[dt.date], first_sale_day: dt.date | None = None) -> list[dt.date]:
+    """The calibration cut-offs: ``forecasting.calibration_origins`` of them, ``backtest_spacing`` apart, before ``origins[0]``.
+
+    None without conformal calibration or scored cut-offs; those with fewer than
+    ``min_history`` periods of sales before them are left out (with a warning).
+    """
+    fc = cfg.forecasting
+    if not fc.conformal or not origins or fc.calibration_origins == 0:
+        return []
+    wanted = [shift(origins[0], -fc.spacing * k, fc.grain) for k in range(fc.calibration_origins, 0, -1)]
+    if first_sale_day is None:
+        return wanted
+    kept = [o for o in wanted if _history_periods(first_sale_day, o, fc.grain) >= fc.min_history]
+    if len(kept) < len(wanted):
+        log.warning(
+            "calibration: %d of %d calibration cut-offs left out (too little history before them); the first validation "
+            "cut-off %s", len(wanted) - len(kept), len(wanted),
+            "is calibrated on fewer residuals" if kept else "keeps its uncalibrated band",
+        )  # fmt: skip
+    return kept
+
+
+def load_panel(lake, run_date: dt.date | None = None, grain: str = "day", target: str = "units") -> tuple[SalesPanel, dt.date, int]:
+    """The sales panel of a run date (default the latest) at ``grain`` with ``target``: ``(panel, run_date, table version)``.
 
     Raises:
         MissingSalesError: No such partition.
@@ -94,12 +137,12 @@ def load_panel(lake, run_date: dt.date | None = None) -> tuple[SalesPanel, dt.da
             f"(has: {', '.join(map(str, dates[-5:])) or 'none'}); run the features step for it first"
         )
     version = lake.version(ITEM_DAILY_SALES)
-    panel = SalesPanel.from_arrow(lake.to_arrow(ITEM_DAILY_SALES, version=version, run_date=run_date))
-    if panel.end != run_date:
+    daily = SalesPanel.from_arrow(lake.to_arrow(ITEM_DAILY_SALES, version=version, run_date=run_date))
+    if daily.end != run_date:
         log.warning(
-            "%s of %s ends on %s, not the day before the run date", ITEM_DAILY_SALES.full_name, run_date, panel.end - dt.timedelta(days=1)
+            "%s of %s ends on %s, not the day before the run date", ITEM_DAILY_SALES.full_name, run_date, daily.end - dt.timedelta(days=1)
         )
-    return panel, run_date, version
+    return daily.to_grain(grain).with_target(target), run_date, version
 
 
 @dataclass
@@ -112,26 +155,49 @@ class FittedForecaster:
 
 
 def fit_forecaster(cfg: Config, kind: str, panel: SalesPanel, name: str, metadata: dict | None = None) -> FittedForecaster:
-    """Fit ``kind`` on ``panel`` (the global model on Ray Train, under run name ``name``)."""
+    """Fit ``kind`` on ``panel`` (a global model on Ray Train, under run name ``name``; an ensemble fits its members)."""
     start = time.perf_counter()
-    horizon = cfg.forecasting.horizon_days
+    fc = cfg.forecasting
+    shape = {"grain": panel.grain, "target": panel.target}
+    if kind == ENSEMBLE:
+        members = [fit_forecaster(cfg, member, panel, f"{name}_{member}").bundle for member in fc.ensemble_members]
+        return FittedForecaster(ForecasterBundle(kind, fc.horizon, {}, metadata or {}, None, members, **shape), time.perf_counter() - start)
     if kind == GLOBAL_MODEL:
         from shoplake.forecast.models.quantile_net import QuantileNetForecaster
 
         net = QuantileNetForecaster.train(cfg, panel, name)
-        bundle = ForecasterBundle(kind, horizon, {}, metadata or {}, net)
+        bundle = ForecasterBundle(kind, fc.horizon, {}, metadata or {}, net, **shape)
         return FittedForecaster(bundle, time.perf_counter() - start, net.fit_result.history if net.fit_result else [])
-    return FittedForecaster(ForecasterBundle(kind, horizon, baseline_params(cfg, kind), metadata or {}), time.perf_counter() - start)
+    if kind == GBDT:
+        from shoplake.forecast.models.gbdt import GBDTForecaster
+
+        trees = GBDTForecaster.train(cfg, panel, name)
+        return FittedForecaster(ForecasterBundle(kind, fc.horizon, {}, metadata or {}, trees, **shape), time.perf_counter() - start, trees.history)
+    bundle = ForecasterBundle(kind, fc.horizon, baseline_params(cfg, kind), metadata or {}, **shape)
+    return FittedForecaster(bundle, time.perf_counter() - start)
 
 
 @dataclass
 class CutoffForecast:
-    """One model's forecast at one cut-off, with the actuals it is scored against."""
+    """One model's forecast at one cut-off, with the actuals it is scored against.
+
+    Attributes:
+        cutoff: First forecast period's first day.
+        forecast: The forecast of the evaluated items, band calibrated (what is scored and served).
+        actual: ``[n_evaluated, H]`` values that sold.
+        evaluated: Panel rows of the evaluated items.
+        raw: The forecast before calibration.
+        scale: ``[n_evaluated]`` item scales of the calibration (:func:`~shoplake.forecast.conformal.item_scale`).
+        calibration: The shifts applied (None: the raw band).
+    """
 
     cutoff: dt.date
     forecast: Forecast
     actual: np.ndarray
     evaluated: np.ndarray
+    raw: Forecast | None = None
+    scale: np.ndarray | None = None
+    calibration: BandCalibration | None = None
 
 
 @dataclass
@@ -139,22 +205,53 @@ class BacktestResult:
     """Figures of every model at every cut-off.
 
     Attributes:
-        metrics: ``{cutoff: {model: {metric: value}}}`` (``n_items`` included).
-        seconds: Fit and forecast time per model, summed over the cut-offs.
-        histories: Ray Train history of the global model per cut-off.
-        last: The forecasts at the last cut-off per model (for pictures).
+        metrics: ``{cutoff: {model: {metric: value}}}`` of the scored cut-offs (``n_items`` included).
+        seconds: Fit and forecast time per model, summed over all cut-offs (calibration ones included).
+        histories: Ray Train history per (global model, cut-off).
+        forecasts: ``{model: {cutoff: CutoffForecast}}`` of every cut-off, calibration ones included.
+        calibration_cutoffs: The cut-offs forecast only to calibrate.
     """
 
     metrics: dict[dt.date, dict[str, dict[str, float]]]
     seconds: dict[str, float]
-    histories: dict[dt.date, list[dict]]
-    last: dict[str, CutoffForecast]
+    histories: dict[tuple[str, dt.date], list[dict]]
+    forecasts: dict[str, dict[dt.date, CutoffForecast]] = field(default_factory=dict)
+    calibration_cutoffs: list[dt.date] = field(default_factory=list)
+
+    @property
+    def last(self) -> dict[str, CutoffForecast]:
+        """Each model's forecast at the last scored cut-off (the test one)."""
+        if not self.metrics:
+            return {}
+        test = max(self.metrics)
+        return {model: per[test] for model, per in self.forecasts.items() if test in per}
+
+    def serving_calibration(self, model: str) -> BandCalibration | None:
+        """The calibration a model is served with: the one of the test cut-off (fit without the test residuals)."""
+        cut = self.last.get(model)
+        return None if cut is None else cut.calibration
 
     def mean(self, model: str, metric: str, cutoffs: list[dt.date] | None = None) -> float:
-        """A metric averaged over the cut-offs (default all; NaN cut-offs left out)."""
+        """A metric averaged over the cut-offs (default all scored; NaN cut-offs left out)."""
         chosen = self.metrics if cutoffs is None else {c: self.metrics[c] for c in cutoffs if c in self.metrics}
         values = [m[model][metric] for m in chosen.values() if model in m and not np.isnan(m[model][metric])]
         return float(np.mean(values)) if values else float("nan")
+
+
+def _calibration_for(cfg: Config, earlier: dict[dt.date, CutoffForecast], cutoff: dt.date) -> BandCalibration | None:
+    """The shifts from a model's cut-offs whose forecast windows ended by ``cutoff``."""
+    fc = cfg.forecasting
+    if not fc.conformal:
+        return None
+    done = [cut for c, cut in sorted(earlier.items()) if shift(c, fc.horizon, fc.grain) <= cutoff and cut.raw is not None]
+    if not done:
+        return None
+    return fit_calibration([c.actual for c in done], [c.raw.p10 for c in done], [c.raw.p90 for c in done], [c.scale for c in done])
+
+
+def _in_order(models: list[str]) -> list[str]:
+    """The models with the ensemble last: it averages the others' forecasts of the same cut-off."""
+    return [m for m in models if m != ENSEMBLE] + ([ENSEMBLE] if ENSEMBLE in models else [])
 
 
 def backtest(
@@ -164,57 +261,89 @@ def backtest(
     name: str,
     models: list[str] | None = None,
     on_step: Callable[[str], None] | None = None,
+    calibration: list[dt.date] | None = None,
 ) -> BacktestResult:
     """Rolling-origin backtest of ``models`` (default ``forecasting.models``) on ``panel``.
 
     Args:
         cfg: ``forecasting`` settings.
-        panel: Sales up to the run date; every origin + horizon must lie within it.
-        origins: Cut-offs, oldest first.
+        panel: Sales up to the run date at the grain; every cut-off + horizon must lie within it.
+        origins: Scored cut-offs, oldest first.
         name: Prefix of the Ray Train run names.
         models: Models to evaluate.
         on_step: Called with a short description as each step starts.
+        calibration: Cut-offs before ``origins`` forecast only to calibrate the bands
+            (:func:`calibration_origins`); none by default.
 
     Raises:
-        ValueError: A cut-off's forecast window runs past the panel, or no item qualifies at a cut-off.
+        ValueError: A cut-off's forecast window runs past the panel, no item qualifies
+            at a scored cut-off, or the ensemble's members are not among the models.
     """
     fc = cfg.forecasting
     step = on_step or (lambda text: log.info("%s", text))
-    models = list(models or fc.models)
-    horizon = fc.horizon_days
+    models = _in_order(list(models or fc.models))
+    if ENSEMBLE in models and not set(fc.ensemble_members) <= set(models) - {ENSEMBLE}:
+        raise ValueError(f"the ensemble averages {', '.join(fc.ensemble_members)}: backtest them too")
+    horizon = fc.horizon
+    scored = set(origins)
     metrics: dict[dt.date, dict[str, dict[str, float]]] = {}
     seconds = dict.fromkeys(models, 0.0)
-    histories: dict[dt.date, list[dict]] = {}
-    last: dict[str, CutoffForecast] = {}
-    for origin in origins:
-        k = (origin - panel.start).days
-        if k < 1 or k + horizon > panel.n_days:
+    histories: dict[tuple[str, dt.date], list[dict]] = {}
+    forecasts: dict[str, dict[dt.date, CutoffForecast]] = {m: {} for m in models}
+    calibration = sorted(set(calibration or []) - scored)
+    for cutoff in sorted([*calibration, *origins]):
+        k = panel.column_of(cutoff)
+        if k < 1 or k + horizon > panel.n_periods:
             raise ValueError(
-                f"cut-off {origin}: its {horizon} forecast days must lie within the sales {panel.start} .. {panel.end - dt.timedelta(days=1)}"
+                f"cut-off {cutoff}: its {horizon} forecast {panel.grain}s must lie within the sales {panel.start} .. "
+                f"{panel.end - dt.timedelta(days=1)}"
             )
-        history = panel.until(origin)
-        evaluated = history.observed_days >= fc.min_history_days
+        history = panel.until(cutoff)
+        evaluated = history.observed_periods >= fc.min_history
         if not evaluated.any():
-            raise ValueError(f"cut-off {origin}: no item has {fc.min_history_days} days of sales history before it")
-        actual = panel.units[evaluated, k : k + horizon]
-        units_hist, revenue_hist = history.units[evaluated], history.revenue[evaluated]
-        metrics[origin] = {}
+            if cutoff in scored:
+                raise ValueError(f"cut-off {cutoff}: no item has {fc.min_history} {panel.grain}s of sales history before it")
+            log.warning("calibration cut-off %s: no item has %d %ss of history; left out", cutoff, fc.min_history, panel.grain)
+            continue
+        actual = panel.y[evaluated, k : k + horizon]
+        y_hist, revenue_hist = history.y[evaluated], history.revenue[evaluated]
+        scale = item_scale(y_hist, horizon, panel.integer)
+        raw_here: dict[str, Forecast] = {}
+        if cutoff in scored:
+            metrics[cutoff] = {}
         for kind in models:
-            step(f"{kind}: cut-off {origin}")
+            step(f"{kind}: cut-off {cutoff}" + ("" if cutoff in scored else " (calibration)"))
             start = time.perf_counter()
-            fitted = fit_forecaster(cfg, kind, history, f"{name}_{kind}_{origin:%Y%m%d}")
-            forecast = fitted.bundle.forecast(history, horizon).select(evaluated)
+            if kind == ENSEMBLE:
+                raw_here[kind] = average_forecasts([raw_here[m] for m in fc.ensemble_members])
+            else:
+                fitted = fit_forecaster(cfg, kind, history, f"{name}_{kind}_{cutoff:%Y%m%d}")
+                raw_here[kind] = fitted.bundle.raw_forecast(history, horizon)
+                if fitted.history:
+                    histories[(kind, cutoff)] = fitted.history
+            raw = raw_here[kind].select(evaluated)
+            band = _calibration_for(cfg, forecasts[kind], cutoff)
+            forecast = raw if band is None else band.apply(raw, scale)
             seconds[kind] += time.perf_counter() - start
-            if fitted.history:
-                histories[origin] = fitted.history
-            metrics[origin][kind] = summarise(actual, forecast.mean, forecast.p10, forecast.p50, forecast.p90, units_hist, revenue_hist)
+            forecasts[kind][cutoff] = CutoffForecast(cutoff, forecast, actual, np.flatnonzero(evaluated), raw, scale, band)
+            if cutoff not in scored:
+                continue
+            figures = summarise(actual, forecast.mean, forecast.p10, forecast.p50, forecast.p90, y_hist, revenue_hist,
+                                weight_days=horizon, raw_p10=raw.p10, raw_p90=raw.p90)  # fmt: skip
             ev = cfg.evaluation
-            ci = bootstrap_mean(rmsse(actual, forecast.mean, units_hist), revenue_weights(revenue_hist),
+            ci = bootstrap_mean(rmsse(actual, forecast.mean, y_hist), revenue_weights(revenue_hist, horizon),
                                 draws=ev.bootstrap_draws, level=ev.confidence, seed=ev.seed)  # fmt: skip
-            metrics[origin][kind][f"{CHAMPION_METRIC}_low"], metrics[origin][kind][f"{CHAMPION_METRIC}_high"] = ci.low, ci.high
-            last[kind] = CutoffForecast(origin, forecast, actual, np.flatnonzero(evaluated))
-            log.info("%s at %s: %s", kind, origin, {m: round(v, 4) for m, v in metrics[origin][kind].items()})
-    return BacktestResult(metrics, seconds, histories, last)
+            figures[f"{CHAMPION_METRIC}_low"], figures[f"{CHAMPION_METRIC}_high"] = ci.low, ci.high
+            metrics[cutoff][kind] = figures
+            log.info("%s at %s: %s", kind, cutoff, {m: round(v, 4) for m, v in figures.items()})
+    return BacktestResult(metrics, seconds, histories, forecasts, calibration)
+
+
+def _item_errors(cfg: Config, panel: SalesPanel, cut: CutoffForecast) -> tuple[np.ndarray, np.ndarray]:
+    """Per evaluated item of a cut-off: RMSSE of the forecast mean and the item's revenue weight."""
+    history = panel.until(cut.cutoff).select(cut.evaluated)
+    horizon = cfg.forecasting.horizon
+    return rmsse(cut.actual, cut.forecast.mean, history.y), revenue_weights(history.revenue, horizon)
 
 
 def wrmsse_ratio(cfg: Config, panel: SalesPanel, a: CutoffForecast, b: CutoffForecast) -> Interval:
@@ -224,10 +353,33 @@ def wrmsse_ratio(cfg: Config, panel: SalesPanel, a: CutoffForecast, b: CutoffFor
     """
     if a.cutoff != b.cutoff or not np.array_equal(a.evaluated, b.evaluated):
         raise ValueError(f"forecasts of different cut-offs or items: {a.cutoff} vs {b.cutoff}")
-    history = panel.until(a.cutoff).select(a.evaluated)
+    (err_a, weights), (err_b, _) = _item_errors(cfg, panel, a), _item_errors(cfg, panel, b)
     ev = cfg.evaluation
-    return ratio_of_sums(rmsse(a.actual, a.forecast.mean, history.units), rmsse(b.actual, b.forecast.mean, history.units),
-                         revenue_weights(history.revenue), draws=ev.bootstrap_draws, level=ev.confidence, seed=ev.seed)  # fmt: skip
+    return ratio_of_sums(err_a, err_b, weights, draws=ev.bootstrap_draws, level=ev.confidence, seed=ev.seed)
+
+
+def pooled_interval(cfg: Config, panel: SalesPanel, result: BacktestResult, model: str, cutoffs: list[dt.date]) -> Interval:
+    """The mean WRMSSE of ``model`` over ``cutoffs`` with a bootstrap interval over its (item, cut-off) pairs.
+
+    Each cut-off's revenue weights are normalised to sum 1 over its items with a
+    defined RMSSE, so the weighted mean of the pairs is the mean of the cut-offs'
+    WRMSSE; resampling the pairs gives the interval of a split with several cut-offs.
+    """
+    values, weights = [], []
+    for cutoff in cutoffs:
+        cut = result.forecasts.get(model, {}).get(cutoff)
+        if cut is None:
+            continue
+        err, w = _item_errors(cfg, panel, cut)
+        keep = ~np.isnan(err) & ~np.isnan(w)
+        if not keep.any() or w[keep].sum() <= 0:
+            continue
+        values.append(err[keep])
+        weights.append(w[keep] / w[keep].sum())
+    if not values:
+        return Interval(float("nan"), float("nan"), float("nan"))
+    ev = cfg.evaluation
+    return bootstrap_mean(np.concatenate(values), np.concatenate(weights), draws=ev.bootstrap_draws, level=ev.confidence, seed=ev.seed)
 
 
 def choose_champion(cfg: Config, panel: SalesPanel, result: BacktestResult, origins: list[dt.date]):
@@ -248,6 +400,12 @@ def choose_champion(cfg: Config, panel: SalesPanel, result: BacktestResult, orig
     if other is None or champion not in result.last or other not in result.last:
         return champion, None
     return champion, (other, wrmsse_ratio(cfg, panel, result.last[champion], result.last[other]))
+
+
+def best_baseline(result: BacktestResult, origins: list[dt.date]) -> str | None:
+    """The baseline with the lowest mean validation WRMSSE (the test cut-off when there is no validation)."""
+    cutoffs = origins[:-1] or origins[-1:]
+    return pick_champion({m: result.mean(m, CHAMPION_METRIC, cutoffs) for m in result.seconds if m in BASELINES}, higher_is_better=False)
 
 
 def metrics_rows(result: BacktestResult, run_date: dt.date, mlflow_run_id: str | None, evaluated_at: dt.datetime) -> pa.Table:
@@ -274,17 +432,22 @@ def metrics_rows(result: BacktestResult, run_date: dt.date, mlflow_run_id: str |
 
 
 def backtest_chart_series(
-    panel: SalesPanel, cut: CutoffForecast, items: int = 4, history_days: int = 42, titles: dict[str, str] | None = None
+    panel: SalesPanel, cut: CutoffForecast, items: int = 4, history_periods: int | None = None, titles: dict[str, str] | None = None
 ):
-    """Chart data of the ``items`` evaluated items with the most revenue before a cut-off: actuals, forecast, band."""
+    """Chart data of the ``items`` evaluated items with the most revenue before a cut-off: actuals, forecast, band.
+
+    ``history_periods`` defaults to one and a half horizons, at least 12 periods (42 days at a 28-day horizon).
+    """
     from shoplake.charts import ChartSeries
 
-    k = (cut.cutoff - panel.start).days
-    revenue = np.nan_to_num(panel.revenue[cut.evaluated, max(0, k - 28) : k]).sum(axis=1)
+    horizon = cut.forecast.horizon
+    history_periods = history_periods or max(round(1.5 * horizon), 12)
+    k = panel.column_of(cut.cutoff)
+    revenue = np.nan_to_num(panel.revenue[cut.evaluated, max(0, k - horizon) : k]).sum(axis=1)
     out = []
     for row in np.argsort(-revenue, kind="stable")[:items]:
         item = int(cut.evaluated[row])
-        past = panel.units[item, max(0, k - history_days) : k]
+        past = panel.y[item, max(0, k - history_periods) : k]
         out.append(
             ChartSeries(
                 item_id=str(panel.item_ids[item]),
@@ -310,10 +473,11 @@ def write_backtest_chart(
     folder = Path(folder)
     page = write_forecast_chart(
         folder / "backtest.html", series, title=f"{model}: actual vs forecast from the cut-off {cut.cutoff}",
-        subtitle="The top items by revenue in the four weeks before the cut-off; the band is P10-P90.",
+        subtitle=f"The top items by revenue in the {cut.forecast.horizon} {panel.grain}s before the cut-off; the band is P10-P90.",
+        grain=panel.grain, unit=panel.target,
     )  # fmt: skip
     if series:
-        write_forecast_images(folder / "backtest", series)
+        write_forecast_images(folder / "backtest", series, grain=panel.grain, unit=panel.target)
     return page
 
 
@@ -384,21 +548,24 @@ def run_forecasting(
     fc = cfg.forecasting
     step = on_step or (lambda text: log.info("%s", text))
     step("reading gold.item_daily_sales")
-    panel, run_date, version = load_panel(lake, run_date)
+    panel, run_date, version = load_panel(lake, run_date, fc.grain, fc.target)
     name = name or f"fc_{run_date.isoformat()}_{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}"
     origins = backtest_origins(cfg, run_date, panel.start)
     if not origins:
         raise ValueError(
-            f"the sales in {ITEM_DAILY_SALES.full_name} of {run_date} start on {panel.start}: too short for a backtest "
-            f"(the last cut-off is {fc.horizon_days} days before the run date and needs {fc.min_history_days} days before it)"
+            f"the sales in {ITEM_DAILY_SALES.full_name} of {run_date} start on {panel.start} ({fc.grain}s): too short for a "
+            f"backtest (the last cut-off is {fc.horizon} {fc.grain}s before the run date's {fc.grain} and needs "
+            f"{fc.min_history} {fc.grain}s before it)"
         )
-    result = backtest(cfg, panel, origins, name, on_step=step)
+    calibration = calibration_origins(cfg, origins, panel.start)
+    result = backtest(cfg, panel, origins, name, on_step=step, calibration=calibration)
     champion, versus = choose_champion(cfg, panel, result, origins)
 
     step(f"{champion}: fitting on all sales before {run_date} for serving")
     table_versions = {f"{ITEM_DAILY_SALES.full_name}@{run_date}": version}
     metadata = {"model_name": champion, "run_date": run_date.isoformat(), "table_versions": table_versions}
     main = fit_forecaster(cfg, champion, panel, f"{name}_{champion}", metadata)
+    main.bundle.calibration = result.serving_calibration(champion)
     run_folder = Path(cfg.runs_dir, "forecaster", name)
     bundle_path = main.bundle.save(run_folder / "bundle")
     chart = None
@@ -418,10 +585,13 @@ def run_forecasting(
         if versus is not None:
             key = f"test.{champion}_over_{versus[0]}.{CHAMPION_METRIC}"
             flat.update({key: versus[1].value, f"{key}_low": versus[1].low, f"{key}_high": versus[1].high})
-        params = {"champion": champion, "main_model": fc.main_model, "horizon_days": fc.horizon_days,
-                  "history_days": fc.history_days, "backtest_origins": fc.backtest_origins, **main.bundle.params}  # fmt: skip
-        if main.bundle.net is not None:
-            params["net"] = dict(vars(main.bundle.net.settings))
+        params = {"champion": champion, "main_model": fc.main_model, "grain": fc.grain, "target": fc.target,
+                  "horizon": fc.horizon, "history": fc.history, "backtest_origins": fc.backtest_origins,
+                  "calibration_origins": len(calibration), **main.bundle.params}  # fmt: skip
+        if main.bundle.model is not None:
+            params["settings"] = dict(vars(main.bundle.model.settings))
+        if main.bundle.calibration is not None:
+            params["calibration"] = main.bundle.calibration.as_dict()
         info = log_model(
             cfg, bundle_path, model_name=champion, params=params,
             metrics={k: v for k, v in flat.items() if not np.isnan(v)}, table_versions=table_versions,

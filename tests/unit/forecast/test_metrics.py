@@ -92,5 +92,9 @@ def test_summarise_puts_one_models_figures_together():
         "pinball_p10",
         "pinball_p50",
         "pinball_p90",
+        "coverage_p10_p90_raw",
         "n_items",
     }
+    assert got["coverage_p10_p90_raw"] == got["coverage_p10_p90"]  # no calibration: the same band
+    raw = summarise(ACTUAL, POINT, p10, POINT, p90, HISTORY, revenue, raw_p10=POINT, raw_p90=POINT)
+    assert raw["coverage_p10_p90_raw"] == pytest.approx(0.0) and raw["coverage_p10_p90"] == pytest.approx(1.0)

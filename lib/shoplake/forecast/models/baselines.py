@@ -1,31 +1,42 @@
 """The classic forecasting baselines, from statsforecast, on a :class:`~shoplake.forecast.models.panel.SalesPanel`.
 
 Each baseline is ``fn(panel, horizon, ...) -> Forecast`` and is fit per item on the
-days from its first sale to the panel's end (statsforecast, one process):
+periods from its first sale to the panel's end (statsforecast, one process), at the
+panel's grain with its season length (:func:`shoplake.forecast.grain.season_length`:
+7 for days, 52 for weeks, 12 for months):
 
-* :func:`seasonal_naive`: ``SeasonalNaive``, the last week repeated.
-* :func:`moving_average`: ``WindowAverage``, the mean of the last ``window`` days, flat.
-* :func:`ets`: ``AutoETS``, exponential smoothing with a weekly season, the model
-  (error, trend, season) chosen per item by AICc.
-* :func:`auto_theta`: ``AutoTheta``, the theta method with a weekly
+* :func:`seasonal_naive`: ``SeasonalNaive``, the last season repeated (an item with less than
+  a season of history gets its mean).
+* :func:`moving_average`: ``WindowAverage``, the mean of the last ``window`` periods, flat.
+* :func:`ets`: ``AutoETS``, exponential smoothing with a season, the model
+  (error, trend, season) chosen per item by AICc. statsforecast's ETS handles
+  seasons of at most 24 periods, so at week grain (52) it is fit without one.
+* :func:`auto_theta`: ``AutoTheta``, the theta method with a seasonal
   decomposition, the variant chosen per item.
-* :func:`adida`: ``ADIDA`` (aggregate-disaggregate intermittent demand), for items
-  with many days without a sale. Unlike Croston's method it lowers its forecast as
-  the days since the last sale grow; a Croston forecast of an item that sold once
-  and never again stays at that one sale's size.
+* :func:`auto_arima`: ``AutoARIMA``, seasonal ARIMA chosen per item by a stepwise
+  search: the slowest by far (not in the default models; measure it first).
+* :func:`adida`, :func:`croston` and :func:`imapa`: intermittent demand, for items
+  with many periods without a sale: ``ADIDA`` (aggregate-disaggregate),
+  ``CrostonOptimized`` (sizes and intervals smoothed separately) and ``IMAPA``
+  (ADIDA over several aggregation levels, averaged). ADIDA and IMAPA lower their
+  forecast as the periods since the last sale grow; a Croston forecast of an item
+  that sold once and never again stays at that one sale's size.
 
 **Quantiles.** Where statsforecast gives prediction intervals (seasonal naive,
-ETS, theta), P10 and P90 are the bounds of its 80 % interval and P50 the point
-forecast. The moving average and ADIDA give none; their P10/P50/P90 are those of a
-count distribution with the point forecast as mean and the item's own day-to-day
-variance over its last :data:`SPREAD_DAYS` days: negative binomial where that
-variance exceeds the mean (sales usually are over-dispersed), Poisson otherwise.
-Everything is clipped at 0.
+ETS, theta, ARIMA), P10 and P90 are the bounds of its 80 % interval and P50 the point
+forecast. The moving average and the intermittent models give none; their
+P10/P50/P90 are those of a distribution with the point forecast as mean and the
+item's own variance over its last :data:`SPREAD_DAYS` periods: for counts, a
+negative binomial where that variance exceeds the mean (sales usually are
+over-dispersed), Poisson otherwise; for a non-integer target (revenue, weight), a
+gamma. Everything is clipped at 0. The backtest then calibrates every model's band
+(:mod:`shoplake.forecast.conformal`).
 
-**Short histories.** An item with fewer observed days than a model needs (two weeks
-for the seasonal ones, the window for the moving average) is forecast the mean of
-its observed days, flat. An item without any observed day (first sold on or after
-the cut-off) is forecast 0 with all quantiles 0.
+**Short histories.** An item with fewer observed periods than a model needs (a season
+for seasonal naive, two for the other seasonal ones, the window for the moving average) is forecast the
+mean of its observed periods, flat. At week grain a season is a year: ETS, theta and
+ARIMA are fit from four periods on, without a season where the history is short. An item without any observed period (first sold
+on or after the cut-off) is forecast 0 with all quantiles 0.
 """
 
 from __future__ import annotations
@@ -37,14 +48,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from shoplake.forecast.grain import season_length
 from shoplake.forecast.models.panel import Forecast, SalesPanel, nanmean
 from shoplake.forecast.schemas import QUANTILES
 
-#: Length of the weekly season, days.
-SEASON = 7
-#: Observed days an item needs before a seasonal model is fit to it.
-SEASONAL_MIN_DAYS = 2 * SEASON
-#: Days of an item's recent past whose variance sizes the count quantiles.
+#: The longest season statsforecast's ETS models (a longer one is fit without season).
+ETS_MAX_SEASON = 24
+#: Periods of an item's recent past whose variance sizes the distribution quantiles.
 SPREAD_DAYS = 56
 #: The prediction interval whose bounds are P10 and P90.
 _LEVEL = round((QUANTILES[2] - QUANTILES[0]) * 100)
@@ -69,6 +79,24 @@ def count_quantiles(point: np.ndarray, variance: np.ndarray) -> np.ndarray:
     return np.where(over, negbin, stats.poisson.ppf(np.asarray(QUANTILES), mean))
 
 
+def gamma_quantiles(point: np.ndarray, variance: np.ndarray) -> np.ndarray:
+    """``[n, H, 3]`` P10/P50/P90 of a gamma with mean ``point`` (``[n, H]``) and per-item ``variance`` (``[n]``).
+
+    For a non-integer target; an unknown or zero variance gives the point itself.
+    """
+    mean = np.maximum(point, 1e-9)[..., None]
+    var = np.nan_to_num(np.asarray(variance, dtype=np.float64), nan=0.0)[:, None, None]
+    shape = np.where(var > 0, mean**2 / np.where(var > 0, var, 1.0), np.inf)
+    with np.errstate(all="ignore"):
+        q = stats.gamma.ppf(np.asarray(QUANTILES), np.where(np.isinf(shape), 1.0, shape), scale=np.where(np.isinf(shape), 1.0, mean / shape))
+    return np.where(np.isinf(shape), np.broadcast_to(mean, q.shape), np.nan_to_num(q))
+
+
+def spread_quantiles(panel: SalesPanel, point: np.ndarray, variance: np.ndarray) -> np.ndarray:
+    """Quantiles around ``point`` from each item's variance: counts for a whole-number target, a gamma otherwise."""
+    return count_quantiles(point, variance) if panel.integer else gamma_quantiles(point, variance)
+
+
 def _recent_variance(units: np.ndarray, days: int = SPREAD_DAYS) -> np.ndarray:
     recent = units[:, -days:]
     known = (~np.isnan(recent)).sum(axis=1)
@@ -84,14 +112,14 @@ def _long_frame(units: np.ndarray) -> pd.DataFrame:
 
 
 def _statsforecast(panel: SalesPanel, horizon: int, model, min_days: int, intervals: bool) -> Forecast:
-    """Fit ``model`` to every item with at least ``min_days`` observed days and forecast ``horizon`` days."""
+    """Fit ``model`` to every item with at least ``min_days`` observed periods and forecast ``horizon`` periods."""
     from statsforecast import StatsForecast
 
     _check_horizon(horizon)
-    y, observed = panel.units, panel.observed_days
+    y, observed = panel.y, panel.observed_periods
     point = np.repeat(np.nan_to_num(nanmean(y, axis=1))[:, None], horizon, axis=1)
     variance = _recent_variance(y)
-    quantiles = count_quantiles(point, variance)
+    quantiles = spread_quantiles(panel, point, variance)
     fit = np.flatnonzero(observed >= max(min_days, 1))
     if len(fit):
         frame = _long_frame(y[fit])
@@ -109,21 +137,35 @@ def _statsforecast(panel: SalesPanel, horizon: int, model, min_days: int, interv
             hi = out[f"{alias}-hi-{_LEVEL}"].to_numpy(dtype=np.float64).reshape(len(fit), horizon)[known]
             quantiles[rows] = np.stack([lo, point[rows], hi], axis=-1)
         else:
-            quantiles[rows] = count_quantiles(point[rows], variance[rows])
+            quantiles[rows] = spread_quantiles(panel, point[rows], variance[rows])
     unseen = observed == 0
     point[unseen], quantiles[unseen] = 0.0, 0.0
-    return Forecast.build(panel.item_ids, panel.end, point, quantiles)
+    return Forecast.build(panel.item_ids, panel.end, point, quantiles, panel.grain)
 
 
-def seasonal_naive(panel: SalesPanel, horizon: int, *, season: int = SEASON) -> Forecast:
-    """The last ``season`` days repeated (statsforecast ``SeasonalNaive``)."""
+def _season(panel: SalesPanel, season: int | None) -> int:
+    return season_length(panel.grain) if season is None else season
+
+
+def _min_periods(season: int) -> int:
+    """Observed periods before a seasonal model is fit: two seasons, or a few for a long one.
+
+    statsforecast fits ETS, theta and ARIMA without a season when a year of weeks is
+    all there is, so a long season must not keep a young item on the flat mean.
+    """
+    return 2 * season if season <= ETS_MAX_SEASON else 4
+
+
+def seasonal_naive(panel: SalesPanel, horizon: int, *, season: int | None = None) -> Forecast:
+    """The last season repeated (statsforecast ``SeasonalNaive``); ``season`` defaults to the grain's."""
     from statsforecast.models import SeasonalNaive
 
-    return _statsforecast(panel, horizon, SeasonalNaive(season_length=season), 2 * season, intervals=True)
+    m = _season(panel, season)
+    return _statsforecast(panel, horizon, SeasonalNaive(season_length=m), m, intervals=True)
 
 
 def moving_average(panel: SalesPanel, horizon: int, *, window: int = 28) -> Forecast:
-    """The mean of the last ``window`` days, flat (statsforecast ``WindowAverage``)."""
+    """The mean of the last ``window`` periods, flat (statsforecast ``WindowAverage``)."""
     from statsforecast.models import WindowAverage
 
     if window < 1:
@@ -131,18 +173,33 @@ def moving_average(panel: SalesPanel, horizon: int, *, window: int = 28) -> Fore
     return _statsforecast(panel, horizon, WindowAverage(window_size=window), window, intervals=False)
 
 
-def ets(panel: SalesPanel, horizon: int, *, season: int = SEASON) -> Forecast:
-    """Exponential smoothing with a weekly season, chosen per item by AICc (statsforecast ``AutoETS``)."""
+def ets(panel: SalesPanel, horizon: int, *, season: int | None = None) -> Forecast:
+    """Exponential smoothing with the grain's season, chosen per item by AICc (statsforecast ``AutoETS``).
+
+    A season longer than :data:`ETS_MAX_SEASON` (52 weeks) is more than statsforecast's
+    ETS can hold: the model is fit without one.
+    """
     from statsforecast.models import AutoETS
 
-    return _statsforecast(panel, horizon, AutoETS(season_length=season), 2 * season, intervals=True)
+    m = _season(panel, season)
+    fit_season = m if m <= ETS_MAX_SEASON else 1
+    return _statsforecast(panel, horizon, AutoETS(season_length=fit_season), _min_periods(m), intervals=True)
 
 
-def auto_theta(panel: SalesPanel, horizon: int, *, season: int = SEASON) -> Forecast:
-    """The theta method with a weekly decomposition, chosen per item (statsforecast ``AutoTheta``)."""
+def auto_theta(panel: SalesPanel, horizon: int, *, season: int | None = None) -> Forecast:
+    """The theta method with a seasonal decomposition, chosen per item (statsforecast ``AutoTheta``)."""
     from statsforecast.models import AutoTheta
 
-    return _statsforecast(panel, horizon, AutoTheta(season_length=season), 2 * season, intervals=True)
+    m = _season(panel, season)
+    return _statsforecast(panel, horizon, AutoTheta(season_length=m), _min_periods(m), intervals=True)
+
+
+def auto_arima(panel: SalesPanel, horizon: int, *, season: int | None = None) -> Forecast:
+    """Seasonal ARIMA chosen per item by a stepwise search (statsforecast ``AutoARIMA``); slow."""
+    from statsforecast.models import AutoARIMA
+
+    m = _season(panel, season)
+    return _statsforecast(panel, horizon, AutoARIMA(season_length=m), _min_periods(m), intervals=True)
 
 
 def adida(panel: SalesPanel, horizon: int) -> Forecast:
@@ -152,11 +209,28 @@ def adida(panel: SalesPanel, horizon: int) -> Forecast:
     return _statsforecast(panel, horizon, ADIDA(), 2, intervals=False)
 
 
+def croston(panel: SalesPanel, horizon: int) -> Forecast:
+    """Croston's method with optimised smoothing of sizes and intervals (statsforecast ``CrostonOptimized``)."""
+    from statsforecast.models import CrostonOptimized
+
+    return _statsforecast(panel, horizon, CrostonOptimized(), 2, intervals=False)
+
+
+def imapa(panel: SalesPanel, horizon: int) -> Forecast:
+    """ADIDA over several aggregation levels, averaged (statsforecast ``IMAPA``)."""
+    from statsforecast.models import IMAPA
+
+    return _statsforecast(panel, horizon, IMAPA(), 2, intervals=False)
+
+
 #: Every baseline by its name in ``forecasting.models``, in the order the backtest reports them.
 BASELINES: dict[str, Callable[..., Forecast]] = {
     "seasonal_naive": seasonal_naive,
     "moving_average": moving_average,
     "ets": ets,
     "auto_theta": auto_theta,
+    "auto_arima": auto_arima,
     "adida": adida,
+    "croston": croston,
+    "imapa": imapa,
 }

@@ -1,35 +1,40 @@
-"""The global forecasting model: one network over all items' daily sales, with quantiles.
+"""The global forecasting network: one network over all items' sales, with quantiles.
 
 :class:`QuantileNet` reads a window of an item's recent past (an *origin* ``o``
-is the first forecast day; the inputs come from the days before it) and outputs,
-for each of the ``horizon`` days from ``o`` on, the expected units and the P10,
-P50 and P90 quantiles. All items share the weights, so an item with little history
-borrows from the patterns of the others.
+is the first forecast period; the inputs come from the periods before it) and
+outputs, for each of the ``horizon`` periods from ``o`` on, the expected value and
+the P10, P50 and P90 quantiles. All items share the weights, so an item with little
+history borrows from the patterns of the others. Periods are those of the panel's
+grain (days, weeks or months); below, "short" and "long" are the rolling windows of
+the grain (7 and 28 days, 4 and 13 weeks, 3 and 12 months) and "season" its season
+(7 days, 52 weeks, 12 months). The values are the panel's target (units, or revenue).
 
 **Scale.** Items sell 0.1 to 1,000 units a day. Every window is divided by its
-scale ``s = mean(max(units, 0) over the last history_days days) + 1`` (1 for an
-item without observed days), inputs and targets alike; the forecast is the output
-times ``s``. The loss is therefore on scaled units: every window counts about the
+scale ``s = mean(max(y, 0) over the last history periods) + 1`` (1 for an
+item without observed periods), inputs and targets alike; the forecast is the output
+times ``s``. The loss is therefore on scaled values: every window counts about the
 same, whatever the item sells.
 
-**Inputs** (:func:`window_features`, NaN counted as 0 after scaling):
+**Inputs** (:func:`~shoplake.forecast.models.windows.window_features`, NaN counted as 0 after scaling):
 
-- encoder, per window: the last ``history_days`` days of scaled units (oldest
-  first); mean and standard deviation of the scaled units over the last 7 and 28
-  observed days; the share of days without sales and the share of observed days
-  among the last 28; ``log(s)``; the last price relative to the window's mean
+- encoder, per window: the last ``history`` periods of scaled values (oldest
+  first); mean and standard deviation of the scaled values over the last short and
+  long windows; the share of periods without sales and the share of observed periods
+  among the long window; ``log(s)``; the last price relative to the window's mean
   price minus 1 (clipped to [-1, 1]) and ``log1p`` of that mean price / 5;
-  promotion on the last day and the share of promotion days; the share of
-  stock-out days; the item's age (days since its first sale, capped at 365, / 365).
-- decoder, per forecast day: day-of-week one-hot, (day of month - 1) / 30, sine
-  and cosine of the day of the year, the scaled units of the same weekday last week
-  and their mean over the last four weeks (a global MLP learns the weekly shape of
-  each item far faster from these than from the lags alone), the lead one-hot.
+  promotion in the last period and the share of promotion periods; the share of
+  stock-out days; the item's age (periods since its first sale, capped at a year).
+- decoder, per forecast period: its calendar (days: day-of-week one-hot, (day of
+  month - 1) / 30; weeks and months: month one-hot; all: sine and cosine of the day
+  of the year), the scaled value at the same position of the last season (the same
+  weekday last week, the same week last year) and, for days, their mean over the
+  last four weeks (a global MLP learns the weekly shape of each item far faster from
+  these than from the lags alone), the lead one-hot.
 
 **Network.** An MLP encodes the window into a context vector; a second MLP maps
-the context and each forecast day's calendar to four outputs (mean, P10, P50,
+the context and each forecast period's calendar to four outputs (mean, P10, P50,
 P90). **Loss:** the pinball loss of the three quantiles plus ``mean_weight`` times
-the squared error of the mean, averaged over the known target days. Targets are
+the squared error of the mean, averaged over the known target periods. Targets are
 clipped at 0 (net cancellations can make a day negative; demand is not). In the
 squared error they are also capped at ``target_clip`` (10 by default: ten times the
 window's level): on Online Retail, 0.1 % of the days (bulk orders of 50 to 1,000
@@ -38,9 +43,9 @@ mean head chased them; the cap improved the revenue-weighted RMSSE at every
 cut-off tried. Quantile crossing is fixed at prediction by sorting.
 
 **Training** (:class:`QuantileNetTask` through :func:`shoplake.train.loop.fit`):
-windows are drawn from all items at every origin from one day after the item's
-first sale to the panel's last day; target days beyond the panel (the training
-cut-off) are masked, so the most recent weeks teach the short leads. Each epoch
+windows are drawn from all items at every origin from one period after the item's
+first sale to the panel's last period; target periods beyond the panel (the training
+cut-off) are masked, so the most recent periods teach the short leads. Each epoch
 samples ``windows_per_epoch`` of them (seeded by the epoch), split evenly by rank.
 """
 
@@ -81,9 +86,9 @@ def _mlp(n_in: int, hidden: int, layers: int, dropout: float) -> nn.Sequential:
 
 
 class QuantileNet(nn.Module):
-    """Window encoder plus per-day decoder: ``[B, F]`` and ``[B, H, D]`` to ``[B, H, 4]``.
+    """Window encoder plus per-period decoder: ``[B, F]`` and ``[B, H, D]`` to ``[B, H, 4]``.
 
-    The four outputs per day are :data:`OUTPUTS` (mean, P10, P50, P90) in scaled units.
+    The four outputs per period are :data:`OUTPUTS` (mean, P10, P50, P90) in scaled units.
     """
 
     def __init__(self, settings: NetSettings):
@@ -138,7 +143,7 @@ class QuantileNetTask:
         windows_per_epoch: Windows sampled per epoch over all ranks (all when fewer exist).
         batch_size: Windows per step and rank.
         seed: Sampling seed (with the epoch number).
-        min_history: Days an item must have sold before an origin is used.
+        min_history: Periods an item must have sold before an origin is used.
     """
 
     panel: SalesPanel
@@ -177,7 +182,7 @@ class QuantileNetTask:
         """
         items, origins = self.candidates
         if len(items) == 0:
-            raise ValueError("no training windows: no item has a sale before the panel's last day")
+            raise ValueError("no training windows: no item has a sale before the panel's last period")
         rng = np.random.default_rng([self.seed, epoch])
         k = min(self.windows_per_epoch, len(items))
         pick = rng.choice(len(items), size=k, replace=False)
@@ -246,15 +251,15 @@ class QuantileNetForecaster:
 
         task = quantile_net_task(cfg, panel)
         if len(task.candidates[0]) == 0:
-            raise ValueError("no training windows: no item has a sale before the panel's last day")
-        log.info("training %s on %d items x %d days (%d windows)", name, panel.n_items, panel.n_days, len(task.candidates[0]))
+            raise ValueError("no training windows: no item has a sale before the panel's last period")
+        log.info("training %s on %d items x %d %ss (%d windows)", name, panel.n_items, panel.n_periods, panel.grain, len(task.candidates[0]))
         result = fit(cfg, task, name, epochs or cfg.forecasting.epochs, lr=cfg.forecasting.lr)
         return cls.from_state(asdict(task.settings), result.load_state()["model"], fit_result=result)
 
     @classmethod
     def from_state(cls, settings: dict, state: dict, fit_result=None) -> QuantileNetForecaster:
         """Rebuild from :attr:`settings` (as a dict) and a ``state_dict``."""
-        net_settings = NetSettings(**settings)
+        net_settings = NetSettings.from_dict(settings)
         model = QuantileNet(net_settings)
         model.load_state_dict(state)
         return cls(net_settings, model, fit_result)
@@ -274,7 +279,7 @@ class QuantileNetForecaster:
     def load(cls, folder) -> QuantileNetForecaster:
         """Load what :meth:`save` wrote (or a training checkpoint folder, whose ``state.pt`` holds the model)."""
         folder = Path(folder)
-        settings = json.loads((folder / SETTINGS_FILE).read_text())
+        settings = json.loads((folder / SETTINGS_FILE).read_text())  # NetSettings.from_dict reads older names
         if (folder / WEIGHTS_FILE).exists():
             state = torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True)
         else:
@@ -285,11 +290,11 @@ class QuantileNetForecaster:
 
     @torch.no_grad()
     def forecast(self, panel: SalesPanel, horizon: int | None = None, batch_size: int = 4096) -> Forecast:
-        """Forecast the ``horizon`` days after the panel's last day.
+        """Forecast the ``horizon`` periods after the panel's last one.
 
         Args:
-            panel: History of the items to forecast.
-            horizon: Days, at most the trained horizon (default: all of it).
+            panel: History of the items to forecast, at the model's grain.
+            horizon: Periods, at most the trained horizon (default: all of it).
             batch_size: Items per forward pass.
 
         Raises:
@@ -304,9 +309,9 @@ class QuantileNetForecaster:
         self.model.eval()
         for start in range(0, n, batch_size):
             items = np.arange(start, min(start + batch_size, n))
-            win = window_features(frame, items, np.full(len(items), panel.n_days))
+            win = window_features(frame, items, np.full(len(items), panel.n_periods))
             raw = self.model(torch.from_numpy(win.encoder), torch.from_numpy(win.decoder)).double().numpy()
             out[items] = raw * win.scale[:, None, None]
-        out[panel.observed_days == 0] = 0.0
+        out[panel.observed_periods == 0] = 0.0
         out = out[:, :horizon]
-        return Forecast.build(panel.item_ids, panel.end, out[..., 0], out[..., 1:])
+        return Forecast.build(panel.item_ids, panel.end, out[..., 0], out[..., 1:], panel.grain)

@@ -1,4 +1,13 @@
-"""The global forecaster's inputs: its settings, the padded panel, and each (item, origin) window's features and targets (see :mod:`shoplake.forecast.models.quantile_net`)."""
+"""The global forecasters' inputs: their settings, the padded panel, and each (item, origin) window's features and targets.
+
+Shared by the network (:mod:`shoplake.forecast.models.quantile_net`) and the
+gradient-boosted trees (:mod:`shoplake.forecast.models.gbdt`); the features are
+described in the network's module. Everything counts periods of the panel's grain:
+the rolling windows are a week and four weeks of days, a month and a quarter of
+weeks, a quarter and a year of months (:data:`shoplake.forecast.grain.ROLLING_WINDOWS`),
+and the seasonal lags read the same position one season back (a week of days, a
+year of weeks or months).
+"""
 
 from __future__ import annotations
 
@@ -6,24 +15,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from shoplake.forecast.grain import DAY, PERIODS_PER_YEAR, ROLLING_WINDOWS, check_grain, period_starts, season_length
 from shoplake.forecast.models.panel import SalesPanel, nanmean
 
 #: The model's settings inside each checkpoint and saved model folder.
 SETTINGS_FILE = "quantile_net.json"
 #: The weights inside a saved model folder.
 WEIGHTS_FILE = "quantile_net.pt"
-#: Days of the longer rolling statistics.
-STATS_DAYS = 28
-#: Age (days since first sale) at which the age input stops growing.
-MAX_AGE_DAYS = 365
-#: Named encoder inputs after the lags, in order.
+#: Named encoder inputs after the lags, in order (short and long: :data:`ROLLING_WINDOWS` of the grain).
 ENCODER_STATS = (
-    "mean_7",
-    "std_7",
-    "mean_28",
-    "std_28",
-    "zero_share_28",
-    "observed_share_28",
+    "mean_short",
+    "std_short",
+    "mean_long",
+    "std_long",
+    "zero_share_long",
+    "observed_share_long",
     "log_scale",
     "price_ratio",
     "log_price",
@@ -32,54 +38,91 @@ ENCODER_STATS = (
     "stock_out_share",
     "age",
 )
-#: Per forecast day, after its calendar: the item's scaled units on the same weekday
-#: last week, and their mean over the last four weeks (days before the origin).
-DECODER_LAGS = ("same_weekday_last", "same_weekday_mean_4")
+#: Per forecast period, after its calendar: the item's scaled value at the same position
+#: of the last season before the origin (the same weekday last week; the same week or
+#: month last year), and the mean over the last :data:`SEASON_LAGS` seasons.
+DECODER_LAGS = ("same_season_last", "same_season_mean")
+#: Seasons the seasonal-lag mean reads back: four weeks of days; one year of weeks or months.
+SEASON_LAGS = {"day": 4, "week": 1, "month": 1}
 #: Outputs per forecast day, in order.
 OUTPUTS = ("mean", "p10", "p50", "p90")
 
 
 @dataclass(frozen=True)
 class NetSettings:
-    """What rebuilds a :class:`QuantileNet` and its inputs (saved as JSON with the weights)."""
+    """What rebuilds a global model's inputs, and the network (saved as JSON with the weights).
+
+    ``horizon`` and ``history`` count periods of ``grain``.
+    """
 
     horizon: int = 28
-    history_days: int = 28
+    history: int = 28
     hidden: int = 128
     layers: int = 2
     dropout: float = 0.1
     mean_weight: float = 1.0
     target_clip: float | None = 10.0
+    grain: str = DAY
+
+    def __post_init__(self) -> None:
+        check_grain(self.grain)
+
+    @property
+    def season(self) -> int:
+        return season_length(self.grain)
+
+    @property
+    def windows(self) -> tuple[int, int]:
+        """The short and long rolling windows, periods."""
+        return ROLLING_WINDOWS[self.grain]
 
     @property
     def encoder_dim(self) -> int:
-        return self.history_days + len(ENCODER_STATS)
+        return self.history + len(ENCODER_STATS)
+
+    @property
+    def calendar_dim(self) -> int:
+        return CALENDAR_DIM[self.grain]
 
     @property
     def decoder_dim(self) -> int:
-        return 7 + 3 + len(DECODER_LAGS) + self.horizon
+        return self.calendar_dim + len(DECODER_LAGS) + self.horizon
 
     @property
-    def context_days(self) -> int:
-        """Days before an origin that the inputs read (at least the four weeks of the statistics and weekday lags)."""
-        return max(self.history_days, STATS_DAYS)
+    def context(self) -> int:
+        """Periods before an origin that the inputs read: the lags, the long window, the seasonal lags."""
+        return max(self.history, self.windows[1], self.season * SEASON_LAGS[self.grain])
 
     @classmethod
     def from_config(cls, cfg) -> NetSettings:
         fc = cfg.forecasting
         return cls(
-            horizon=fc.horizon_days,
-            history_days=fc.history_days,
+            horizon=fc.horizon,
+            history=fc.history,
             hidden=fc.hidden,
             layers=fc.layers,
             dropout=fc.dropout,
             mean_weight=fc.mean_weight,
             target_clip=fc.target_clip,
+            grain=fc.grain,
         )
+
+    @classmethod
+    def from_dict(cls, values: dict) -> NetSettings:
+        """Settings saved with a model (``history_days``: the name of ``history`` before grains)."""
+        values = dict(values)
+        if "history_days" in values:
+            values["history"] = values.pop("history_days")
+        return cls(**values)
+
 
 
 # ---------------------------------------------------------------------------
 # Windows
+
+#: Calendar inputs per forecast period: day-of-week one-hot, day of month and day of year
+#: (sine, cosine) for days; month one-hot and day of year of the period's start otherwise.
+CALENDAR_DIM = {"day": 10, "week": 14, "month": 14}
 
 
 @dataclass
@@ -89,9 +132,9 @@ class Windows:
     Attributes:
         encoder: float32 ``[B, encoder_dim]``: the scaled lags, then :data:`ENCODER_STATS`.
         decoder: float32 ``[B, H, decoder_dim]``: calendar, :data:`DECODER_LAGS` and lead
-            one-hot of each forecast day.
-        scale: float64 ``[B]``, the divisor of the window's units.
-        target: float32 ``[B, H]`` scaled units of the forecast days (clipped at 0),
+            one-hot of each forecast period.
+        scale: float64 ``[B]``, the divisor of the window's values.
+        target: float32 ``[B, H]`` scaled values of the forecast periods (clipped at 0),
             NaN where unknown (beyond the panel); None unless asked for.
     """
 
@@ -108,67 +151,81 @@ class Windows:
         return self.encoder[:, self.encoder.shape[1] - len(ENCODER_STATS) + ENCODER_STATS.index(name)]
 
 
-def calendar_features(start, days: np.ndarray) -> np.ndarray:
-    """Calendar inputs of forecast days: day-of-week one-hot (Monday first), (day of month - 1) / 30, day of year as sine and cosine.
+def calendar_features(start, columns: np.ndarray, grain: str = DAY) -> np.ndarray:
+    """Calendar inputs of forecast periods (:data:`CALENDAR_DIM` per grain).
+
+    Days: day-of-week one-hot (Monday first), (day of month - 1) / 30, day of year as
+    sine and cosine. Weeks and months: month one-hot of the period's first day, its day
+    of year as sine and cosine.
 
     Args:
-        start: The panel's first day (column 0).
-        days: ``[B, H]`` panel columns of the forecast days (may lie beyond the panel).
+        start: The panel's first period's first day (column 0).
+        columns: ``[B, H]`` panel columns (>= 0) of the forecast periods (may lie beyond the panel).
+        grain: The panel's grain.
 
     Returns:
-        float32 ``[B, H, 10]``.
+        float32 ``[B, H, CALENDAR_DIM[grain]]``.
     """
-    dates = np.datetime64(start, "D") + days
-    day_number = dates.astype(np.int64)
-    dow = (day_number + 3) % 7  # 1970-01-01 was a Thursday; 0 = Monday
-    dom = (dates - dates.astype("datetime64[M]")).astype(np.int64)  # 0-based
+    b, h = columns.shape
+    dates = period_starts(start, int(columns.max()) + 1 if columns.size else 0, grain)[columns]
     angle = 2 * np.pi * (dates - dates.astype("datetime64[Y]")).astype(np.int64) / 365.25
-    b, h = days.shape
-    out = np.zeros((b, h, 10), dtype=np.float32)
-    np.put_along_axis(out, dow[..., None], 1.0, axis=-1)
-    out[..., 7] = dom / 30.0
-    out[..., 8] = np.sin(angle)
-    out[..., 9] = np.cos(angle)
+    out = np.zeros((b, h, CALENDAR_DIM[grain]), dtype=np.float32)
+    if grain == DAY:
+        dow = (dates.astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday; 0 = Monday
+        dom = (dates - dates.astype("datetime64[M]")).astype(np.int64)  # 0-based
+        np.put_along_axis(out, dow[..., None], 1.0, axis=-1)
+        out[..., 7] = dom / 30.0
+    else:
+        month = dates.astype("datetime64[M]").astype(np.int64) % 12
+        np.put_along_axis(out, month[..., None], 1.0, axis=-1)
+    out[..., -2] = np.sin(angle)
+    out[..., -1] = np.cos(angle)
     return out
 
 
 class PanelFrame:
-    """A panel padded with NaN on both sides, so any window is a plain fancy-index gather.
+    """A panel's target padded with NaN on both sides, so any window is a plain fancy-index gather.
 
     Column ``c`` of the panel is column ``c + pad`` here, with ``pad`` =
-    ``settings.context_days``; ``horizon`` NaN columns follow the last day.
+    ``settings.context``; ``horizon`` NaN columns follow the last period. ``y`` holds
+    the panel's target (:attr:`SalesPanel.y`: units or revenue).
     """
 
     def __init__(self, panel: SalesPanel, settings: NetSettings):
+        if panel.grain != settings.grain:
+            raise ValueError(f"a model of grain {settings.grain} cannot read a panel of grain {panel.grain}")
         self.start, self.settings = panel.start, settings
-        self.n_days = panel.n_days
-        self.pad = settings.context_days
+        self.n_periods = panel.n_periods
+        self.pad = settings.context
         widths = ((0, 0), (self.pad, settings.horizon))
-        self.units = np.pad(panel.units.astype(np.float32), widths, constant_values=np.nan)
+        self.y = np.pad(panel.y.astype(np.float32), widths, constant_values=np.nan)
         self.price = np.pad(panel.price.astype(np.float32), widths, constant_values=np.nan)
         self.promo = np.pad(panel.promo.astype(np.float32), widths)
         self.stock_out = np.pad(np.nan_to_num(panel.stock_out).astype(np.float32), widths)
         self.first_sale = panel.first_sale
 
     def candidates(self, min_history: int = 1) -> tuple[np.ndarray, np.ndarray]:
-        """All training windows: (item, origin) with ``first_sale + min_history <= origin < n_days``."""
-        lo = np.minimum(self.first_sale + min_history, self.n_days)
-        counts = self.n_days - lo
+        """All training windows: (item, origin) with ``first_sale + min_history <= origin < n_periods``."""
+        lo = np.minimum(self.first_sale + min_history, self.n_periods)
+        counts = self.n_periods - lo
         items = np.repeat(np.arange(len(lo)), counts)
         offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
         return items, lo[items] + offsets
 
 
-def same_weekday_lags(frame: PanelFrame, items: np.ndarray, origins: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """:data:`DECODER_LAGS` of each forecast day: float32 ``[B, H, 2]``, scaled, 0 where unknown.
+def season_lags(frame: PanelFrame, items: np.ndarray, origins: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """:data:`DECODER_LAGS` of each forecast period: float32 ``[B, H, 2]``, scaled, 0 where unknown.
 
-    Forecast day ``o + h`` (``h`` from 0) reads column ``o + h - 7 ceil((h + 1) / 7)``, the
-    last same weekday before the origin, and the three same weekdays before that.
+    With season ``m``, forecast period ``o + h`` (``h`` from 0) reads column
+    ``o + h - m ceil((h + 1) / m)``, the last period at the same position of the season
+    before the origin, and the :data:`SEASON_LAGS` seasons before that for the mean.
     """
-    h = np.arange(frame.settings.horizon)
-    last = origins[:, None] + h[None, :] - 7 * ((h[None, :] // 7) + 1)  # [B, H] panel columns
-    cols = last[..., None] - 7 * np.arange(4)  # [B, H, 4]
-    values = frame.units[items[:, None, None], cols + frame.pad] / scale[:, None, None].astype(np.float32)
+    st = frame.settings
+    m, count = st.season, SEASON_LAGS[st.grain]
+    h = np.arange(st.horizon)
+    last = origins[:, None] + h[None, :] - m * ((h[None, :] // m) + 1)  # [B, H] panel columns
+    cols = last[..., None] - m * np.arange(count)  # [B, H, count], never before the padding: pad >= m * count
+    values = frame.y[items[:, None, None], cols + frame.pad] / scale[:, None, None].astype(np.float32)
     out = np.stack([values[..., 0], nanmean(values, axis=-1)], axis=-1)
     return np.nan_to_num(out).astype(np.float32)
 
@@ -179,40 +236,41 @@ def _nan_std(x: np.ndarray, mean: np.ndarray, count: np.ndarray) -> np.ndarray:
 
 
 def window_features(frame: PanelFrame, items: np.ndarray, origins: np.ndarray, with_targets: bool = False) -> Windows:
-    """The inputs of windows ending the day before each origin (see the module docstring).
+    """The inputs of windows ending the period before each origin (see the network's module docstring).
 
-    Only days before ``origin`` enter the inputs; the targets are days
+    Only periods before ``origin`` enter the inputs; the targets are periods
     ``origin .. origin + horizon - 1``.
 
     Args:
         frame: The padded panel.
         items: ``[B]`` item rows.
-        origins: ``[B]`` first forecast day of each window, as panel columns (up to ``n_days``).
+        origins: ``[B]`` first forecast period of each window, as panel columns (up to ``n_periods``).
         with_targets: Also gather the scaled targets.
     """
     st = frame.settings
+    short, long = st.windows
     items, origins = np.asarray(items, dtype=np.int64), np.asarray(origins, dtype=np.int64)
-    w, lags_n = st.context_days, st.history_days
+    w, lags_n = st.context, st.history
     rows = items[:, None]
-    past = origins[:, None] + frame.pad + np.arange(-w, 0)[None, :]  # padded columns of the w days before
-    units = frame.units[rows, past]
-    recent = units[:, -lags_n:]
+    past = origins[:, None] + frame.pad + np.arange(-w, 0)[None, :]  # padded columns of the w periods before
+    values = frame.y[rows, past]
+    recent = values[:, -lags_n:]
     observed_recent = (~np.isnan(recent)).sum(axis=1)
     with np.errstate(all="ignore"):
         level = np.where(observed_recent > 0, np.nansum(np.maximum(recent, 0), axis=1) / np.maximum(observed_recent, 1), 0.0)
     scale = level.astype(np.float64) + 1.0
-    scaled = units / scale[:, None].astype(np.float32)
+    scaled = values / scale[:, None].astype(np.float32)
 
     stats = {}
-    for days in (7, STATS_DAYS):
-        part = scaled[:, -days:]
+    for name, periods in (("short", short), ("long", long)):
+        part = scaled[:, -periods:]
         count = (~np.isnan(part)).sum(axis=1)
         mean = np.where(count > 0, np.nansum(part, axis=1) / np.maximum(count, 1), 0.0)
-        stats[f"mean_{days}"], stats[f"std_{days}"] = mean, np.where(count > 0, _nan_std(part, mean, count), 0.0)
-    part = units[:, -STATS_DAYS:]
+        stats[f"mean_{name}"], stats[f"std_{name}"] = mean, np.where(count > 0, _nan_std(part, mean, count), 0.0)
+    part = values[:, -long:]
     count = (~np.isnan(part)).sum(axis=1)
-    stats["zero_share_28"] = np.where(count > 0, (part <= 0).sum(axis=1) / np.maximum(count, 1), 0.0)
-    stats["observed_share_28"] = count / STATS_DAYS
+    stats["zero_share_long"] = np.where(count > 0, (part <= 0).sum(axis=1) / np.maximum(count, 1), 0.0)
+    stats["observed_share_long"] = count / long
     stats["log_scale"] = np.log(scale)
 
     price = frame.price[rows, past[:, -lags_n:]]
@@ -225,13 +283,16 @@ def window_features(frame: PanelFrame, items: np.ndarray, origins: np.ndarray, w
     stats["promo_last"] = promo[:, -1]
     stats["promo_share"] = promo.mean(axis=1)
     stats["stock_out_share"] = frame.stock_out[rows, past[:, -lags_n:]].mean(axis=1)
-    stats["age"] = np.clip(origins - frame.first_sale[items], 0, MAX_AGE_DAYS) / MAX_AGE_DAYS
+    year = PERIODS_PER_YEAR[st.grain]
+    stats["age"] = np.clip(origins - frame.first_sale[items], 0, year) / year
 
     encoder = np.concatenate([np.nan_to_num(scaled[:, -lags_n:]), np.column_stack([stats[k] for k in ENCODER_STATS])], axis=1)
     future = origins[:, None] + np.arange(st.horizon)[None, :]
     lead = np.broadcast_to(np.eye(st.horizon, dtype=np.float32), (len(items), st.horizon, st.horizon))
-    decoder = np.concatenate([calendar_features(frame.start, future), same_weekday_lags(frame, items, origins, scale), lead], axis=-1)
+    decoder = np.concatenate(
+        [calendar_features(frame.start, future, st.grain), season_lags(frame, items, origins, scale), lead], axis=-1
+    )
     target = None
     if with_targets:
-        target = np.maximum(frame.units[rows, future + frame.pad], 0) / scale[:, None].astype(np.float32)  # NaN stays NaN
+        target = np.maximum(frame.y[rows, future + frame.pad], 0) / scale[:, None].astype(np.float32)  # NaN stays NaN
     return Windows(encoder.astype(np.float32), decoder, scale, target)

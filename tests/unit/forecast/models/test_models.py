@@ -57,7 +57,7 @@ def test_from_arrow_builds_sorted_items_with_nan_before_the_first_sale():
     panel = SalesPanel.from_arrow(table)
 
     assert list(panel.item_ids) == ["a", "b"]
-    assert panel.start == MONDAY and panel.n_days == 5 and panel.end == MONDAY + dt.timedelta(days=5)
+    assert panel.start == MONDAY and panel.n_periods == 5 and panel.end == MONDAY + dt.timedelta(days=5)
     np.testing.assert_array_equal(panel.dates, np.arange("2024-01-01", "2024-01-06", dtype="datetime64[D]"))
     np.testing.assert_array_equal(panel.units, [[5, 0, 2, 4, 0], [np.nan, np.nan, 3, 0, 1]])
     np.testing.assert_array_equal(panel.revenue, [[5, 0, 3, 4, 0], [np.nan, np.nan, 6, 0, 2]])
@@ -65,7 +65,7 @@ def test_from_arrow_builds_sorted_items_with_nan_before_the_first_sale():
     np.testing.assert_array_equal(panel.promo, [[0, 0, 1, 0, 0], [0, 0, 0, 1, 0]])
     np.testing.assert_array_equal(panel.stock_out, [[0, np.nan, 0, 0, 1], [np.nan, np.nan, np.nan, 1, 0]])
     np.testing.assert_array_equal(panel.first_sale, [0, 2])
-    np.testing.assert_array_equal(panel.observed_days, [5, 3])
+    np.testing.assert_array_equal(panel.observed_periods, [5, 3])
 
 
 def test_from_arrow_refuses_repeated_days_and_several_run_dates():
@@ -87,10 +87,10 @@ def test_until_drops_the_cut_off_day_and_after_so_forecasts_cannot_leak():
     cut = MONDAY + dt.timedelta(days=30)
     past = full.until(cut)
 
-    assert past.n_days == 30 and past.end == cut and list(past.item_ids) == list(full.item_ids)
+    assert past.n_periods == 30 and past.end == cut and list(past.item_ids) == list(full.item_ids)
     np.testing.assert_array_equal(past.units, full.units[:, :30])
-    assert past.observed_days[2] == 0
-    assert full.until(MONDAY - dt.timedelta(days=3)).n_days == 0 and full.until("2030-01-01").n_days == full.n_days
+    assert past.observed_periods[2] == 0
+    assert full.until(MONDAY - dt.timedelta(days=3)).n_periods == 0 and full.until("2030-01-01").n_periods == full.n_periods
 
     changed = panel_of(np.where(np.arange(units.shape[1]) >= 30, 1000.0, units))
     for model in BASELINES.values():
@@ -210,7 +210,7 @@ def test_forecast_build_clips_and_sorts():
 # Quantile net windows
 
 
-SETTINGS = NetSettings(horizon=3, history_days=7, hidden=16, layers=1, dropout=0.0)
+SETTINGS = NetSettings(horizon=3, history=7, hidden=16, layers=1, dropout=0.0)
 
 
 def hand_panel() -> SalesPanel:
@@ -234,11 +234,11 @@ def test_window_features_match_hand_computed_values():
     np.testing.assert_allclose(win.target[0], np.arange(20.0, 23) / scale, rtol=1e-6)
     assert win.encoder.shape == (1, SETTINGS.encoder_dim) == (1, 7 + len(ENCODER_STATS))
     expect = {
-        "mean_7": 16 / scale,
-        "std_7": np.std(np.arange(13.0, 20)) / scale,
-        "mean_28": np.mean(np.arange(5.0, 20)) / scale,  # 15 observed days of the 28
-        "zero_share_28": 0.0,
-        "observed_share_28": 15 / 28,
+        "mean_short": 16 / scale,
+        "std_short": np.std(np.arange(13.0, 20)) / scale,
+        "mean_long": np.mean(np.arange(5.0, 20)) / scale,  # 15 observed days of the 28
+        "zero_share_long": 0.0,
+        "observed_share_long": 15 / 28,
         "log_scale": np.log(scale),
         "price_ratio": 3.0 / np.mean([2.0] * 5 + [3.0] * 2) - 1,
         "promo_last": 1.0,
