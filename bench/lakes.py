@@ -54,9 +54,8 @@ def ensure_lake(name: str, cfg, run_date: dt.date | None = None, *, needs: tuple
     """Config overrides pointing at the dataset's lake, and the run date; builds what is missing.
 
     Without ``run_date`` the run date is the morning after the dataset's last day. The
-    lake gets the features of the run date and of its recommendation holdout cutoff,
-    and the run date's partition of every table in ``needs`` (default: the
-    recommendation tables).
+    lake gets the features of the run date, and the run date's partition of every
+    table in ``needs`` (default: the recommendation tables).
     """
     from shoplake.config import load_config
     from shoplake.lake import Lake
@@ -83,11 +82,11 @@ def ensure_lake(name: str, cfg, run_date: dt.date | None = None, *, needs: tuple
         _shoplake(
             "nightly", "--from", str(spec["first"]), "--to", str(spec["last"]), "--no-recommend", "--no-forecast", "--no-fraud", *sets
         )
-    cutoff = run_date - dt.timedelta(days=cfg.recommender.holdout_days)
-    missing = not {run_date, cutoff} <= set(lake.run_dates(USER_ITEM_MATRIX))
+    # The recommendation run cuts every history it needs from the run date's snapshot.
+    missing = run_date not in lake.run_dates(USER_ITEM_MATRIX)
     missing = missing or any(run_date not in lake.run_dates(table) for table in needs)
     if missing:
-        _shoplake("features", "--run-date", str(run_date), *sets)  # builds the missing cutoff snapshot too
+        _shoplake("features", "--run-date", str(run_date), *sets)
     return overrides, run_date
 
 

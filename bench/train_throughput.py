@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(width=160)
     lake = Lake(cfg)
     run_date = lake.run_dates(USER_ITEM_MATRIX)[-1]
-    data = load_training_data(lake, run_date)
+    data = load_training_data(lake, run_date, cfg)
     init_ray(cfg)
     out = Table(title=f"training throughput on {cfg.lake.root} ({run_date}): {args.epochs} epochs, "
                       f"Ray Train {cfg.ray.num_workers} workers x {cfg.ray.cpus_per_worker} CPU vs one plain PyTorch process")  # fmt: skip

@@ -240,6 +240,18 @@ class SequenceModelConfig(_Strict):
     dedupe: Literal["none", "first", "last"] = Field(
         "first", description="Repeated items in a sequence: keep all, or only the first or the last occurrence."
     )
+    trending_blend: list[float] = Field(
+        default_factory=lambda: [0.0], min_length=1,
+        description="Share of a trending count (over each of recommender.trending_days) mixed into the model's next-item "
+        "probabilities; with several, the validation splits pick the share and the days (0: the model alone).",
+    )  # fmt: skip
+
+    @field_validator("trending_blend")
+    @classmethod
+    def _shares(cls, value: list[float]) -> list[float]:
+        if any(not 0.0 <= w <= 1.0 for w in value):
+            raise ValueError(f"every trending_blend share must lie in [0, 1], got {value}")
+        return value
 
 
 _RECOMMENDERS = Literal["popularity", "trending", "cooccurrence", "item_knn", "ease", "mf", "sasrec"]
@@ -248,8 +260,18 @@ _RECOMMENDERS = Literal["popularity", "trending", "cooccurrence", "item_knn", "e
 class RecommenderConfig(_Strict):
     """The recommendation run: holdout evaluation of every model, then the main model for serving."""
 
+    protocol: Literal["time_cutoff", "rolling", "leave_last_out"] = Field(
+        "time_cutoff",
+        description="How the models are judged. time_cutoff: the test window of holdout_days before the run date, the "
+        "validation window before it. rolling: rolling_cutoffs such windows, rolling_spacing_days apart, the latest test, "
+        "the others validation (pooled). leave_last_out: each user's last purchase day is test, the one before validation.",
+    )
     holdout_days: int = Field(
-        14, ge=1, description="Days of each held-out window: the test window before the run date, the validation window before it."
+        14, ge=1, description="Days of each held-out window: the test window before the run date, the validation window(s) before it."
+    )
+    rolling_cutoffs: int = Field(3, ge=2, description="rolling: held-out windows, the latest test, the earlier ones validation.")
+    rolling_spacing_days: PositiveInt | None = Field(
+        None, description="rolling: days between two cutoffs, at least holdout_days (no window reaches into the next); null: holdout_days."
     )
     exclude_seen: bool = Field(
         True, description="Never recommend (or count as a hit) what the user already had; off for repeat-purchase shops."
@@ -278,6 +300,15 @@ class RecommenderConfig(_Strict):
     )
     refit: bool = Field(True, description="Retrain the champion on all data up to the run date before registering it.")
     registered_model: str = "shoplake-recommender"
+
+    @model_validator(mode="after")
+    def _windows_apart(self) -> RecommenderConfig:
+        if self.rolling_spacing_days is not None and self.rolling_spacing_days < self.holdout_days:
+            raise ValueError(
+                f"rolling_spacing_days ({self.rolling_spacing_days}) must be at least holdout_days ({self.holdout_days}): "
+                "a validation window would reach into the next window's days"
+            )
+        return self
 
 
 _FORECASTERS = Literal[

@@ -1,4 +1,4 @@
-"""The recommendation run on a hand-made lake: holdout split, metrics by hand, ops.model_metrics, registry."""
+"""The recommendation run on a hand-made lake: time-cutoff split, metrics by hand, ops.model_metrics, registry."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import pytest
 from shoplake import columns as C
 from shoplake.lake import Lake
 from shoplake.recommend.bundle import PopularityScorer, RecommenderBundle
-from shoplake.recommend.holdout import MissingFeaturesError, load_split
+from shoplake.recommend.holdout import MissingFeaturesError, load_events
+from shoplake.recommend.protocols import window_split
 from shoplake.recommend.schemas import INTERACTIONS, ITEM_FEATURES, USER_ITEM_MATRIX
 from shoplake.recommend.train import evaluate_scorer, run_recommendation
 from shoplake.train.model_metrics import MODEL_METRICS
@@ -100,15 +101,22 @@ def items(run_date, ids):
     )
 
 
+def load_split(cfg, lake, run_date, cutoff=None):
+    """The held-out window before ``run_date`` (of ``recommender.holdout_days``), cut from its snapshot."""
+    cutoff = cutoff or run_date - dt.timedelta(days=cfg.recommender.holdout_days)
+    return window_split(load_events(lake, run_date), cfg, cutoff, cutoff + dt.timedelta(days=cfg.recommender.holdout_days))
+
+
 @pytest.fixture
 def rec_lake(ray_local, make_cfg):
     cfg = make_cfg("lake.engine=delta-rs", "recommender.holdout_days=7", "recommender.models=[popularity,cooccurrence]",
                    "recommender.main_model=popularity")  # fmt: skip
     lake = Lake(cfg)
     data = ray_local.data
-    lake.ray_write(data.from_arrow(pa.concat_tables([interactions(BEFORE, CUTOFF), interactions(BEFORE + HELD_OUT, D)])), INTERACTIONS)
-    lake.ray_write(data.from_arrow(pa.concat_tables([matrix(BEFORE, CUTOFF), matrix(BEFORE + HELD_OUT, D)])), USER_ITEM_MATRIX)
-    lake.ray_write(data.from_arrow(pa.concat_tables([items(CUTOFF, ITEMS[:5]), items(D, ITEMS)])), ITEM_FEATURES)
+    # One snapshot, the run date's: every history is cut from it by event time.
+    lake.ray_write(data.from_arrow(interactions(BEFORE + HELD_OUT, D)), INTERACTIONS)
+    lake.ray_write(data.from_arrow(matrix(BEFORE + HELD_OUT, D)), USER_ITEM_MATRIX)
+    lake.ray_write(data.from_arrow(items(D, ITEMS)), ITEM_FEATURES)
     return cfg, lake
 
 
@@ -167,7 +175,7 @@ def test_run_writes_metrics_registers_the_main_model_and_reruns_idempotently(rec
     assert set(first.metrics) == {"popularity", "cooccurrence"}
     rows = lake.to_arrow(MODEL_METRICS, run_date=D)
     got = {(r[C.MODEL_NAME], r[C.SLICE], r[C.METRIC]): r for r in rows.to_pylist()}
-    pop = got[("popularity", "all", "ndcg@10")]
+    pop = got[("popularity", "time_cutoff/test/all", "ndcg@10")]
     assert pop[C.VALUE] == pytest.approx((1 + 1 / math.log2(5)) / 2) and pop[C.N_EVALUATED] == 2
     assert pop[C.CUTOFF_DATE] == CUTOFF and pop[C.MLFLOW_RUN_ID] == first.mlflow_run_id
     assert rows.schema.equals(MODEL_METRICS.arrow_schema(), check_metadata=False)
@@ -187,11 +195,23 @@ def test_run_writes_metrics_registers_the_main_model_and_reruns_idempotently(rec
     assert load_serving_bundle(cfg)[1].version == second.model_version
 
 
-def test_a_missing_cutoff_snapshot_is_a_clear_error(rec_lake):
+def test_a_missing_snapshot_is_a_clear_error(rec_lake):
     cfg, lake = rec_lake
-    cfg = cfg.model_copy(update={"recommender": cfg.recommender.model_copy(update={"holdout_days": 3})})
-    with pytest.raises(MissingFeaturesError, match=r"gold.user_item_matrix .* no rows for run_date 2024-03-12"):
-        load_split(cfg, lake, D)
+    with pytest.raises(MissingFeaturesError, match=r"silver.interactions .* no rows for run_date 2024-03-16"):
+        run_recommendation(cfg, lake, D + dt.timedelta(days=1), register=False)
+
+
+def test_the_history_as_of_the_run_date_is_its_user_item_matrix(rec_lake, make_cfg):
+    from shoplake.recommend.holdout import load_training_data
+
+    cfg, lake = rec_lake
+    cfg = make_cfg("lake.engine=delta-rs", "features.half_life_days=1000000")  # no decay: the fixture's weights
+    data = load_training_data(lake, D, cfg)
+    got = {(data.user_ids.ids[u], data.item_ids.ids[i]): w for u, i, w in zip(data.pair_users, data.pair_items, data.pair_weights)}
+    expected = {(u, i): 0.0 for u, i, _, _ in BEFORE + HELD_OUT}
+    for u, i, e, _ in BEFORE + HELD_OUT:
+        expected[(u, i)] += WEIGHTS[e]
+    assert got == pytest.approx(expected, rel=1e-4)
 
 
 V = dt.date(2024, 3, 1)  # the validation cutoff: CUTOFF - holdout_days
@@ -203,21 +223,29 @@ EARLY = [  # history before V; BEFORE is then the validation window's held-out d
 ]
 
 
+def with_early_history(lake, ray_local):
+    """The run date's snapshot with EARLY in it too: a validation window has users to judge."""
+    data = ray_local.data
+    lake.ray_write(data.from_arrow(interactions(EARLY + BEFORE + HELD_OUT, D)), INTERACTIONS, mode="replace", run_dates=[D])
+    lake.ray_write(data.from_arrow(matrix(EARLY + BEFORE + HELD_OUT, D)), USER_ITEM_MATRIX, mode="replace", run_dates=[D])
+
+
 def test_the_champion_is_measured_on_validation_and_served(rec_lake, ray_local):
     from shoplake.recommend.bundle import load_serving_bundle
     from shoplake.recommend.report import recommend_champion
 
     cfg, lake = rec_lake
-    data = ray_local.data
-    lake.ray_write(data.from_arrow(interactions(EARLY, V)), INTERACTIONS, mode="replace", run_dates=[V])
-    lake.ray_write(data.from_arrow(matrix(EARLY, V)), USER_ITEM_MATRIX, mode="replace", run_dates=[V])
-    lake.ray_write(data.from_arrow(items(V, ITEMS[:5])), ITEM_FEATURES, mode="replace", run_dates=[V])
+    with_early_history(lake, ray_local)
 
     result = run_recommendation(cfg, lake, name="rec-v")
     assert result.validation_cutoff == V and set(result.validation) == {"popularity", "cooccurrence"}
     rows = lake.to_arrow(MODEL_METRICS, run_date=D).to_pylist()
-    assert {r[C.CUTOFF_DATE] for r in rows} == {V, CUTOFF}  # both windows, each under its cutoff
-    valid = {r[C.MODEL_NAME]: r[C.VALUE] for r in rows if r[C.CUTOFF_DATE] == V and r[C.SLICE] == "all" and r[C.METRIC] == "ndcg@10"}
+    # Both windows, each under its cutoff, each row naming its protocol and split.
+    assert {(r[C.CUTOFF_DATE], r[C.SLICE]) for r in rows} == {
+        (V, "time_cutoff/validation/all"), (V, "time_cutoff/validation/cold_items"),
+        (CUTOFF, "time_cutoff/test/all"), (CUTOFF, "time_cutoff/test/cold_items"),
+    }  # fmt: skip
+    valid = {r[C.MODEL_NAME]: r[C.VALUE] for r in rows if r[C.SLICE] == "time_cutoff/validation/all" and r[C.METRIC] == "ndcg@10"}
     assert result.champion == recommend_champion(rows) == max(valid, key=valid.get)
     assert load_serving_bundle(cfg)[0].kind == result.champion
     other, diff = result.versus
@@ -240,17 +268,14 @@ def test_the_tuned_baselines_take_their_setting_from_validation(rec_lake, ray_lo
     from shoplake.recommend.train import fit_model, settings
 
     cfg, lake = rec_lake
-    data = ray_local.data
-    lake.ray_write(data.from_arrow(interactions(EARLY, V)), INTERACTIONS, mode="replace", run_dates=[V])
-    lake.ray_write(data.from_arrow(matrix(EARLY, V)), USER_ITEM_MATRIX, mode="replace", run_dates=[V])
-    lake.ray_write(data.from_arrow(items(V, ITEMS[:5])), ITEM_FEATURES, mode="replace", run_dates=[V])
+    with_early_history(lake, ray_local)
     rc = cfg.recommender.model_copy(update={"models": ["trending", "item_knn", "ease"], "trending_days": [1, 30],
                                             "knn_neighbors": [1, 5], "ease_l2": [0.5, 50.0]})  # fmt: skip
     cfg = cfg.model_copy(update={"recommender": rc})
 
     result = run_recommendation(cfg, lake, name="rec-tuned")
     assert set(result.validation) == set(result.metrics) == {"trending", "item_knn", "ease"}
-    valid = load_split(cfg, lake, CUTOFF)
+    valid = load_split(cfg, lake, D, V)
     for kind in rc.models:
         scores = {s: evaluate_scorer(fit_model(kind, valid.train, cfg, "t", setting=s).scorer, valid)["all"].metrics["ndcg@10"]
                   for s in settings(cfg, kind)}  # fmt: skip
@@ -262,3 +287,45 @@ def test_the_tuned_baselines_take_their_setting_from_validation(rec_lake, ray_lo
         {"trending": "days", "item_knn": "neighbors", "ease": "l2"}[result.champion]: result.tuned[result.champion]
     }
     assert len(bundle.recommend(["u1"], k=2)[0]) <= 2
+
+
+def with_protocol(cfg, **settings):
+    return cfg.model_copy(update={"recommender": cfg.recommender.model_copy(update=settings)})
+
+
+def test_leave_last_out_judges_each_users_last_purchase_day_and_says_so(rec_lake, ray_local):
+    cfg, lake = rec_lake
+    with_early_history(lake, ray_local)
+    result = run_recommendation(with_protocol(cfg, protocol="leave_last_out"), lake, name="rec-llo", register=False)
+
+    rows = [r for r in lake.to_arrow(MODEL_METRICS, run_date=D).to_pylist() if r[C.METRIC] == "ndcg@10"]
+    # Test: u1's March 9, u2's March 12, u3's March 5 order (u4 has no history before its only purchase).
+    # Validation: u1's March 2, u2's March 4 (u3's first purchase day has nothing before it).
+    # Cold: u2's i6 (never bought before) on test; on validation u2's i3, which only u1's later test purchase had.
+    got = {(r[C.SLICE], r[C.CUTOFF_DATE], r[C.N_EVALUATED]) for r in rows if r[C.MODEL_NAME] == "popularity"}
+    assert got == {("leave_last_out/validation/all", dt.date(2024, 3, 2), 2), ("leave_last_out/test/all", dt.date(2024, 3, 5), 3),
+                   ("leave_last_out/validation/cold_items", dt.date(2024, 3, 2), 1),
+                   ("leave_last_out/test/cold_items", dt.date(2024, 3, 5), 1)}  # fmt: skip
+    assert result.protocol == "leave_last_out" and result.champion in {"popularity", "cooccurrence"}
+
+
+def test_rolling_pools_its_validation_windows_for_the_champion(rec_lake, ray_local):
+    from shoplake.recommend.report import recommend_champion
+
+    cfg, lake = rec_lake
+    with_early_history(lake, ray_local)
+    cfg = with_protocol(cfg, protocol="rolling", holdout_days=4, rolling_cutoffs=3)
+    result = run_recommendation(cfg, lake, name="rec-rolling", register=False)
+
+    rows = lake.to_arrow(MODEL_METRICS, run_date=D).to_pylist()
+    ndcg = {(r[C.SLICE], r[C.CUTOFF_DATE]): r for r in rows if r[C.METRIC] == "ndcg@10" and r[C.MODEL_NAME] == "popularity"}
+    # Windows [3, 7) and [7, 11) validate (2 users, then 1), [11, 15) tests; the pooled rows sit under the first cutoff.
+    assert {(s, c, r[C.N_EVALUATED]) for (s, c), r in ndcg.items() if s.endswith("/all")} == {
+        ("rolling/validation/all", dt.date(2024, 3, 3), 2), ("rolling/validation/all", dt.date(2024, 3, 7), 1),
+        ("rolling/test/all", dt.date(2024, 3, 11), 1), ("rolling/validation_pooled/all", dt.date(2024, 3, 3), 3),
+    }  # fmt: skip
+    pooled = ndcg[("rolling/validation_pooled/all", dt.date(2024, 3, 3))][C.VALUE]
+    by_window = [ndcg[("rolling/validation/all", dt.date(2024, 3, d))][C.VALUE] for d in (3, 7)]
+    assert pooled == pytest.approx((2 * by_window[0] + by_window[1]) / 3)
+    assert result.ndcg("popularity", split="validation") == pytest.approx(pooled)
+    assert result.champion == recommend_champion(rows)

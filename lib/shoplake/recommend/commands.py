@@ -11,24 +11,27 @@ from shoplake.entry import config_from_args
 
 TRAIN_DOC = """Train, evaluate and register the recommenders (Ray Train).
 
-Inputs:  the feature snapshots (silver.interactions, gold.user_item_matrix,
-         gold.item_features) of --run-date D (default: the latest), of its test
-         cutoff C = D - recommender.holdout_days and of its validation cutoff
-         V = C - recommender.holdout_days (the features step builds all three).
+Inputs:  the features snapshot (silver.interactions, gold.item_features) of
+         --run-date D (default: the latest of gold.user_item_matrix); every
+         history a model learns from is cut from it by event time.
 Outputs: every model of recommender.models (popularity, trending, cooccurrence, item_knn, ease, mf, sasrec)
-         trained on the V snapshot and ranked over the whole catalogue against the
-         purchases of [V, C) (validation), and trained on the C snapshot and ranked
-         against the purchases of [C, D) (test): the metrics of both windows go to
-         ops.model_metrics (D's partition replaced) and are printed as a table. The
-         champion, the best validation NDCG@10 (a baseline may win), is retrained on
-         D's snapshot when recommender.refit, packed as a bundle under
-         <runs_dir>/recommender/<name>/bundle, logged to MLflow with its metrics and
-         the Delta versions of its inputs, and becomes the version with the serving
-         alias. Without a V snapshot recommender.main_model is served. Ray Train runs
-         (mf, sasrec) checkpoint every epoch under
-         <runs_dir>/ray_results/<name>_<model>_holdout (and _validation) and resume
-         after a worker failure. Prints a line `history <model>: <json>` per
-         Ray-trained model of the test window: epoch, loss, resumed_from, nodes.
+         judged by recommender.protocol: time_cutoff (trained on what came before
+         C = D - recommender.holdout_days and ranked over the whole catalogue
+         against the purchases of [C, D): test; the same for the window before C:
+         validation), rolling (recommender.rolling_cutoffs such windows, the earlier
+         ones validation, pooled) or leave_last_out (each user's last purchase day
+         is test, the one before validation). The metrics of every split go to
+         ops.model_metrics (D's partition replaced; slice <protocol>/<split>/<items>)
+         and are printed as a table. The champion, the best validation NDCG@10 (a
+         baseline may win), is retrained on D's snapshot when recommender.refit,
+         packed as a bundle under <runs_dir>/recommender/<name>/bundle, logged to
+         MLflow with its metrics and the Delta versions of its inputs, and becomes
+         the version with the serving alias. Without a validation split
+         recommender.main_model is served. Ray Train runs (mf, sasrec) checkpoint
+         every epoch under <runs_dir>/ray_results/<name>_<model>_holdout (and
+         _validation<n>) and resume after a worker failure. Prints a line
+         `history <model>: <json>` per Ray-trained model of the test split: epoch,
+         loss, resumed_from, nodes.
 Parameters: --run-date, --name (run folder prefix), --no-register, --env, --set
          key=value (recommender.*, sequence_model.*, training.* for mf, ray.num_workers).
 
@@ -54,7 +57,7 @@ def train(argv: list[str] | None = None) -> int:
     )
     if result is None:
         return 2
-    rows = metrics_rows(result.by_cutoff(), result.run_date, result.mlflow_run_id, dt.datetime.now(dt.timezone.utc))
+    rows = metrics_rows(result, dt.datetime.now(dt.timezone.utc))
     console.print(metrics_table(rows, result.main_model))
     if result.versus_line():
         console.print(result.versus_line())

@@ -15,21 +15,6 @@ from shoplake.recommend.schemas import INTERACTIONS, ITEM_FEATURES, USER_FEATURE
 from shoplake.usecases import UseCase
 
 
-def holdout_dates(cfg, lake, run_dates: list[dt.date]) -> list[dt.date]:
-    """Cutoff dates the recommendation run will evaluate from that have no features yet.
-
-    The recommendation run for D tests on the days after ``C = D - recommender.holdout_days``
-    (trained on C's snapshot) and validates on the days after ``C - holdout_days``
-    (trained on that snapshot). A nightly schedule built those snapshots days ago; this
-    returns the cutoffs of ``run_dates`` whose ``gold.user_item_matrix`` partition is
-    missing (a first run, a backfill), so the feature step can build them too.
-    """
-    days = cfg.recommender.holdout_days
-    cutoffs = {d - dt.timedelta(days=days * windows) for d in run_dates for windows in (1, 2)}
-    have = set(lake.run_dates(USER_ITEM_MATRIX))
-    return sorted(cutoffs - have - set(run_dates))
-
-
 def _features(ctx, day: dt.date) -> dict:
     from pyspark.sql import functions as F
 
@@ -60,7 +45,6 @@ FEATURES = FeatureNode(
         PRODUCTS.name: "item features have no text, category or price",
     },
     skipped_because="they are built from events or orders",
-    extra_dates=holdout_dates,
 )
 
 

@@ -11,16 +11,28 @@ from shoplake import columns as C
 from shoplake import evaluation
 from shoplake.evaluation import SPLIT_LABELS, label_cutoffs, pick_champion
 from shoplake.recommend.metrics import CHAMPION_METRIC
+from shoplake.recommend.schemas import ALL_ITEMS, COLD_ITEMS, LEAVE_LAST_OUT, VALIDATION_POOLED, parse_metrics_slice
 
 #: Metrics shown, in order; ops.model_metrics holds more (every metric at k=10 and 20, hit rate, MRR).
 SHOWN_METRICS = ("ndcg@10", "recall@20", "coverage@10")
-SLICE_LABELS = {"cold_items": "cold"}
+SLICE_LABELS = {COLD_ITEMS: "cold"}
 VALID, TEST = SPLIT_LABELS[evaluation.VALIDATION], SPLIT_LABELS[evaluation.TEST]
 
 
-def _windows(records: list[dict]) -> dict:
-    """``{cutoff: "valid" | "test"}``: the latest cutoff of a run is its test window, an earlier one validation."""
-    return {c: SPLIT_LABELS[split] for c, split in label_cutoffs(r[C.CUTOFF_DATE] for r in records).items()}
+def _shown(records: list[dict]) -> tuple[str | None, list[tuple[str, dict]]]:
+    """The protocol of a run's rows and the rows the table shows, each with its label ``valid`` or ``test``.
+
+    Validation pooled over several windows stands for them; rows written before
+    protocols were named are labelled by their cutoffs (the latest is test).
+    """
+    parsed = [(parse_metrics_slice(r[C.SLICE]), r) for r in records]
+    if any(protocol is None for (protocol, _, _), _ in parsed):
+        windows = {c: SPLIT_LABELS[split] for c, split in label_cutoffs(r[C.CUTOFF_DATE] for r in records).items()}
+        return None, [(windows[r[C.CUTOFF_DATE]], {**r, C.SLICE: items}) for (_, _, items), r in parsed]
+    pooled = any(split == VALIDATION_POOLED for (_, split, _), _ in parsed)
+    labels = {VALIDATION_POOLED: VALID, evaluation.TEST: TEST, **({} if pooled else {evaluation.VALIDATION: VALID})}
+    protocol = parsed[0][0][0] if parsed else None
+    return protocol, [(labels[split], {**r, C.SLICE: items}) for (_, split, items), r in parsed if split in labels]
 
 
 def recommend_champion(rows) -> str | None:
@@ -28,38 +40,61 @@ def recommend_champion(rows) -> str | None:
     records = rows.to_pylist() if hasattr(rows, "to_pylist") else list(rows)
     if not records:
         return None
-    windows = _windows(records)
+    _, shown = _shown(records)
     scores = {
-        r[C.MODEL_NAME]: math.nan if r[C.VALUE] is None else r[C.VALUE] for r in records
-        if windows[r[C.CUTOFF_DATE]] == VALID and r[C.SLICE] == "all" and r[C.METRIC] == CHAMPION_METRIC
+        r[C.MODEL_NAME]: math.nan if r[C.VALUE] is None else r[C.VALUE] for label, r in shown
+        if label == VALID and r[C.SLICE] == ALL_ITEMS and r[C.METRIC] == CHAMPION_METRIC
     }  # fmt: skip
     return pick_champion(scores)
 
 
-def metrics_table(rows, main_model: str | None = None) -> Table:
-    """One row per model, held-out window and slice of ``ops.model_metrics`` rows (an Arrow table or dicts).
+def _spans(protocol: str | None, shown: list[tuple[str, dict]], records: list[dict]) -> str:
+    run_date = records[0][C.RUN_DATE]
+    if protocol == LEAVE_LAST_OUT:
+        firsts = {
+            label: min(r[C.CUTOFF_DATE] for lab, r in shown if lab == label)
+            for label in (VALID, TEST)
+            if any(lab == label for lab, _ in shown)
+        }
+        return ", ".join(
+            f"{label} {'last' if label == TEST else 'last-but-one'} purchase day of each user (from {c})" for label, c in firsts.items()
+        )
+    cutoffs = sorted({r[C.CUTOFF_DATE] for r in records})
+    ends = dict(zip(cutoffs, [*cutoffs[1:], run_date]))
+    labels = {r[C.CUTOFF_DATE]: label for label, r in shown}
+    valid = [c for c in cutoffs if labels.get(c, VALID) == VALID and c != max(cutoffs)]
+    parts = []
+    if len(valid) > 1:
+        parts.append(f"{VALID} {len(valid)} windows {valid[0]}..{ends[valid[-1]]} pooled")
+    elif valid:
+        parts.append(f"{VALID} {valid[0]}..{ends[valid[0]]}")
+    parts.append(f"{TEST} {cutoffs[-1]}..{run_date}")
+    return ", ".join(parts)
 
-    The latest cutoff is the test window, an earlier one the validation window. The
-    champion (best validation NDCG@10; ``main_model`` when the run had no validation
-    window) is in bold, and the caption compares its test NDCG@10 with the best other
-    model of validation. The interval is the bootstrap interval over users.
+
+def metrics_table(rows, main_model: str | None = None) -> Table:
+    """One row per model, split and slice of a run's ``ops.model_metrics`` rows (an Arrow table or dicts).
+
+    The slice of each row names its protocol and split (``<protocol>/<split>/<items>``);
+    validation pooled over several windows stands for them. The champion (best
+    validation NDCG@10; ``main_model`` when the run had no validation split) is in
+    bold, and the caption compares its test NDCG@10 with the best other model of
+    validation. The interval is the bootstrap interval over users.
     """
     records = rows.to_pylist() if hasattr(rows, "to_pylist") else list(rows)
     if not records:
         return Table(title="no model metrics")
-    windows = _windows(records)
+    protocol, shown = _shown(records)
     values: dict[tuple[str, str, str], dict[str, float | None]] = {}
     users: dict[tuple[str, str, str], int] = {}
-    for r in records:
-        key = (r[C.MODEL_NAME], windows[r[C.CUTOFF_DATE]], r[C.SLICE])
+    for label, r in shown:
+        key = (r[C.MODEL_NAME], label, r[C.SLICE])
         values.setdefault(key, {})[r[C.METRIC]] = r[C.VALUE]
         users[key] = r[C.N_EVALUATED]
-    cutoffs = sorted(windows)
-    run_date = records[0][C.RUN_DATE]
-    spans = [f"{windows[c]} {c}..{end}" for c, end in zip(cutoffs, [*cutoffs[1:], run_date])]
     champion = recommend_champion(records) or main_model
+    heading = "recommenders" if protocol is None else f"recommenders ({protocol.replace('_', ' ')})"
     # No vertical rules: the table fits an 80-column terminal.
-    out = Table(title=f"recommenders, full-catalogue ranking: {', '.join(spans)}", box=box.SIMPLE, padding=(0, 1, 0, 0))
+    out = Table(title=f"{heading}, full-catalogue ranking: {_spans(protocol, shown, records)}", box=box.SIMPLE, padding=(0, 1, 0, 0))
     out.add_column("model", no_wrap=True)
     out.add_column("split", no_wrap=True)
     out.add_column("items", no_wrap=True)
@@ -69,7 +104,7 @@ def metrics_table(rows, main_model: str | None = None) -> Table:
     order = {model: n for n, (model, _, _) in enumerate(values)}  # models in the order the run trained them
     rank = {VALID: 0, TEST: 1}
     for (model, split, slice_), vals in sorted(
-        values.items(), key=lambda kv: (rank[kv[0][1]], kv[0][2] != "all", kv[0][2], order[kv[0][0]])
+        values.items(), key=lambda kv: (rank[kv[0][1]], kv[0][2] != ALL_ITEMS, kv[0][2], order[kv[0][0]])
     ):
         name = f"[bold]{model}[/bold]" if model == champion else model
         cells = ["-" if _missing(vals.get(m)) else f"{vals[m]:.4f}" for m in SHOWN_METRICS]
@@ -88,7 +123,7 @@ def _missing(value) -> bool:
 
 def _versus_best_other(values: dict[tuple[str, str, str], dict], champion: str | None, measured: bool) -> str | None:
     def score(model, split):
-        value = values.get((model, split, "all"), {}).get(CHAMPION_METRIC)
+        value = values.get((model, split, ALL_ITEMS), {}).get(CHAMPION_METRIC)
         return math.nan if value is None else value
 
     if champion is None:

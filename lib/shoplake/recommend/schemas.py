@@ -9,6 +9,31 @@ from shoplake.lake.spec import Col, TableSpec
 #: Values of ``ops.model_metrics.task``: the run that evaluated.
 TASK_RECOMMENDATION = "recommendation"
 
+#: The evaluation protocols of the recommendation run (``recommender.protocol``).
+TIME_CUTOFF, ROLLING, LEAVE_LAST_OUT = "time_cutoff", "rolling", "leave_last_out"
+#: The items a recommendation metric is computed over: every held-out item, or the
+#: held-out items without a training interaction.
+ALL_ITEMS, COLD_ITEMS = "all", "cold_items"
+#: ``ops.model_metrics.slice`` of a recommendation row is ``<protocol>/<split>/<items>``,
+#: e.g. ``rolling/validation/all``: the evaluation protocol, the split and the items.
+SLICE_SEPARATOR = "/"
+#: The split of a run's validation figures pooled over several validation windows (rolling).
+VALIDATION_POOLED = "validation_pooled"
+
+
+def metrics_slice(protocol: str, split: str, items: str) -> str:
+    """The ``ops.model_metrics.slice`` of a recommendation row."""
+    return SLICE_SEPARATOR.join((protocol, split, items))
+
+
+def parse_metrics_slice(value: str) -> tuple[str | None, str | None, str]:
+    """``(protocol, split, items)`` of a recommendation row's slice; rows written before protocols were named hold only the items."""
+    parts = value.split(SLICE_SEPARATOR)
+    if len(parts) == 3:
+        return parts[0], parts[1], parts[2]
+    return None, None, value
+
+
 VIEW, CLICK, ADD_TO_CART, PURCHASE, SEARCH = EVENT_TYPES
 
 #: Event types that are interactions with an item (a search is not about one item).

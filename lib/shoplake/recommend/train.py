@@ -1,29 +1,37 @@
 """The recommendation run: every model judged side by side, the measured champion registered.
 
-:func:`run_recommendation` for a run date D follows the platform's evaluation
-protocol (:mod:`shoplake.evaluation`) with two time-ordered held-out windows of
-``recommender.holdout_days`` each: test ``[C, D)`` with ``C = D - holdout_days``, and
-validation ``[V, C)`` with ``V = C - holdout_days``.
+:func:`run_recommendation` for a run date D reads D's features snapshot once
+(:func:`shoplake.recommend.holdout.load_events`) and follows the platform's
+evaluation protocol (:mod:`shoplake.evaluation`) with the held-out splits of
+``recommender.protocol`` (:mod:`shoplake.recommend.protocols`: ``time_cutoff``,
+``rolling`` or ``leave_last_out``): one or more validation splits, one test split.
 
-1. reads both holdouts (:func:`shoplake.recommend.holdout.load_split` of C and of D);
-2. fits each model of ``recommender.models`` on the snapshot before each window
-   (popularity and co-occurrence in this process; matrix factorization and the
-   text-aware sequence model on Ray Train) and ranks the whole catalogue for every
-   user with held-out items, the training items excluded when ``recommender.exclude_seen``;
+1. cuts the splits from the snapshot: each has the history the models learn from
+   and, per user, the purchases to find;
+2. fits each model of ``recommender.models`` on the history of each split
+   (popularity, trending, co-occurrence, item-kNN and EASE in this process; matrix
+   factorization and the text-aware sequence model on Ray Train) and ranks the whole
+   catalogue for every user with held-out items, the training items excluded when
+   ``recommender.exclude_seen``. A model with candidate settings (the trending days,
+   the neighbours, the ridge penalty, the sequence model's trending blend) is tried
+   with each on the validation splits; the best on validation is the one the test
+   split and the refit use;
 3. computes NDCG, recall, hit rate, MRR and coverage per model for all held-out
    items and for the cold-item slice (held-out items without a training
-   interaction), with a bootstrap interval over users for NDCG@10;
+   interaction), with a bootstrap interval over users for NDCG@10; several
+   validation splits are pooled over their (user, window) pairs;
 4. picks the champion, the best validation NDCG@10, baselines included; on test it
    compares the champion with the best other model of validation (the paired
    difference of NDCG@10 per user, with its interval);
-5. fits the champion again on D's snapshot (``recommender.refit``), packs it as a
-   :class:`~shoplake.recommend.bundle.RecommenderBundle`, logs it to MLflow with the
-   metrics and the Delta versions of its inputs, and points the serving alias at it;
-6. writes the metrics of both windows to ``ops.model_metrics`` (D's partition
-   replaced in one commit; each window's rows carry its cutoff).
+5. fits the champion again on everything before D (``recommender.refit``), packs it
+   as a :class:`~shoplake.recommend.bundle.RecommenderBundle`, logs it to MLflow with
+   the metrics and the Delta versions of its inputs, and points the serving alias at it;
+6. writes the metrics of every split to ``ops.model_metrics`` (D's partition
+   replaced in one commit); each row's slice names the protocol and the split
+   (``<protocol>/<split>/<items>``) and its cutoff the split's first held-out day.
 
-Without a validation snapshot (a lake too young for two windows) the configured
-``recommender.main_model`` is served and the run says so.
+Without a validation split with a user to judge (a lake too young for two windows)
+the configured ``recommender.main_model`` is served and the run says so.
 """
 
 from __future__ import annotations
@@ -51,11 +59,19 @@ from shoplake.recommend.bundle import (
     Scorer,
     TrendingScorer,
 )
-from shoplake.recommend.holdout import HoldoutSplit, TrainingData, load_split, load_training_data
+from shoplake.recommend.holdout import TrainingData, history, load_events
 from shoplake.recommend.metrics import CHAMPION_METRIC, evaluate, ndcg_per_user, rank_items
 from shoplake.recommend.mf_train import mf_task
-from shoplake.recommend.models.baselines import EaseModel, ItemCooccurrenceModel, PopularityModel, trending_counts
-from shoplake.recommend.schemas import TASK_RECOMMENDATION
+from shoplake.recommend.models.baselines import EaseModel, ItemCooccurrenceModel, PopularityModel, counts_as_of, trending_counts
+from shoplake.recommend.protocols import HoldoutSplit, holdout_splits
+from shoplake.recommend.schemas import (
+    ALL_ITEMS,
+    COLD_ITEMS,
+    INTERACTION_TYPES,
+    TASK_RECOMMENDATION,
+    VALIDATION_POOLED,
+    metrics_slice,
+)
 from shoplake.train.loop import FitResult, fit
 from shoplake.train.model_metrics import MODEL_METRICS, write_model_metrics
 
@@ -65,12 +81,12 @@ log = logging.getLogger(__name__)
 KS = (10, 20)
 #: Users ranked per chunk (bounds the dense score matrix).
 SCORE_CHUNK = 512
-ALL, COLD = "all", "cold_items"
+ALL, COLD = ALL_ITEMS, COLD_ITEMS
 
 
 @dataclass
 class FittedModel:
-    """A model fitted on one snapshot."""
+    """A model fitted on one history."""
 
     kind: str
     scorer: Scorer
@@ -89,12 +105,22 @@ class SliceMetrics:
 
 
 @dataclass
+class SplitMetrics:
+    """Every model's metrics on one held-out split (or on the pooled validation splits)."""
+
+    split: str  # validation, test or validation_pooled
+    cutoff: dt.date
+    end: dt.date
+    metrics: dict[str, dict[str, SliceMetrics]] = field(default_factory=dict)  # model -> slice -> metrics
+
+
+@dataclass
 class RecommendationResult:
     """What :func:`run_recommendation` produced."""
 
     run_date: dt.date
     cutoff: dt.date
-    metrics: dict[str, dict[str, SliceMetrics]]  # test window: model -> slice -> metrics
+    metrics: dict[str, dict[str, SliceMetrics]]  # test split: model -> slice -> metrics
     main_model: str
     bundle_path: str
     model_version: str | None
@@ -103,18 +129,15 @@ class RecommendationResult:
     seconds: dict[str, float]
     histories: dict[str, list[dict]]  # Ray-trained model -> loss per epoch
     champion: str = ""
-    validation_cutoff: dt.date | None = None
-    validation: dict[str, dict[str, SliceMetrics]] = field(default_factory=dict)
+    validation_cutoff: dt.date | None = None  # the earliest validation split's
+    validation: dict[str, dict[str, SliceMetrics]] = field(default_factory=dict)  # pooled over the validation splits
     versus: tuple[str, Interval] | None = None  # best other model on validation, champion - it on test
     tuned: dict[str, object] = field(default_factory=dict)  # model -> the setting validation chose
+    protocol: str = ""
+    splits: list[SplitMetrics] = field(default_factory=list)  # every split in time order, the pooled validation last
 
     def ndcg(self, model: str, slice_: str = ALL, split: str = TEST) -> float:
         return (self.validation if split == VALIDATION else self.metrics)[model][slice_].metrics[CHAMPION_METRIC]
-
-    def by_cutoff(self) -> dict[dt.date, dict[str, dict[str, SliceMetrics]]]:
-        """The metrics of each held-out window by its cutoff, validation first."""
-        windows = {} if self.validation_cutoff is None else {self.validation_cutoff: self.validation}
-        return {**windows, self.cutoff: self.metrics}
 
     def versus_line(self) -> str | None:
         """The champion against the best other model on test, with the interval of the difference."""
@@ -143,13 +166,27 @@ class _TextEmbeddings:
         return self._cache[key]
 
 
-#: The setting the validation window tunes, per model: its name and the config field listing the candidates.
+#: The setting the validation splits tune, per model: its name and the config field listing the candidates.
 TUNED = {"trending": ("days", "trending_days"), "item_knn": ("neighbors", "knn_neighbors"), "ease": ("l2", "ease_l2")}
+#: The sequence model's trending blend (:func:`~shoplake.recommend.models.sasrec.blend_with_prior`): chosen on
+#: validation like a setting, but applied to the fitted model's scores, so trying one costs no fit.
+BLEND, BLEND_DAYS = "blend", "blend_days"
 
 
 def settings(cfg: Config, kind: str) -> list:
     """The candidate settings of a tuned model (:data:`TUNED`); ``[None]`` for the others."""
     return list(getattr(cfg.recommender, TUNED[kind][1])) if kind in TUNED else [None]
+
+
+def score_settings(cfg: Config, kind: str) -> list[dict]:
+    """The candidate score-time settings of a model: for ``sasrec`` every trending blend
+    (``sequence_model.trending_blend``) with every trending window (``recommender.trending_days``);
+    ``[{}]`` for the others."""
+    if kind != "sasrec":
+        return [{}]
+    weights = list(dict.fromkeys(cfg.sequence_model.trending_blend))
+    out = [{BLEND: 0.0}] if 0.0 in weights else []
+    return out + [{BLEND: w, BLEND_DAYS: d} for w in weights if w > 0 for d in cfg.recommender.trending_days]
 
 
 def skip_reason(cfg: Config, kind: str, data: TrainingData) -> str | None:
@@ -160,30 +197,77 @@ def skip_reason(cfg: Config, kind: str, data: TrainingData) -> str | None:
     return None
 
 
-def _midnight_seconds(day: dt.date) -> float:
-    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=dt.timezone.utc).timestamp()
+class AsOfCounts:
+    """A count baseline (popularity, trending) counted as of each user's own bound: evaluation only.
+
+    Leave-last-out cuts each user's history at their own target day; counted at one
+    time for everyone, what sells would come from after many users' targets. Each
+    row here counts every interaction before one bound (see
+    :mod:`shoplake.recommend.protocols`).
+
+    Args:
+        kind: The baseline it stands for.
+        rows: Counts per distinct bound, ``(n_bounds, n_items)``.
+        row_of_user: Per user index, the row of the user's bound.
+    """
+
+    def __init__(self, kind: str, rows: np.ndarray, row_of_user: np.ndarray):
+        self.kind, self.rows, self.row_of_user = kind, np.asarray(rows, np.float32), np.asarray(row_of_user, np.int64)
+
+    def score(self, users: np.ndarray, histories: list[np.ndarray] | None) -> np.ndarray:
+        return self.rows[self.row_of_user[np.asarray(users, np.int64)]]
+
+    def item_vectors(self) -> np.ndarray | None:
+        return None
+
+    def save(self, folder: Path) -> None:
+        raise TypeError("counts as of each user's bound are for evaluation only; the refit for serving counts at the run date")
+
+
+def count_scorer(kind: str, data: TrainingData, cfg: Config, days: int | None = None) -> Scorer:
+    """Popularity or trending (``days``) of a history: as of its bound, or as of each user's own bound when it has them."""
+    if data.user_bounds is not None and data.log is not None:
+        events = data.log
+        bounds, row_of_user = np.unique(data.user_bounds, return_inverse=True)
+        if kind == "trending":
+            rows = counts_as_of(events.items, events.times, bounds, data.n_items, days=days)
+        else:
+            type_weight = np.array([float(cfg.features.event_weights.get(t, 0.0)) for t in INTERACTION_TYPES] + [0.0])
+            rows = counts_as_of(events.items, events.times, bounds, data.n_items, weights=type_weight[events.types],
+                                half_life_days=cfg.features.half_life_days)  # fmt: skip
+        return AsOfCounts(kind, rows, row_of_user)
+    if kind == "trending":
+        if data.log is not None:
+            # Every interaction before the bound, as the counts as of a user's own bound take them.
+            before = data.log.times < data.bound
+            items, times = data.log.items[before], data.log.times[before]
+        else:
+            items = np.concatenate(data.sequences) if data.sequences else np.zeros(0, np.int64)
+            times = np.concatenate(data.times) if data.times else np.zeros(0)
+        return TrendingScorer(trending_counts(items, times, data.bound, int(days), data.n_items))
+    model = PopularityModel().fit(data.pair_users, data.pair_items, data.pair_weights, data.n_users, data.n_items)
+    return PopularityScorer(model.popularity)
 
 
 def fit_model(kind: str, data: TrainingData, cfg: Config, name: str, *, text_embeddings: Callable | None = None,
               epochs: int | None = None, fail_at_epoch: int | None = None, setting=None) -> FittedModel:  # fmt: skip
-    """Fit one model family on a snapshot.
+    """Fit one model family on a history.
 
     Args:
         kind: ``popularity``, ``trending``, ``cooccurrence``, ``item_knn``, ``ease``, ``mf`` or ``sasrec``.
-        setting: The tuned setting of ``trending`` (days), ``item_knn`` (neighbours)
-            or ``ease`` (ridge penalty); None: the first candidate of the config.
-        data: The snapshot.
+        data: The history.
         cfg: ``training`` (matrix factorization), ``sequence_model``, ``text_encoder``,
-            ``ray`` (workers).
+            ``ray`` (workers), ``features`` (the weights of popularity as of a user's bound).
         name: Run name of a Ray Train run (its folder under ``<runs_dir>/ray_results``).
         text_embeddings: Texts -> embeddings (default: the configured encoder, uncached).
         epochs: Overrides the model's configured epochs.
         fail_at_epoch: Tests only, see :func:`shoplake.train.loop.fit`.
+        setting: The tuned setting of ``trending`` (days), ``item_knn`` (neighbours)
+            or ``ease`` (ridge penalty); None: the first candidate of the config.
     """
     started = time.monotonic()
     if kind == "popularity":
-        model = PopularityModel().fit(data.pair_users, data.pair_items, data.pair_weights, data.n_users, data.n_items)
-        fitted = FittedModel(kind, PopularityScorer(model.popularity))
+        fitted = FittedModel(kind, count_scorer(kind, data, cfg))
     elif kind == "cooccurrence":
         model = ItemCooccurrenceModel().fit(data.pair_users, data.pair_items, data.pair_weights, data.n_users, data.n_items)
         fitted = FittedModel(kind, CooccurrenceScorer(model.similarity))
@@ -191,9 +275,7 @@ def fit_model(kind: str, data: TrainingData, cfg: Config, name: str, *, text_emb
         setting = settings(cfg, kind)[0] if setting is None else setting
         pairs = (data.pair_users, data.pair_items, data.pair_weights, data.n_users, data.n_items)
         if kind == "trending":
-            items = np.concatenate(data.sequences) if data.sequences else np.zeros(0, np.int64)
-            times = np.concatenate(data.times) if data.times else np.zeros(0)
-            scorer = TrendingScorer(trending_counts(items, times, _midnight_seconds(data.as_of), int(setting), data.n_items))
+            scorer = count_scorer(kind, data, cfg, int(setting))
         elif kind == "item_knn":
             scorer = ItemKnnScorer(ItemCooccurrenceModel(neighbors=int(setting)).fit(*pairs).similarity)
         else:
@@ -217,39 +299,68 @@ def fit_model(kind: str, data: TrainingData, cfg: Config, name: str, *, text_emb
     else:
         raise ValueError(f"unknown model {kind!r}; expected popularity, trending, cooccurrence, item_knn, ease, mf or sasrec")
     fitted.seconds = time.monotonic() - started
-    log.info("fitted %s on the %s snapshot in %.1f s", kind, data.as_of, fitted.seconds)
+    log.info("fitted %s on the history before %s in %.1f s", kind, data.as_of, fitted.seconds)
     return fitted
 
 
-def evaluate_scorer(scorer: Scorer, split: HoldoutSplit, ks: Sequence[int] = KS, evaluation=None) -> dict[str, SliceMetrics]:
-    """Full-catalogue ranking metrics of a fitted model on the held-out data.
+def with_score_setting(fitted: FittedModel, data: TrainingData, cfg: Config, setting: dict) -> FittedModel:
+    """The fitted model with a score-time setting (:func:`score_settings`) built in, as it is served."""
+    if not setting.get(BLEND):
+        return fitted
+    prior = count_scorer("trending", data, cfg, int(setting[BLEND_DAYS]))
+    scorer = fitted.scorer.with_prior(prior.popularity, setting[BLEND], **{BLEND_DAYS: int(setting[BLEND_DAYS])})
+    return FittedModel(fitted.kind, scorer, fitted.fit, fitted.seconds, {**fitted.params, **setting})
 
-    Every user with held-out items is scored over the whole catalogue from their
-    training history; their training items are excluded when ``split.exclude_seen``.
 
-    Args:
-        evaluation: ``cfg.evaluation``: also report ``ndcg@10_low`` and ``ndcg@10_high``,
-            the bootstrap interval over users.
+def _score_transform(data: TrainingData, cfg: Config, setting: dict) -> Callable | None:
+    """Scores -> scores of a score-time setting on a split's users (None: the model's own scores)."""
+    if not setting.get(BLEND):
+        return None
+    from shoplake.recommend.models.sasrec import blend_with_prior
 
-    Returns:
-        ``{"all": ..., "cold_items": ...}``; the cold slice keeps, per user, only the
-        held-out items without training interactions (users left with none are skipped).
+    prior = count_scorer("trending", data, cfg, int(setting[BLEND_DAYS]))
+    weight = float(setting[BLEND])
+    return lambda scores, users: blend_with_prior(scores, prior.score(users, None), weight)
+
+
+def rank_split(scorer: Scorer, split: HoldoutSplit, k: int, transforms: Sequence[Callable | None] = (None,)) -> list[np.ndarray]:
+    """Top-k item indices of every judged user of a split, once per score transform.
+
+    The model scores each user from their history once; each transform (None: none)
+    turns those scores into the ranked ones. Items not yet in a user's catalogue and,
+    with ``split.exclude_seen``, the user's training items are never ranked.
     """
     train = split.train
     users = split.eval_users()
     seen = train.seen() if split.exclude_seen else None
-    topk = np.empty((len(users), max(ks)), dtype=np.int64)
+    tops = [np.empty((len(users), k), dtype=np.int64) for _ in transforms]
     for start in range(0, len(users), SCORE_CHUNK):
         chunk = users[start : start + SCORE_CHUNK]
-        scores = np.asarray(scorer.score(chunk, [train.sequences[u] for u in chunk]), dtype=np.float64)
-        topk[start : start + len(chunk)] = rank_items(scores, None if seen is None else seen[chunk], max(ks))
+        base = np.asarray(scorer.score(chunk, [train.sequences[u] for u in chunk]), dtype=np.float64)
+        hidden = split.unavailable(chunk)
+        for transform, top in zip(transforms, tops):
+            scores = base if transform is None else transform(base, chunk)
+            if hidden is not None:
+                scores = np.where(hidden, -np.inf, scores)
+            top[start : start + len(chunk)] = rank_items(scores, None if seen is None else seen[chunk], k)
+    return tops
+
+
+def split_metrics(topk: np.ndarray, split: HoldoutSplit, ks: Sequence[int] = KS, evaluation=None) -> dict[str, SliceMetrics]:
+    """Metrics of a split's rankings (:func:`rank_split`) for all held-out items and the cold-item slice.
+
+    Args:
+        evaluation: ``cfg.evaluation``: also report ``ndcg@10_low`` and ``ndcg@10_high``,
+            the bootstrap interval over users.
+    """
+    users = split.eval_users()
     relevant = [split.relevant[u] for u in users]
-    cold = set(np.flatnonzero(split.cold_items).tolist())
-    relevant_cold = [rel & cold for rel in relevant]
+    cold = split.relevant_cold()
+    relevant_cold = [cold[u] for u in users]
     out = {}
     for slice_, rel in ((ALL, relevant), (COLD, relevant_cold)):
         per_user = ndcg_per_user(topk, rel, 10)
-        metrics = evaluate(topk, rel, train.n_items, ks)
+        metrics = evaluate(topk, rel, split.train.n_items, ks)
         if evaluation is not None:
             ci = bootstrap_mean(per_user, draws=evaluation.bootstrap_draws, level=evaluation.confidence, seed=evaluation.seed)
             metrics[f"{CHAMPION_METRIC}_low"], metrics[f"{CHAMPION_METRIC}_high"] = ci.low, ci.high
@@ -257,8 +368,47 @@ def evaluate_scorer(scorer: Scorer, split: HoldoutSplit, ks: Sequence[int] = KS,
     return out
 
 
+def evaluate_scorer(scorer: Scorer, split: HoldoutSplit, ks: Sequence[int] = KS, evaluation=None) -> dict[str, SliceMetrics]:
+    """Full-catalogue ranking metrics of a fitted model on a split.
+
+    Every user with held-out items is scored over the whole catalogue (as the user
+    could have been shown it) from their training history; their training items are
+    excluded when ``split.exclude_seen``.
+
+    Returns:
+        ``{"all": ..., "cold_items": ...}``; the cold slice keeps, per user, only the
+        held-out items without training interactions (users left with none are skipped).
+    """
+    return split_metrics(rank_split(scorer, split, max(ks))[0], split, ks, evaluation)
+
+
+def pool(results: Sequence[dict[str, SliceMetrics]], evaluation=None) -> dict[str, SliceMetrics]:
+    """One model's metrics on several splits as one: every (user, split) pair counts once.
+
+    A metric is the mean of the splits' values weighted by their users (for the
+    per-user means, the mean over all pairs); the interval is the bootstrap over the pairs.
+    """
+    if len(results) == 1:
+        return results[0]
+    out = {}
+    for slice_ in results[0]:
+        parts = [r[slice_] for r in results]
+        sizes = np.array([p.n_users for p in parts], dtype=np.float64)
+        metrics = {}
+        for name in parts[0].metrics:
+            values = np.array([p.metrics.get(name, np.nan) for p in parts], dtype=np.float64)
+            keep = (sizes > 0) & ~np.isnan(values)
+            metrics[name] = float((values[keep] * sizes[keep]).sum() / sizes[keep].sum()) if keep.any() else float("nan")
+        per_user = np.concatenate([p.per_user for p in parts if p.per_user is not None])
+        if evaluation is not None:
+            ci = bootstrap_mean(per_user, draws=evaluation.bootstrap_draws, level=evaluation.confidence, seed=evaluation.seed)
+            metrics[f"{CHAMPION_METRIC}_low"], metrics[f"{CHAMPION_METRIC}_high"] = ci.low, ci.high
+        out[slice_] = SliceMetrics(metrics, int(sizes.sum()), per_user)
+    return out
+
+
 def build_bundle(fitted: FittedModel, data: TrainingData, metadata: dict) -> RecommenderBundle:
-    """Pack a model fitted on ``data`` with the snapshot's histories and catalogue."""
+    """Pack a model fitted on ``data`` with the history's users and catalogue."""
     return RecommenderBundle.from_histories(
         fitted.scorer,
         data.user_ids,
@@ -272,30 +422,39 @@ def build_bundle(fitted: FittedModel, data: TrainingData, metadata: dict) -> Rec
     )
 
 
-def metrics_rows(by_cutoff: dict[dt.date, dict[str, dict[str, SliceMetrics]]], run_date: dt.date,
-                 mlflow_run_id: str | None, evaluated_at: dt.datetime):  # fmt: skip
-    """The ``ops.model_metrics`` rows of a run's held-out windows (by cutoff), as an Arrow table of the spec's schema."""
+def metrics_rows(result: RecommendationResult, evaluated_at: dt.datetime):
+    """The ``ops.model_metrics`` rows of a run's splits, as an Arrow table of the spec's schema.
+
+    Each row's slice is ``<protocol>/<split>/<items>`` and its cutoff the split's first held-out day.
+    """
     import pyarrow as pa
 
     rows = [
         {
-            C.RUN_DATE: run_date,
+            C.RUN_DATE: result.run_date,
             C.TASK: TASK_RECOMMENDATION,
-            C.CUTOFF_DATE: cutoff,
+            C.CUTOFF_DATE: split.cutoff,
             C.MODEL_NAME: model,
-            C.MLFLOW_RUN_ID: mlflow_run_id,
-            C.SLICE: slice_,
+            C.MLFLOW_RUN_ID: result.mlflow_run_id,
+            C.SLICE: metrics_slice(result.protocol, split.split, slice_),
             C.METRIC: metric,
             C.VALUE: None if np.isnan(value) else float(value),
             C.N_EVALUATED: sm.n_users,
             C.EVALUATED_AT: evaluated_at,
         }  # fmt: skip
-        for cutoff, result_metrics in by_cutoff.items()
-        for model, slices in result_metrics.items()
+        for split in result.splits
+        for model, slices in split.metrics.items()
         for slice_, sm in slices.items()
         for metric, value in sm.metrics.items()
     ]
     return pa.Table.from_pylist(rows, schema=MODEL_METRICS.arrow_schema())
+
+
+def _setting_label(kind: str, fit_setting, score_setting: dict) -> str:
+    parts = [] if fit_setting is None else [f"{TUNED[kind][0]} {fit_setting}"]
+    if score_setting.get(BLEND):
+        parts.append(f"trending blend {score_setting[BLEND]} ({score_setting[BLEND_DAYS]} days)")
+    return f"{kind} ({', '.join(parts)})" if parts else kind
 
 
 def run_recommendation(
@@ -307,22 +466,22 @@ def run_recommendation(
     register: bool = True,
     on_step: Callable[[str], None] | None = None,
 ) -> RecommendationResult:
-    """Evaluate every configured model on both held-out windows of ``run_date`` and register the champion.
+    """Evaluate every configured model on the held-out splits of ``run_date`` and register the champion.
 
     Args:
-        cfg: ``recommender`` (models, main model, holdout, refit, registry),
+        cfg: ``recommender`` (protocol, models, main model, holdout, refit, registry),
             ``evaluation`` (intervals), and the settings of each model.
-        lake: The lake with the feature snapshots of ``run_date`` and its two cutoffs.
+        lake: The lake with the features snapshot of ``run_date``.
         run_date: The run date; default the latest snapshot of ``gold.user_item_matrix``.
         name: Prefix of the run's folders (default ``rec_<run_date>_<UTC time>``).
         register: Log the champion to MLflow and point the serving alias at it.
         on_step: Called with a short description as each step starts (progress display).
 
     Returns:
-        Metrics per window, model and slice, the champion, the bundle and the registered version.
+        Metrics per split, model and slice, the champion, the bundle and the registered version.
 
     Raises:
-        shoplake.recommend.holdout.MissingFeaturesError: A snapshot is missing.
+        shoplake.recommend.holdout.MissingFeaturesError: The snapshot is missing, or its test split judges no one.
     """
     from shoplake.recommend.schemas import USER_ITEM_MATRIX
 
@@ -334,69 +493,94 @@ def run_recommendation(
             raise ValueError(f"no {USER_ITEM_MATRIX.full_name} snapshot in {lake.root}; run the features step first")
         run_date = dates[-1]
     name = name or f"rec_{run_date.isoformat()}_{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}"
-    step(f"reading the holdouts of {run_date}")
+    step(f"reading the {run_date} snapshot ({rc.protocol} protocol)")
     unused = history_outside_lookback(cfg, lake, run_date)
     if unused:
         log.warning("%s", unused)
-    split = load_split(cfg, lake, run_date)
-    val_split = _validation_split(cfg, lake, split)
+    events = load_events(lake, run_date)
+    validations, test = holdout_splits(cfg, events)
+    if not validations:
+        log.warning("no validation window before %s with a user to judge; the champion cannot be measured, serving "
+                    "recommender.main_model %s", test.cutoff, rc.main_model)  # fmt: skip
     texts = _TextEmbeddings(cfg)
-    windows = {VALIDATION: val_split, TEST: split}
     evaluated: dict[str, dict[str, dict[str, SliceMetrics]]] = {VALIDATION: {}, TEST: {}}
+    per_split: list[dict[str, dict[str, SliceMetrics]]] = [{} for _ in validations]
     seconds: dict[str, float] = {}
     histories: dict[str, list[dict]] = {}
-    fitted_on_split: dict[str, FittedModel] = {}
+    fitted_on_test: dict[str, FittedModel] = {}
     tuned: dict[str, object] = {}
-    skipped = {kind: why for kind in rc.models if (why := skip_reason(cfg, kind, split.train))}
+    chosen_score: dict[str, dict] = {}
+    skipped = {kind: why for kind in rc.models if (why := skip_reason(cfg, kind, test.train))}
     for why in skipped.values():
         log.warning("%s", why)
-    for label, window in windows.items():
-        if window is None:
-            continue
-        suffix = "holdout" if label == TEST else label
-        for kind in (k for k in rc.models if k not in skipped):
-            # The validation window tries every candidate setting; the test window and the refit use its pick.
-            candidates = settings(cfg, kind) if label == VALIDATION else [tuned.get(kind)]
-            best = None
-            for setting in candidates:
-                shown = f"{kind}" if setting is None else f"{kind} ({TUNED[kind][0]} {setting})"
-                step(f"{shown}: training on the {window.cutoff} snapshot ({label})")
-                fitted = fit_model(kind, window.train, cfg, f"{name}_{kind}_{suffix}", text_embeddings=texts, setting=setting)
-                step(f"{shown}: ranking the catalogue for {len(window.eval_users())} users ({label})")
-                scored = evaluate_scorer(fitted.scorer, window, evaluation=cfg.evaluation)
-                score = np.nan_to_num(scored[ALL].metrics[CHAMPION_METRIC], nan=-1.0)
-                if best is None or score > best[0]:
-                    best = (score, setting, fitted, scored)
-            _, setting, fitted, evaluated[label][kind] = best
-            if label == VALIDATION and setting is not None:
-                tuned[kind] = setting
-                if len(candidates) > 1:
-                    log.info("%s: %s %s chosen on validation", kind, TUNED[kind][0], setting)
-            seconds[kind if label == TEST else f"{kind} ({label})"] = fitted.seconds
-            if label == TEST:
-                if fitted.fit is not None:
-                    histories[kind] = fitted.fit.history
-                fitted_on_split[kind] = fitted
-            log.info("%s %s: %s", label, kind, {k: round(v, 4) for k, v in evaluated[label][kind][ALL].metrics.items()})
+    for kind in (k for k in rc.models if k not in skipped):
+        fit_candidates, score_candidates = settings(cfg, kind), score_settings(cfg, kind)
+        best_fit, best_score = fit_candidates[0], score_candidates[0]
+        if validations:
+            # Every candidate on every validation split, pooled; the first of the best wins.
+            results: dict[tuple[int, int], list[dict[str, SliceMetrics]]] = {}
+            for f, fit_setting in enumerate(fit_candidates):
+                for n, split in enumerate(validations):
+                    shown = _setting_label(kind, fit_setting, {})
+                    step(f"{shown}: training on the history before {split.cutoff} (validation)")
+                    suffix = f"validation{n}" + ("" if len(fit_candidates) == 1 else f"_{f}")
+                    fitted = fit_model(kind, split.train, cfg, f"{name}_{kind}_{suffix}", text_embeddings=texts, setting=fit_setting)
+                    seconds[f"{kind} (validation {split.cutoff})"] = fitted.seconds
+                    step(f"{shown}: ranking the catalogue for {len(split.eval_users())} users (validation)")
+                    transforms = [_score_transform(split.train, cfg, s) for s in score_candidates]
+                    for c, topk in enumerate(rank_split(fitted.scorer, split, max(KS), transforms)):
+                        results.setdefault((f, c), []).append(split_metrics(topk, split, KS, cfg.evaluation))
+            pooled = {key: pool(parts, cfg.evaluation) for key, parts in results.items()}
+            scores = {key: np.nan_to_num(m[ALL].metrics[CHAMPION_METRIC], nan=-1.0) for key, m in pooled.items()}
+            f, c = max(scores, key=lambda key: (scores[key], -key[0], -key[1]))
+            best_fit, best_score = fit_candidates[f], score_candidates[c]
+            evaluated[VALIDATION][kind] = pooled[(f, c)]
+            for n, part in enumerate(results[(f, c)]):
+                per_split[n][kind] = part
+            if len(scores) > 1:
+                log.info("%s chosen on validation", _setting_label(kind, best_fit, best_score))
+        if best_fit is not None:
+            tuned[kind] = best_fit
+        if best_score.get(BLEND):
+            tuned[f"{kind} {BLEND}"] = best_score[BLEND]
+            tuned[f"{kind} {BLEND_DAYS}"] = best_score[BLEND_DAYS]
+        chosen_score[kind] = best_score
+        shown = _setting_label(kind, best_fit, best_score)
+        step(f"{shown}: training on the history before {test.cutoff} (test)")
+        fitted = fit_model(kind, test.train, cfg, f"{name}_{kind}_holdout", text_embeddings=texts, setting=best_fit)
+        seconds[kind] = fitted.seconds
+        step(f"{shown}: ranking the catalogue for {len(test.eval_users())} users (test)")
+        topk = rank_split(fitted.scorer, test, max(KS), [_score_transform(test.train, cfg, best_score)])[0]
+        evaluated[TEST][kind] = split_metrics(topk, test, KS, cfg.evaluation)
+        if fitted.fit is not None:
+            histories[kind] = fitted.fit.history
+        fitted_on_test[kind] = fitted
+        for label in (VALIDATION, TEST):
+            if kind in evaluated[label]:
+                log.info("%s %s: %s", label, kind, {k: round(v, 4) for k, v in evaluated[label][kind][ALL].metrics.items()})
     metrics = evaluated[TEST]
 
     champion, versus = _champion(cfg, evaluated)
-    if rc.refit or champion not in fitted_on_split:
+    if rc.refit or champion not in fitted_on_test:
         step(f"{champion}: training on the {run_date} snapshot for serving")
-        data = load_training_data(lake, run_date)
+        data = history(events, cfg, events.end)
         main = fit_model(champion, data, cfg, f"{name}_{champion}", text_embeddings=texts, setting=tuned.get(champion))
         seconds[f"{champion} (refit)"] = main.seconds
     else:
-        data, main = split.train, fitted_on_split[champion]
-    versions = {**split.train.versions, **{f"{k}@{data.as_of}": v for k, v in data.versions.items()}}
-    if val_split is not None:
-        versions.update({f"{k} (validation)": v for k, v in val_split.train.versions.items()})
+        data, main = test.train, fitted_on_test[champion]
+    main = with_score_setting(main, data, cfg, chosen_score.get(champion, {}))
+    versions = dict(events.versions)
+    splits = [SplitMetrics(VALIDATION, s.cutoff, s.end, m) for s, m in zip(validations, per_split)]
+    splits.append(SplitMetrics(TEST, test.cutoff, test.end, metrics))
+    if len(validations) > 1:
+        splits.append(SplitMetrics(VALIDATION_POOLED, validations[0].cutoff, validations[-1].end, evaluated[VALIDATION]))
     metadata = {
         "model_name": champion,
         "run_date": run_date.isoformat(),
         "trained_on": data.as_of.isoformat(),
-        "cutoff": split.cutoff.isoformat(),
-        "validation_cutoff": None if val_split is None else val_split.cutoff.isoformat(),
+        "protocol": rc.protocol,
+        "cutoff": test.cutoff.isoformat(),
+        "validation_cutoffs": [s.cutoff.isoformat() for s in validations],
         "table_versions": versions,
         "params": main.params,
     }
@@ -416,7 +600,7 @@ def run_recommendation(
             flat.update({f"test.{champion}_minus_{versus[0]}.{CHAMPION_METRIC}": versus[1].value,
                          f"test.{champion}_minus_{versus[0]}.{CHAMPION_METRIC}_low": versus[1].low,
                          f"test.{champion}_minus_{versus[0]}.{CHAMPION_METRIC}_high": versus[1].high})  # fmt: skip
-        params = {"champion": champion, "main_model": rc.main_model, "holdout_days": rc.holdout_days,
+        params = {"champion": champion, "main_model": rc.main_model, "protocol": rc.protocol, "holdout_days": rc.holdout_days,
                   "exclude_seen": rc.exclude_seen, "refit": rc.refit,
                   **{f"{champion}.{k}": v for k, v in main.params.items()}}  # fmt: skip
         info = log_model(cfg, bundle_path, model_name=champion, params=params,
@@ -426,7 +610,7 @@ def run_recommendation(
 
     result = RecommendationResult(
         run_date=run_date,
-        cutoff=split.cutoff,
+        cutoff=test.cutoff,
         metrics=metrics,
         main_model=rc.main_model,
         bundle_path=str(bundle_path),
@@ -436,13 +620,15 @@ def run_recommendation(
         seconds=seconds,
         histories=histories,
         champion=champion,
-        validation_cutoff=None if val_split is None else val_split.cutoff,
+        validation_cutoff=validations[0].cutoff if validations else None,
         validation=evaluated[VALIDATION],
         versus=versus,
         tuned=tuned,
+        protocol=rc.protocol,
+        splits=splits,
     )
     step("writing ops.model_metrics")
-    table = metrics_rows(result.by_cutoff(), run_date, run_id, dt.datetime.now(dt.timezone.utc))
+    table = metrics_rows(result, dt.datetime.now(dt.timezone.utc))
     result.metrics_version = write_model_metrics(cfg, lake, table, TASK_RECOMMENDATION, run_date).version
     line = result.versus_line()
     if line:
@@ -465,18 +651,6 @@ def history_outside_lookback(cfg: Config, lake, run_date: dt.date) -> str | None
         return None
     return (f"{len(older):,} landing days of orders and events ({older[0]}..{older[-1]}) are older than "
             f"features.lookback_days ({days}) before {run_date} and are not used; raise it to learn from them")  # fmt: skip
-
-
-def _validation_split(cfg: Config, lake, test: HoldoutSplit) -> HoldoutSplit | None:
-    """The validation window before the test window, or None when the lake has no snapshot for it."""
-    from shoplake.recommend.holdout import MissingFeaturesError
-
-    try:
-        return load_split(cfg, lake, test.cutoff)
-    except MissingFeaturesError as err:
-        log.warning("no validation window before %s (%s); the champion cannot be measured, serving recommender.main_model "
-                    "%s", test.cutoff, err, cfg.recommender.main_model)  # fmt: skip
-        return None
 
 
 def _champion(cfg: Config, evaluated: dict[str, dict[str, dict[str, SliceMetrics]]]) -> tuple[str, tuple[str, Interval] | None]:

@@ -268,3 +268,40 @@ class EaseModel:
         m = sparse.csr_matrix((vals.ravel(), (np.repeat(np.arange(n), k), cols.ravel())), shape=(n, n))
         m.eliminate_zeros()
         return m
+
+
+def counts_as_of(items: np.ndarray, times: np.ndarray, bounds: np.ndarray, n_items: int, *, days: int | None = None,
+                 weights: np.ndarray | None = None, half_life_days: float | None = None) -> np.ndarray:  # fmt: skip
+    """Per item, what :func:`trending_counts` or popularity would count at each of several times.
+
+    Args:
+        items: Item index of each interaction.
+        times: Its time, seconds since the epoch.
+        bounds: The times counted at, seconds; row ``k`` uses only interactions before ``bounds[k]``.
+        n_items: Catalogue size.
+        days: Trending: interactions of the ``days`` before the bound count 1, older
+            ones a millionth (as :func:`trending_counts`).
+        weights: Popularity: the weight of each interaction, decayed by ``half_life_days``
+            from the bound (the features step's pair weight, summed over users).
+        half_life_days: Decay of ``weights``.
+
+    Returns:
+        float64, shape ``(len(bounds), n_items)``.
+
+    Raises:
+        ValueError: Neither or both of ``days`` and ``weights`` are given.
+    """
+    if (days is None) == (weights is None):
+        raise ValueError("counts_as_of counts either trending (days) or popularity (weights and half_life_days)")
+    order = np.argsort(times, kind="stable")
+    items, times = np.asarray(items, np.int64)[order], np.asarray(times, np.float64)[order]
+    w = None if weights is None else np.asarray(weights, np.float64)[order]
+    out = np.zeros((len(bounds), n_items))
+    for row, bound in enumerate(np.asarray(bounds, np.float64)):
+        end = np.searchsorted(times, bound, side="left")
+        if days is not None:
+            out[row] = trending_counts(items[:end], times[:end], bound, days, n_items)
+        else:
+            decay = np.exp2(-(bound - times[:end]) / (86_400.0 * float(half_life_days)))
+            out[row] = np.bincount(items[:end], weights=w[:end] * decay, minlength=n_items)
+    return out

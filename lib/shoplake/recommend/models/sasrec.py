@@ -367,25 +367,59 @@ def build_model(model_config: dict, text_emb: np.ndarray, known: np.ndarray | No
     )
 
 
+def blend_with_prior(logits: np.ndarray, prior: np.ndarray, weight: float) -> np.ndarray:
+    """The model's next-item probabilities mixed with a prior's shares, as log-probabilities.
+
+    ``log((1 - weight) * softmax(logits) + weight * prior / prior.sum())`` per row:
+    with ``weight`` 0 the ranking is the model's, with 1 the prior's (a trending
+    count, say). An item the prior has never seen keeps the model's share.
+
+    Args:
+        logits: Scores, shape ``(n_users, n_items)``.
+        prior: Non-negative counts, ``(n_items,)`` or one row per user.
+        weight: The prior's share of the mixture, in ``[0, 1]``.
+
+    Raises:
+        ValueError: ``weight`` outside ``[0, 1]``.
+    """
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"the prior's weight must lie in [0, 1], got {weight}")
+    logits = np.asarray(logits, dtype=np.float64)
+    if weight == 0.0:
+        return logits
+    z = logits - logits.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    p /= p.sum(axis=1, keepdims=True)
+    prior = np.broadcast_to(np.asarray(prior, dtype=np.float64), logits.shape)
+    totals = prior.sum(axis=1, keepdims=True)
+    share = np.divide(prior, totals, out=np.zeros_like(prior), where=totals > 0)
+    # The smallest positive float keeps log() finite where both shares are 0.
+    return np.log((1.0 - weight) * p + weight * share + np.finfo(np.float64).tiny)
+
+
 class SasrecScorer:
     """A trained :class:`TextAwareSASRec` wrapped for inference on the CPU.
 
     Args:
         model_config: The model's settings (``n_items``, ``max_len``, ``dim``,
             ``layers``, ``heads``, ``dropout``, ``text_fusion``, ``dedupe``, ...),
-            as returned with the weights by training.
+            as returned with the weights by training; ``blend`` is the weight of
+            ``prior`` in the scores (:func:`blend_with_prior`), 0 by default.
         state_dict: The trained weights (``known`` and the text table included).
         text_emb: Text embeddings of the catalogue, ``(n_items, text_dim)``.
         batch_size: Users per forward pass in :meth:`score`.
+        prior: Counts per item (what sells now) mixed into the scores; None: no mixture.
     """
 
     kind = "sasrec"
 
-    def __init__(self, model_config: dict, state_dict: dict, text_emb: np.ndarray, batch_size: int = 512):
+    def __init__(self, model_config: dict, state_dict: dict, text_emb: np.ndarray, batch_size: int = 512,
+                 prior: np.ndarray | None = None):  # fmt: skip
         self.model_config = dict(model_config)
         self.text_emb = np.asarray(text_emb, dtype=np.float32)
         self.n_items = int(model_config["n_items"])
         self.batch_size = batch_size
+        self.prior = None if prior is None else np.asarray(prior, dtype=np.float64)
         self.model = build_model(self.model_config, self.text_emb)
         state = dict(state_dict)
         # The text table may be left out of a saved state: it is rebuilt from text_emb.
@@ -418,7 +452,16 @@ class SasrecScorer:
             for start in range(0, len(histories), self.batch_size):
                 tokens = encode_histories(histories[start : start + self.batch_size], max_len, self.n_items, dedupe)
                 out[start : start + len(tokens)] = self.model.logits(self.model.hidden(tokens, rep)[:, -1], rep).numpy()
+        blend = float(self.model_config.get("blend", 0.0))
+        if blend > 0 and self.prior is not None:
+            return blend_with_prior(out, self.prior, blend).astype(np.float32)
         return out
+
+    def with_prior(self, prior: np.ndarray, blend: float, **settings) -> SasrecScorer:
+        """The same model with ``prior`` mixed into its scores at weight ``blend`` (the settings are recorded with it)."""
+        config = {**self.model_config, "blend": float(blend), **settings}
+        scorer = SasrecScorer(config, self.model.state_dict(), self.text_emb, self.batch_size, prior)
+        return scorer
 
     def item_vectors(self) -> np.ndarray:
         """Item representations (id + text), shape ``(n_items, dim)``, for cosine similar-items search."""
@@ -430,13 +473,15 @@ class SasrecScorer:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         state = {k: v for k, v in self.model.state_dict().items() if k != "text_table"}
-        torch.save(
-            {"model_config": self.model_config, "state_dict": state, "text_emb": torch.from_numpy(self.text_emb)}, folder / SCORER_FILE
-        )
+        saved = {"model_config": self.model_config, "state_dict": state, "text_emb": torch.from_numpy(self.text_emb)}
+        if self.prior is not None:
+            saved["prior"] = torch.from_numpy(self.prior)
+        torch.save(saved, folder / SCORER_FILE)
 
     @classmethod
     def load(cls, folder: Path) -> SasrecScorer:
         """The scorer :meth:`save` wrote into ``folder``."""
         saved = torch.load(Path(folder) / SCORER_FILE, map_location="cpu", weights_only=True)
         text_emb = saved["text_emb"].numpy()
-        return cls(saved["model_config"], saved["state_dict"], text_emb)
+        prior = saved["prior"].numpy() if "prior" in saved else None
+        return cls(saved["model_config"], saved["state_dict"], text_emb, prior=prior)

@@ -1,0 +1,78 @@
+"""The recommendation run's bookkeeping: validation splits pooled, metrics rows that name their protocol, split and cutoff."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+
+from shoplake import columns as C
+from shoplake.evaluation import TEST, VALIDATION
+from shoplake.recommend.report import metrics_table, recommend_champion
+from shoplake.recommend.schemas import VALIDATION_POOLED
+from shoplake.recommend.train import ALL, COLD, RecommendationResult, SliceMetrics, SplitMetrics, metrics_rows, pool, score_settings
+
+RUN = dt.date(2024, 3, 29)
+CUTOFFS = [dt.date(2024, 3, 1), dt.date(2024, 3, 8), dt.date(2024, 3, 15)]
+
+
+def slices(values: list[float]) -> dict[str, SliceMetrics]:
+    per_user = np.array(values)
+    return {
+        ALL: SliceMetrics({"ndcg@10": float(per_user.mean()), "coverage@10": 0.5}, len(values), per_user),
+        COLD: SliceMetrics({"ndcg@10": float("nan")}, 0, np.zeros(0)),
+    }
+
+
+def test_pooled_validation_weighs_every_user_and_window_once():
+    pooled = pool([slices([1.0, 0.0]), slices([0.0, 0.0, 0.0, 1.0])])
+    assert pooled[ALL].n_users == 6
+    assert pooled[ALL].metrics["ndcg@10"] == pytest.approx(2 / 6)  # not the mean of 0.5 and 0.25
+    assert pooled[ALL].per_user.tolist() == [1.0, 0.0, 0.0, 0.0, 0.0, 1.0]
+    assert np.isnan(pooled[COLD].metrics["ndcg@10"]) and pooled[COLD].n_users == 0
+
+
+def rolling_result() -> RecommendationResult:
+    valid = [{"ease": slices([0.4, 0.2]), "trending": slices([0.1, 0.1])}, {"ease": slices([0.3]), "trending": slices([0.5])}]
+    test = {"ease": slices([0.2, 0.3]), "trending": slices([0.1, 0.2])}
+    pooled = {m: pool([v[m] for v in valid]) for m in ("ease", "trending")}
+    splits = [
+        SplitMetrics(VALIDATION, CUTOFFS[0], CUTOFFS[1], valid[0]),
+        SplitMetrics(VALIDATION, CUTOFFS[1], CUTOFFS[2], valid[1]),
+        SplitMetrics(TEST, CUTOFFS[2], RUN, test),
+        SplitMetrics(VALIDATION_POOLED, CUTOFFS[0], CUTOFFS[2], pooled),
+    ]
+    return RecommendationResult(run_date=RUN, cutoff=CUTOFFS[2], metrics=test, main_model="sasrec", bundle_path="b",
+                                model_version=None, mlflow_run_id="r1", metrics_version=None, seconds={}, histories={},
+                                champion="ease", validation=pooled, protocol="rolling", splits=splits)  # fmt: skip
+
+
+def test_metrics_rows_carry_the_protocol_the_split_and_the_cutoff():
+    rows = metrics_rows(rolling_result(), dt.datetime(2024, 3, 29, tzinfo=dt.timezone.utc)).to_pylist()
+    got = {(r[C.CUTOFF_DATE], r[C.SLICE], r[C.MODEL_NAME]): r for r in rows if r[C.METRIC] == "ndcg@10"}
+    assert got[(CUTOFFS[0], "rolling/validation/all", "ease")][C.VALUE] == pytest.approx(0.3)
+    assert got[(CUTOFFS[1], "rolling/validation/all", "trending")][C.VALUE] == pytest.approx(0.5)
+    assert got[(CUTOFFS[2], "rolling/test/all", "ease")][C.N_EVALUATED] == 2
+    pooled = got[(CUTOFFS[0], "rolling/validation_pooled/all", "trending")]
+    assert pooled[C.VALUE] == pytest.approx(0.7 / 3) and pooled[C.N_EVALUATED] == 3
+    assert {r[C.MLFLOW_RUN_ID] for r in rows} == {"r1"} and {r[C.RUN_DATE] for r in rows} == {RUN}
+    assert len({(r[C.CUTOFF_DATE], r[C.MODEL_NAME], r[C.SLICE], r[C.METRIC]) for r in rows}) == len(rows)  # the table's keys
+
+
+def test_the_report_reads_the_pooled_validation_of_a_rolling_run():
+    rows = metrics_rows(rolling_result(), dt.datetime(2024, 3, 29, tzinfo=dt.timezone.utc)).to_pylist()
+    # ease 0.3 and trending 0.233 pooled, though trending wins the later window.
+    assert recommend_champion(rows) == "ease"
+    from rich.console import Console
+
+    console = Console(width=120, record=True)
+    console.print(metrics_table(rows))
+    text = " ".join(console.export_text().split())
+    assert "recommenders (rolling)" in text and "valid 2 windows 2024-03-01..2024-03-15 pooled, test 2024-03-15..2024-03-29" in text
+
+
+def test_the_sequence_model_tries_each_trending_blend_with_each_window(make_cfg):
+    cfg = make_cfg("sequence_model.trending_blend=[0.0,0.3]", "recommender.trending_days=[7,14]")
+    assert score_settings(cfg, "sasrec") == [{"blend": 0.0}, {"blend": 0.3, "blend_days": 7}, {"blend": 0.3, "blend_days": 14}]
+    assert score_settings(cfg, "ease") == [{}]
