@@ -318,3 +318,42 @@ def test_online_engine_takes_well_under_a_millisecond_per_payment(random_rows):
         state.add(row)
     per_payment = (time.perf_counter() - start) / 1_000
     assert per_payment < 0.5e-3, f"{per_payment * 1e3:.3f} ms per payment"
+
+
+# ---------------------------------------------------------------- the shop's own payment fields
+
+OWN_FIELDS = (
+    "landing.extra_fields={payments: [{name: risk, type: double, role: feature}, {name: trusted, type: boolean, role: feature}, "
+    "{name: channel, type: string, role: category}, {name: terminal, type: string, role: id}]}"
+)
+
+
+def test_the_shops_own_fields_are_features_both_engines_compute_alike(spark, random_rows):
+    from shoplake.config import load_config
+    from shoplake.fraud.declarations import configured_features
+    from shoplake.fraud.schemas import configured_specs
+
+    cfg = load_config("local", [OWN_FIELDS])
+    features = configured_features(cfg)
+    transactions, gold = configured_specs(cfg)
+    assert [f.name for f in features[len(FEATURES) :]] == ["risk", "trusted", "new_channel_for_user"]
+    assert "terminal" not in transactions.column_names and "terminal" not in gold.column_names
+    rng = np.random.default_rng(4)
+    rows = [
+        {**r, "risk": None if k % 9 == 0 else float(np.round(rng.uniform(0, 1), 3)), "trusted": None if k % 7 == 0 else bool(k % 2),
+         "channel": None if k % 5 == 0 else ["web", "app", "phone"][k % 3]}
+        for k, r in enumerate(random_rows)
+    ]  # fmt: skip
+    frame = spark.createDataFrame([tuple(r.get(c) for c in transactions.column_names) for r in rows], transactions.spark_schema())
+    out = compute_txn_features(frame, features)
+    assert set(out.columns) == set(gold.column_names)
+    want = {r[C.PAYMENT_ID]: {f.name: r[f.name] for f in features} for r in out.collect()}
+    # The payment's own values, a null read as 0 and a flag as 1 or 0; a category new for the user is 1.
+    for r in rows:
+        assert want[r[C.PAYMENT_ID]]["risk"] == (r["risk"] or 0.0)
+        assert want[r[C.PAYMENT_ID]]["trusted"] == float(bool(r["trusted"]))
+    assert {v["new_channel_for_user"] for v in want.values()} == {0.0, 1.0}
+    # The state holds every payment; each one's features count only those strictly before it.
+    state = OnlineFeatures.from_transactions(pa.Table.from_pylist(rows, schema=transactions.arrow_schema()), features)
+    got = {r[C.PAYMENT_ID]: state.features(r) for r in reversed(rows)}
+    assert mismatches(got, want) == []

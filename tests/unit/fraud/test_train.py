@@ -135,3 +135,16 @@ def test_the_rules_may_be_the_champion():
     assert fraud_metrics_table(records).caption == (
         "champion rules: test PR-AUC 0.200 = 0.40x tabular_nn, the best trained model on validation (0.500)"
     )
+
+
+def test_feature_matrix_reads_the_listed_features_and_names_a_missing_or_null_one():
+    from shoplake.fraud.models.base import FeatureMismatchError
+
+    table = rows([0, 1, 0]).append_column("risk", pa.array([0.5, 0.9, 0.1]))
+    X = feature_matrix(table, (*FEATURE_NAMES, "risk"))
+    assert X.shape == (3, len(FEATURE_NAMES) + 1) and X[:, -1].tolist() == [0.5, 0.9, 0.1]
+    with pytest.raises(FeatureMismatchError, match="gold.txn_features@x has no column for the feature\\(s\\) vendor"):
+        feature_matrix(table, (*FEATURE_NAMES, "vendor"), "gold.txn_features@x")
+    older = rows([0, 1, 0]).append_column("risk", pa.array([None, 0.9, 0.1], pa.float64()))
+    with pytest.raises(FeatureMismatchError, match="the feature\\(s\\) risk are null in some rows"):
+        feature_matrix(older, (*FEATURE_NAMES, "risk"))
