@@ -11,8 +11,10 @@ from shoplake.entry import config_from_args
 TRAIN_DOC = """Train, compare and register the fraud models (XGBoost and a PyTorch network on Ray Train).
 
 Inputs:  gold.txn_features of --run-date D (default: the latest partition): point-in-time
-         features of every payment before D with its label; only matured payments
-         (fraud.maturity_days old at D) are used.
+         features of every payment before D with its label, the shop's own payment
+         fields (landing.extra_fields.payments) among them; only matured payments
+         (fraud.maturity_days old at D) are used. With fraud.feature_table: the shop's
+         own labelled table instead (mode alone) or joined by payment id (mode join).
 Outputs: the matured payments split by time into training, validation and test
          (fraud.validation_share, fraud.test_share; the newest are the test). Every model
          of fraud.models (rules baseline, gbt, tabular_nn) is scored on validation and
@@ -67,7 +69,8 @@ SCORE_DOC = """Score the last day's payments with the serving fraud model (Ray D
 
 Inputs:  the registered fraud model version that the alias registry.serving_alias
          names (or --model-version) of fraud.registered_model; gold.txn_features of the
-         run date D, its rows of payments made on D - 1.
+         run date D, its rows of payments made on D - 1 (with fraud.feature_table: the
+         table's rows of D - 1, or the lake's joined with its features).
 Outputs: serving.fraud_scores: per payment the score, the decision (approve below the
          model's review threshold, decline at or above its decline threshold, review in
          between), the 3 features that raised the score most with their contributions,

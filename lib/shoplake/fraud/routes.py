@@ -6,13 +6,15 @@ from fastapi import APIRouter, Body, Depends, HTTPException
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from shoplake.fraud.serve import FraudScorer
+from shoplake.fraud.serve import FraudScorer, PaymentIn
 from shoplake.serve.http import Holder, OnlyParams
 
 router = APIRouter()
+#: The documented body: the built-in fields (a shop's own declared ones come beside them).
+_BODY_SCHEMA = {"requestBody": {"required": True, "content": {"application/json": {"schema": PaymentIn.model_json_schema()}}}}
 
 
-@router.post("/fraud/score", dependencies=[Depends(OnlyParams())])
+@router.post("/fraud/score", dependencies=[Depends(OnlyParams())], openapi_extra=_BODY_SCHEMA)
 async def fraud_score(
     body: dict[str, Any] = Body(..., description="One payment: the fields of PaymentIn and the shop's own declared payment fields."),
     scorer: FraudScorer = Depends(Holder("fraud")),
