@@ -23,6 +23,7 @@ from rich.table import Table
 
 from shoplake.config import Config
 from shoplake.entry import add_config_args, add_date_args, config_from_args, exit_cleanly, parse_date, run_dates
+from shoplake.ingest.commands import add_allow_shrink_arg
 
 log = logging.getLogger(__name__)
 console = Console()
@@ -281,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     for step in steps():
         sub.add_parser(step.name, help=step.help, add_help=False)
 
-    p = add_config_args(add_date_args(sub.add_parser("nightly", help="run the nightly flow for a day or a range")))
+    p = add_allow_shrink_arg(add_config_args(add_date_args(sub.add_parser("nightly", help="run the nightly flow for a day or a range"))))
     p.add_argument("--source", dest="sources", action="append", help="only this landing source (repeatable)")
     for uc in use_cases():
         p.add_argument(f"--no-{uc.name}", action="store_true", help=f"leave out the steps of {uc.name}")

@@ -122,9 +122,40 @@ class RayConfig(_Strict):
 
 
 class IngestConfig(_Strict):
-    sources: list[str] = Field(default_factory=lambda: list(SOURCES))
+    """Settings of the ingest step: the sources, repeated keys, and the volume guards."""
 
-    @field_validator("sources")
+    sources: list[str] = Field(default_factory=lambda: list(SOURCES))
+    duplicates: Literal["drop", "quarantine"] = Field(
+        "drop",
+        description="A row repeating an earlier row of its day, key and values alike (a day delivered twice): 'drop' keeps "
+        "the first only, 'quarantine' quarantines the repeats. A row repeating a key with other values is quarantined either way.",
+    )
+    allow_shrink: bool = Field(
+        False, description="Write days the volume guards would stop (the ingest and nightly commands' --allow-shrink)."
+    )
+    shrink_ratio: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="A run date that holds rows stops ingest when the new files have fewer valid rows than this share of them.",
+    )
+    volume_factor: float = Field(
+        10.0,
+        gt=1,
+        description="A run date stops ingest when its valid rows are more than this many times the median of the recent days, "
+        "or under that median divided by it.",
+    )
+    volume_days: int = Field(14, ge=1, description="The recent days: the run dates with rows this many days before the one judged.")
+    volume_min_days: int = Field(3, ge=1, description="Fewer recent days than this: the volume is not judged.")
+    volume_min_rows: int = Field(
+        100, ge=0, description="A day and the median both under this many rows are not judged (a sparse source varies a lot)."
+    )
+    volume_exempt: list[str] = Field(
+        default_factory=list,
+        description="Sources whose volume is not judged against the recent days (e.g. products, when the whole catalogue comes now and then); the shrink still is.",
+    )
+
+    @field_validator("sources", "volume_exempt")
     @classmethod
     def _known_sources(cls, value: list[str]) -> list[str]:
         unknown = [s for s in value if s not in SOURCES]
