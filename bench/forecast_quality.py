@@ -1,40 +1,39 @@
-"""Benchmark: demand forecasting quality of every model side by side, on real and synthetic data.
+"""Benchmark: demand forecasting quality of every model side by side, on real and synthetic data, at a day or week grain.
 
-For each dataset the script makes sure the lake has ``gold.item_daily_sales`` of the
-run date (building it through the platform's own steps when it does not, see
-``lakes.py``), reads the sales panel, keeps the ``--top-items`` items with the
-most revenue in the year before the run date (all items of the synthetic shop by
-default), and runs the rolling-origin backtest of the forecasting run
-(:func:`shoplake.forecast.train.backtest`): the statsforecast baselines (SeasonalNaive,
-WindowAverage, AutoETS, AutoTheta, ADIDA) against the global quantile
-network trained with Ray Train before each cut-off, all scored on the same items and
-days. Nothing is registered or written to the lake.
+For each run (a dataset at a grain) the script makes sure the lake has
+``gold.item_daily_sales`` of the run date (building it through the platform's own
+steps when it does not, see ``lakes.py``), reads the daily sales panel, keeps the
+``--top-items`` items with the most revenue in the year before the run date (all
+items of the synthetic shop by default), sums it to the grain, and runs the
+rolling-origin backtest of the forecasting run
+(:func:`shoplake.forecast.train.backtest`) with its calibration cut-offs: the
+statsforecast baselines against the global models (the quantile network and the
+gradient-boosted trees, trained with Ray Train before each cut-off) and their
+ensemble, all scored on the same items and periods, every band calibrated on the
+earlier cut-offs' residuals. Nothing is registered or written to the lake.
 
-It prints the metrics table of each dataset: the cut-offs before the last are
-validation (averaged), the last is test, WRMSSE with its 95 % bootstrap interval
-over items. Then, on the test cut-off, two comparisons, each as the ratio of the
-revenue-weighted RMSSE (below 1: the first errs less) with a paired bootstrap
-interval over items (items resampled with their revenue weights, both models on
-the same resample) and the verdict (win, loss or within noise):
-
-* the champion (the lowest validation WRMSSE, which the platform would serve)
-  against the next model of validation;
-* the main model (``forecasting.main_model``) against the best baseline of
-  validation.
-
-Last, the wall time of each model over all cut-offs (for the global model: Ray
-Train start, training and forecasting).
+It prints per run the metrics table: the cut-offs before the last are validation
+(averaged, with the bootstrap interval over their (item, cut-off) pairs), the last
+is test (interval over items); cov80 is the calibrated P10-P90 coverage, raw80 the
+model's own. Then every model's test WRMSSE as a ratio to the best baseline of
+validation, with a paired bootstrap interval over items and the verdict (win, loss
+or within noise), the champion (the lowest validation WRMSSE, which the platform
+would serve) against the next model of validation and against that baseline, and
+each model's wall time over all cut-offs (for a global model: Ray Train start,
+training and forecasting). No setting is chosen on the test cut-off.
 
 Run::
 
-    .venv/bin/python bench/forecast_quality.py                             # both datasets
-    .venv/bin/python bench/forecast_quality.py --dataset online-retail --top-items 1000
+    .venv/bin/python bench/forecast_quality.py                      # online-retail and synthetic by day, online-retail by week
+    .venv/bin/python bench/forecast_quality.py --dataset online-retail --grain week
     .venv/bin/python bench/forecast_quality.py --dataset synthetic --set forecasting.epochs=4
     .venv/bin/python bench/forecast_quality.py --dataset online-retail --chart-dir runs/bench/charts
+    .venv/bin/python bench/forecast_quality.py --dataset online-retail --grain week \\
+        --set 'forecasting.models=[ets,auto_theta,auto_arima]'       # AutoARIMA's time
 
-``--chart-dir DIR`` also writes the main model's backtest chart of the last cut-off
-(``backtest.html``, ``.svg``, ``.png``) into ``DIR/<dataset>/``; the one in
-``docs/forecast-backtest.svg`` comes from the Online Retail run.
+``--chart-dir DIR`` also writes the champion's backtest chart of the last cut-off
+(``backtest.html``, ``.svg``, ``.png``) into ``DIR/<dataset>-<grain>/``; the one in
+``docs/forecast-backtest.svg`` comes from the Online Retail run by day.
 """
 
 from __future__ import annotations
@@ -52,94 +51,124 @@ from shoplake.entry import add_config_args, config_from_args, exit_cleanly, pars
 
 #: Items kept per dataset by default (None: all).
 TOP_ITEMS = {"online-retail": 500, "synthetic": None}
+#: The runs of a plain invocation: (dataset, grain).
+DEFAULT_RUNS = (("online-retail", "day"), ("synthetic", "day"), ("online-retail", "week"))
 
 
 def top_items(panel, run_date: dt.date, n: int | None):
-    """The ``n`` items with the most revenue in the 365 days before the run date (all when ``n`` is None)."""
+    """The ``n`` items of a daily panel with the most revenue in the 365 days before the run date (all when ``n`` is None)."""
     if n is None or n >= panel.n_items:
         return panel
-    days = min(365, panel.n_days)
+    days = min(365, panel.n_periods)
     revenue = np.nan_to_num(panel.revenue[:, -days:]).sum(axis=1)
     return panel.select(np.sort(np.argsort(-revenue, kind="stable")[:n]))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", choices=sorted(TOP_ITEMS), action="append", help="dataset (repeatable; default: both)")
+    parser.add_argument("--dataset", choices=sorted(TOP_ITEMS), action="append", help="dataset (repeatable)")
+    parser.add_argument("--grain", choices=["day", "week", "month"], action="append", help="grain (repeatable)")
     parser.add_argument("--run-date", type=parse_date, help="run date (default: the morning after the last day)")
     parser.add_argument("--top-items", type=int, help=f"items kept, by revenue (default: {TOP_ITEMS})")
-    parser.add_argument("--chart-dir", help="also write the main model's backtest chart of the last cut-off into DIR/<dataset>/")
+    parser.add_argument("--chart-dir", help="also write the champion's backtest chart of the last cut-off into DIR/<dataset>-<grain>/")
     add_config_args(parser)
     args = parser.parse_args(argv)
     cfg = config_from_args(args)
     logging.getLogger("ray").setLevel(logging.WARNING)
 
+    from rich import box
     from rich.console import Console
+    from rich.table import Table
 
     from shoplake.config import load_config
-    from shoplake.evaluation import pick_champion
-    from shoplake.forecast.bundle import BASELINES
+    from shoplake.evaluation import TEST, VALIDATION
+    from shoplake.forecast.models.panel import SalesPanel
     from shoplake.forecast.report import forecast_metrics_table
     from shoplake.forecast.schemas import ITEM_DAILY_SALES
     from shoplake.forecast.train import (
         CHAMPION_METRIC,
         backtest,
         backtest_origins,
+        best_baseline,
+        calibration_origins,
         choose_champion,
         item_titles,
-        load_panel,
         metrics_rows,
+        pooled_interval,
         write_backtest_chart,
         wrmsse_ratio,
     )  # fmt: skip
     from shoplake.lake import Lake
     from shoplake.ray_runtime import init_ray
 
-    console = Console()
+    if args.dataset or args.grain:
+        runs = [(d, g) for d in (args.dataset or sorted(TOP_ITEMS)) for g in (args.grain or ["day"])]
+    else:
+        runs = list(DEFAULT_RUNS)
+    console = Console(width=110)
     summary = []
-    for name in args.dataset or sorted(TOP_ITEMS):
+    for name, grain in runs:
         overrides, run_date = ensure_lake(name, cfg, args.run_date, needs=(ITEM_DAILY_SALES,))
-        dcfg = load_config(cfg.env, [*args.overrides, *overrides, f"runs_dir={ROOT}/runs/bench"])
+        dcfg = load_config(cfg.env, [*overrides, f"forecasting.grain={grain}", *args.overrides, f"runs_dir={ROOT}/runs/bench"])
+        fc = dcfg.forecasting
         init_ray(dcfg)
         lake = Lake(dcfg)
-        panel, run_date, _ = load_panel(lake, run_date)
-        panel = top_items(panel, run_date, args.top_items if args.top_items is not None else TOP_ITEMS[name])
+        daily = SalesPanel.from_arrow(lake.to_arrow(ITEM_DAILY_SALES, run_date=run_date))
+        daily = top_items(daily, run_date, args.top_items if args.top_items is not None else TOP_ITEMS[name])
+        panel = daily.to_grain(grain).with_target(fc.target)
         origins = backtest_origins(dcfg, run_date, panel.start)
+        calibration = calibration_origins(dcfg, origins, panel.start)
         started = time.monotonic()
-        result = backtest(dcfg, panel, origins, f"bench_fc_{name.replace('-', '_')}_{int(time.time())}")
+        label = f"{name}-{grain}"
+        result = backtest(dcfg, panel, origins, f"bench_fc_{label.replace('-', '_')}_{int(time.time())}", calibration=calibration)
         seconds = time.monotonic() - started
         rows = metrics_rows(result, run_date, None, dt.datetime.now(dt.timezone.utc))
-        main_model = dcfg.forecasting.main_model
-        console.print(
-            f"\n[bold]{name}[/bold]: run date {run_date}, {panel.n_items:,} items, cut-offs {', '.join(map(str, origins))}; {seconds:.0f} s"
+        validation = origins[:-1]
+        intervals = (
+            {(m, VALIDATION): pooled_interval(dcfg, panel, result, m, validation) for m in result.seconds} if len(validation) > 1 else {}
         )
-        console.print(forecast_metrics_table(rows, main_model))
-        for model, secs in result.seconds.items():
-            console.print(f"  {model}: {secs:.1f} s over {len(origins)} cut-off(s)")
-        if args.chart_dir:
-            page = write_backtest_chart(
-                Path(args.chart_dir) / name, panel, result.last[main_model], main_model, item_titles(lake, run_date)
-            )
-            console.print(f"  backtest chart: {page}")
+        console.print(
+            f"\n[bold]{name}[/bold] at {grain} grain ({fc.target}): run date {run_date}, {panel.n_items:,} items, "
+            f"{panel.n_periods} {grain}s from {panel.start}; calibration cut-offs {', '.join(map(str, calibration)) or 'none'}; "
+            f"scored cut-offs {', '.join(map(str, origins))}; horizon {fc.horizon} {grain}s; {seconds:.0f} s"
+        )
+        console.print(forecast_metrics_table(rows, fc.main_model, intervals))
         champion, versus = choose_champion(dcfg, panel, result, origins)
-        validation = {m: result.mean(m, CHAMPION_METRIC, origins[:-1]) for m in result.seconds}
-        best = pick_champion({m: v for m, v in validation.items() if m in BASELINES}, higher_is_better=False)
-        main_vs = None
-        if best and main_model in result.last and main_model != best:
-            main_vs = (best, wrmsse_ratio(dcfg, panel, result.last[main_model], result.last[best]))
-        summary.append((name, origins[-1], result, champion, versus, main_model, main_vs))
-    console.print("\ntest WRMSSE ratios (below 1: the first errs less), 95 % interval over items:")
-    for name, test, result, champion, versus, main_model, main_vs in summary:
+        best = best_baseline(result, origins)
+        test = origins[-1]
         at = result.metrics[test]
-        for label, first, found in (("champion", champion, versus), ("main model", main_model, main_vs)):
+        ratios = Table(title=f"{label}: test WRMSSE / {best} (the best baseline of validation), 95 % interval over items",
+                       box=box.SIMPLE, padding=(0, 1, 0, 0))  # fmt: skip
+        for header in ("model", "test wrmsse", "ratio", "95% int.", "verdict", "seconds"):
+            ratios.add_column(header, justify="left" if header in ("model", "verdict") else "right")
+        for model in result.seconds:
+            r = wrmsse_ratio(dcfg, panel, result.last[model], result.last[best])
+            ratios.add_row(
+                f"[bold]{model}[/bold]" if model == champion else model, f"{at[model][CHAMPION_METRIC]:.3f}", f"{r.value:.3f}",
+                f"{r.low:.3f}-{r.high:.3f}", "-" if model == best else r.verdict(higher_is_better=False, null=1.0),
+                f"{result.seconds[model]:.0f}",
+            )  # fmt: skip
+        console.print(ratios)
+        if args.chart_dir:
+            page = write_backtest_chart(Path(args.chart_dir) / label, panel, result.last[champion], champion, item_titles(lake, run_date))
+            console.print(f"  backtest chart: {page}")
+        champ_vs_best = None if champion == best else (best, wrmsse_ratio(dcfg, panel, result.last[champion], result.last[best]))
+        coverage = {s: result.mean(champion, "coverage_p10_p90", c) for s, c in ((VALIDATION, validation), (TEST, [test]))}
+        summary.append((label, at, champion, versus, champ_vs_best, coverage, seconds))
+    console.print("\ntest WRMSSE ratios (below 1: the first errs less), 95 % interval over items:")
+    for label, at, champion, versus, champ_vs_best, coverage, seconds in summary:
+        for what, found in (("the next on validation", versus), ("the best baseline of validation", champ_vs_best)):
             if found is None:
                 continue
             other, ratio = found
             console.print(
-                f"  {name} {label}: {first} {at[first][CHAMPION_METRIC]:.3f} / {other} {at[other][CHAMPION_METRIC]:.3f} = "
-                f"{ratio}: {ratio.verdict(higher_is_better=False, null=1.0)}"
+                f"  {label}: champion {champion} {at[champion][CHAMPION_METRIC]:.3f} / {other} {at[other][CHAMPION_METRIC]:.3f} "
+                f"({what}) = {ratio}: {ratio.verdict(higher_is_better=False, null=1.0)}"
             )
-        console.print(f"  {name}: {main_model} wall time {result.seconds.get(main_model, float('nan')):.0f} s")
+        if champ_vs_best is None:
+            console.print(f"  {label}: champion {champion} is the best baseline of validation")
+        console.print(f"  {label}: champion P10-P90 coverage {coverage[VALIDATION]:.3f} on validation, {coverage[TEST]:.3f} on test; "
+                      f"{seconds:.0f} s")  # fmt: skip
     return 0
 
 

@@ -90,7 +90,8 @@ def _generic_import(args: argparse.Namespace, out: str) -> dict:
     if args.dataset == "interactions":
         return import_interactions(args.src, out, user=args.user, item=args.item, timestamp=args.timestamp, value=args.value,
                                    item_text=args.item_text, min_value=args.min_value, event_type=args.event_type)  # fmt: skip
-    return import_sales(args.src, out, series=args.series, date=args.date, value=args.value, price=args.price)
+    return import_sales(args.src, out, series=args.series, date=args.date, value=args.value, price=args.price,
+                        value_kind=args.value_kind)  # fmt: skip
 
 
 def cmd_import(cfg: Config, args: argparse.Namespace) -> int:
@@ -278,6 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
         generic.add_argument(flag, help=f"column: {text}")
     generic.add_argument("--min-value", type=float, help="interactions: keep rows with value at least this (ratings as purchases)")
     generic.add_argument("--event-type", default="purchase", help="interactions: the event each row becomes (default purchase)")
+    generic.add_argument("--value-kind", choices=["units", "amount"], default="units",
+                         help="sales: whole units (default), or any amount such as revenue or weight (forecast with forecasting.target=revenue)")  # fmt: skip
 
     for step in steps():
         sub.add_parser(step.name, help=step.help, add_help=False)

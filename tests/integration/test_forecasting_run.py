@@ -10,7 +10,7 @@ import pytest
 
 from shoplake import columns as C
 from shoplake.forecast.report import forecast_champion
-from shoplake.forecast.schemas import FORECASTS, ITEM_DAILY_SALES, REPLENISHMENT_PLAN, TASK_FORECASTING
+from shoplake.forecast.schemas import FORECASTS, GRAIN, ITEM_DAILY_SALES, REPLENISHMENT_PLAN, TASK_FORECASTING
 from shoplake.forecast.score import inventory_position, score_forecasts
 from shoplake.forecast.train import MissingSalesError, backtest_origins, run_forecasting
 from shoplake.ingest.bronze import BRONZE
@@ -27,17 +27,20 @@ SETTINGS = [
     "forecasting.horizon_days=7", "forecasting.history_days=14", "forecasting.backtest_origins=2",
     "forecasting.min_history_days=14", "forecasting.epochs=2", "forecasting.windows_per_epoch=2000",
     "forecasting.batch_size=128", "forecasting.hidden=16",
+    # The gradient-boosted model has tests of its own (a Ray Train run, and the weekly run below).
+    "forecasting.models=[seasonal_naive,moving_average,ets,auto_theta,adida,croston,imapa,quantile_net,ensemble]",
+    "forecasting.ensemble_members=[quantile_net,ets]",
 ]  # fmt: skip
 
 
-def daily_sales(run_date: dt.date) -> pa.Table:
+def daily_sales(run_date: dt.date, days: int = DAYS) -> pa.Table:
     """Weekly patterns times a level per item; i11 starts selling 10 days before the run date."""
     rng = np.random.default_rng(3)
     rows = []
     for j, item in enumerate(ITEMS):
-        first = DAYS - 10 if item == "i11" else 0
-        for d in range(first, DAYS):
-            day = run_date - dt.timedelta(days=DAYS - d)
+        first = days - 10 if item == "i11" else 0
+        for d in range(first, days):
+            day = run_date - dt.timedelta(days=days - d)
             units = int(rng.poisson(WEEK[day.weekday()] * (2 + j)))
             rows.append({
                 C.ITEM_ID: item, C.SALE_DATE: day, C.UNITS: units, C.REVENUE: units * 2.5, C.AVG_PRICE: 2.5,
@@ -171,3 +174,52 @@ def test_run_backtests_registers_and_scores(forecast_lake):
     again = score_forecasts(cfg, lake, D)
     assert again.forecasts_version == scored.forecasts_version + 1 and lake.to_arrow(FORECASTS, run_date=D).num_rows == fc.num_rows
     assert lake.to_arrow(REPLENISHMENT_PLAN, run_date=D).num_rows == len(ITEMS)
+
+
+WEEKLY = [
+    "forecasting.grain=week", "forecasting.horizon=2", "forecasting.history=4", "forecasting.min_history=3",
+    "forecasting.backtest_origins=2", "forecasting.gbdt_rounds=20", "forecasting.gbdt_windows=300", "forecasting.review_period_days=7",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "models",
+    [
+        ["forecasting.models=[seasonal_naive,moving_average,ets,croston,ensemble]", "forecasting.ensemble_members=[ets,croston]"],
+        pytest.param(
+            ["forecasting.models=[seasonal_naive,ets,gbdt,ensemble]", "forecasting.ensemble_members=[ets,gbdt]"],
+            marks=pytest.mark.slow,
+            id="with-gbdt",
+        ),
+    ],
+    ids=["baselines", "with-gbdt"],
+)
+def test_a_weekly_run_backtests_calibrates_serves_weeks_and_plans_days(make_cfg, ray_local, models):
+    """Seventy days summed to whole ISO weeks, three cut-offs two weeks apart, forecasts of weeks, a plan in days."""
+    cfg = make_cfg("lake.engine=delta-rs", *WEEKLY, *models)
+    lake = Lake(cfg)
+    lake.ray_write(ray_local.data.from_arrow(daily_sales(D)), ITEM_DAILY_SALES, mode="replace", run_dates=[D])
+    lake.ray_write(ray_local.data.from_arrow(inventory_rows()), BRONZE["inventory"], mode="overwrite")
+    # D is Wednesday 1 May: its week starts on Monday 29 April; the sales start on Wednesday 21 February,
+    # so the first whole week is that of Monday 26 February.
+    result = run_forecasting(cfg, lake, D, name="fc_week")
+    assert result.origins == [dt.date(2024, 4, 1), dt.date(2024, 4, 15)]
+    assert result.backtest.calibration_cutoffs == [dt.date(2024, 3, 18)]
+    rows = read_model_metrics(lake, D, TASK_FORECASTING).to_pylist()
+    assert {r[C.CUTOFF_DATE] for r in rows} == set(result.origins)  # the calibration cut-off is never scored
+    assert {"coverage_p10_p90", "coverage_p10_p90_raw"} <= {r[C.METRIC] for r in rows}
+    # Every scored cut-off had earlier residuals: each band was calibrated.
+    assert all(result.backtest.forecasts[m][c].calibration is not None for m in result.backtest.forecasts for c in result.origins)
+    # i11 started ten days before the run date: no whole week before any cut-off, never evaluated.
+    assert {r[C.N_EVALUATED] for r in rows} == {11}
+
+    scored = score_forecasts(cfg, lake)
+    fc = lake.to_arrow(FORECASTS, run_date=D).sort_by([(C.ITEM_ID, "ascending"), (C.HORIZON_DAY, "ascending")])
+    assert fc.num_rows == len(ITEMS) * 2 == scored.forecast_rows and set(fc[GRAIN].to_pylist()) == {"week"}
+    assert fc[C.FORECAST_DATE].to_pylist()[:2] == [dt.date(2024, 4, 29), dt.date(2024, 5, 6)]
+    assert scored.model_name == result.champion
+    plan = {r[C.ITEM_ID]: r for r in lake.to_arrow(REPLENISHMENT_PLAN, run_date=D).to_pylist()}
+    i00 = fc.filter(pa.compute.equal(fc[C.ITEM_ID], "i00"))
+    week1, week2 = i00[C.MEAN].to_pylist()
+    # Lead time 3 + review 7 = 10 days from Wednesday 1 May: 5 days of the first week, 5 of the second.
+    assert plan["i00"][C.DEMAND_OVER_LEAD_TIME] == pytest.approx(5 / 7 * week1 + 5 / 7 * week2)

@@ -88,3 +88,27 @@ def test_quantile_net_learns_weekly_shapes_on_two_workers(ray_local, make_cfg, t
     # The training checkpoint holds all it takes to serve, too.
     from_checkpoint = QuantileNetForecaster.load(result.checkpoint_path).forecast(history, HORIZON)
     np.testing.assert_array_equal(from_checkpoint.mean, forecast.mean)
+
+
+def test_gbdt_trains_on_two_workers_lowers_its_loss_and_forecasts_the_weekly_shape(ray_local, make_cfg, tmp_path):
+    from shoplake.forecast.models.gbdt import GBDTForecaster
+
+    cfg = make_cfg(*SETTINGS, "forecasting.gbdt_rounds=40", "forecasting.gbdt_windows=1500", "forecasting.gbdt_eta=0.2")
+    panel, expected = weekly_panel()
+    cut_off = panel.end - dt.timedelta(days=HORIZON)
+    history, actual = panel.until(cut_off), panel.units[:, -HORIZON:]
+
+    model = GBDTForecaster.train(cfg, history, "gbdt-forecaster")
+    assert model.info["world_size"] == cfg.ray.num_workers == 2
+    assert len(model.history) == 40 and model.info["rows"] > 1500  # up to 14 leads per window
+    losses = [h["rmse"] for h in model.history]
+    assert losses[-1] < 0.6 * losses[0], losses
+    assert model.history[-1]["quantile"] < model.history[0]["quantile"]
+
+    forecast = model.forecast(history, HORIZON)
+    assert forecast.start == cut_off and forecast.mean.shape == (30, HORIZON)
+    net = np.nanmean(rmsse(actual, forecast.mean, history.units))
+    flat = np.nanmean(rmsse(actual, moving_average(history, HORIZON).mean, history.units))
+    assert net < 0.85 * flat, (net, flat)  # it learnt the weekly shapes a flat average misses
+    again = GBDTForecaster.load(model.save(tmp_path / "gbdt")).forecast(history, HORIZON)
+    np.testing.assert_allclose(again.mean, forecast.mean)

@@ -12,7 +12,11 @@ and the field; nothing is written then.
   (the item text as the title, dated at the item's first interaction).
 * :func:`import_sales`: ``series, date, value`` and optionally a ``price``, into
   ``orders`` (one placed line per series and day with sales, at noon UTC) and
-  ``products``. Sales must be whole units: the forecasting tables count units.
+  ``products``. With ``value_kind="units"`` (the default) the value is whole units
+  sold; with ``value_kind="amount"`` it is any non-negative number (revenue, weight,
+  hours), landed as one unit at a unit price of the value, so it reaches
+  ``gold.item_daily_sales.revenue`` unrounded: forecast it with
+  ``forecasting.target: revenue``.
 """
 
 from __future__ import annotations
@@ -176,32 +180,48 @@ def import_interactions(src: str | Path, out: str | Path, *, user: str, item: st
     return report
 
 
+#: What the value column of a sales table holds: whole units, or any amount (revenue, weight).
+VALUE_KINDS = ("units", "amount")
+
+
 def import_sales(src: str | Path, out: str | Path, *, series: str, date: str, value: str, price: str | None = None,
-                 fmt: str = "parquet") -> dict:  # fmt: skip
+                 fmt: str = "parquet", value_kind: str = "units") -> dict:  # fmt: skip
     """Turn a sales table (a value per series and day) into ``orders`` and ``products`` landing files.
 
     Args:
         src: CSV or Parquet file.
         out: Landing root.
         series, date, value: The columns of the series (the item), the day and the
-            units sold that day; days without sales may be absent or 0.
-        price: The unit price column (1.0 when absent).
+            value sold that day; days without sales may be absent or 0.
+        price: The unit price column (1.0 when absent); units only.
         fmt: Landing format.
+        value_kind: ``units`` (whole units sold) or ``amount`` (any non-negative
+            number, landed as one unit at that unit price: ``revenue`` in the
+            forecasting tables, never rounded).
 
     Raises:
-        ImportInputError: A missing column, a negative or fractional value, or a bad date (named).
+        ImportInputError: A missing column, a negative value, a fractional one for
+            units, a price for amounts, or a bad date (named).
     """
+    if value_kind not in VALUE_KINDS:
+        raise ImportInputError(f"value kind {value_kind!r}: choose one of {', '.join(VALUE_KINDS)}")
+    if value_kind == "amount" and price is not None:
+        raise ImportInputError(f"{src}: a price column applies to units; an amount ({value}) is its own value")
     table = _read(src, {"series": series, "date": date, "value": value, "price": price})
     read = table.num_rows
     _present(src, table, {"series": series, "date": date, "value": value})
-    units = _numbers(src, table["value"], value)
-    _bad_row(src, units < 0, value, "negative sales")
-    _bad_row(src, units != np.round(units), value, "not whole units (the forecasting tables count units)")
+    values = _numbers(src, table["value"], value)
+    _bad_row(src, values < 0, value, "negative sales")
+    if value_kind == "units":
+        _bad_row(src, values != np.round(values), value, "not whole units (import it with value kind amount to forecast it as revenue)")
+        units = values
+        prices = np.ones(read) if price is None else _numbers(src, table["price"], price)
+    else:
+        units, prices = np.ones(read), values
     days = pc.cast(_timestamps(src, table["date"], date), pa.date32())
     noon = pc.add(pc.assume_timezone(days.cast(pa.timestamp("us")), "UTC"), pa.scalar(dt.timedelta(hours=12)))
-    prices = np.ones(read) if price is None else _numbers(src, table["price"], price)
     _bad_row(src, prices < 0, price or "price", "negative price")
-    sold = units > 0
+    sold = values > 0
     ids = table["series"].cast(pa.string())
     day_text = pc.strftime(days, format="%Y-%m-%d")
     orders = pa.table({
@@ -215,7 +235,7 @@ def import_sales(src: str | Path, out: str | Path, *, series: str, date: str, va
     products = _first_seen(orders[C.ITEM_ID], orders[C.ORDER_TS], None)
     paths = [write_landing(orders, out, "orders", first, fmt, last=last),
              write_landing(products, out, "products", first, fmt, last=last)]  # fmt: skip
-    report = {"src": str(src), "rows_read": read, "series": len(products), "first_day": first, "last_day": last,
+    report = {"src": str(src), "rows_read": read, "value_kind": value_kind, "series": len(products), "first_day": first, "last_day": last,
               "rows_written": {"orders": orders.num_rows, "products": products.num_rows}, "files": [str(p) for p in paths]}  # fmt: skip
     write_import_report("sales", {k: str(v) if isinstance(v, dt.date) else v for k, v in report.items()}, out)
     return report

@@ -36,10 +36,9 @@ date and time, and writes ``serving.replenishment_plan``.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from statistics import NormalDist
-
-import datetime as dt
 
 import numpy as np
 import pyarrow as pa

@@ -12,7 +12,11 @@ _store = Holder("forecast")
 @router.get("/forecast", dependencies=[Depends(OnlyParams("item_id", "horizon"))])
 def forecast(
     item_id: str = Query(..., min_length=1, description="Product id."),
-    horizon: int | None = Query(None, ge=1, description="Periods (days, weeks or months: the forecast's grain) to return from the run date's on (default: all stored)."),
+    horizon: int | None = Query(
+        None,
+        ge=1,
+        description="Periods (days, weeks or months: the forecast's grain) to return from the run date's on (default: all stored).",
+    ),
     store: ForecastStore = Depends(_store),
 ) -> dict:
     return store.forecast(item_id, horizon)

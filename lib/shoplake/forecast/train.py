@@ -172,7 +172,9 @@ def fit_forecaster(cfg: Config, kind: str, panel: SalesPanel, name: str, metadat
         from shoplake.forecast.models.gbdt import GBDTForecaster
 
         trees = GBDTForecaster.train(cfg, panel, name)
-        return FittedForecaster(ForecasterBundle(kind, fc.horizon, {}, metadata or {}, trees, **shape), time.perf_counter() - start, trees.history)
+        return FittedForecaster(
+            ForecasterBundle(kind, fc.horizon, {}, metadata or {}, trees, **shape), time.perf_counter() - start, trees.history
+        )
     bundle = ForecasterBundle(kind, fc.horizon, baseline_params(cfg, kind), metadata or {}, **shape)
     return FittedForecaster(bundle, time.perf_counter() - start)
 

@@ -57,3 +57,16 @@ def test_bad_sales_rows_are_named_and_nothing_is_written(tmp_path, text, kwargs,
     with pytest.raises(ImportInputError, match=message):
         import_sales(src, tmp_path / "landing", series="s", date="d", value="v", **kwargs)
     assert not (tmp_path / "landing").exists()
+
+
+def test_amounts_land_as_one_unit_at_the_amount_so_they_are_never_rounded(tmp_path):
+    src = tmp_path / "revenue.csv"
+    src.write_text("store,day,revenue\ns1,2024-01-01,12.34\ns1,2024-01-02,0\ns2,2024-01-02,0.5\n")
+    report = import_sales(src, tmp_path / "landing", series="store", date="day", value="revenue", value_kind="amount")
+    assert report["value_kind"] == "amount" and report["rows_written"]["orders"] == 2
+    orders = pq.read_table(tmp_path / "landing" / "orders" / "2024-01-01_2024-01-02.parquet").to_pylist()
+    assert [(o["item_id"], o["quantity"], o["unit_price"]) for o in orders] == [("s1", 1, 12.34), ("s2", 1, 0.5)]
+    with pytest.raises(ImportInputError, match="a price column applies to units"):
+        import_sales(src, tmp_path / "other", series="store", date="day", value="revenue", price="store", value_kind="amount")
+    with pytest.raises(ImportInputError, match="not whole units \\(import it with value kind amount"):
+        import_sales(src, tmp_path / "other", series="store", date="day", value="revenue")

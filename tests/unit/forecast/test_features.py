@@ -225,3 +225,20 @@ def test_stock_out_from_the_latest_ingested_end_of_day_snapshot(spark):
     assert column(s1, C.STOCK_OUT) == [True, False, False, None]
     assert column(by_day(out, "S2"), C.STOCK_OUT) == [False, None]
     assert {r[C.STOCK_OUT] for r in compute_item_daily_sales(data, None, None, D).collect()} == {None}
+
+
+def test_imported_amounts_reach_daily_revenue_unrounded(spark, tmp_path):
+    """`import sales --value-kind amount`: a weight or revenue per day lands as one unit at that price, so
+    gold revenue holds it exactly, ready for forecasting.target revenue."""
+    import pyarrow.parquet as pq
+
+    from shoplake.datagen.generic import import_sales
+
+    src = tmp_path / "kilos.csv"
+    src.write_text("store,day,kg\ns1,2024-01-05,12.375\ns1,2024-01-06,0\ns1,2024-01-07,0.125\n")
+    import_sales(src, tmp_path / "landing", series="store", date="day", value="kg", value_kind="amount")
+    landed = pq.read_table(tmp_path / "landing" / "orders" / "2024-01-05_2024-01-07.parquet").to_pylist()
+    rows = [line(o[C.ORDER_ID], None, o[C.ITEM_ID], o[C.QUANTITY], o[C.UNIT_PRICE], o[C.ORDER_TS]) for o in landed]
+    sales = by_day(compute_item_daily_sales(orders(spark, *rows), None, None, D), "s1")
+    assert column(sales, C.REVENUE) == [12.375, 0.0, 0.125]
+    assert column(sales, C.UNITS) == [1, 0, 1]

@@ -98,3 +98,25 @@ def test_summarise_puts_one_models_figures_together():
     assert got["coverage_p10_p90_raw"] == got["coverage_p10_p90"]  # no calibration: the same band
     raw = summarise(ACTUAL, POINT, p10, POINT, p90, HISTORY, revenue, raw_p10=POINT, raw_p90=POINT)
     assert raw["coverage_p10_p90_raw"] == pytest.approx(0.0) and raw["coverage_p10_p90"] == pytest.approx(1.0)
+
+
+def test_scaled_errors_of_weekly_sums_use_week_to_week_changes():
+    """A shop selling on Saturdays only: at week grain the scale is the change between weeks, not between days."""
+    import datetime as dt
+
+    from shoplake.forecast.models.panel import SalesPanel
+
+    saturdays = [7.0, 7.0, 14.0, 7.0, 14.0, 7.0]
+    units = np.zeros((1, 42))
+    units[0, 5::7] = saturdays  # 2024-01-01 is a Monday: column 5 is the first Saturday
+    ones = np.ones_like(units)
+    week = SalesPanel(["a"], dt.date(2024, 1, 1), units, units, ones, np.zeros_like(units, bool), ones * np.nan).to_grain("week")
+    np.testing.assert_array_equal(week.units, [saturdays])
+    history, actual, flat = week.units[:, :4], week.units[:, 4:], np.full((1, 2), 7.0)
+    # Weekly history 7, 7, 14, 7: squared changes 0, 49, 49 (mean 98/3); errors 7, 0 (mean square 24.5).
+    assert rmsse(actual, flat, history)[0] == pytest.approx(math.sqrt(24.5 / (98 / 3)))  # 0.866
+    assert mase(actual, flat, history)[0] == pytest.approx(3.5 / (14 / 3))  # 0.75
+    # The same forecast spread over days and scaled by day-to-day changes (8 jumps of 7 or 14 in 27
+    # pairs) reads as something else entirely: the grain of the scale matters.
+    daily_scale = np.mean(np.diff(units[0, :28]) ** 2)
+    assert daily_scale == pytest.approx((4 * 49 + 2 * 196 + 2 * 49) / 27)

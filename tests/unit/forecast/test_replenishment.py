@@ -168,3 +168,32 @@ def test_forecast_matrices_pivot_long_rows():
         forecast_matrices(rows.slice(1))
     with pytest.raises(ValueError, match="horizon days must be 1..2"):
         forecast_matrices(rows.set_column(1, C.HORIZON_DAY, pa.array([2, 2, 1, 2], pa.int32())))
+
+
+def test_weekly_forecasts_are_spread_over_their_days_from_the_run_date():
+    from shoplake.forecast.replenishment import Z_P90, daily_from_periods, forecast_grain
+
+    monday, wednesday = dt.date(2024, 3, 4), dt.date(2024, 3, 6)
+    mean = np.array([[70.0, 140.0]])
+    sigma_week = 7.0
+    p10, p90 = mean - sigma_week * Z_P90, mean + sigma_week * Z_P90
+    per_day, sigma = daily_from_periods(mean, p10, p90, monday, "week", wednesday)
+    # Wednesday .. Sunday of the first week (5 days of 10), then 7 days of 20; each day's sigma 7 / sqrt(7).
+    np.testing.assert_allclose(per_day, [[10.0] * 5 + [20.0] * 7])
+    np.testing.assert_allclose(sigma, np.full((1, 12), 7.0 / math.sqrt(7)))
+    # Lead time 4 + review 3 = 7 days: 5 x 10 + 2 x 20 units, variance 7 x 49 / 7.
+    table = plan(["a"], per_day, None, None, None, service_level=0.95, review_period_days=3, default_lead_time_days=4, sigma_day=sigma)
+    row = table.to_pylist()[0]
+    assert row[C.DEMAND_OVER_LEAD_TIME] == pytest.approx(90.0)
+    assert row[C.SAFETY_STOCK] == pytest.approx(1.6448536 * 7.0, rel=1e-6)
+    with pytest.raises(ValueError, match="does not lie in the first forecast week"):
+        daily_from_periods(mean, p10, p90, monday, "week", monday + dt.timedelta(days=7))
+    # A month of 29 days: each day gets a 29th of it.
+    per_day, _ = daily_from_periods(
+        np.array([[29.0]]), np.array([[29.0]]), np.array([[29.0]]), dt.date(2024, 2, 1), "month", dt.date(2024, 2, 1)
+    )
+    np.testing.assert_allclose(per_day, np.ones((1, 29)))
+    rows = pa.table({C.ITEM_ID: ["a", "a"], C.HORIZON_DAY: [1, 2], C.FORECAST_DATE: [monday, monday + dt.timedelta(days=7)],
+                     "grain": ["week", "week"]})  # fmt: skip
+    assert forecast_grain(rows) == ("week", monday)
+    assert forecast_grain(rows.drop_columns(["grain"])) == ("day", monday)  # rows written before grains

@@ -35,7 +35,7 @@ gamma. Everything is clipped at 0. The backtest then calibrates every model's ba
 **Short histories.** An item with fewer observed periods than a model needs (a season
 for seasonal naive, two for the other seasonal ones, the window for the moving average) is forecast the
 mean of its observed periods, flat. At week grain a season is a year: ETS, theta and
-ARIMA are fit from four periods on, without a season where the history is short. An item without any observed period (first sold
+ARIMA are fit from ten periods on, without a season where the history is short. An item without any observed period (first sold
 on or after the cut-off) is forecast 0 with all quantiles 0.
 """
 
@@ -88,7 +88,9 @@ def gamma_quantiles(point: np.ndarray, variance: np.ndarray) -> np.ndarray:
     var = np.nan_to_num(np.asarray(variance, dtype=np.float64), nan=0.0)[:, None, None]
     shape = np.where(var > 0, mean**2 / np.where(var > 0, var, 1.0), np.inf)
     with np.errstate(all="ignore"):
-        q = stats.gamma.ppf(np.asarray(QUANTILES), np.where(np.isinf(shape), 1.0, shape), scale=np.where(np.isinf(shape), 1.0, mean / shape))
+        q = stats.gamma.ppf(
+            np.asarray(QUANTILES), np.where(np.isinf(shape), 1.0, shape), scale=np.where(np.isinf(shape), 1.0, mean / shape)
+        )
     return np.where(np.isinf(shape), np.broadcast_to(mean, q.shape), np.nan_to_num(q))
 
 
@@ -147,13 +149,18 @@ def _season(panel: SalesPanel, season: int | None) -> int:
     return season_length(panel.grain) if season is None else season
 
 
+#: Observed periods before ETS, theta or ARIMA is fit with a season too long to estimate
+#: (52 weeks): statsforecast's ETS refuses fewer than its parameters plus four.
+LONG_SEASON_MIN_PERIODS = 10
+
+
 def _min_periods(season: int) -> int:
-    """Observed periods before a seasonal model is fit: two seasons, or a few for a long one.
+    """Observed periods before a seasonal model is fit: two seasons, or :data:`LONG_SEASON_MIN_PERIODS` for a long one.
 
     statsforecast fits ETS, theta and ARIMA without a season when a year of weeks is
     all there is, so a long season must not keep a young item on the flat mean.
     """
-    return 2 * season if season <= ETS_MAX_SEASON else 4
+    return 2 * season if season <= ETS_MAX_SEASON else LONG_SEASON_MIN_PERIODS
 
 
 def seasonal_naive(panel: SalesPanel, horizon: int, *, season: int | None = None) -> Forecast:

@@ -217,7 +217,9 @@ class GBDTForecaster:
         model.history = history
         model.info = {**dict(result.metrics or {}), "rows": int(len(y)), "windows": int(len(pick)),
                       "fit_seconds": time.monotonic() - started, "run_path": str(result.path)}  # fmt: skip
-        log.info("trained %s in %.1f s: training RMSE %.4f -> %.4f", name, model.info["fit_seconds"], history[0]["rmse"], history[-1]["rmse"])
+        log.info(
+            "trained %s in %.1f s: training RMSE %.4f -> %.4f", name, model.info["fit_seconds"], history[0]["rmse"], history[-1]["rmse"]
+        )
         return model
 
     @classmethod

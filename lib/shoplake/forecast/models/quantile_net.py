@@ -252,7 +252,9 @@ class QuantileNetForecaster:
         task = quantile_net_task(cfg, panel)
         if len(task.candidates[0]) == 0:
             raise ValueError("no training windows: no item has a sale before the panel's last period")
-        log.info("training %s on %d items x %d %ss (%d windows)", name, panel.n_items, panel.n_periods, panel.grain, len(task.candidates[0]))
+        log.info(
+            "training %s on %d items x %d %ss (%d windows)", name, panel.n_items, panel.n_periods, panel.grain, len(task.candidates[0])
+        )
         result = fit(cfg, task, name, epochs or cfg.forecasting.epochs, lr=cfg.forecasting.lr)
         return cls.from_state(asdict(task.settings), result.load_state()["model"], fit_result=result)
 

@@ -116,7 +116,6 @@ class NetSettings:
         return cls(**values)
 
 
-
 # ---------------------------------------------------------------------------
 # Windows
 
@@ -289,9 +288,7 @@ def window_features(frame: PanelFrame, items: np.ndarray, origins: np.ndarray, w
     encoder = np.concatenate([np.nan_to_num(scaled[:, -lags_n:]), np.column_stack([stats[k] for k in ENCODER_STATS])], axis=1)
     future = origins[:, None] + np.arange(st.horizon)[None, :]
     lead = np.broadcast_to(np.eye(st.horizon, dtype=np.float32), (len(items), st.horizon, st.horizon))
-    decoder = np.concatenate(
-        [calendar_features(frame.start, future, st.grain), season_lags(frame, items, origins, scale), lead], axis=-1
-    )
+    decoder = np.concatenate([calendar_features(frame.start, future, st.grain), season_lags(frame, items, origins, scale), lead], axis=-1)
     target = None
     if with_targets:
         target = np.maximum(frame.y[rows, future + frame.pad], 0) / scale[:, None].astype(np.float32)  # NaN stays NaN

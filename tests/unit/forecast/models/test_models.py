@@ -325,3 +325,48 @@ def test_count_quantiles_widen_with_the_items_own_variance():
     np.testing.assert_array_equal(q[0], [[2.0, 4.0, 7.0]] * 3)  # the deciles and median of Poisson(4)
     assert (q[1, :, 2] - q[1, :, 0] > q[0, :, 2] - q[0, :, 0]).all()
     assert (q[1, :, 0] <= q[1, :, 1]).all() and (q[1, :, 1] <= q[1, :, 2]).all()
+
+
+# ---------------------------------------------------------------------------
+# Grains and targets
+
+
+def test_the_season_follows_the_grain():
+    months = np.arange(30.0)[None, :] % 12 * 10 + 5  # a yearly shape of months
+    panel = SalesPanel(["a"], dt.date(2021, 1, 1), months, months, np.ones_like(months), np.zeros_like(months, bool),
+                       np.full_like(months, np.nan), grain="month")  # fmt: skip
+    forecast = seasonal_naive(panel, 14)
+    np.testing.assert_array_equal(forecast.mean[0], months[0, -12:][np.arange(14) % 12])  # the last twelve months repeated
+    assert forecast.start == dt.date(2023, 7, 1) and forecast.grain == "month"
+    assert str(forecast.dates[1]) == "2023-08-01"
+
+
+def test_weekly_models_fit_a_year_of_weeks_without_a_season():
+    rng = np.random.default_rng(4)
+    units = rng.poisson(40, size=(3, 53)).astype(float)
+    weeks = SalesPanel([f"i{k}" for k in range(3)], MONDAY, units, units, np.ones_like(units), np.zeros_like(units, bool),
+                       np.full_like(units, np.nan), grain="week")  # fmt: skip
+    for model in (ets, auto_theta):
+        forecast = model(weeks, 8)
+        assert forecast.start == MONDAY + dt.timedelta(weeks=53) and forecast.grain == "week"
+        # Less than two years: no week-of-year shape is estimated, a level near the mean of 40.
+        assert np.all(np.abs(forecast.mean - 40) < 8), model.__name__
+    # Seasonal naive needs one year only: the same weeks of last year.
+    np.testing.assert_array_equal(seasonal_naive(weeks, 8).mean, units[:, 1:9])
+
+
+def test_intermittent_models_and_a_non_integer_target():
+    from shoplake.forecast.models.baselines import croston, imapa
+
+    units = np.zeros((1, 90))
+    units[0, ::9] = 4.0
+    for model in (croston, imapa):
+        forecast = model(panel_of(units), 10)
+        assert np.ptp(forecast.mean[0]) == pytest.approx(0.0) and 0.3 < forecast.mean[0, 0] < 0.6, model.__name__
+    # Revenue of 0.37 a unit: a gamma band around the mean, not whole numbers.
+    revenue = panel_of(units).with_target("revenue")
+    revenue.revenue[:] = revenue.units * 0.37
+    forecast = moving_average(revenue, 5, window=27)
+    assert forecast.mean[0, 0] == pytest.approx(3 * 4 * 0.37 / 27)
+    assert forecast.p10[0, 0] < forecast.mean[0, 0] < forecast.p90[0, 0]
+    assert forecast.p90[0, 0] != round(forecast.p90[0, 0])
