@@ -286,6 +286,12 @@ class SequenceModelConfig(_Strict):
 
 
 _RECOMMENDERS = Literal["popularity", "trending", "cooccurrence", "item_knn", "ease", "mf", "sasrec"]
+    cold_boost: list[float] = Field(
+        default_factory=lambda: [0.0], min_length=1,
+        description="Added to the logit of every item without a training interaction (a new listing, known by its text "
+        "alone); with several, the validation splits pick one.",
+    )  # fmt: skip
+
 
 
 class RecommenderConfig(_Strict):
@@ -293,6 +299,13 @@ class RecommenderConfig(_Strict):
 
     protocol: Literal["time_cutoff", "rolling", "leave_last_out"] = Field(
         "time_cutoff",
+    @field_validator("cold_boost")
+    @classmethod
+    def _boosts(cls, value: list[float]) -> list[float]:
+        if any(b < 0 for b in value):
+            raise ValueError(f"every cold_boost must be >= 0, got {value}")
+        return value
+
         description="How the models are judged. time_cutoff: the test window of holdout_days before the run date, the "
         "validation window before it. rolling: rolling_cutoffs such windows, rolling_spacing_days apart, the latest test, "
         "the others validation (pooled). leave_last_out: each user's last purchase day is test, the one before validation.",

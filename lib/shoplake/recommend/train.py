@@ -168,9 +168,10 @@ class _TextEmbeddings:
 
 #: The setting the validation splits tune, per model: its name and the config field listing the candidates.
 TUNED = {"trending": ("days", "trending_days"), "item_knn": ("neighbors", "knn_neighbors"), "ease": ("l2", "ease_l2")}
-#: The sequence model's trending blend (:func:`~shoplake.recommend.models.sasrec.blend_with_prior`): chosen on
-#: validation like a setting, but applied to the fitted model's scores, so trying one costs no fit.
-BLEND, BLEND_DAYS = "blend", "blend_days"
+#: The sequence model's score-time settings (:func:`~shoplake.recommend.models.sasrec.adjust_scores`): the
+#: boost of new items and the trending blend. Chosen on validation like a setting, but applied to the
+#: fitted model's scores, so trying one costs no fit.
+COLD_BOOST, BLEND, BLEND_DAYS = "cold_boost", "blend", "blend_days"
 
 
 def settings(cfg: Config, kind: str) -> list:
@@ -179,14 +180,18 @@ def settings(cfg: Config, kind: str) -> list:
 
 
 def score_settings(cfg: Config, kind: str) -> list[dict]:
-    """The candidate score-time settings of a model: for ``sasrec`` every trending blend
-    (``sequence_model.trending_blend``) with every trending window (``recommender.trending_days``);
-    ``[{}]`` for the others."""
+    """The candidate score-time settings of a model; ``[{}]`` for all but ``sasrec``.
+
+    For ``sasrec``: every boost of new items (``sequence_model.cold_boost``) with every
+    trending blend (``sequence_model.trending_blend``), a blend with every trending
+    window (``recommender.trending_days``).
+    """
     if kind != "sasrec":
         return [{}]
-    weights = list(dict.fromkeys(cfg.sequence_model.trending_blend))
-    out = [{BLEND: 0.0}] if 0.0 in weights else []
-    return out + [{BLEND: w, BLEND_DAYS: d} for w in weights if w > 0 for d in cfg.recommender.trending_days]
+    sm = cfg.sequence_model
+    blends = [{BLEND: 0.0}] if 0.0 in sm.trending_blend else []
+    blends += [{BLEND: w, BLEND_DAYS: d} for w in dict.fromkeys(sm.trending_blend) if w > 0 for d in cfg.recommender.trending_days]
+    return [{COLD_BOOST: b, **blend} for b in dict.fromkeys(sm.cold_boost) for blend in blends]
 
 
 def skip_reason(cfg: Config, kind: str, data: TrainingData) -> str | None:
@@ -305,22 +310,23 @@ def fit_model(kind: str, data: TrainingData, cfg: Config, name: str, *, text_emb
 
 def with_score_setting(fitted: FittedModel, data: TrainingData, cfg: Config, setting: dict) -> FittedModel:
     """The fitted model with a score-time setting (:func:`score_settings`) built in, as it is served."""
-    if not setting.get(BLEND):
+    if not setting.get(BLEND) and not setting.get(COLD_BOOST):
         return fitted
-    prior = count_scorer("trending", data, cfg, int(setting[BLEND_DAYS]))
-    scorer = fitted.scorer.with_prior(prior.popularity, setting[BLEND], **{BLEND_DAYS: int(setting[BLEND_DAYS])})
+    prior = count_scorer("trending", data, cfg, int(setting[BLEND_DAYS])).popularity if setting.get(BLEND) else None
+    scorer = fitted.scorer.with_settings(prior, **setting)
     return FittedModel(fitted.kind, scorer, fitted.fit, fitted.seconds, {**fitted.params, **setting})
 
 
-def _score_transform(data: TrainingData, cfg: Config, setting: dict) -> Callable | None:
+def _score_transform(data: TrainingData, cfg: Config, setting: dict, scorer: Scorer) -> Callable | None:
     """Scores -> scores of a score-time setting on a split's users (None: the model's own scores)."""
-    if not setting.get(BLEND):
+    if not setting.get(BLEND) and not setting.get(COLD_BOOST):
         return None
-    from shoplake.recommend.models.sasrec import blend_with_prior
+    from shoplake.recommend.models.sasrec import adjust_scores
 
-    prior = count_scorer("trending", data, cfg, int(setting[BLEND_DAYS]))
-    weight = float(setting[BLEND])
-    return lambda scores, users: blend_with_prior(scores, prior.score(users, None), weight)
+    # Counted as of each user's own bound where the split has them (leave-last-out).
+    prior = count_scorer("trending", data, cfg, int(setting[BLEND_DAYS])) if setting.get(BLEND) else None
+    unknown, boost, blend = scorer.unknown(), float(setting.get(COLD_BOOST, 0.0)), float(setting.get(BLEND, 0.0))
+    return lambda scores, users: adjust_scores(scores, unknown, boost, None if prior is None else prior.score(users, None), blend)
 
 
 def rank_split(scorer: Scorer, split: HoldoutSplit, k: int, transforms: Sequence[Callable | None] = (None,)) -> list[np.ndarray]:
@@ -452,6 +458,8 @@ def metrics_rows(result: RecommendationResult, evaluated_at: dt.datetime):
 
 def _setting_label(kind: str, fit_setting, score_setting: dict) -> str:
     parts = [] if fit_setting is None else [f"{TUNED[kind][0]} {fit_setting}"]
+    if score_setting.get(COLD_BOOST):
+        parts.append(f"new items +{score_setting[COLD_BOOST]}")
     if score_setting.get(BLEND):
         parts.append(f"trending blend {score_setting[BLEND]} ({score_setting[BLEND_DAYS]} days)")
     return f"{kind} ({', '.join(parts)})" if parts else kind
@@ -527,7 +535,7 @@ def run_recommendation(
                     fitted = fit_model(kind, split.train, cfg, f"{name}_{kind}_{suffix}", text_embeddings=texts, setting=fit_setting)
                     seconds[f"{kind} (validation {split.cutoff})"] = fitted.seconds
                     step(f"{shown}: ranking the catalogue for {len(split.eval_users())} users (validation)")
-                    transforms = [_score_transform(split.train, cfg, s) for s in score_candidates]
+                    transforms = [_score_transform(split.train, cfg, s, fitted.scorer) for s in score_candidates]
                     for c, topk in enumerate(rank_split(fitted.scorer, split, max(KS), transforms)):
                         results.setdefault((f, c), []).append(split_metrics(topk, split, KS, cfg.evaluation))
             pooled = {key: pool(parts, cfg.evaluation) for key, parts in results.items()}
@@ -541,16 +549,14 @@ def run_recommendation(
                 log.info("%s chosen on validation", _setting_label(kind, best_fit, best_score))
         if best_fit is not None:
             tuned[kind] = best_fit
-        if best_score.get(BLEND):
-            tuned[f"{kind} {BLEND}"] = best_score[BLEND]
-            tuned[f"{kind} {BLEND_DAYS}"] = best_score[BLEND_DAYS]
+        tuned.update({f"{kind} {name}": value for name, value in best_score.items() if len(score_candidates) > 1})
         chosen_score[kind] = best_score
         shown = _setting_label(kind, best_fit, best_score)
         step(f"{shown}: training on the history before {test.cutoff} (test)")
         fitted = fit_model(kind, test.train, cfg, f"{name}_{kind}_holdout", text_embeddings=texts, setting=best_fit)
         seconds[kind] = fitted.seconds
         step(f"{shown}: ranking the catalogue for {len(test.eval_users())} users (test)")
-        topk = rank_split(fitted.scorer, test, max(KS), [_score_transform(test.train, cfg, best_score)])[0]
+        topk = rank_split(fitted.scorer, test, max(KS), [_score_transform(test.train, cfg, best_score, fitted.scorer)])[0]
         evaluated[TEST][kind] = split_metrics(topk, test, KS, cfg.evaluation)
         if fitted.fit is not None:
             histories[kind] = fitted.fit.history

@@ -72,7 +72,8 @@ def test_the_report_reads_the_pooled_validation_of_a_rolling_run():
     assert "recommenders (rolling)" in text and "valid 2 windows 2024-03-01..2024-03-15 pooled, test 2024-03-15..2024-03-29" in text
 
 
-def test_the_sequence_model_tries_each_trending_blend_with_each_window(make_cfg):
-    cfg = make_cfg("sequence_model.trending_blend=[0.0,0.3]", "recommender.trending_days=[7,14]")
-    assert score_settings(cfg, "sasrec") == [{"blend": 0.0}, {"blend": 0.3, "blend_days": 7}, {"blend": 0.3, "blend_days": 14}]
+def test_the_sequence_model_tries_each_boost_with_each_trending_blend_and_window(make_cfg):
+    cfg = make_cfg("sequence_model.trending_blend=[0.0,0.3]", "sequence_model.cold_boost=[0.0,2.0]", "recommender.trending_days=[7,14]")
+    blends = [{"blend": 0.0}, {"blend": 0.3, "blend_days": 7}, {"blend": 0.3, "blend_days": 14}]
+    assert score_settings(cfg, "sasrec") == [{"cold_boost": b, **blend} for b in (0.0, 2.0) for blend in blends]
     assert score_settings(cfg, "ease") == [{}]

@@ -397,14 +397,35 @@ def blend_with_prior(logits: np.ndarray, prior: np.ndarray, weight: float) -> np
     return np.log((1.0 - weight) * p + weight * share + np.finfo(np.float64).tiny)
 
 
+def adjust_scores(logits: np.ndarray, unknown: np.ndarray, cold_boost: float = 0.0, prior: np.ndarray | None = None,
+                  blend: float = 0.0) -> np.ndarray:  # fmt: skip
+    """The served scores from the network's logits: new items boosted, then a prior mixed in.
+
+    Args:
+        logits: The network's next-item logits, ``(n_users, n_items)``.
+        unknown: Bool per item: no training interaction (a new listing, represented by its text alone).
+        cold_boost: Added to the logit of every unknown item: its probability times ``exp(cold_boost)``.
+            The network learns what sells from interactions a new item does not have yet;
+            the validation splits measure how much a new listing should be lifted.
+        prior: Counts per item (or one row per user) mixed in with :func:`blend_with_prior`.
+        blend: The prior's share of the mixture.
+    """
+    out = np.asarray(logits, dtype=np.float64)
+    if cold_boost:
+        out = out + cold_boost * np.asarray(unknown, dtype=np.float64)
+    if blend > 0 and prior is not None:
+        out = blend_with_prior(out, prior, blend)
+    return out
+
+
 class SasrecScorer:
     """A trained :class:`TextAwareSASRec` wrapped for inference on the CPU.
 
     Args:
         model_config: The model's settings (``n_items``, ``max_len``, ``dim``,
             ``layers``, ``heads``, ``dropout``, ``text_fusion``, ``dedupe``, ...),
-            as returned with the weights by training; ``blend`` is the weight of
-            ``prior`` in the scores (:func:`blend_with_prior`), 0 by default.
+            as returned with the weights by training; ``cold_boost``, ``blend``
+            (the weight of ``prior``) adjust the scores (:func:`adjust_scores`), 0 by default.
         state_dict: The trained weights (``known`` and the text table included).
         text_emb: Text embeddings of the catalogue, ``(n_items, text_dim)``.
         batch_size: Users per forward pass in :meth:`score`.
@@ -452,16 +473,19 @@ class SasrecScorer:
             for start in range(0, len(histories), self.batch_size):
                 tokens = encode_histories(histories[start : start + self.batch_size], max_len, self.n_items, dedupe)
                 out[start : start + len(tokens)] = self.model.logits(self.model.hidden(tokens, rep)[:, -1], rep).numpy()
-        blend = float(self.model_config.get("blend", 0.0))
-        if blend > 0 and self.prior is not None:
-            return blend_with_prior(out, self.prior, blend).astype(np.float32)
+        cold_boost, blend = float(self.model_config.get("cold_boost", 0.0)), float(self.model_config.get("blend", 0.0))
+        if cold_boost or (blend > 0 and self.prior is not None):
+            return adjust_scores(out, self.unknown(), cold_boost, self.prior, blend).astype(np.float32)
         return out
 
-    def with_prior(self, prior: np.ndarray, blend: float, **settings) -> SasrecScorer:
-        """The same model with ``prior`` mixed into its scores at weight ``blend`` (the settings are recorded with it)."""
-        config = {**self.model_config, "blend": float(blend), **settings}
-        scorer = SasrecScorer(config, self.model.state_dict(), self.text_emb, self.batch_size, prior)
-        return scorer
+    def unknown(self) -> np.ndarray:
+        """Bool per item: the model saw no interaction of it in training (it is represented by its text alone)."""
+        return ~self.model.known[1 : self.n_items + 1].numpy()
+
+    def with_settings(self, prior: np.ndarray | None, **settings) -> SasrecScorer:
+        """The same model with score-time settings (``cold_boost``, ``blend`` of ``prior``, ...) recorded in its config."""
+        config = {**self.model_config, **settings}
+        return SasrecScorer(config, self.model.state_dict(), self.text_emb, self.batch_size, prior)
 
     def item_vectors(self) -> np.ndarray:
         """Item representations (id + text), shape ``(n_items, dim)``, for cosine similar-items search."""

@@ -10,6 +10,8 @@ from shoplake.recommend.models.sasrec import (
     PAD,
     SasrecScorer,
     TextAwareSASRec,
+    adjust_scores,
+    blend_with_prior,
     build_model,
     dedupe_history,
     encode_histories,
@@ -229,3 +231,37 @@ def test_masking_seen_items_keeps_a_repeated_target_and_lowers_the_loss(model):
     masked, n_masked = sequence_loss(model, inputs, targets, mask_seen=True)
     assert n == n_masked == 7
     assert torch.isfinite(masked) and masked < plain
+
+
+def test_the_trending_blend_mixes_probabilities_from_the_model_alone_to_the_prior_alone():
+    logits = np.array([[2.0, 1.0, 0.0, -1.0]])
+    prior = np.array([0.0, 0.0, 5.0, 1.0])
+    np.testing.assert_array_equal(blend_with_prior(logits, prior, 0.0), logits)
+    assert np.argsort(-blend_with_prior(logits, prior, 1.0)[0])[:2].tolist() == [2, 3]
+    mixed = np.exp(blend_with_prior(logits, prior, 0.5)[0])
+    p = np.exp(logits[0]) / np.exp(logits[0]).sum()
+    np.testing.assert_allclose(mixed, 0.5 * p + 0.5 * prior / prior.sum())
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        blend_with_prior(logits, prior, 1.5)
+
+
+def test_the_cold_boost_lifts_only_the_items_without_interactions():
+    logits = np.array([[3.0, 2.0, 1.0]])
+    out = adjust_scores(logits, unknown=np.array([False, False, True]), cold_boost=2.5)
+    assert out[0].tolist() == [3.0, 2.0, 3.5]
+
+
+def test_the_served_scorer_keeps_its_boost_and_prior_through_save_and_load(tmp_path):
+    torch.manual_seed(0)
+    known = np.ones(N_ITEMS, dtype=bool)
+    known[5] = False  # a new listing
+    model = build_model(config(item_bias=True), random_text(), known)
+    prior = np.arange(N_ITEMS, dtype=np.float64)
+    scorer = SasrecScorer(config(item_bias=True), model.state_dict(), random_text()).with_settings(prior, cold_boost=1.5, blend=0.3)
+    assert scorer.unknown().tolist() == [i == 5 for i in range(N_ITEMS)]
+    histories = [np.array([1, 2, 3])]
+    plain = SasrecScorer(config(item_bias=True), model.state_dict(), random_text()).score(np.arange(1), histories)
+    expected = adjust_scores(plain, scorer.unknown(), 1.5, prior, 0.3)
+    np.testing.assert_allclose(scorer.score(np.arange(1), histories), expected, rtol=1e-5)
+    scorer.save(tmp_path)
+    np.testing.assert_allclose(SasrecScorer.load(tmp_path).score(np.arange(1), histories), expected, rtol=1e-5)
