@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from shoplake.ingest.readers import LandingError
-from shoplake.ingest.run import date_range, ingest
+from shoplake.ingest.run import VolumeError, date_range, ingest
 
 D1, D2 = dt.date(2024, 2, 1), dt.date(2024, 2, 2)
 ORDERS_HEADER = "order_id,line_number,user_id,item_id,quantity,unit_price,order_ts,status,country\n"
@@ -113,7 +113,11 @@ def test_a_missing_day_can_be_read_as_empty(make_cfg, lake, landing):
     ingest(cfg, lake, [D1, D2])
     assert lake.read("bronze.events").where(f"run_date = '{D1}'").count() == 2
     (landing / "events" / f"{D1}.jsonl").unlink()
-    ingest(cfg, lake, [D1, D2])
+    # A missing day replacing rows is a shrink: it stops, naming the file expected ...
+    with pytest.raises(VolumeError, match=rf"events/{D1}\.\* \(missing, read as empty\): 0 rows would replace the 2 rows"):
+        ingest(cfg, lake, [D1, D2])
+    # ... unless the run allows it.
+    ingest(make_cfg("lake.engine=delta-rs", "landing.missing_day=empty", "ingest.allow_shrink=true"), lake, [D1, D2])
     # The day is replaced by nothing: no stale rows stay behind.
     assert lake.read("bronze.events").count() == 0 and lake.read("quarantine.events").count() == 0
     assert lake.read("bronze.orders").count() == 2

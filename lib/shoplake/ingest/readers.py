@@ -268,6 +268,8 @@ CORRUPT = "_corrupt"
 DAMAGE = "_damage"
 #: Records in the record's file (as read), to know which record is the last one.
 RECORDS = "_records"
+#: How the reasons of damage to a whole record start (a damaged field's start with the field's name).
+RECORD_DAMAGE = "record: "
 CUT_SHORT = "record: cut short, the file ends inside it (no line break after the last record)"
 CSV_MALFORMED = "record: its fields do not match the header (too few or too many)"
 JSON_MALFORMED = "record: malformed, cannot be parsed"

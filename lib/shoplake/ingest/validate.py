@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from shoplake import columns as C
 from shoplake.ingest.landing import LandingSource
-from shoplake.ingest.readers import CORRUPT, DAMAGE
+from shoplake.ingest.readers import CORRUPT, DAMAGE, RECORD_DAMAGE
 from shoplake.lake.spec import spark_ddl_type
 
 #: ``ingest.duplicates``: what happens to a row repeating an earlier row of its day, key and values alike.
@@ -31,8 +31,9 @@ def compute_validated(df, contract: LandingSource):
     """Add typed columns and a ``_reason`` column (empty when the row is valid).
 
     A damaged record (``_damage`` set by the reader) is quarantined with that reason
-    first; one that could not be parsed at all (``_corrupt``) gets no field reasons
-    besides, since its fields are empty only because the record is broken.
+    first. Damage to the whole record (``record: ...``: cut short, not parsed, the
+    header again) is its only reason, since what its fields lack follows from it; a
+    damaged field (``country: not valid UTF-8``) comes with the other fields' reasons.
 
     Args:
         df: Text columns as produced by :func:`shoplake.ingest.readers.read_landing`.
@@ -74,9 +75,9 @@ def compute_validated(df, contract: LandingSource):
     for f in contract.fields:
         out = out.drop(f.name).withColumnRenamed(_typed(f.name), f.name)
     checks = [F.when(~F.coalesce(F.expr(c.condition), F.lit(True)), F.lit(f"{c.field}: {c.message}")) for c in contract.checks]
-    parsed = F.col(CORRUPT).isNull()
+    whole = F.coalesce(~F.col(DAMAGE).startswith(RECORD_DAMAGE), F.lit(True))
     field_reasons = F.concat_ws("; ", F.when(F.length("_parse_reason") > 0, F.col("_parse_reason")), *checks)
-    reason = F.concat_ws("; ", F.col(DAMAGE), F.when(parsed & (F.length(field_reasons) > 0), field_reasons))
+    reason = F.concat_ws("; ", F.col(DAMAGE), F.when(whole & (F.length(field_reasons) > 0), field_reasons))
     return out.withColumn(C.REASON, reason).drop("_parse_reason")
 
 

@@ -65,14 +65,15 @@ def _lined(spark, records: list[dict]):
 def test_a_damaged_record_is_quarantined_with_the_readers_reason_first(spark):
     records = [
         {**GOOD, "_damage": "record: cut short, the file ends inside it (no line break after the last record)", "channel": "w"},
+        {**GOOD, "_damage": "country: not valid UTF-8", "channel": "w"},
         {C.PAYMENT_ID: None, "_corrupt": '{"payment_id": "p9",', "_damage": "record: malformed, cannot be parsed"},
     ]
     _, bad = split_valid(compute_validated(_rows(spark, records), CONTRACT))
     reasons = sorted(r[C.REASON] for r in bad.collect())
-    # A parsed record keeps its field reasons after the damage; an unparsed one only has the damage.
+    # Damage to the whole record is its only reason; a damaged field comes with the other fields' reasons.
     assert reasons == [
-        "record: cut short, the file ends inside it (no line break after the last record); "
-        "channel: unknown value, expected one of web, app",
+        "country: not valid UTF-8; channel: unknown value, expected one of web, app",
+        "record: cut short, the file ends inside it (no line break after the last record)",
         "record: malformed, cannot be parsed",
     ]
 
