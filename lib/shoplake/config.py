@@ -145,10 +145,17 @@ class IngestConfig(_Strict):
         description="A run date stops ingest when its valid rows are more than this many times the median of the recent days, "
         "or under that median divided by it.",
     )
-    volume_days: int = Field(14, ge=1, description="The recent days: the run dates with rows this many days before the one judged.")
+    volume_days: int = Field(
+        14, ge=1, description="The recent days: the run dates with rows within this many days before the one judged."
+    )
     volume_min_days: int = Field(3, ge=1, description="Fewer recent days than this: the volume is not judged.")
     volume_min_rows: int = Field(
         100, ge=0, description="A day and the median both under this many rows are not judged (a sparse source varies a lot)."
+    )
+    volume_empty_days: Literal["allow", "stop"] = Field(
+        "allow",
+        description="A day without rows after recent days with rows: 'allow' (the landing contract lets a file hold no rows, "
+        "as on a day the shop is closed) or 'stop' (a shop with rows every day: an empty file is a failed delivery).",
     )
     volume_exempt: list[str] = Field(
         default_factory=list,

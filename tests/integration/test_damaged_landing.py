@@ -149,7 +149,7 @@ def test_a_day_far_above_the_recent_days_stops_unless_allowed(cfg, make_cfg, lak
     ingest(cfg, lake, DAYS[:4], ["ad_events"])
     path = _write(root, "ad_events", f"{DAYS[4]}.jsonl", _ad_events(DAYS[4], 11_200))
     with pytest.raises(VolumeError, match=rf"^{path}: 11200 rows for {DAYS[4]}, far outside the recent days of bronze.ad_events "
-                       rf"\(median 111.5 rows a day over 4 days from {D1} to {DAYS[3]}; ingest.volume_factor=10\)"):  # fmt: skip
+                       rf"\(median 111.5 rows over 4 days with rows from {D1} to {DAYS[3]}; ingest.volume_factor=10\)"):  # fmt: skip
         ingest(cfg, lake, [DAYS[4]], ["ad_events"])
     assert lake.version("bronze.ad_events") == 0
     ingest(make_cfg(f"lake.engine={cfg.lake.engine}", "ingest.allow_shrink=true"), lake, [DAYS[4]], ["ad_events"])

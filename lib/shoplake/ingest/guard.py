@@ -6,11 +6,14 @@ and run date, the valid rows it would write to bronze with:
 
 - the rows bronze already holds for that run date (a re-run replaces them): fewer
   than ``ingest.shrink_ratio`` of them stops the run;
-- the median rows per day of the recent days (``ingest.volume_days`` before the run
-  date, the days of this run included): more than ``ingest.volume_factor`` times it,
-  or less than that many times less, stops the run. Fewer than
-  ``ingest.volume_min_days`` recent days, or a day and median both under
-  ``ingest.volume_min_rows`` rows (a sparse source), are not judged.
+- the median rows of the recent days with rows (run dates within
+  ``ingest.volume_days`` before it, the days of this run included; a day without
+  rows, a closed shop, is no measure of an open one): more than
+  ``ingest.volume_factor`` times it, or under that median divided by it, stops the
+  run. Fewer than ``ingest.volume_min_days`` recent days, or a day and median both
+  under ``ingest.volume_min_rows`` rows (a sparse source), are not judged; nor is a
+  day without rows, which the landing contract allows, unless
+  ``ingest.volume_empty_days`` is ``stop`` (a shop with rows every day).
 
 Sources in ``ingest.volume_exempt`` skip the second (a shop that sends its whole
 catalogue now and then). ``ingest.allow_shrink`` (``--allow-shrink``) writes anyway. The counts of the rows
@@ -113,10 +116,10 @@ def volume_problems(
                 f"(less than ingest.shrink_ratio={settings.shrink_ratio:g} of them)"
             )
             continue
-        if exempt:
+        if exempt or (v.rows == 0 and settings.volume_empty_days == "allow"):
             continue
         first = v.day - dt.timedelta(days=settings.volume_days)
-        recent = sorted(d for d in volumes if first <= d < v.day)
+        recent = sorted(d for d, n in volumes.items() if first <= d < v.day and n > 0)
         if len(recent) < settings.volume_min_days:
             continue
         median = statistics.median(volumes[d] for d in recent)
@@ -126,7 +129,7 @@ def volume_problems(
         if v.rows > factor * median or v.rows * factor < median:
             problems.append(
                 f"{v.named}: {v.rows} rows for {v.day}, far outside the recent days of {table} (median {median:g} rows "
-                f"a day over {len(recent)} days from {recent[0]} to {recent[-1]}; ingest.volume_factor={factor:g})"
+                f"over {len(recent)} days with rows from {recent[0]} to {recent[-1]}; ingest.volume_factor={factor:g})"
             )
     return problems
 

@@ -36,9 +36,14 @@ def test_a_day_far_outside_the_median_of_the_recent_days_stops():
     (problem,) = _problems(11_200, held)
     assert problem == (
         f"{FILE}: 11200 rows for {D}, far outside the recent days of bronze.ad_events "
-        "(median 112 rows a day over 5 days from 2024-03-05 to 2024-03-09; ingest.volume_factor=10)"
+        "(median 112 rows over 5 days with rows from 2024-03-05 to 2024-03-09; ingest.volume_factor=10)"
     )
     assert _problems(10, held)  # a tenth of the median is as far out as ten times it
+    # A day without rows is a closed shop by the contract, unless the shop says it never closes.
+    assert _problems(0, held) == []
+    assert _problems(0, held, settings=load_config("local", ["ingest.volume_empty_days=stop"]).ingest)
+    # Closed days are no measure of open ones.
+    assert "median 115 rows over 3 days" in _problems(11_200, _days(0, 0, 0, 0, 110, 115, 120))[0]
     assert _problems(11_200, held, exempt=True) == []
     # A shrinking day is told as such, once.
     assert len(_problems(0, {**held, D: 112})) == 1 and "would replace" in _problems(0, {**held, D: 112})[0]
