@@ -4,7 +4,9 @@ One synthetic shop is generated per module, its payments given fields of the sho
 (a planted risk score, a flag, a channel, a terminal id, an undeclared coupon) and its
 chargebacks replaced by random fraud labels: the built-in features cannot find those,
 the planted score alone separates them. The shop is ingested, featurised, trained on
-and scored once.
+and scored once. Minutes of Spark and Ray Train: ``make test-slow``; the default
+suite covers the declared fields in ``test_fraud_run.py`` and the own table in
+``test_fraud_feature_table.py``.
 """
 
 from __future__ import annotations
@@ -23,14 +25,14 @@ from fastapi.exceptions import RequestValidationError
 
 from helpers import TEST_OVERRIDES, post_json
 from shoplake import columns as C
-from shoplake.config import load_config
+from shoplake.config import FraudFeatureTableConfig, load_config
 from shoplake.datagen.synthetic import ShopParams, generate_shop
 from shoplake.features.pit import run_midnight
 from shoplake.features.run import build_features
 from shoplake.fraud import metrics as M
 from shoplake.fraud.bundle import FraudBundle
 from shoplake.fraud.declarations import FEATURE_NAMES
-from shoplake.fraud.feature_table import SOURCE_JOINED, SOURCE_TABLE
+from shoplake.fraud.feature_table import SOURCE_JOINED
 from shoplake.fraud.models.gbt import train_gbt
 from shoplake.fraud.routes import fraud_score
 from shoplake.fraud.schemas import FRAUD_SCORES, TRANSACTIONS, TXN_FEATURES
@@ -40,7 +42,8 @@ from shoplake.fraud.train import run_fraud, time_split, training_data
 from shoplake.ingest.run import ingest
 from shoplake.lake import Lake
 from shoplake.serve.http import validation_message
-from shoplake.train.model_metrics import read_model_metrics
+
+pytestmark = pytest.mark.slow
 
 SHOP = ShopParams(days=56, users=150, items=60, seed=11, start=dt.date(2024, 1, 1), sessions_per_user_day=0.3)
 D = SHOP.start + dt.timedelta(days=SHOP.days)
@@ -249,66 +252,14 @@ def test_fraud_score_over_http_takes_the_shops_fields(shop, serve_url):
     assert status == 422 and f"field {RISK}" in answer["detail"]
 
 
-# ---------------------------------------------------------------------------------------------
-# The shop's own labelled feature table
-# ---------------------------------------------------------------------------------------------
-
-
-def _own_table(path: Path, days: int = 40, per_day: int = 30, seed: int = 3) -> pa.Table:
-    """A labelled payments table: a planted signal that separates fraud, a noise column, amounts; the last day unlabelled."""
-    rng = np.random.default_rng(seed)
-    n = days * per_day
-    start = dt.datetime(2024, 3, 1, tzinfo=dt.timezone.utc)
-    ts = [start + dt.timedelta(days=i // per_day, minutes=int(rng.integers(0, 1440))) for i in range(n)]
-    label = (rng.random(n) < 0.1).astype(np.int64)
-    label[[5, 400, 900]] = 1  # fraud in every split
-    signal = np.where(label == 1, rng.normal(3.0, 0.3, n), rng.normal(0.0, 0.3, n))
-    table = pa.table({
-        "txn": [f"x{i}" for i in range(n)], "at": pa.array(ts, pa.timestamp("us", tz="UTC")),
-        "is_fraud": pa.array([None if i >= n - per_day else int(v) for i, v in enumerate(label)], pa.int64()),
-        "customer": [f"c{i % 50}" for i in range(n)], "amount": rng.uniform(5, 300, n).round(2),
-        "signal": signal, "noise": rng.normal(size=n), "note": ["x"] * n,
-    })  # fmt: skip
-    pq.write_table(table, path)
-    return table
-
-
-def test_the_shops_own_table_alone_is_trained_evaluated_registered_and_scored(tmp_path, spark, ray_local):
-    path = tmp_path / "own.parquet"
-    table = _own_table(path)
-    cfg = load_config("local", [
-        *TEST_OVERRIDES, f"lake.root={tmp_path}/lake", f"runs_dir={tmp_path}/runs", "lake.engine=delta-rs", "fraud.gbt_rounds=30",
-        "fraud.nn_epochs=2", "fraud.nn_hidden=8", "fraud.review_capacity_per_day=5",
-        f"fraud.feature_table={{uri: {path}, format: parquet, payment_id: txn, timestamp: at, label: is_fraud, user_id: customer}}",
-    ])  # fmt: skip
-    lake = Lake(cfg, spark)
-    result = run_fraud(cfg, lake, name="fraud-table")
-    newest = max(table["at"].to_pylist())
-    assert result.run_date == newest.date() + dt.timedelta(days=1)
-    assert set(result.evaluations) == {"gbt", "tabular_nn"}  # the rules need the lake's velocity features
-    assert result.pr_auc("gbt") > 0.95 and result.evaluations["gbt"].metrics["test"][M.PR_AUC] <= 1.0
-    assert result.splits["train"][2] < result.splits["validation"][2] < result.splits["test"][2]
-    ev = result.evaluations[result.champion].metrics["test"]
-    assert ev["pr_auc_low"] <= ev[M.PR_AUC] <= ev["pr_auc_high"]
-    bundle = FraudBundle.load(result.bundle_path)
-    assert bundle.feature_names == ("amount", "signal", "noise")
-    assert bundle.metadata["feature_source"] == SOURCE_TABLE and bundle.metadata["feature_table"]["uri"] == str(path)
-    assert {r[C.MODEL_NAME] for r in read_model_metrics(lake, result.run_date, "fraud").to_pylist()} == {"gbt", "tabular_nn"}
-
-    scored = score_fraud(cfg, lake)
-    rows = lake.to_arrow(FRAUD_SCORES, run_date=result.run_date)
-    last_day = {r["txn"] for r in table.to_pylist() if r["at"].date() == newest.date()}
-    assert scored.rows == rows.num_rows == len(last_day) and set(rows[C.PAYMENT_ID].to_pylist()) == last_day
-
-
 def test_the_shops_own_table_joins_the_lakes_payments_by_id(shop, tmp_path):
     cfg, lake, _, _, planted = shop
     ids = sorted(planted)[::2]
     path = tmp_path / "vendor.parquet"
     pq.write_table(pa.table({"payment_id": ids, "payment_ts": ["2024-01-01T00:00:00Z"] * len(ids),
                              "vendor_score": [float(i) for i in range(len(ids))], "label": [1] * len(ids)}), path)  # fmt: skip
-    joined = cfg.model_copy(update={"fraud": cfg.fraud.model_copy(update={"feature_table": load_config("local", [
-        f"fraud.feature_table={{uri: {path}, format: parquet, mode: join}}"]).fraud.feature_table})})  # fmt: skip
+    table = FraudFeatureTableConfig(uri=str(path), format="parquet", mode="join")
+    joined = cfg.model_copy(update={"fraud": cfg.fraud.model_copy(update={"feature_table": table})})
     data = training_data(joined, lake, D)
     assert data.source == SOURCE_JOINED and data.feature_names[-1] == "vendor_score" and "label" not in data.feature_names[-2:]
     plain = training_data(cfg, lake, D)

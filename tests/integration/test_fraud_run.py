@@ -1,12 +1,15 @@
 """The fraud run, batch fraud scores and ``POST /fraud/score`` on a small synthetic shop.
 
 One shop is generated, ingested and featurised per module; the run trains every model
-on it once. The endpoint must give the batch job's scores for the same payments.
+on it once. Its payments carry two fields of the shop's own (a numeric one and a
+category), so the models read them too. The endpoint must give the batch job's scores
+for the same payments.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import numpy as np
 import pyarrow.compute as pc
@@ -33,11 +36,32 @@ SHOP = ShopParams(
     sessions_per_user_day=0.3, chargeback_delay_days=(2, 9),
 )  # fmt: skip
 D = SHOP.start + dt.timedelta(days=SHOP.days)
+#: The shop's own payment fields: a score and a channel, random (the models must read them, not gain from them).
+OWN_FIELDS = ("device_risk", "channel")
+DECLARED = (
+    "landing.extra_fields={payments: [{name: device_risk, type: double, role: feature}, "
+    "{name: channel, type: string, role: category, values: [web, app]}]}"
+)
 SETTINGS = (
     "lake.engine=delta-rs", "fraud.maturity_days=10", "fraud.gbt_rounds=40", "fraud.nn_epochs=3", "fraud.nn_hidden=16",
-    "fraud.review_capacity_per_day=5",
+    "fraud.review_capacity_per_day=5", DECLARED,
 )  # fmt: skip
-PAYMENT_FIELDS = tuple(PaymentIn.model_fields)
+PAYMENT_FIELDS = (*PaymentIn.model_fields, *OWN_FIELDS)
+
+
+def _add_own_fields(landing: str, seed: int = 2) -> None:
+    """Give every payment of the generated shop a random device_risk and channel."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    rng = np.random.default_rng(seed)
+    for path in sorted((Path(landing) / "payments").glob("*.csv")):
+        table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(column_types={C.PAYMENT_TS: pa.string(), C.AMOUNT: pa.string()}))
+        k = table.num_rows
+        table = table.append_column("device_risk", pa.array(rng.uniform(0, 1, k).round(3))).append_column(
+            "channel", pa.array(rng.choice(["web", "app"], k))
+        )
+        pacsv.write_csv(table, path)
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +75,7 @@ def shop(tmp_path_factory, spark, ray_local):
         "local", [*TEST_OVERRIDES, f"lake.root={root}/lake", f"landing.root={root}/landing", f"runs_dir={root}/runs", *SETTINGS]
     )
     generate_shop(cfg.landing.root, SHOP)
+    _add_own_fields(cfg.landing.root)
     lake = Lake(cfg, spark)
     ingest(cfg, lake, [SHOP.start + dt.timedelta(days=i) for i in range(SHOP.days)])
     build_features(cfg, lake, [D])
@@ -151,9 +176,12 @@ def test_online_scores_equal_the_batch_scores(shop):
     payments = _payments(lake, D - dt.timedelta(days=1))
     assert len(payments) == len(batch)
     scorer = FraudScorer(cfg, lake)
+    # The model reads the shop's own fields, and the bodies carry them.
+    assert {"device_risk", "new_channel_for_user"} <= set(scorer.model.bundle.feature_names)
+    assert all(body["device_risk"] is not None and body["channel"] for body in payments)
     # Scored in reverse time order: the state holds the whole day already, and only earlier payments count.
     for body in reversed(payments):
-        online = scorer.score(PaymentIn.model_validate(body))
+        online = scorer.score(scorer.parse(body))
         expected = batch[body[C.PAYMENT_ID]]
         assert online["score"] == pytest.approx(expected[C.SCORE], abs=1e-6)
         assert online["decision"] == expected[C.DECISION]
@@ -167,10 +195,10 @@ def test_a_new_payment_counts_for_the_next_one(shop):
     ts = run_midnight(D) + dt.timedelta(hours=1)
     first = {**base, C.PAYMENT_ID: "new-1", C.CARD_ID: "card-new", C.DEVICE_ID: "dev-new", C.PAYMENT_TS: ts.isoformat()}
     second = {**first, C.PAYMENT_ID: "new-2", C.PAYMENT_TS: (ts + dt.timedelta(seconds=30)).isoformat()}
-    assert scorer.state.features(PaymentIn.model_validate(second).model_dump())["device_count_1h"] == 0
-    scorer.score(PaymentIn.model_validate(first))
-    scorer.score(PaymentIn.model_validate(first))  # the same payment again is not counted twice
-    feats = scorer.state.features(PaymentIn.model_validate(second).model_dump())
+    assert scorer.state.features(scorer.parse(second).model_dump())["device_count_1h"] == 0
+    scorer.score(scorer.parse(first))
+    scorer.score(scorer.parse(first))  # the same payment again is not counted twice
+    feats = scorer.state.features(scorer.parse(second).model_dump())
     assert feats["device_count_1h"] == 1 and feats["card_count_1h"] == 1
 
 
@@ -181,10 +209,10 @@ def served(shop, serve_url, tmp_path_factory):
     from shoplake.serve.app import build_app
 
     cfg, _, _, _ = shop
-    overrides = [f"lake.root={cfg.lake.root}", f"runs_dir={cfg.runs_dir}"]
+    overrides = [f"lake.root={cfg.lake.root}", f"runs_dir={cfg.runs_dir}", DECLARED]
     serve.run(build_app({"env": "local", "overrides": overrides}), name="fraud", route_prefix="/")
     empty = tmp_path_factory.mktemp("fraud-empty")
-    serve.run(build_app({"env": "local", "overrides": [f"lake.root={empty}/lake"]}), name="fraud-empty", route_prefix="/empty")
+    serve.run(build_app({"env": "local", "overrides": [f"lake.root={empty}/lake", DECLARED]}), name="fraud-empty", route_prefix="/empty")
     return serve_url
 
 
@@ -211,6 +239,8 @@ def test_fraud_score_over_http(shop, served):
         ({C.PAYMENT_TS: "yesterday"}, ["field payment_ts"]),
         ({"coupon": "X"}, ["field coupon is not a known field"]),
         ({C.N_UNITS: -1}, ["field n_units"]),
+        ({"device_risk": "high"}, ["field device_risk", "'high'"]),
+        ({"channel": "fax"}, ["field channel", "'web' or 'app'"]),
     ],
 )
 def test_bad_payments_get_422_naming_the_field(shop, served, change, words):

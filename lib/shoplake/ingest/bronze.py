@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from typing import TYPE_CHECKING
 
 from shoplake import columns as C
@@ -10,6 +12,9 @@ from shoplake.lake.spec import Col, TableSpec
 
 if TYPE_CHECKING:
     from shoplake.config import Config
+    from shoplake.lake import Lake
+
+log = logging.getLogger(__name__)
 
 LINEAGE = (
     Col(C.SOURCE_FILE, "string", False, "Landing file the row came from."),
@@ -61,3 +66,31 @@ def configured_bronze(cfg: Config, name: str) -> TableSpec:
     """
     source = configured_source(cfg, name)
     return bronze_spec(source) if source.extra_fields else BRONZE[name]
+
+
+def read_bronze(lake: Lake, cfg: Config, name: str):
+    """``bronze.<name>`` as a Spark DataFrame with the columns of :func:`configured_bronze`.
+
+    A field declared after the table was last written is not in it yet: it reads as
+    null (with a warning) until the next ingest grows the table, whichever engine reads.
+    """
+    spec = configured_bronze(cfg, name)
+    if spec is BRONZE[name]:
+        return lake.read(spec)
+    from deltalake import DeltaTable
+    from pyspark.sql import functions as F
+
+    from shoplake.lake.spec import spark_type
+
+    have = {f.name for f in DeltaTable(lake.uri(spec), storage_options=lake.storage_options).schema().fields}
+    missing = [c for c in spec.columns if c.name not in have]
+    if not missing:
+        return lake.read(spec)
+    log.warning(
+        "%s has no column for the declared field(s) %s yet: read as null until the next ingest",
+        spec.full_name, ", ".join(c.name for c in missing),
+    )  # fmt: skip
+    df = lake.read(dataclasses.replace(spec, columns=tuple(c for c in spec.columns if c.name in have)))
+    for c in missing:
+        df = df.withColumn(c.name, F.lit(None).cast(spark_type(c.dtype)))
+    return df.select(*spec.column_names)
