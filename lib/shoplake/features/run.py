@@ -24,7 +24,7 @@ from pyspark.sql import functions as F
 from shoplake import columns as C
 from shoplake.config import Config
 from shoplake.features.pit import landed_before
-from shoplake.ingest.bronze import BRONZE, configured_bronze
+from shoplake.ingest.bronze import BRONZE, configured_bronze, read_bronze
 from shoplake.lake import Lake, WriteResult
 from shoplake.lake.spec import TableSpec
 
@@ -175,7 +175,7 @@ def build_features(
         spec = configured_bronze(cfg, name)
         if name in present:
             log.info("reading %s v%d", spec.full_name, lake.version(spec))
-            bronze[name] = lake.read(spec)
+            bronze[name] = read_bronze(lake, cfg, name)
         else:
             lost = "; ".join(node.optional.get(name, f"{node.name} reads the others") for node in runnable if name in node.sources())
             log.warning("%s does not exist in %s; %s", spec.full_name, lake.root, lost)
