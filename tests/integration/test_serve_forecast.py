@@ -85,6 +85,7 @@ def test_forecast_of_the_latest_run_date(served):
     assert {k: body[k] for k in ("item_id", "run_date", "model_name", "model_version", "horizon")} == {
         "item_id": "i1", "run_date": "2024-03-01", "model_name": "quantile_net", "model_version": "3", "horizon": DAYS,
     }  # fmt: skip
+    assert body["grain"] == "day"  # rows without a grain (written before grains) are days
     assert body["forecasts"][0] == {"date": "2024-03-01", "mean": 11.0, "p10": 10.0, "p50": 11.0, "p90": 13.0}
     assert [f["date"] for f in body["forecasts"]] == [f"2024-03-0{d}" for d in range(1, DAYS + 1)]
     assert [f["mean"] for f in body["forecasts"]] == [11.0, 12.0, 13.0, 14.0, 15.0]

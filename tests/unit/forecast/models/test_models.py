@@ -17,6 +17,11 @@ from shoplake.forecast.models.windows import ENCODER_STATS, NetSettings, PanelFr
 from shoplake.forecast.schemas import ITEM_DAILY_SALES
 
 MONDAY = dt.date(2024, 1, 1)
+#: Every baseline as a test parameter; AutoARIMA's stepwise search takes seconds even on these series.
+EVERY_BASELINE = [
+    pytest.param(model, id=name, marks=pytest.mark.slow) if name == "auto_arima" else pytest.param(model, id=name)
+    for name, model in BASELINES.items()
+]
 
 
 def sales_rows(rows: list[tuple]) -> pa.Table:
@@ -170,7 +175,7 @@ def test_the_interval_of_a_noisy_item_is_wider_than_that_of_a_steady_one():
         assert width[1] > 3 * width[0], model.__name__
 
 
-@pytest.mark.parametrize("model", list(BASELINES.values()), ids=list(BASELINES))
+@pytest.mark.parametrize("model", EVERY_BASELINE)
 def test_quantiles_are_ordered_and_non_negative(model):
     rng = np.random.default_rng(2)
     units = rng.poisson(rng.uniform(0.1, 20, (20, 1)), size=(20, 120)).astype(float)
@@ -182,7 +187,7 @@ def test_quantiles_are_ordered_and_non_negative(model):
     assert (forecast.p90 > forecast.p10).mean() > 0.9  # not degenerate
 
 
-@pytest.mark.parametrize("model", list(BASELINES.values()), ids=list(BASELINES))
+@pytest.mark.parametrize("model", EVERY_BASELINE)
 def test_short_histories_do_not_crash(model):
     units = np.full((5, 20), np.nan)
     units[0, -1:] = 4.0  # one day
