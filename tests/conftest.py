@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import TEST_OVERRIDES, free_port
+from helpers import TEST_ENGINE_ENV, TEST_OVERRIDES, free_port
 from shoplake.config import load_config
 
 
@@ -30,9 +30,24 @@ def make_cfg(tmp_path):
     return make
 
 
+@pytest.fixture(scope="session")
+def test_engine(spark) -> str:
+    """The lake engine of the suite: ``$SHOPLAKE_TEST_ENGINE``, else delta-spark where the session has the Delta jars."""
+    import os
+
+    from shoplake.spark import delta_classes_available
+
+    chosen = os.environ.get(TEST_ENGINE_ENV)
+    if chosen:
+        if chosen == "delta-spark" and not delta_classes_available(spark):
+            raise RuntimeError(f"{TEST_ENGINE_ENV}=delta-spark but the test session has no Delta jars")
+        return chosen
+    return "delta-spark" if delta_classes_available(spark) else "delta-rs"
+
+
 @pytest.fixture
-def cfg(make_cfg):
-    return make_cfg("lake.engine=delta-rs")
+def cfg(make_cfg, test_engine):
+    return make_cfg(f"lake.engine={test_engine}")
 
 
 @pytest.fixture

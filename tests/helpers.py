@@ -10,6 +10,8 @@ TEST_OVERRIDES = (
     "spark.conf.spark.driver.memory=2g",
     "ray.num_cpus=2",
 )
+#: Names the lake engine the suite runs on (delta-spark or delta-rs); unset: delta-spark where the jars can be had.
+TEST_ENGINE_ENV = "SHOPLAKE_TEST_ENGINE"
 
 
 def free_port() -> int:

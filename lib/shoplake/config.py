@@ -100,6 +100,15 @@ class SparkConfig(_Strict):
     master: str | None = "local[*]"
     app_name: str = "shoplake"
     conf: dict[str, str] = Field(default_factory=dict)
+    packages: list[str] = Field(
+        default_factory=list, description="Maven coordinates added to spark.jars.packages (hadoop-aws for s3a://, ...)."
+    )
+    delta_package: str | None = Field(
+        None, description="Maven coordinates of the Delta Lake jars (None: the ones matching this PySpark, shoplake.spark.DELTA_PACKAGE)."
+    )
+    ivy_dir: str | None = Field(
+        None, description="Ivy's folder for the fetched jars (spark.jars.ivy); None: Spark's default under the home folder."
+    )
 
 
 class RayConfig(_Strict):
@@ -900,6 +909,7 @@ def load_config(env: str = "local", overrides: list[str] | tuple[str, ...] = (),
             "runs_dir": resolve_path(cfg.runs_dir, root),
             "cluster": cfg.cluster.model_copy(update={"run_dir": resolve_path(cfg.cluster.run_dir, root)}),
             "lake": cfg.lake.model_copy(update={"root": resolve_path(cfg.lake.root, root)}),
+            "spark": cfg.spark.model_copy(update={"ivy_dir": resolve_path(cfg.spark.ivy_dir, root) if cfg.spark.ivy_dir else None}),
             "landing": cfg.landing.model_copy(update={"root": resolve_path(cfg.landing.root, root)}),
         }
     )

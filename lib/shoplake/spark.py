@@ -3,6 +3,14 @@
 Under ``spark-submit`` the session's master, resources and jars come from the submit
 command; :func:`get_spark` then only adds config keys the command did not set. In
 every other case the session is built from ``cfg.spark``.
+
+Delta Lake's jars. With ``lake.engine`` ``delta-spark`` or ``auto`` the session asks
+Maven Central (through Spark's Ivy, cache under ``spark.ivy_dir``) for the Delta
+package that matches this PySpark (:data:`DELTA_PACKAGE`), leaving out what PySpark
+ships itself (:data:`DELTA_EXCLUDES`), and enables Delta's SQL extension. When the
+jars cannot be had (a machine without Maven access) ``auto`` starts the session
+without them and says so in the log, and the lake falls back to the ``delta-rs``
+engine; ``delta-spark`` stops with the reason.
 """
 
 from __future__ import annotations
@@ -18,10 +26,43 @@ log = logging.getLogger(__name__)
 #: The Maven coordinates of the Delta Lake jars that match this PySpark (``spark.jars.packages``, ``--packages``).
 DELTA_PACKAGE = "io.delta:delta-spark_4.2_2.13:4.4.0"
 
+#: Dependencies of the Delta package that PySpark's own jars already provide (a second Hadoop,
+#: Parquet or Jackson on the classpath would shadow Spark's); ``spark.jars.excludes``.
+DELTA_EXCLUDES = (
+    "org.apache.hadoop:hadoop-client-api",
+    "org.apache.hadoop:hadoop-client-runtime",
+    "org.apache.parquet:parquet-hadoop",
+    "org.apache.parquet:parquet-column",
+    "org.apache.parquet:parquet-common",
+    "org.apache.parquet:parquet-encoding",
+    "org.apache.parquet:parquet-format-structures",
+    "org.apache.parquet:parquet-jackson",
+    "com.fasterxml.jackson.core:jackson-core",
+    "com.fasterxml.jackson.core:jackson-databind",
+    "com.fasterxml.jackson.core:jackson-annotations",
+    "org.apache.logging.log4j:log4j-api",
+    "org.apache.logging.log4j:log4j-core",
+    "org.apache.logging.log4j:log4j-slf4j2-impl",
+    "org.slf4j:slf4j-api",
+    "org.xerial.snappy:snappy-java",
+    "com.github.luben:zstd-jni",
+    "org.roaringbitmap:RoaringBitmap",
+    "org.roaringbitmap:shims",
+    "commons-logging:commons-logging",
+    "com.google.code.findbugs:jsr305",
+    "io.airlift:aircompressor",
+)
+
 DELTA_SESSION_CONF = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
     "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
 }
+
+_JAR_KEYS = ("spark.jars.packages", "spark.jars", "spark.driver.extraClassPath")
+
+
+class SparkStartError(RuntimeError):
+    """Spark could not start as configured; the message says why and what to change."""
 
 
 def launched_by_spark_submit() -> bool:
@@ -30,19 +71,67 @@ def launched_by_spark_submit() -> bool:
 
 
 def _delta_jars_requested(conf: dict[str, str]) -> bool:
-    jars = " ".join(conf.get(k, "") for k in ("spark.jars.packages", "spark.jars", "spark.driver.extraClassPath"))
+    jars = " ".join(conf.get(k, "") for k in _JAR_KEYS)
     return "delta-spark" in jars or "delta-core" in jars
+
+
+def _join(*parts: str | None) -> str:
+    return ",".join(p for part in parts if part for p in part.split(",") if p)
+
+
+def session_conf(cfg: Config, with_delta: bool) -> dict[str, str]:
+    """The settings of a session built from ``cfg.spark`` (not under ``spark-submit``).
+
+    ``spark.packages`` and, ``with_delta``, the Delta package with its exclusions
+    and session extension are added to what ``spark.conf`` says; ``spark.ivy_dir``
+    becomes ``spark.jars.ivy``.
+    """
+    sc = cfg.spark
+    conf = dict(sc.conf)
+    conf.setdefault("spark.sql.session.timeZone", "UTC")
+    packages = list(sc.packages)
+    if with_delta and not _delta_jars_requested(conf):
+        packages.insert(0, sc.delta_package or DELTA_PACKAGE)
+    if packages:
+        conf["spark.jars.packages"] = _join(conf.get("spark.jars.packages"), ",".join(packages))
+    if with_delta:
+        conf["spark.jars.excludes"] = _join(conf.get("spark.jars.excludes"), ",".join(DELTA_EXCLUDES))
+        for key, value in DELTA_SESSION_CONF.items():
+            conf.setdefault(key, value)
+    if sc.ivy_dir:
+        conf.setdefault("spark.jars.ivy", sc.ivy_dir)
+    return conf
+
+
+def _build(cfg: Config, conf: dict[str, str]):
+    from pyspark.sql import SparkSession
+
+    master = cfg.spark.master or "local[*]"
+    builder = SparkSession.builder.master(master).appName(cfg.spark.app_name)
+    if master.startswith("local"):
+        # The host name may not resolve to a reachable address in containers.
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    # Executors on this host must run the same interpreter (and virtualenv) as the driver.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
 
 
 def get_spark(cfg: Config):
     """Return the active SparkSession, or build one from configuration.
 
     Args:
-        cfg: Loaded configuration; ``cfg.spark`` gives master, app name and settings,
-            ``cfg.lake.engine`` decides whether Delta's session extension is enabled.
+        cfg: Loaded configuration; ``cfg.spark`` gives master, app name, settings,
+            packages and the Ivy folder; ``cfg.lake.engine`` decides whether the
+            Delta jars are fetched and Delta's session extension is enabled.
 
     Returns:
         A SparkSession with the session time zone set to UTC.
+
+    Raises:
+        SparkStartError: ``lake.engine`` is ``delta-spark`` and the Delta jars cannot
+            be fetched.
     """
     from pyspark import SparkConf
     from pyspark.sql import SparkSession
@@ -51,30 +140,35 @@ def get_spark(cfg: Config):
     if active is not None:
         return active
 
-    conf = dict(cfg.spark.conf)
-    conf.setdefault("spark.sql.session.timeZone", "UTC")
-    if cfg.lake.engine == "delta-spark" or (cfg.lake.engine == "auto" and _delta_jars_requested(conf)):
-        for key, value in DELTA_SESSION_CONF.items():
-            conf.setdefault(key, value)
-
-    builder = SparkSession.builder
+    engine = cfg.lake.engine
     if launched_by_spark_submit():
         given = dict(SparkConf().getAll())
-        if cfg.lake.engine == "auto" and _delta_jars_requested(given):
+        conf = dict(cfg.spark.conf)
+        conf.setdefault("spark.sql.session.timeZone", "UTC")
+        if engine == "delta-spark" or (engine == "auto" and _delta_jars_requested(given)):
             for key, value in DELTA_SESSION_CONF.items():
                 conf.setdefault(key, value)
-        conf = {k: v for k, v in conf.items() if k not in given}
+        builder = SparkSession.builder
+        for key, value in conf.items():
+            if key not in given:
+                builder = builder.config(key, value)
+        spark = builder.getOrCreate()
     else:
-        master = cfg.spark.master or "local[*]"
-        builder = builder.master(master).appName(cfg.spark.app_name)
-        if master.startswith("local"):
-            # The host name may not resolve to a reachable address in containers.
-            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-        # Executors on this host must run the same interpreter (and virtualenv) as the driver.
-        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    for key, value in conf.items():
-        builder = builder.config(key, value)
-    spark = builder.getOrCreate()
+        with_delta = engine in ("delta-spark", "auto")
+        try:
+            spark = _build(cfg, session_conf(cfg, with_delta))
+        except Exception as exc:  # noqa: BLE001 - the JVM exits when Ivy cannot resolve the packages
+            if not with_delta:
+                raise
+            reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+            package = cfg.spark.delta_package or DELTA_PACKAGE
+            if engine == "delta-spark":
+                raise SparkStartError(
+                    f"lake.engine is delta-spark but Spark could not start with {package} ({reason}); "
+                    "check access to Maven Central (or spark.ivy_dir holding the jars), or set lake.engine=delta-rs"
+                ) from exc
+            log.warning("Spark could not start with the Delta jars %s (%s): starting without them; the lake uses delta-rs", package, reason)
+            spark = _build(cfg, session_conf(cfg, with_delta=False))
     log.info("Spark %s session on %s", spark.version, spark.sparkContext.master)
     return spark
 

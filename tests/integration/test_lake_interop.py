@@ -1,4 +1,4 @@
-"""Tables written through Spark are read by deltalake and Ray, and the reverse."""
+"""Tables written by each engine are read by the other, by deltalake, Polars and Ray, and need no feature delta-rs lacks."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import datetime as dt
 import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
+from pyspark.sql import functions as F
 
 from shoplake.lake.catalog import register
 from shoplake.lake.spec import Col, TableSpec
@@ -65,62 +66,55 @@ def test_ray_write_checks_the_spec(lake, ray_local):
     assert not lake.exists(SCORES)
 
 
-DELTA_SPARK_RUN = """
-import json, sys
-from deltalake import DeltaTable
-from pyspark.sql import functions as F
-from shoplake.config import load_config
-from shoplake.lake import Lake, SchemaMismatchError
-from shoplake.lake.spec import Col, TableSpec
-from shoplake.spark import get_spark
-
-cfg = load_config("local", json.loads(sys.argv[1]))
-spark = get_spark(cfg)
-lake = Lake(cfg, spark)
-spec = TableSpec(name="scores", layer="serving", columns=(Col("user_id", "string", nullable=False), Col("score", "double"),
-                 Col("run_date", "date", nullable=False)), keys=("user_id", "run_date"), partition_by=("run_date",))
-df = spark.createDataFrame([(f"u{i}", float(i)) for i in range(10)], "user_id string, score double").withColumn(
-    "run_date", F.to_date(F.lit("2024-05-01")))
-lake.write(df, spec, mode="replace", run_dates=["2024-05-01"])
-lake.write(df, spec, mode="replace", run_dates=["2024-05-01"])
-grown = TableSpec(name="scores", layer="serving", columns=(*spec.columns, Col("note", "string")), keys=spec.keys,
-                  partition_by=spec.partition_by)
-lake.merge(df.limit(2).withColumn("score", F.lit(-1.0)).withColumn("note", F.lit("fixed")), grown)
-try:
-    lake.write(df.drop("score"), spec)
-    refused = False
-except SchemaMismatchError:
-    refused = True
-rows = DeltaTable(lake.uri(spec)).to_pyarrow_table().to_pylist()
-print("RESULT " + json.dumps({"engine": lake.engine.name, "rows": len(rows), "refused": refused,
-                             "fixed": sorted(r["user_id"] for r in rows if r["note"] == "fixed"),
-                             "classes": spark.sparkContext._jvm is not None}), flush=True)
-spark.stop()
-# deltalake's Arrow readers may abort the interpreter at exit (``terminate called ...``); the work is done.
-import os
-os._exit(0)
-"""
+#: Reader and writer features of Delta's protocol that delta-rs 1.6 reads and writes.
+DELTA_RS_READER_FEATURES = {"timestampNtz", "columnMapping", "deletionVectors", "v2Checkpoint"}
+DELTA_RS_WRITER_FEATURES = {"appendOnly", "invariants", "checkConstraints", "changeDataFeed", "generatedColumns", "timestampNtz",
+                            "columnMapping", "deletionVectors", "v2Checkpoint", "identityColumns"}  # fmt: skip
 
 
-def test_delta_spark_engine_with_the_jars_from_maven_central(make_cfg, tmp_path):
-    """Native Delta through Spark, in a Spark of its own that fetches the Delta jars (skipped only offline)."""
-    import json
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
+@pytest.fixture
+def both_engines(make_cfg, spark):
+    from shoplake.lake import Lake
+    from shoplake.spark import delta_classes_available
 
-    import shoplake
-    from helpers import TEST_OVERRIDES
-    from shoplake.spark import DELTA_PACKAGE
+    if not delta_classes_available(spark):
+        pytest.skip("this Spark session has no Delta jars")
+    return {name: Lake(make_cfg(f"lake.engine={name}"), spark) for name in ("delta-spark", "delta-rs")}
 
-    overrides = [*TEST_OVERRIDES, f"lake.root={tmp_path}/lake", f"landing.root={tmp_path}/landing", f"runs_dir={tmp_path}/runs",
-                 "lake.engine=delta-spark", f"spark.conf.spark.jars.packages={DELTA_PACKAGE}"]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(shoplake.__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, "-c", DELTA_SPARK_RUN, json.dumps(overrides)], capture_output=True, text=True,
-                          env=env, timeout=600, cwd=tmp_path)  # fmt: skip
-    if done.returncode and ("UNRESOLVED DEPENDENCIES" in done.stderr or "not found" in done.stderr and "io.delta" in done.stderr):
-        pytest.skip(f"{DELTA_PACKAGE} cannot be fetched from Maven Central here")
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))[len("RESULT ") :])
-    assert result == {"engine": "delta-spark", "rows": 10, "refused": True, "fixed": ["u0", "u1"], "classes": True}
+
+@pytest.mark.parametrize("writer, reader", [("delta-spark", "delta-rs"), ("delta-rs", "delta-spark")])
+def test_each_engine_reads_what_the_other_wrote(spark, both_engines, writer, reader):
+    import polars as pl
+
+    w, r = both_engines[writer], both_engines[reader]
+    assert (w.engine.name, r.engine.name) == (writer, reader)
+    first = spark.createDataFrame(
+        [(f"u{i}", float(i), TS, D1) for i in range(20)], "user_id string, score double, scored_at timestamp, run_date date"
+    )
+    w.write(first, SCORES, mode="replace", run_dates=[D1])
+    # The other engine replaces one date, merges and time-travels on the same table.
+    r.write(first.limit(5).withColumn("run_date", F.lit(D2)), SCORES, mode="replace", run_dates=[D2])
+    r.merge(spark.createDataFrame([("u1", -1.0, TS, D1)], "user_id string, score double, scored_at timestamp, run_date date"), SCORES)
+    assert r.read(SCORES).count() == 25 and w.read(SCORES, version=0).count() == 20
+    assert {x.user_id: x.score for x in w.read(SCORES).where(F.col("run_date") == D1).collect()}["u1"] == -1.0
+    # Outside readers: deltalake, Polars.
+    assert DeltaTable(w.uri(SCORES)).to_pyarrow_table().num_rows == 25
+    assert pl.read_delta(w.uri(SCORES)).filter(pl.col("user_id") == "u1").sort("run_date")["score"].to_list() == [-1.0, 1.0]
+    # The history reads the same through both engines.
+    assert [h["version"] for h in w.history(SCORES)] == [h["version"] for h in r.history(SCORES)] == [2, 1, 0]
+    r.restore(SCORES, 0)
+    assert w.read(SCORES).count() == 20
+
+
+@pytest.mark.parametrize("engine", ["delta-spark", "delta-rs"])
+def test_tables_need_no_feature_delta_rs_lacks(spark, both_engines, engine):
+    lake = both_engines[engine]
+    df = spark.createDataFrame(
+        [(f"u{i}", float(i), TS, D1) for i in range(3)], "user_id string, score double, scored_at timestamp, run_date date"
+    )
+    lake.write(df, SCORES, mode="replace", run_dates=[D1])
+    lake.merge(df.limit(1), SCORES)
+    protocol = DeltaTable(lake.uri(SCORES)).protocol()
+    assert set(protocol.reader_features or ()) <= DELTA_RS_READER_FEATURES, protocol
+    assert set(protocol.writer_features or ()) <= DELTA_RS_WRITER_FEATURES, protocol
+    assert protocol.min_reader_version <= 3 and protocol.min_writer_version <= 7

@@ -30,6 +30,9 @@ from shoplake.lake.spec import TableSpec
 
 log = logging.getLogger(__name__)
 
+#: The step's name in the pipeline and in the run manifest.
+FEATURES_STEP = "features"
+
 
 @dataclass(frozen=True)
 class FeatureNode:
@@ -195,7 +198,7 @@ def build_features(
                 frames = node.compute(ctx, day)
                 for spec in node.outputs:
                     outputs[spec.full_name].append(frames[spec.full_name])
-        with lake.batch() as batch:
+        with lake.batch(step=FEATURES_STEP, tables=specs, run_date=days[-1]) as batch:
             for spec in specs:
                 batch.write(_union(outputs[spec.full_name]), spec, mode="replace", run_dates=days)
                 log.info("features: %s staged for %s..%s", spec.full_name, days[0], days[-1])

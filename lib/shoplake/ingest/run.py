@@ -36,6 +36,9 @@ from shoplake.lake import Lake, WriteResult
 
 log = logging.getLogger(__name__)
 
+#: The step's name in the pipeline and in the run manifest.
+INGEST_STEP = "ingest"
+
 
 @dataclass
 class IngestReport:
@@ -197,7 +200,8 @@ def ingest(
                     problems += volume_problems(spec.full_name, volumes, held_rows(lake, spec), settings, name in settings.volume_exempt)
             if problems:
                 raise VolumeError(stop_message(problems))
-            with lake.batch() as batch:
+            tables = [t for name, (_, spec) in prepared.items() for t in (spec, QUARANTINE[name])]
+            with lake.batch(step=INGEST_STEP, tables=tables, run_date=report.run_dates[-1]) as batch:
                 for name, (validated, spec) in prepared.items():
                     good, bad = split_valid(validated)
                     batch.write(good, spec, mode="replace", run_dates=report.run_dates)

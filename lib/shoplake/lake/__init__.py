@@ -22,6 +22,8 @@ from shoplake import columns as C
 from shoplake.lake.base import WRITE_MODES, StagedWrite, WriteResult, check_mode
 from shoplake.lake.catalog import all_specs, get_spec, table_uri
 from shoplake.lake.checks import SchemaMismatchError
+from shoplake.lake.manifest import COMPLETE, FAILED, STARTED, RunManifest, new_run_id, version_before_runs
+from shoplake.lake.recovery import HISTORY_SCAN, roll_back
 from shoplake.lake.spec import TableSpec
 
 if TYPE_CHECKING:
@@ -55,6 +57,7 @@ class Lake:
         self.root = cfg.lake.root
         self._spark = spark
         self._engine = None
+        self._manifest: RunManifest | None = None
 
     @property
     def spark(self):
@@ -74,7 +77,13 @@ class Lake:
 
             choice = self.cfg.lake.engine
             if choice == "auto":
-                choice = "delta-spark" if delta_classes_available(self.spark) else "delta-rs"
+                available = delta_classes_available(self.spark)
+                choice = "delta-spark" if available else "delta-rs"
+                log.info(
+                    "lake.engine auto: %s (%s)",
+                    choice,
+                    "Delta Lake's classes are on Spark's classpath" if available else "Delta Lake's classes are not on Spark's classpath",
+                )
             if choice == "delta-spark":
                 if not delta_classes_available(self.spark):
                     raise RuntimeError(
@@ -95,19 +104,56 @@ class Lake:
         """Location of a table."""
         return table_uri(self.root, get_spec(table))
 
-    def version(self, table: str | TableSpec) -> int | None:
-        """Current Delta version, or None when the table does not exist yet."""
+    @property
+    def manifest(self) -> RunManifest:
+        """``ops.runs``: the runs of the steps that write several tables at once."""
+        if self._manifest is None:
+            self._manifest = RunManifest(self.root, self.storage_options)
+        return self._manifest
+
+    def current_version(self, table: str | TableSpec) -> int | None:
+        """The table's newest Delta version, finished runs or not; None when there is no table."""
         from shoplake.lake.delta_rs import table_version
 
         return table_version(self.uri(table), self.storage_options)
+
+    def _pinned_version(self, spec: TableSpec) -> tuple[bool, int | None]:
+        """``(pinned, version)``: pinned when an unfinished run has committed to the table; version is then the one before it."""
+        pending = {r.run_id for r in self.manifest.unfinished() if spec.full_name in r.tables}
+        if not pending:
+            return False, None
+        return version_before_runs(self.history(spec, limit=HISTORY_SCAN), pending)
+
+    def version(self, table: str | TableSpec) -> int | None:
+        """The version readers see: the newest, unless an unfinished run has committed to the table.
+
+        While a run of a multi-table step (:meth:`batch`) is in progress, or after it
+        was killed before its last commit, readers get the version from before that
+        run's first commit, so the tables they read belong to complete runs only.
+        None when the table does not exist (for readers) yet.
+        """
+        spec = get_spec(table)
+        current = self.current_version(spec)
+        if current is None:
+            return None
+        pinned, before = self._pinned_version(spec)
+        return before if pinned else current
+
+    def _read_version(self, spec: TableSpec, version: int | None) -> int | None:
+        if version is not None:
+            return version
+        pinned, before = self._pinned_version(spec)
+        if pinned and before is None:
+            raise FileNotFoundError(f"table {spec.full_name} has no complete version yet: the run creating it has not finished")
+        return before if pinned else None
 
     def exists(self, table: str | TableSpec) -> bool:
         return self.version(table) is not None
 
     def read(self, table: str | TableSpec, version: int | None = None):
-        """The table as a Spark DataFrame, at its current or a given version."""
+        """The table as a Spark DataFrame, at the version readers see (:meth:`version`) or a given one."""
         spec = get_spec(table)
-        return self.engine.read(self.uri(spec), spec, version)
+        return self.engine.read(self.uri(spec), spec, self._read_version(spec, version))
 
     def _partitions(self, spec: TableSpec, mode: str, run_dates, partitions):
         if run_dates is not None:
@@ -119,17 +165,17 @@ class Lake:
 
     def _evolve(self, spec: TableSpec, mode: str) -> None:
         """Give an existing table the nullable columns its spec gained, unless the write replaces the whole table."""
-        from shoplake.lake.delta_rs import add_missing_columns
-
         if mode != "overwrite":
-            add_missing_columns(self.uri(spec), spec, self.storage_options)
+            self.engine.add_columns(self.uri(spec), spec)
 
-    def stage(self, df, table: str | TableSpec, mode: str = "overwrite", run_dates=None, partitions=None) -> StagedWrite:
-        """Write the data files of ``df`` without committing (see :meth:`batch`)."""
+    def stage(
+        self, df, table: str | TableSpec, mode: str = "overwrite", run_dates=None, partitions=None, run_id: str | None = None
+    ) -> StagedWrite:
+        """Write the data files of ``df`` without committing (see :meth:`batch`); ``run_id`` marks its commit."""
         spec = get_spec(table)
         parts = self._partitions(spec, mode, run_dates, partitions)
         self._evolve(spec, mode)
-        return self.engine.stage(df, self.uri(spec), spec, mode, parts)
+        return self.engine.stage(df, self.uri(spec), spec, mode, parts, run_id=run_id)
 
     def write(self, df, table: str | TableSpec, mode: str = "overwrite", run_dates=None, partitions=None) -> WriteResult:
         """Write a Spark DataFrame to a table in one atomic commit.
@@ -161,22 +207,19 @@ class Lake:
         return self.engine.merge(df, self.uri(spec), spec, keys)
 
     def history(self, table: str | TableSpec, limit: int | None = None) -> list[dict]:
-        """Commits of a table, newest first."""
-        from deltalake import DeltaTable
-
-        return DeltaTable(self.uri(table), storage_options=self.storage_options).history(limit)
+        """Commits of a table, newest first: ``version``, ``timestamp`` (ms), ``operation`` and shoplake's ``shoplake.*`` keys."""
+        return self.engine.history(self.uri(table), limit)
 
     def restore(self, table: str | TableSpec, version: int) -> None:
         """Make ``version`` the table's current content again (a new commit)."""
-        from shoplake.lake.delta_rs import restore
-
-        restore(self.uri(table), version, self.storage_options)
+        self.engine.restore(self.uri(table), version)
 
     def row_count(self, table: str | TableSpec, version: int | None = None) -> int:
         """Rows in the table, from the Delta log's file statistics (no data is read)."""
         import pyarrow as pa
         from deltalake import DeltaTable
 
+        version = self._read_version(get_spec(table), version)
         actions = pa.table(DeltaTable(self.uri(table), version=version, storage_options=self.storage_options).get_add_actions(flatten=True))
         return int(pa.compute.sum(actions["num_records"]).as_py() or 0) if actions.num_rows else 0
 
@@ -192,8 +235,10 @@ class Lake:
         spec = get_spec(table)
         if C.RUN_DATE not in spec.partition_by:
             raise ValueError(f"table {spec.full_name} is not partitioned by {C.RUN_DATE}")
-        if version is None and self.version(spec) is None:
-            return []
+        if version is None:
+            version = self.version(spec)
+            if version is None:
+                return []
         actions = pa.table(DeltaTable(self.uri(spec), version=version, storage_options=self.storage_options).get_add_actions(flatten=True))
         column = f"partition.{C.RUN_DATE}"
         if not actions.num_rows:
@@ -218,6 +263,7 @@ class Lake:
         import pyarrow.dataset as ds
         from deltalake import DeltaTable
 
+        version = self._read_version(get_spec(table), version)
         dt_ = DeltaTable(self.uri(table), version=version, storage_options=self.storage_options)
         dataset = dt_.to_pyarrow_dataset()
         # pyarrow prunes the other partitions' files by the filter.
@@ -229,19 +275,43 @@ class Lake:
         return result
 
     @contextlib.contextmanager
-    def batch(self) -> Iterator[LakeBatch]:
+    def batch(
+        self, step: str | None = None, tables: Iterable[str | TableSpec] = (), run_date: dt.date | None = None
+    ) -> Iterator[LakeBatch]:
         """Group writes to several tables: all commit at the end, or none does.
 
-        Data files of every write are produced first; the commits follow only when all
-        of them succeeded. If a commit fails, the ones made before it are restored.
+        Every write is checked first (and the delta-rs engine writes its data files);
+        the commits follow only when all of them succeeded (Spark's Delta writer
+        writes and commits each table in one go then). If a commit fails, the ones
+        made before it are restored.
+
+        With ``step`` the run is recorded in the run manifest (:mod:`shoplake.lake.manifest`):
+        unfinished runs of the same step are rolled back first, readers keep seeing
+        the ``tables`` as they were until the last commit, and a process killed
+        between two commits leaves nothing half-visible.
+
+        Args:
+            step: The step writing (``ingest``, ``features``); None: not recorded.
+            tables: Every table the run may write (with ``step``; a run naming none writes nothing).
+            run_date: The run date, recorded with the run.
         """
-        batch = LakeBatch(self)
+        names = [get_spec(t).full_name for t in tables]
+        batch = LakeBatch(self, step, names, run_date)
+        batch.begin()
         try:
             yield batch
-        except BaseException:
-            batch.abort()
+        except BaseException as exc:
+            batch.abort(exc)
             raise
         batch.commit()
+
+    def roll_back_unfinished(self, step: str) -> list[str]:
+        """Roll back every unfinished run of ``step`` (see :mod:`shoplake.lake.manifest`); returns their ids."""
+        rolled = []
+        for run in self.manifest.unfinished(step):
+            roll_back(self, run)
+            rolled.append(run.run_id)
+        return rolled
 
     def tables(self) -> list[TableSpec]:
         """Specs of the tables that exist in this lake."""
@@ -264,37 +334,56 @@ class Lake:
 
 
 class LakeBatch:
-    """Writes collected by :meth:`Lake.batch`."""
+    """Writes collected by :meth:`Lake.batch`: one run of a step."""
 
-    def __init__(self, lake: Lake):
+    def __init__(self, lake: Lake, step: str | None = None, tables: list[str] | None = None, run_date: dt.date | None = None):
         self.lake = lake
+        self.step = step
+        self.tables = list(tables or [])
+        self.run_date = run_date
+        self.run_id = new_run_id()
         self.staged: list[StagedWrite] = []
         self.results: list[WriteResult] = []
 
+    def begin(self) -> None:
+        """Roll back unfinished runs of the step and record this one as started."""
+        if self.step is None:
+            return
+        rolled = self.lake.roll_back_unfinished(self.step)
+        if rolled:
+            log.warning("%s: rolled back %d unfinished run(s) before this one: %s", self.step, len(rolled), ", ".join(rolled))
+        self.lake.manifest.record(self.run_id, self.step, STARTED, self.run_date, tables=self.tables)
+
     def write(self, df, table: str | TableSpec, mode: str = "overwrite", run_dates=None, partitions=None) -> None:
-        if any(s.table == get_spec(table).full_name for s in self.staged):
-            raise ValueError(f"table {get_spec(table).full_name} is written twice in one batch")
-        self.staged.append(self.lake.stage(df, table, mode, run_dates, partitions))
+        name = get_spec(table).full_name
+        if any(s.table == name for s in self.staged):
+            raise ValueError(f"table {name} is written twice in one batch")
+        if self.step is not None and name not in self.tables:
+            raise ValueError(f"step {self.step}: table {name} is not among the tables its run declared ({', '.join(self.tables)})")
+        self.staged.append(self.lake.stage(df, table, mode, run_dates, partitions, run_id=self.run_id))
+
+    def _after_commit(self, staged: StagedWrite) -> None:
+        """Called after each table's commit (a seam for tests that kill the process between commits)."""
 
     def commit(self) -> list[WriteResult]:
-        done: list[StagedWrite] = []
         try:
             for staged in self.staged:
                 self.results.append(staged.commit())
                 staged.committed = True
-                done.append(staged)
-        except BaseException:
-            for staged in reversed(done):
-                staged.rollback()
-            for staged in self.staged:
-                if staged not in done:
-                    staged.discard()
+                self._after_commit(staged)
+        except BaseException as exc:
+            self.abort(exc)
             raise
+        if self.step is not None:
+            self.lake.manifest.record(self.run_id, self.step, COMPLETE, self.run_date, tables={r.table: r.version for r in self.results})
         return self.results
 
-    def abort(self) -> None:
+    def abort(self, error: BaseException | None = None) -> None:
         for staged in reversed(self.staged):
             if staged.committed:
                 staged.rollback()
             else:
                 staged.discard()
+        if self.step is not None:
+            detail = f"{type(error).__name__}: {error}" if error is not None else None
+            self.lake.manifest.record(self.run_id, self.step, FAILED, self.run_date, detail=detail)

@@ -31,8 +31,8 @@ class WriteResult:
 class StagedWrite:
     """A write whose data is in place but whose effect is not final yet.
 
-    ``commit`` makes it visible (for the delta-rs engine this is the single Delta
-    commit; the delta-spark engine has committed already and only reports).
+    ``commit`` makes it visible: the single Delta commit of the files the delta-rs
+    engine wrote, or Spark's Delta write (data and commit) for the delta-spark engine.
     ``rollback`` undoes a committed write by restoring the previous version, and
     ``discard`` removes the files of a write that will never be committed.
     """

@@ -26,11 +26,12 @@ def register(*specs: TableSpec) -> None:
 def _collect() -> None:
     # Loaded on first use, not at import: these modules and every use case import the lake.
     from shoplake.ingest import bronze
+    from shoplake.lake import manifest
     from shoplake.monitor import profile
     from shoplake.train import model_metrics
     from shoplake.usecases import use_cases
 
-    register(*bronze.SPECS, *model_metrics.SPECS, *profile.SPECS)
+    register(*bronze.SPECS, *manifest.SPECS, *model_metrics.SPECS, *profile.SPECS)
     for uc in use_cases():
         register(*uc.tables)
 

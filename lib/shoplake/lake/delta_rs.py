@@ -21,11 +21,13 @@ from shoplake.lake.checks import SchemaMismatchError, conform_spark
 from shoplake.lake.files import (
     FILE_RECORD_DDL,
     delete_files_of_write,
+    filesystem,
     iter_write_records,
     new_write_id,
     partition_value_str,
     write_data_files,
 )
+from shoplake.lake.manifest import RUN_ID_KEY
 from shoplake.lake.spec import TableSpec
 
 log = logging.getLogger(__name__)
@@ -145,13 +147,14 @@ def table_version(uri: str, storage_options=None) -> int | None:
     return int(DeltaTable(uri, storage_options=storage_options).version())
 
 
-def remove_table(uri: str) -> None:
-    """Delete a local table folder (used to undo the creation of a new table)."""
+def remove_table(uri: str, storage_options=None) -> None:
+    """Delete a table's folder, log and data (used to undo the creation of a new table)."""
     parsed = urlparse(uri)
     if parsed.scheme in ("", "file"):
         shutil.rmtree(parsed.path if parsed.scheme else uri, ignore_errors=True)
-    else:
-        log.warning("cannot remove %s on object storage; delete it by hand", uri)
+        return
+    fs, root = filesystem(uri, storage_options)
+    fs.delete_dir_contents(root, missing_dir_ok=True)
 
 
 def restore(uri: str, version: int | None, storage_options=None) -> None:
@@ -159,7 +162,7 @@ def restore(uri: str, version: int | None, storage_options=None) -> None:
     from deltalake import DeltaTable
 
     if version is None:
-        remove_table(uri)
+        remove_table(uri, storage_options)
     else:
         DeltaTable(uri, storage_options=storage_options).restore(version)
 
@@ -177,6 +180,18 @@ class DeltaRsEngine:
     def version(self, uri: str) -> int | None:
         return table_version(uri, self.storage_options)
 
+    def history(self, uri: str, limit: int | None = None) -> list[dict]:
+        """Commits, newest first: ``version``, ``timestamp`` (ms), ``operation``, and shoplake's metadata keys."""
+        from deltalake import DeltaTable
+
+        return DeltaTable(uri, storage_options=self.storage_options).history(limit)
+
+    def restore(self, uri: str, version: int) -> None:
+        restore(uri, version, self.storage_options)
+
+    def add_columns(self, uri: str, spec: TableSpec) -> list[str]:
+        return add_missing_columns(uri, spec, self.storage_options)
+
     def read(self, uri: str, spec: TableSpec, version: int | None = None):
         from deltalake import DeltaTable
 
@@ -189,7 +204,9 @@ class DeltaRsEngine:
             return self.spark.createDataFrame([], schema)
         return self.spark.read.schema(schema).option("basePath", uri).parquet(*files).select(*spec.column_names)
 
-    def stage(self, df, uri: str, spec: TableSpec, mode: str, partitions: dict[str, list[str]] | None = None) -> StagedWrite:
+    def stage(
+        self, df, uri: str, spec: TableSpec, mode: str, partitions: dict[str, list[str]] | None = None, run_id: str | None = None
+    ) -> StagedWrite:
         check_mode(mode, partitions, spec.full_name, spec.partition_by)
         df = conform_spark(df, spec)
         write_id = new_write_id()
@@ -212,7 +229,8 @@ class DeltaRsEngine:
 
         def commit() -> WriteResult:
             try:
-                version = commit_files(uri, spec, records, mode, partitions, write_id, self.storage_options)
+                run = {RUN_ID_KEY: run_id} if run_id else None
+                version = commit_files(uri, spec, records, mode, partitions, write_id, self.storage_options, extra_metadata=run)
             except Exception:
                 discard()
                 raise
