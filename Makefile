@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test test-slow lint docs bench bench-fast clean clean-lake cluster-up cluster-down cluster-test
+.PHONY: setup demo test test-delta-rs test-slow lint docs bench bench-fast clean clean-lake cluster-up cluster-down cluster-test
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ demo: $(STAMP)
 ## The default test suite (slow end-to-end and cluster tests are excluded).
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+## The lake, ingest and crash tests again on the delta-rs engine, in a Spark without the Delta jars (as on a machine without Maven access).
+test-delta-rs: $(STAMP)
+	SHOPLAKE_TEST_ENGINE=delta-rs $(BIN)/python -m pytest -q tests/unit/lake tests/unit/ingest tests/integration/test_ingest.py tests/integration/test_lake_interop.py tests/integration/test_crash_consistency.py
 
 ## Slow end-to-end tests (full Online Retail import, large generator runs).
 test-slow: $(STAMP)

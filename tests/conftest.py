@@ -10,9 +10,13 @@ from shoplake.config import load_config
 
 @pytest.fixture(scope="session")
 def spark():
+    import os
+
     from shoplake.spark import get_spark
 
-    session = get_spark(load_config("local", TEST_OVERRIDES))
+    # With the suite on delta-rs the session is built without the Delta jars, as on a machine without Maven access.
+    engine = os.environ.get(TEST_ENGINE_ENV)
+    session = get_spark(load_config("local", [*TEST_OVERRIDES, *([f"lake.engine={engine}"] if engine else [])]))
     yield session
     session.stop()
 
