@@ -220,7 +220,8 @@ class FraudScorer:
         if info is not None:
             out.update(name=info.name, version=info.version, kind=bundle.kind)
         if self.state is not None:
-            out.update(transactions_version=self.table_version, run_date=self.run_date.isoformat(), payments=len(self.seen))
+            out.update(transactions_version=self.table_version, run_date=self.run_date.isoformat(), payments=len(self.seen),
+                       features=len(self.features))  # fmt: skip
         if self.problem:
             out["detail"] = self.problem
         return out

@@ -353,7 +353,7 @@ def test_the_shops_own_fields_are_features_both_engines_compute_alike(spark, ran
         assert want[r[C.PAYMENT_ID]]["risk"] == (r["risk"] or 0.0)
         assert want[r[C.PAYMENT_ID]]["trusted"] == float(bool(r["trusted"]))
     assert {v["new_channel_for_user"] for v in want.values()} == {0.0, 1.0}
-    # The state holds every payment; each one's features count only those strictly before it.
-    state = OnlineFeatures.from_transactions(pa.Table.from_pylist(rows, schema=transactions.arrow_schema()), features)
+    # The state holds every payment (all window history kept); each one's features count only those strictly before it.
+    state = OnlineFeatures.from_transactions(pa.Table.from_pylist(rows, schema=transactions.arrow_schema()), features, late_s=None)
     got = {r[C.PAYMENT_ID]: state.features(r) for r in reversed(rows)}
     assert mismatches(got, want) == []
