@@ -1,32 +1,35 @@
-"""Benchmark: writing a Spark DataFrame through the lake's Delta path vs plain Parquet.
+"""Benchmark: writing a Spark DataFrame through the lake's two Delta engines vs plain Parquet.
 
-What it measures, for each size:
+What it measures, for each size, in one run and one Spark session (which has the
+Delta jars):
 
 * **parquet**: ``df.write.mode("overwrite").partitionBy("run_date").parquet(path)``,
   Spark's own writer and the baseline;
-* **delta**: ``Lake(cfg, spark).write(df, spec, mode="overwrite")``, our write path
-  (with the delta-rs engine: Spark tasks write the Parquet files through
-  ``mapInArrow``, the driver makes one Delta commit), into a fresh table each time.
+* **delta-rs**: ``Lake.write(df, spec, mode="overwrite")`` with ``lake.engine=delta-rs``:
+  Spark tasks write the Parquet files through ``mapInArrow`` and the driver makes
+  one Delta commit with deltalake;
+* **delta-spark**: the same call with ``lake.engine=delta-spark``: Spark's native
+  ``format("delta")`` writer (skipped, with a note, where the jars cannot be had).
 
-Both write the same cached DataFrame, an order-lines-like table (strings, longs,
+All write the same cached DataFrame, an order-lines-like table (strings, longs,
 doubles, a timestamp and a ``run_date`` date partition spread over a few days),
 generated with ``spark.range`` and cached and counted before any timing, so data
 generation is not measured. One untimed warm-up write of each kind runs first (JVM
-JIT, Python workers). Each write is timed ``--repeats`` times and the best time is
-kept; the ratio is delta rows/s divided by parquet rows/s (1.0 = as fast as plain
-Parquet, below 1 = slower). After every Delta write the table is checked: its row
-count (from the Delta log) must equal the size and the write must be one commit
-(version 0 of a fresh table); anything else fails the run.
+JIT, Python workers). Each write is timed ``--repeats`` times, the writers taking
+turns in a rotating order, and the best time is kept; each ratio is the engine's
+rows/s divided by plain Parquet's (1.0 = as fast, below 1 = slower). After every
+Delta write the table is checked: its row count (from the Delta log) must equal the
+size and the write must be one commit (version 0 of a fresh table); anything else
+fails the run.
 
 Run::
 
     make bench
-    .venv/bin/python bench/lake_write.py --sizes 100000,1000000,3000000 --repeats 2
+    .venv/bin/python bench/lake_write.py --sizes 100000,1000000,10000000 --repeats 2
     .venv/bin/python bench/lake_write.py --sizes 200000 --set spark.master=local[4]
 
 Outputs go to a temporary folder that is deleted afterwards, unless ``--out`` names
-one (it is then left in place). The engine is ``delta-rs`` unless ``--set
-lake.engine=...`` says otherwise; Spark's master comes from the configuration
+one (it is then left in place). Spark's master comes from the configuration
 (``local[2]`` in ``lib/shoplake/conf/local.yaml``).
 """
 
@@ -85,7 +88,7 @@ def parse_sizes(value: str) -> list[int]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lake_write", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_args(parser)
-    parser.add_argument("--sizes", type=parse_sizes, default=parse_sizes("100000,1000000,3000000"), help="rows per run, comma-separated")
+    parser.add_argument("--sizes", type=parse_sizes, default=parse_sizes("100000,1000000,10000000"), help="rows per run, comma-separated")
     parser.add_argument("--repeats", type=int, default=2, help="timed writes of each kind per size (best is kept)")
     parser.add_argument("--dates", type=int, default=5, help="distinct run_date partitions in the data")
     parser.add_argument("--partitions", type=int, default=None, help="Spark partitions of the data (default: Spark's default parallelism)")
@@ -130,11 +133,11 @@ def write_parquet(df, path: str) -> float:
     return time.perf_counter() - start
 
 
-def write_delta(cfg, spark, df, root: str, rows: int) -> float:
-    """Write through the lake into a fresh table under ``root``; check rows and commits."""
+def write_delta(cfg, spark, df, root: str, rows: int, engine: str) -> float:
+    """Write through the lake with ``engine`` into a fresh table under ``root``; check rows and commits."""
     from shoplake.lake import Lake
 
-    lake = Lake(cfg.model_copy(update={"lake": cfg.lake.model_copy(update={"root": root})}), spark)
+    lake = Lake(cfg.model_copy(update={"lake": cfg.lake.model_copy(update={"root": root, "engine": engine})}), spark)
     if lake.exists(BENCH_SPEC):
         raise RuntimeError(f"{lake.uri(BENCH_SPEC)} already holds a table; the benchmark needs a fresh path")
     start = time.perf_counter()
@@ -155,23 +158,39 @@ def write_delta(cfg, spark, df, root: str, rows: int) -> float:
     return elapsed
 
 
+#: The writers compared, the baseline first.
+PARQUET, DELTA_RS, DELTA_SPARK = "parquet", "delta-rs", "delta-spark"
+
+
 @dataclass
 class SizeResult:
     rows: int
-    parquet: list[float] = field(default_factory=list)
-    delta: list[float] = field(default_factory=list)
+    seconds: dict[str, list[float]] = field(default_factory=dict)
+
+    def best(self, kind: str) -> float | None:
+        times = self.seconds.get(kind)
+        return min(times) if times else None
 
 
-def results_table(results: list[SizeResult], title: str):
+def results_table(results: list[SizeResult], kinds: list[str], title: str):
     from rich.table import Table
 
     table = Table(title=title)
-    for name in ("rows", "parquet s", "parquet rows/s", "delta s", "delta rows/s", "ratio"):
-        table.add_column(name, justify="right")
+    table.add_column("rows", justify="right")
+    for kind in kinds:
+        table.add_column(f"{kind} s", justify="right")
+        table.add_column(f"{kind} rows/s", justify="right")
+        if kind != PARQUET:
+            table.add_column(f"{kind} ratio", justify="right")
     for r in results:
-        p, d = min(r.parquet), min(r.delta)
-        p_rate, d_rate = r.rows / p, r.rows / d
-        table.add_row(f"{r.rows:,}", f"{p:.2f}", f"{p_rate:,.0f}", f"{d:.2f}", f"{d_rate:,.0f}", f"{d_rate / p_rate:.2f}x")
+        base = r.rows / r.best(PARQUET)
+        cells = [f"{r.rows:,}"]
+        for kind in kinds:
+            best = r.best(kind)
+            cells += [f"{best:.2f}", f"{r.rows / best:,.0f}"]
+            if kind != PARQUET:
+                cells.append(f"{r.rows / best / base:.2f}x")
+        table.add_row(*cells)
     return table
 
 
@@ -179,29 +198,38 @@ def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
 
     from shoplake.lake.catalog import register
-    from shoplake.spark import get_spark
+    from shoplake.spark import delta_classes_available, get_spark
 
     args = build_parser().parse_args(argv)
     if args.repeats < 1:
         raise SystemExit("--repeats must be at least 1")
     if args.dates < 1:
         raise SystemExit("--dates must be at least 1")
-    # The benchmark is of the delta-rs path by default; an explicit --set lake.engine=... wins.
-    args.overrides = ["lake.engine=delta-rs", *args.overrides]
     cfg = config_from_args(args)
     register(BENCH_SPEC)
 
     spark = get_spark(cfg)
+    kinds = [PARQUET, DELTA_RS]
+    if delta_classes_available(spark):
+        kinds.append(DELTA_SPARK)
+    else:
+        log.warning("this Spark session has no Delta jars: delta-spark is left out")
     partitions = args.partitions or spark.sparkContext.defaultParallelism
     own_out = args.out is None
     out = Path(tempfile.mkdtemp(prefix="shoplake-bench-") if own_out else args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     results: list[SizeResult] = []
+
+    def write(kind: str, df, folder: Path, rows: int) -> float:
+        if kind == PARQUET:
+            return write_parquet(df, str(folder / "parquet"))
+        return write_delta(cfg, spark, df, str(folder / kind), rows, kind)
+
     try:
         log.info("warm-up (%d rows, untimed)", WARMUP_ROWS)
         warm = make_data(spark, WARMUP_ROWS, args.dates, partitions)
-        write_parquet(warm, str(out / "warmup" / "parquet"))
-        write_delta(cfg, spark, warm, str(out / "warmup" / "lake"), WARMUP_ROWS)
+        for kind in kinds:
+            write(kind, warm, out / "warmup", WARMUP_ROWS)
         warm.unpersist(blocking=True)
         shutil.rmtree(out / "warmup", ignore_errors=True)
 
@@ -210,25 +238,15 @@ def main(argv: list[str] | None = None) -> int:
             result = SizeResult(rows)
             for rep in range(args.repeats):
                 run_dir = out / f"{rows}" / f"r{rep}"
-                # Alternate which writer goes first so that neither always gets the quieter slot.
-                for kind in ("parquet", "delta") if rep % 2 == 0 else ("delta", "parquet"):
-                    if kind == "parquet":
-                        result.parquet.append(write_parquet(df, str(run_dir / "parquet")))
-                        log.info("parquet %d rows: %.2f s", rows, result.parquet[-1])
-                    else:
-                        result.delta.append(write_delta(cfg, spark, df, str(run_dir / "lake"), rows))
+                # Rotate which writer goes first so that none always gets the quieter slot.
+                for kind in kinds[rep % len(kinds) :] + kinds[: rep % len(kinds)]:
+                    result.seconds.setdefault(kind, []).append(write(kind, df, run_dir, rows))
+                    log.info("%s %d rows: %.2f s", kind, rows, result.seconds[kind][-1])
                 if own_out:
                     shutil.rmtree(run_dir, ignore_errors=True)
             df.unpersist(blocking=True)
             results.append(result)
-            log.info(
-                "%d rows: parquet %s s, delta %s s (median %.2f / %.2f)",
-                rows,
-                [round(t, 2) for t in result.parquet],
-                [round(t, 2) for t in result.delta],
-                statistics.median(result.parquet),
-                statistics.median(result.delta),
-            )
+            log.info("%d rows: %s", rows, ", ".join(f"{k} median {statistics.median(result.seconds[k]):.2f} s" for k in kinds))
     finally:
         if own_out:
             shutil.rmtree(out, ignore_errors=True)
@@ -236,10 +254,10 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(file=sys.stdout)
     console.print(
         f"Spark {spark.version} {spark.sparkContext.master}, {partitions} data partitions, {args.dates} run dates, "
-        f"engine {cfg.lake.engine}, best of {args.repeats}; ratio = delta rows/s / parquet rows/s",
+        f"best of {args.repeats}; ratio = the engine's rows/s / plain Parquet's rows/s",
         soft_wrap=True,
     )
-    console.print(results_table(results, "lake write: Lake.write (Delta) vs df.write.parquet"))
+    console.print(results_table(results, kinds, "lake write: Lake.write on each Delta engine vs df.write.parquet"))
     return 0
 
 

@@ -22,11 +22,16 @@ import datetime as dt
 from airflow import DAG
 from airflow.operators.bash import BashOperator
 
+from shoplake.config import load_config
 from shoplake.pipeline import command_line, steps
+from shoplake.spark import submit_args
 
 PROJECT = "/opt/shoplake"
 #: Airflow's templates for the dates of :func:`shoplake.pipeline.step_date`.
 DATES = {"landing": "{{ ds }}", "features": "{{ macros.ds_add(ds, 1) }}", "none": None}
+#: The jars the Spark jobs need (the Delta package), as the cluster configuration says.
+SPARK_ARGS = submit_args(load_config("cluster"))
+
 ENV = {
     "SPARK_MASTER_URL": "{{ var.value.shoplake_spark_master }}",
     "RAY_DASHBOARD": "{{ var.value.shoplake_ray_dashboard }}",
@@ -48,7 +53,7 @@ with DAG(
         tasks[step.name] = BashOperator(
             task_id=step.name.replace("-", "_"),
             cwd=PROJECT,
-            bash_command=command_line(step, DATES[step.runs_for]),
+            bash_command=command_line(step, DATES[step.runs_for], spark_args=SPARK_ARGS),
             env=ENV,
             append_env=True,
         )

@@ -159,8 +159,9 @@ def _nightly(cfg: Config, days: list[dt.date], sources: list[str] | None = None,
 
     with _progress() as progress:
         ran = run_nightly(cfg, days, sources, skip=skip, progress=progress, console=console)
-    if any(s.use_case for s in steps() if s.name in ran):
-        _print_metrics(cfg, step_date(steps()[-1], days[-1]))
+    use_case_steps = [s for s in steps() if s.use_case]
+    if any(s.name in ran for s in use_case_steps):
+        _print_metrics(cfg, step_date(use_case_steps[-1], days[-1]))
 
 
 def cmd_nightly(cfg: Config, args: argparse.Namespace) -> int:

@@ -39,8 +39,24 @@ class _Strict(BaseModel):
 class LakeConfig(_Strict):
     root: str = Field(description="Lake root: a local path or a URI (file://, s3://, abfss://, gs://).")
     engine: Literal["auto", "delta-spark", "delta-rs"] = "auto"
-    storage_options: dict[str, str] = Field(default_factory=dict, description="Passed to delta-rs for object stores.")
+    storage_options: dict[str, str] = Field(
+        default_factory=dict,
+        description="The object store's settings under delta-rs's names (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, "
+        "AZURE_STORAGE_ACCOUNT_KEY, ...), as ${ENV} references; one left out is taken from the environment variable of that "
+        "name. delta-rs, pyarrow and Ray get them as they are, Spark as fs.s3a.* / fs.azure.* settings (shoplake.storage).",
+    )
+    ambient_credentials: bool = Field(
+        False,
+        description="The machine provides the object store's credentials (an instance role, workload identity): "
+        "no access keys are asked for.",
+    )
     target_file_rows: int = Field(1_000_000, gt=0, description="Rows per Parquet file at most (delta-rs engine).")
+    compact_min_files: int = Field(
+        16, ge=2, description="Lake maintenance compacts a table whose current version holds at least this many data files."
+    )
+    vacuum_retention_hours: float = Field(
+        168, ge=0, description="Lake maintenance deletes files no version this young references (time travel reaches back this far)."
+    )
 
 
 class ExtraFieldConfig(_Strict):
@@ -293,6 +309,12 @@ class SequenceModelConfig(_Strict):
         "probabilities; with several, the validation splits pick the share and the days (0: the model alone).",
     )  # fmt: skip
 
+    cold_boost: list[float] = Field(
+        default_factory=lambda: [0.0], min_length=1,
+        description="Added to the logit of every item without a training interaction (a new listing, known by its text "
+        "alone); with several, the validation splits pick one.",
+    )  # fmt: skip
+
     @field_validator("trending_blend")
     @classmethod
     def _shares(cls, value: list[float]) -> list[float]:
@@ -300,21 +322,6 @@ class SequenceModelConfig(_Strict):
             raise ValueError(f"every trending_blend share must lie in [0, 1], got {value}")
         return value
 
-
-_RECOMMENDERS = Literal["popularity", "trending", "cooccurrence", "item_knn", "ease", "mf", "sasrec"]
-    cold_boost: list[float] = Field(
-        default_factory=lambda: [0.0], min_length=1,
-        description="Added to the logit of every item without a training interaction (a new listing, known by its text "
-        "alone); with several, the validation splits pick one.",
-    )  # fmt: skip
-
-
-
-class RecommenderConfig(_Strict):
-    """The recommendation run: holdout evaluation of every model, then the main model for serving."""
-
-    protocol: Literal["time_cutoff", "rolling", "leave_last_out"] = Field(
-        "time_cutoff",
     @field_validator("cold_boost")
     @classmethod
     def _boosts(cls, value: list[float]) -> list[float]:
@@ -322,6 +329,15 @@ class RecommenderConfig(_Strict):
             raise ValueError(f"every cold_boost must be >= 0, got {value}")
         return value
 
+
+_RECOMMENDERS = Literal["popularity", "trending", "cooccurrence", "item_knn", "ease", "mf", "sasrec"]
+
+
+class RecommenderConfig(_Strict):
+    """The recommendation run: holdout evaluation of every model, then the main model for serving."""
+
+    protocol: Literal["time_cutoff", "rolling", "leave_last_out"] = Field(
+        "time_cutoff",
         description="How the models are judged. time_cutoff: the test window of holdout_days before the run date, the "
         "validation window before it. rolling: rolling_cutoffs such windows, rolling_spacing_days apart, the latest test, "
         "the others validation (pooled). leave_last_out: each user's last purchase day is test, the one before validation.",

@@ -104,8 +104,17 @@ def platform_steps() -> tuple[Step, ...]:
     )  # fmt: skip
 
 
+def maintenance_step(after: tuple[str, ...]) -> Step:
+    """The step that closes every night, after all the others: compact and vacuum the lake's tables."""
+    return Step(
+        "maintain-lake", "spark", "shoplake.maintain:main", ("jobs/maintain_lake.py",),
+        "compact small files and vacuum unreferenced ones in every table (spark-submit jobs/maintain_lake.py)", runs_for="none",
+        after=after, inputs=("*",), outputs=("*",), nightly=_maintain,
+    )  # fmt: skip
+
+
 def steps(use_cases: Iterable | None = None) -> list[Step]:
-    """Every step in run order: the platform's, then each use case's as it declares them.
+    """Every step in run order: the platform's, then each use case's as it declares them, then lake maintenance.
 
     Raises:
         PipelineError: Two steps share a name, or a step depends on one that is unknown
@@ -116,6 +125,7 @@ def steps(use_cases: Iterable | None = None) -> list[Step]:
     out = list(platform_steps())
     for uc in declared() if use_cases is None else use_cases:
         out += [s if s.use_case else _owned(s, uc.name) for s in uc.steps]
+    out.append(maintenance_step(after=tuple(s.name for s in out)))
     seen: set[str] = set()
     for step in out:
         if step.name in seen:
@@ -173,31 +183,40 @@ def verb_main(verb: str) -> Callable[[list[str] | None], int]:
 # ---------------------------------------------------------------- cluster commands
 
 
-def command_line(step: Step, run_date: str | None, env: str = "cluster") -> str:
+def command_line(step: Step, run_date: str | None, env: str = "cluster", spark_args: Iterable[str] = ()) -> str:
     """The shell line that runs ``step`` on clusters for ``run_date`` (a date or a template such as ``{{ ds }}``).
 
     Addresses come from the environment of the shell that runs it: ``SPARK_MASTER_URL``,
     ``RAY_DASHBOARD``, ``SHOPLAKE_WHEEL`` (the wheel as a ``.zip`` for ``--py-files``) and
-    ``SHOPLAKE_RUNTIME_ENV`` (the Ray jobs' runtime environment as JSON).
+    ``SHOPLAKE_RUNTIME_ENV`` (the Ray jobs' runtime environment as JSON). ``spark_args``
+    go to ``spark-submit`` (the Delta jars: :func:`shoplake.spark.submit_args`).
     """
     args = [*step.shim, "--env", env]
     if run_date is not None:
         args += ["--run-date", run_date]
     quoted = " ".join(a if "{{" in a else shlex.quote(a) for a in args)
     if step.engine == "spark":
-        return f'spark-submit --master "$SPARK_MASTER_URL" --py-files "$SHOPLAKE_WHEEL" {quoted}'
+        jars = "".join(f"{shlex.quote(a)} " for a in spark_args)
+        return f'spark-submit --master "$SPARK_MASTER_URL" {jars}--py-files "$SHOPLAKE_WHEEL" {quoted}'
     return f'ray job submit --address "$RAY_DASHBOARD" --working-dir . --runtime-env-json "$SHOPLAKE_RUNTIME_ENV" -- python {quoted}'
 
 
 def cluster_commands(landing_day: dt.date, env: str = "cluster", skip: Iterable[str] = ()) -> list[str]:
-    """The command lines of a cluster night for ``landing_day``, in run order, less the use cases in ``skip``."""
+    """The command lines of a cluster night for ``landing_day``, in run order, less the use cases in ``skip``.
+
+    The Spark jobs get the jars of configuration ``env`` (:func:`shoplake.spark.submit_args`).
+    """
+    from shoplake.config import load_config
+    from shoplake.spark import submit_args
+
+    spark_args = submit_args(load_config(env))
     skip = set(skip)
     lines = []
     for step in steps():
         if step.use_case in skip:
             continue
         day = step_date(step, landing_day)
-        lines.append(command_line(step, None if day is None else day.isoformat(), env))
+        lines.append(command_line(step, None if day is None else day.isoformat(), env, spark_args))
     return lines
 
 
@@ -326,3 +345,16 @@ def _profile(ctx: StepContext) -> None:
     update = ctx.bar("profiling the bronze tables", len(specs))
     results = profile_tables(ctx.cfg, ctx.lake, specs, on_table=lambda result: update(f"profiled into {result.table}"))
     update(f"ops.table_profiles: {sum(r.rows for r in results):,} column profiles of {len(results)} tables", done=True)
+
+
+def _maintain(ctx: StepContext) -> None:
+    from shoplake.maintain import maintain
+
+    specs = ctx.lake.tables()
+    update = ctx.bar("lake maintenance", len(specs))
+    done = []
+    for spec in specs:
+        done += maintain(ctx.lake, [spec])
+        update(f"maintained {spec.full_name}")
+    compacted = sum(1 for m in done if m.compacted)
+    update(f"lake maintenance: {compacted} table(s) compacted, {sum(m.vacuumed for m in done)} file(s) vacuumed", done=True)

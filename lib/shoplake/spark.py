@@ -103,6 +103,25 @@ def session_conf(cfg: Config, with_delta: bool) -> dict[str, str]:
     return conf
 
 
+def submit_args(cfg: Config) -> list[str]:
+    """The ``spark-submit`` flags that give a job the jars :func:`get_spark` would fetch itself.
+
+    Under ``spark-submit`` the JVM starts before the job's Python code runs, so the
+    Delta package (unless ``lake.engine`` is ``delta-rs``) and ``spark.packages``
+    must be on the command line: ``--packages``, ``--exclude-packages`` and the Ivy
+    folder. Spark ships the fetched jars to the executors itself.
+    """
+    conf = session_conf(cfg, with_delta=cfg.lake.engine != "delta-rs")
+    args = []
+    if conf.get("spark.jars.packages"):
+        args += ["--packages", conf["spark.jars.packages"]]
+    if conf.get("spark.jars.excludes"):
+        args += ["--exclude-packages", conf["spark.jars.excludes"]]
+    if conf.get("spark.jars.ivy"):
+        args += ["--conf", f"spark.jars.ivy={conf['spark.jars.ivy']}"]
+    return args
+
+
 def _build(cfg: Config, conf: dict[str, str]):
     from pyspark.sql import SparkSession
 

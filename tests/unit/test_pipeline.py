@@ -11,6 +11,7 @@ import pytest
 from shoplake import pipeline
 from shoplake.cli import build_parser
 from shoplake.pipeline import PipelineError, Step, cluster_commands, step_date, steps, verb_main
+from shoplake.spark import DELTA_PACKAGE
 from shoplake.usecases import UseCase, use_cases
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,6 +53,13 @@ def test_cluster_commands_follow_the_steps_with_their_dates_and_leave_out_skippe
     assert first[0] == "spark-submit" and "jobs/ingest.py" in first and first[-2:] == ["--run-date", "2024-03-01"]
     features = shlex.split(lines[1])
     assert "jobs/build_features.py" in features and features[-2:] == ["--run-date", "2024-03-02"]
+    # Spark jobs get the Delta jars on the command line (the JVM starts before the job's code).
+    assert first[first.index("--packages") + 1].split(",")[0] == DELTA_PACKAGE
+    assert "org.apache.hadoop:hadoop-client-api" in first[first.index("--exclude-packages") + 1]
+    # The night ends with lake maintenance, after every other step, for no date.
+    last = shlex.split(lines[-1])
+    assert "jobs/maintain_lake.py" in last and "--run-date" not in last
+    assert set(steps()[-1].after) == {s.name for s in steps()[:-1]}
     fraud = [line for line in lines if "ray_apps/train.py fraud" in line]
     assert len(fraud) == 1 and fraud[0].startswith("ray job submit") and fraud[0].endswith("--run-date 2024-03-02")
     without = cluster_commands(D, skip={"fraud"})

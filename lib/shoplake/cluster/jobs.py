@@ -24,6 +24,7 @@ from shoplake.cluster.commands import (
 )
 from shoplake.cluster.state import ClusterError
 from shoplake.config import Config
+from shoplake.spark import submit_args
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +160,7 @@ def spark_submit_argv(
         "spark.executor.memory": f"{executor_mib}m",
         **(conf or {}),
     }
-    argv = [str(spark_home() / "bin" / "spark-submit"), "--master", spark_master_url(cfg)]
+    argv = [str(spark_home() / "bin" / "spark-submit"), "--master", spark_master_url(cfg), *submit_args(cfg)]
     if py_files is not None:
         argv += ["--py-files", str(py_files_archive(py_files))]
     for key, value in settings.items():

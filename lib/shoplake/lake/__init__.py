@@ -223,6 +223,13 @@ class Lake:
         actions = pa.table(DeltaTable(self.uri(table), version=version, storage_options=self.storage_options).get_add_actions(flatten=True))
         return int(pa.compute.sum(actions["num_records"]).as_py() or 0) if actions.num_rows else 0
 
+    def file_count(self, table: str | TableSpec, version: int | None = None) -> int:
+        """Data files of the table's version readers see (from the Delta log; no data is read)."""
+        from deltalake import DeltaTable
+
+        version = self._read_version(get_spec(table), version)
+        return len(DeltaTable(self.uri(table), version=version, storage_options=self.storage_options).file_uris())
+
     def run_dates(self, table: str | TableSpec, version: int | None = None) -> list[dt.date]:
         """The ``run_date`` partitions of a table, sorted (from the Delta log; no data is read).
 

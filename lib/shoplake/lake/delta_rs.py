@@ -192,6 +192,19 @@ class DeltaRsEngine:
     def add_columns(self, uri: str, spec: TableSpec) -> list[str]:
         return add_missing_columns(uri, spec, self.storage_options)
 
+    def optimize(self, uri: str) -> None:
+        """Rewrite small files into fewer large ones (one commit)."""
+        from deltalake import DeltaTable
+
+        DeltaTable(uri, storage_options=self.storage_options).optimize.compact()
+
+    def vacuum(self, uri: str, retention_hours: float) -> int:
+        """Delete files older than the retention that no retained version references, commits or not; returns how many."""
+        from deltalake import DeltaTable
+
+        table = DeltaTable(uri, storage_options=self.storage_options)
+        return len(table.vacuum(retention_hours=int(retention_hours), dry_run=False, enforce_retention_duration=False, full=True))
+
     def read(self, uri: str, spec: TableSpec, version: int | None = None):
         from deltalake import DeltaTable
 

@@ -18,13 +18,15 @@ import re
 from shoplake.lake.base import StagedWrite, WriteResult, check_mode
 from shoplake.lake.checks import SchemaMismatchError, conform_spark
 from shoplake.lake.delta_rs import remove_table, table_version
-from shoplake.lake.files import new_write_id
+from shoplake.lake.files import data_files, new_write_id
 from shoplake.lake.manifest import RUN_ID_KEY
 from shoplake.lake.spec import TableSpec, spark_ddl_type
 
 log = logging.getLogger(__name__)
 
 WRITE_ID_KEY = "shoplake.write_id"
+#: The table property Spark's VACUUM reads its retention from.
+RETENTION_PROPERTY = "delta.deletedFileRetentionDuration"
 
 
 def replace_where(partitions: dict[str, list[str]]) -> str:
@@ -162,6 +164,24 @@ class DeltaSparkEngine:
 
     def restore(self, uri: str, version: int) -> None:
         self._table(uri).restoreToVersion(version)
+
+    def optimize(self, uri: str) -> None:
+        """``OPTIMIZE``: rewrite small files into fewer large ones (one commit)."""
+        self._table(uri).optimize().executeCompaction()
+
+    def vacuum(self, uri: str, retention_hours: float) -> int:
+        """``VACUUM``: delete files older than the retention that no retained version references; returns how many."""
+        from deltalake import DeltaTable
+
+        # Delta refuses retentions under a week unless told the caller means it; the configuration says so.
+        self.spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
+        # Spark's VACUUM takes its retention from the table, not from an argument.
+        wanted = f"interval {round(float(retention_hours) * 60)} minutes"
+        if DeltaTable(uri).metadata().configuration.get(RETENTION_PROPERTY) != wanted:
+            self.spark.sql(f"ALTER TABLE {_quoted_path(uri)} SET TBLPROPERTIES ('{RETENTION_PROPERTY}' = '{wanted}')")
+        before = {i.path for i in data_files(uri)}
+        self._table(uri).vacuum()
+        return len(before - {i.path for i in data_files(uri)})
 
     def history(self, uri: str, limit: int | None = None) -> list[dict]:
         """Commits, newest first: ``version``, ``timestamp`` (ms), ``operation``, and shoplake's metadata keys."""

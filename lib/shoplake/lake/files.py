@@ -242,3 +242,13 @@ def delete_files_of_write(table_uri: str, write_id: str, keep: set[str] = frozen
             fs.delete_file(info.path)
             removed += 1
     return removed
+
+
+def data_files(uri: str, storage_options=None) -> list[pafs.FileInfo]:
+    """The data files under a table's folder (not its log, not hidden or underscored files)."""
+    fs, root = filesystem(uri, storage_options)
+    try:
+        infos = fs.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
+    except (FileNotFoundError, OSError):
+        return []
+    return [i for i in infos if i.type == pafs.FileType.File and "_delta_log" not in i.path and not i.base_name.startswith((".", "_"))]

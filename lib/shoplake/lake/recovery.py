@@ -21,10 +21,8 @@ import datetime as dt
 import logging
 from typing import TYPE_CHECKING
 
-import pyarrow.fs as pafs
-
 from shoplake.lake.catalog import get_spec
-from shoplake.lake.files import filesystem
+from shoplake.lake.files import data_files, filesystem
 from shoplake.lake.manifest import ROLLED_BACK, Run, commit_run_id
 
 if TYPE_CHECKING:
@@ -36,15 +34,6 @@ log = logging.getLogger(__name__)
 HISTORY_SCAN = 50
 #: Files modified this long before a run's start still count as possibly its own (clock granularity).
 _MTIME_SLACK = dt.timedelta(seconds=1)
-
-
-def _data_files(uri: str, storage_options) -> list[pafs.FileInfo]:
-    fs, root = filesystem(uri, storage_options)
-    try:
-        infos = fs.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
-    except (FileNotFoundError, OSError):
-        return []
-    return [i for i in infos if i.type == pafs.FileType.File and "_delta_log" not in i.path and not i.base_name.startswith((".", "_"))]
 
 
 def _referenced(uri: str, versions: range, storage_options) -> set[str]:
@@ -65,7 +54,7 @@ def delete_orphans(uri: str, since: dt.datetime, first_version: int, storage_opt
     keep = _referenced(uri, range(max(first_version, 0), current + 1), storage_options) if current is not None else set()
     fs, _ = filesystem(uri, storage_options)
     removed = 0
-    for info in _data_files(uri, storage_options):
+    for info in data_files(uri, storage_options):
         if info.base_name in keep or info.mtime is None:
             continue
         mtime = info.mtime if info.mtime.tzinfo else info.mtime.replace(tzinfo=dt.timezone.utc)
