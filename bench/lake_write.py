@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         if own_out:
             shutil.rmtree(out, ignore_errors=True)
 
-    console = Console(file=sys.stdout)
+    console = Console(file=sys.stdout, width=200)
     console.print(
         f"Spark {spark.version} {spark.sparkContext.master}, {partitions} data partitions, {args.dates} run dates, "
         f"best of {args.repeats}; ratio = the engine's rows/s / plain Parquet's rows/s",
