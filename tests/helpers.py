@@ -9,6 +9,8 @@ TEST_OVERRIDES = (
     "spark.conf.spark.default.parallelism=2",
     "spark.conf.spark.driver.memory=2g",
     "ray.num_cpus=2",
+    # Validation searches run in the tests with the smallest budget that still compares settings.
+    "tuning.num_samples=2",
 )
 #: Names the lake engine the suite runs on (delta-spark or delta-rs); unset: delta-spark where the jars can be had.
 TEST_ENGINE_ENV = "SHOPLAKE_TEST_ENGINE"

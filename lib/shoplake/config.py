@@ -36,6 +36,32 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class Distribution(_Strict):
+    """A searched setting drawn from a range (``{loguniform: [0.0001, 0.01]}``): exactly one of the keys."""
+
+    uniform: tuple[float, float] | None = None
+    loguniform: tuple[float, float] | None = None
+    randint: tuple[int, int] | None = Field(None, description="Integers from the first to the second, both included.")
+
+    @model_validator(mode="after")
+    def _one_range(self) -> Distribution:
+        given = [
+            (k, v) for k, v in (("uniform", self.uniform), ("loguniform", self.loguniform), ("randint", self.randint)) if v is not None
+        ]
+        if len(given) != 1:
+            raise ValueError("give exactly one of uniform, loguniform, randint")
+        kind, (low, high) = given[0]
+        if not low < high:
+            raise ValueError(f"{kind}: the low end {low} must be below the high end {high}")
+        if kind == "loguniform" and low <= 0:
+            raise ValueError(f"loguniform: the low end must be positive, got {low}")
+        return self
+
+
+#: A model's search space: each setting a list of values to choose from or a :class:`Distribution`.
+SearchSpace = dict[str, list[Any] | Distribution]
+
+
 class LakeConfig(_Strict):
     root: str = Field(description="Lake root: a local path or a URI (file://, s3://, abfss://, gs://).")
     engine: Literal["auto", "delta-spark", "delta-rs"] = "auto"
@@ -582,6 +608,16 @@ class FraudConfig(_Strict):
     nn_epochs: int = Field(20, ge=1)
     nn_batch_size: int = Field(256, ge=1)
     nn_lr: float = Field(0.002, gt=0)
+    gbt_search: SearchSpace = Field(
+        default_factory=lambda: {"gbt_max_depth": [3, 5, 7], "gbt_eta": Distribution(loguniform=(0.03, 0.3))},
+        description="Settings of the trees searched on validation (Ray Tune, tuning.*): gbt_* fields of fraud with the values "
+        "to try; empty: none searched.",
+    )
+    nn_search: SearchSpace = Field(
+        default_factory=lambda: {"nn_lr": Distribution(loguniform=(0.0003, 0.01)), "nn_hidden": [32, 64, 128]},
+        description="Settings of the tabular network searched on validation: nn_* fields of fraud; the best epoch becomes "
+        "nn_epochs; empty: none searched.",
+    )
     rules_amount: float = Field(300.0, gt=0, description="Rules baseline: amounts above this are flagged.")
     rules_velocity_1h: int = Field(
         3, ge=1, description="Rules baseline: this many earlier payments of the same user, card, device or IP within 1 h are flagged."
@@ -595,6 +631,16 @@ class FraudConfig(_Strict):
         0.9, gt=0, le=1, description="Payments are declined outright above the lowest threshold whose validation precision reaches this."
     )
     registered_model: str = "shoplake-fraud"
+
+    @field_validator("gbt_search", "nn_search")
+    @classmethod
+    def _searched_fields(cls, value: dict, info) -> dict:
+        prefix = info.field_name.split("_", 1)[0] + "_"
+        wrong = [k for k in value if not k.startswith(prefix) or k not in cls.model_fields or k.endswith("_search")]
+        if wrong:
+            raise ValueError(f"{', '.join(wrong)}: only {prefix}* settings of fraud can be searched here")
+        return value
+
     feature_table: FraudFeatureTableConfig | None = Field(
         None,
         description="A shop's own labelled feature table (the shop vouches its features were known at payment time); "
@@ -622,6 +668,18 @@ class FineTuningConfig(_Strict):
         description="Keep the word-piece embedding table as pretrained: about 5 % faster on CPU, but product titles (model numbers, brands) lose accuracy.",
     )
     baseline_c: float = Field(10.0, gt=0, description="Inverse regularisation of the baselines' logistic regression.")
+    baseline_search: SearchSpace = Field(
+        default_factory=lambda: {"baseline_c": Distribution(loguniform=(0.3, 30.0))},
+        description="Values of baseline_c the TF-IDF baseline tries on validation (Ray Tune, tuning.*); the frozen-encoder "
+        "baseline keeps baseline_c; empty: no search.",
+    )
+
+    @field_validator("baseline_search")
+    @classmethod
+    def _only_c(cls, value: dict) -> dict:
+        if set(value) - {"baseline_c"}:
+            raise ValueError(f"only baseline_c can be searched here, not {', '.join(sorted(set(value) - {'baseline_c'}))}")
+        return value
 
 
 _TEXT_MODELS = Literal["tfidf_lr", "frozen_lr", "fine_tuned"]
@@ -694,32 +752,6 @@ class EvaluationConfig(_Strict):
     bootstrap_draws: int = Field(1000, ge=100, description="Bootstrap resamples behind every reported interval.")
     confidence: float = Field(0.95, gt=0.5, lt=1, description="Confidence level of the intervals.")
     seed: int = Field(0, description="Seed of the bootstrap resamples, so the same run reports the same intervals.")
-
-
-class Distribution(_Strict):
-    """A searched setting drawn from a range (``{loguniform: [0.0001, 0.01]}``): exactly one of the keys."""
-
-    uniform: tuple[float, float] | None = None
-    loguniform: tuple[float, float] | None = None
-    randint: tuple[int, int] | None = Field(None, description="Integers from the first to the second, both included.")
-
-    @model_validator(mode="after")
-    def _one_range(self) -> Distribution:
-        given = [
-            (k, v) for k, v in (("uniform", self.uniform), ("loguniform", self.loguniform), ("randint", self.randint)) if v is not None
-        ]
-        if len(given) != 1:
-            raise ValueError("give exactly one of uniform, loguniform, randint")
-        kind, (low, high) = given[0]
-        if not low < high:
-            raise ValueError(f"{kind}: the low end {low} must be below the high end {high}")
-        if kind == "loguniform" and low <= 0:
-            raise ValueError(f"loguniform: the low end must be positive, got {low}")
-        return self
-
-
-#: A model's search space: each setting a list of values to choose from or a :class:`Distribution`.
-SearchSpace = dict[str, list[Any] | Distribution]
 
 
 class TuningConfig(_Strict):

@@ -401,6 +401,7 @@ def run_fraud(
     from shoplake.fraud.models.base import RulesModel
     from shoplake.fraud.models.gbt import train_gbt
     from shoplake.fraud.models.tabular import train_tabular_nn
+    from shoplake.fraud.tuning import search_settings
 
     fc = cfg.fraud
     step = on_step or (lambda text: log.info("%s", text))
@@ -415,6 +416,7 @@ def run_fraud(
     )  # fmt: skip
     name = name or f"fraud_{run_date.isoformat()}_{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}"
     evaluations: dict[str, ModelEvaluation] = {}
+    searches: dict[str, dict] = {}
     for model in fc.models:
         if model == RULES and rules_missing(names):
             log.warning("rules baseline skipped: %s has no %s", data.what, ", ".join(rules_missing(names)))
@@ -425,8 +427,13 @@ def run_fraud(
         if model == RULES:
             fitted = RulesModel(names, fc.rules_amount, fc.rules_velocity_1h)
         else:
+            model_cfg, searched = search_settings(cfg, model, train.X, train.y, valid.X, valid.y, names, f"{name}_{model}_search")
+            if searched is not None:
+                step(f"{model}: {searched.summary()}")
+                searches[model] = {"settings": searched.best.settings, "trials": len(searched.trials),
+                                   "stopped_early": searched.stopped_early, "best_valid_pr_auc": searched.best.best_score}  # fmt: skip
             trainer = train_gbt if model == GBT else train_tabular_nn
-            fitted = trainer(cfg, train.X, train.y, valid.X, valid.y, f"{name}_{model}", feature_names=names)
+            fitted = trainer(model_cfg, train.X, train.y, valid.X, valid.y, f"{name}_{model}", feature_names=names)
         ev = _evaluate(cfg, model, fitted.predict(valid.X), fitted.predict(test.X), valid, test)
         ev.fitted, ev.seconds = fitted, (dt.datetime.now(dt.timezone.utc) - started).total_seconds()
         evaluations[model] = ev
@@ -445,7 +452,7 @@ def run_fraud(
         best.fitted, list(names), best.review_threshold, best.decline_threshold,
         {"model_name": champion, "run_date": run_date.isoformat(), "table_versions": table_versions,
          "feature_source": data.source, "extra_fields": [f.name for f in payment_extras(cfg)] if data.source != SOURCE_TABLE else [],
-         "feature_table": data.table,
+         "feature_table": data.table, "searched_settings": searches,
          "metrics": {k: v for k, v in flat.items() if np.isfinite(v)}},
     )  # fmt: skip
     run_folder = Path(cfg.runs_dir, "fraud", name)

@@ -196,10 +196,16 @@ def text_splits(
     return known, out
 
 
-def _train(cfg: Config, model: str, split: TextSplit, labels: tuple[str, ...], name: str, typo_rate: float):
+def _train(cfg: Config, model: str, splits: dict[str, TextSplit], labels: tuple[str, ...], name: str, typo_rate: float):
     from shoplake.text.classifier import FrozenEncoderClassifier, TfidfClassifier
     from shoplake.text.fine_tune import train_fine_tuned
+    from shoplake.text.tuning import search_baseline_c
 
+    split, valid = splits[TRAIN], splits[VALIDATION]
+    if model == TFIDF_LR:
+        cfg, searched = search_baseline_c(cfg, split.texts, split.labels, labels, valid.texts, valid.labels, f"{name}_{model}_search")
+        if searched is not None:
+            log.info("%s", searched.summary())
     c, seed = cfg.fine_tuning.baseline_c, cfg.training.seed
     if model == TFIDF_LR:
         return TfidfClassifier.train(split.texts, split.labels, labels, c, seed), None
@@ -368,7 +374,7 @@ def run_text_task(
     for model in tc.models:
         step(f"{model}: training on {len(splits[TRAIN].texts):,} texts")
         started = time.monotonic()
-        classifier, fitted = _train(cfg, model, splits[TRAIN], labels, name, tc.typo_rate)
+        classifier, fitted = _train(cfg, model, splits, labels, name, tc.typo_rate)
         trained_s = time.monotonic() - started
         step(f"{model}: evaluating")
         metrics, threshold, predicted = evaluate(classifier, splits, task.min_answered, task.min_handoff, cfg.evaluation)

@@ -119,6 +119,24 @@ def to_tune_space(space: SearchSpace) -> dict:
     return out
 
 
+def with_settings(cfg: Config, section: str, settings: Mapping[str, Any]) -> Config:
+    """``cfg`` with ``settings`` (searched values of fields of ``cfg.<section>``) in place, validated like the configuration.
+
+    A use case names the fields of its own section as its search space
+    (``fraud.gbt_search: {gbt_max_depth: [3, 5, 7]}``); a trial, and the final fit, run
+    on the configuration this returns.
+
+    Raises:
+        ValueError: A setting is not a field of the section, or its value is not valid there.
+    """
+    current = getattr(cfg, section)
+    unknown = [k for k in settings if k not in type(current).model_fields]
+    if unknown:
+        raise ValueError(f"{section}: {', '.join(unknown)} {'is not a setting' if len(unknown) == 1 else 'are not settings'} of {section}")
+    updated = type(current).model_validate({**current.model_dump(), **dict(settings)})
+    return cfg.model_copy(update={section: updated})
+
+
 def _better(mode: str) -> Callable[[float, float], bool]:
     return (lambda a, b: a > b) if mode == "max" else (lambda a, b: a < b)
 

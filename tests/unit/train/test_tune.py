@@ -122,3 +122,16 @@ def test_local_epochs_train_in_process():
     assert losses[-1] < 0.05 * losses[0]
     # The same seed gives the same run.
     assert [loss for _, loss in local_epochs(_Line(), {"epochs": 3, "lr": 0.05, "seed": 0})] == pytest.approx(losses[:3])
+
+
+def test_searched_settings_are_fields_of_the_use_cases_section(make_cfg):
+    from shoplake.train.tune import with_settings
+
+    cfg = make_cfg()
+    tuned = with_settings(cfg, "fraud", {"gbt_max_depth": 3, "gbt_eta": 0.05})
+    assert (tuned.fraud.gbt_max_depth, tuned.fraud.gbt_eta) == (3, 0.05)
+    assert cfg.fraud.gbt_max_depth != 3 or cfg.fraud.gbt_eta != 0.05  # the original is left as it was
+    with pytest.raises(ValueError, match="gbt_depth is not a setting of fraud"):
+        with_settings(cfg, "fraud", {"gbt_depth": 3})
+    with pytest.raises(ValueError, match="gbt_max_depth"):
+        with_settings(cfg, "fraud", {"gbt_max_depth": 0})
