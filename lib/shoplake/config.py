@@ -143,7 +143,9 @@ class SparkConfig(_Strict):
     app_name: str = "shoplake"
     conf: dict[str, str] = Field(default_factory=dict)
     packages: list[str] = Field(
-        default_factory=list, description="Maven coordinates added to spark.jars.packages (hadoop-aws for s3a://, ...)."
+        default_factory=list,
+        description="Maven coordinates added to spark.jars.packages. The Hadoop connector of an s3:// or abfss:// lake root "
+        "(hadoop-aws, hadoop-azure) is added without being listed; one listed here replaces it.",
     )
     delta_package: str | None = Field(
         None, description="Maven coordinates of the Delta Lake jars (None: the ones matching this PySpark, shoplake.spark.DELTA_PACKAGE)."
@@ -196,9 +198,7 @@ class IngestConfig(_Strict):
         description="A run date stops ingest when its valid rows are more than this many times the median of the recent days, "
         "or under that median divided by it.",
     )
-    volume_days: int = Field(
-        14, ge=1, description="The recent days: the run dates with rows within this many days before the one judged."
-    )
+    volume_days: int = Field(14, ge=1, description="The recent days: the run dates with rows within this many days before the one judged.")
     volume_min_days: int = Field(3, ge=1, description="Fewer recent days than this: the volume is not judged.")
     volume_min_rows: int = Field(
         100, ge=0, description="A day and the median both under this many rows are not judged (a sparse source varies a lot)."
@@ -451,7 +451,9 @@ class ForecastingConfig(_Strict):
     )
     horizon: int = Field(28, ge=1, description="Periods forecast from the run date's period on (default 28 days, 8 weeks, 3 months).")
     history: int = Field(
-        28, ge=2, description="Periods of an item's past the global models read as lags per forecast (default 28 days, 26 weeks, 12 months)."
+        28,
+        ge=2,
+        description="Periods of an item's past the global models read as lags per forecast (default 28 days, 26 weeks, 12 months).",
     )
     backtest_origins: int = Field(
         3,
@@ -463,8 +465,7 @@ class ForecastingConfig(_Strict):
     calibration_origins: int = Field(
         1,
         ge=0,
-        description="Cut-offs before the first validation one whose forecasts only calibrate the quantiles (conformal); "
-        "never scored.",
+        description="Cut-offs before the first validation one whose forecasts only calibrate the quantiles (conformal); never scored.",
     )
     conformal: bool = Field(
         True,
@@ -474,10 +475,22 @@ class ForecastingConfig(_Strict):
     min_history: int = Field(
         28, ge=1, description="Items with fewer periods since their first sale at a cut-off are not evaluated there (default 28 days, 13 weeks, 6 months)."
     )  # fmt: skip
-    moving_average_window: int = Field(28, ge=1, description="Window of the moving-average baseline, periods (default 28 days, 8 weeks, 3 months).")
+    moving_average_window: int = Field(
+        28, ge=1, description="Window of the moving-average baseline, periods (default 28 days, 8 weeks, 3 months)."
+    )
     models: list[_FORECASTERS] = Field(
-        default_factory=lambda: ["seasonal_naive", "moving_average", "ets", "auto_theta", "adida", "croston", "imapa", "quantile_net",
-                                 "gbdt", "ensemble"],  # fmt: skip
+        default_factory=lambda: [
+            "seasonal_naive",
+            "moving_average",
+            "ets",
+            "auto_theta",
+            "adida",
+            "croston",
+            "imapa",
+            "quantile_net",
+            "gbdt",
+            "ensemble",
+        ],  # fmt: skip
         description="Models backtested side by side: the statsforecast baselines (auto_arima is slow: add it where the time "
         "allows), quantile_net the global network, gbdt the global gradient-boosted trees, ensemble the mean of ensemble_members.",
     )

@@ -20,6 +20,7 @@ import os
 import sys
 
 from shoplake.config import Config
+from shoplake.storage import LakeStorage
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,8 @@ def session_conf(cfg: Config, with_delta: bool) -> dict[str, str]:
 
     ``spark.packages`` and, ``with_delta``, the Delta package with its exclusions
     and session extension are added to what ``spark.conf`` says; ``spark.ivy_dir``
-    becomes ``spark.jars.ivy``.
+    becomes ``spark.jars.ivy``. A lake root in an object store adds its Hadoop
+    connector and settings (:class:`shoplake.storage.LakeStorage`).
     """
     sc = cfg.spark
     conf = dict(sc.conf)
@@ -92,6 +94,14 @@ def session_conf(cfg: Config, with_delta: bool) -> dict[str, str]:
     packages = list(sc.packages)
     if with_delta and not _delta_jars_requested(conf):
         packages.insert(0, sc.delta_package or DELTA_PACKAGE)
+    storage = LakeStorage.from_config(cfg.lake)
+    listed = _join(conf.get("spark.jars.packages"), ",".join(packages))
+    for package in storage.spark_packages():
+        # A version of the connector named in the configuration wins over the one matching PySpark.
+        if package.rsplit(":", 1)[0] + ":" not in listed:
+            packages.append(package)
+    for key, value in storage.spark_session_conf().items():
+        conf.setdefault(key, value)
     if packages:
         conf["spark.jars.packages"] = _join(conf.get("spark.jars.packages"), ",".join(packages))
     if with_delta:
@@ -187,7 +197,17 @@ def get_spark(cfg: Config):
                     "check access to Maven Central (or spark.ivy_dir holding the jars), or set lake.engine=delta-rs"
                 ) from exc
             log.warning("Spark could not start with the Delta jars %s (%s): starting without them; the lake uses delta-rs", package, reason)
-            spark = _build(cfg, session_conf(cfg, with_delta=False))
+            fallback = session_conf(cfg, with_delta=False)
+            try:
+                spark = _build(cfg, fallback)
+            except Exception as again:  # noqa: BLE001 - as above: the JVM exits when Ivy cannot resolve the packages
+                if not fallback.get("spark.jars.packages"):
+                    raise
+                raise SparkStartError(
+                    f"Spark could not start with the packages {fallback['spark.jars.packages']} "
+                    f"(spark.packages, and the Hadoop connector lake.root {cfg.lake.root} needs); "
+                    "check access to Maven Central (or spark.ivy_dir holding the jars)"
+                ) from again
     log.info("Spark %s session on %s", spark.version, spark.sparkContext.master)
     return spark
 

@@ -25,6 +25,7 @@ from shoplake.lake.checks import SchemaMismatchError
 from shoplake.lake.manifest import COMPLETE, FAILED, STARTED, RunManifest, new_run_id, version_before_runs
 from shoplake.lake.recovery import HISTORY_SCAN, roll_back
 from shoplake.lake.spec import TableSpec
+from shoplake.storage import LakeStorage
 
 if TYPE_CHECKING:
     from shoplake.config import Config
@@ -50,11 +51,16 @@ class Lake:
         cfg: Configuration (lake root, engine, storage options, Spark settings).
         spark: A SparkSession; built with :func:`shoplake.spark.get_spark` when an
             operation needs one and none was given.
+
+    Raises:
+        shoplake.config.ConfigError: The root is in an object store and its credentials are missing.
     """
 
     def __init__(self, cfg: Config, spark=None):
         self.cfg = cfg
         self.root = cfg.lake.root
+        self.storage = LakeStorage.from_config(cfg.lake)
+        self.storage.check()
         self._spark = spark
         self._engine = None
         self._manifest: RunManifest | None = None
@@ -75,6 +81,9 @@ class Lake:
             from shoplake.lake.delta_spark import DeltaSparkEngine
             from shoplake.spark import DELTA_PACKAGE, delta_classes_available
 
+            # The session may have been built for another lake (or by spark-submit): give it this lake's store.
+            self.storage.check_spark(self.spark)
+            self.storage.apply_to_spark(self.spark)
             choice = self.cfg.lake.engine
             if choice == "auto":
                 available = delta_classes_available(self.spark)
@@ -90,15 +99,16 @@ class Lake:
                         "lake.engine is delta-spark but Delta Lake's classes are not on Spark's classpath; "
                         f"add --packages {DELTA_PACKAGE} or set lake.engine=delta-rs"
                     )
-                self._engine = DeltaSparkEngine(self.spark)
+                self._engine = DeltaSparkEngine(self.spark, self.storage_options)
             else:
-                self._engine = DeltaRsEngine(self.spark, self.cfg.lake.storage_options, self.cfg.lake.target_file_rows)
+                self._engine = DeltaRsEngine(self.spark, self.storage_options, self.cfg.lake.target_file_rows)
             log.info("lake %s with engine %s", self.root, self._engine.name)
         return self._engine
 
     @property
     def storage_options(self) -> dict[str, str] | None:
-        return self.cfg.lake.storage_options or None
+        """The storage options delta-rs, pyarrow and Ray get: ``lake.storage_options`` completed from the environment."""
+        return self.storage.options
 
     def uri(self, table: str | TableSpec) -> str:
         """Location of a table."""

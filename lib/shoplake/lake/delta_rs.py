@@ -29,6 +29,7 @@ from shoplake.lake.files import (
 )
 from shoplake.lake.manifest import RUN_ID_KEY
 from shoplake.lake.spec import TableSpec
+from shoplake.storage import spark_uri
 
 log = logging.getLogger(__name__)
 
@@ -211,11 +212,12 @@ class DeltaRsEngine:
         if not DeltaTable.is_deltatable(uri, storage_options=self.storage_options):
             raise FileNotFoundError(f"table {spec.full_name} does not exist at {uri}")
         table = DeltaTable(uri, version=version, storage_options=self.storage_options)
-        files = table.file_uris()
+        # Spark opens object stores through its Hadoop connectors (s3a:// for s3://).
+        files = [spark_uri(f) for f in table.file_uris()]
         schema = spec.spark_schema()
         if not files:
             return self.spark.createDataFrame([], schema)
-        return self.spark.read.schema(schema).option("basePath", uri).parquet(*files).select(*spec.column_names)
+        return self.spark.read.schema(schema).option("basePath", spark_uri(uri)).parquet(*files).select(*spec.column_names)
 
     def stage(
         self, df, uri: str, spec: TableSpec, mode: str, partitions: dict[str, list[str]] | None = None, run_id: str | None = None

@@ -21,6 +21,7 @@ from shoplake.lake.delta_rs import remove_table, table_version
 from shoplake.lake.files import data_files, new_write_id
 from shoplake.lake.manifest import RUN_ID_KEY
 from shoplake.lake.spec import TableSpec, spark_ddl_type
+from shoplake.storage import spark_uri
 
 log = logging.getLogger(__name__)
 
@@ -60,32 +61,38 @@ def _quoted_path(uri: str) -> str:
 
 
 class DeltaSparkEngine:
-    """Reads and writes Delta tables through Spark's Delta data source."""
+    """Reads and writes Delta tables through Spark's Delta data source.
+
+    Table URIs are the lake's (``s3://...``); Spark is handed them as its Hadoop file
+    systems know them (``s3a://...``, :func:`shoplake.storage.spark_uri`), and the
+    log reads made with delta-rs get ``storage_options``.
+    """
 
     name = "delta-spark"
 
-    def __init__(self, spark):
+    def __init__(self, spark, storage_options: dict[str, str] | None = None):
         self.spark = spark
+        self.storage_options = storage_options or None
 
     def _table(self, uri: str):
         from delta.tables import DeltaTable
 
-        return DeltaTable.forPath(self.spark, uri)
+        return DeltaTable.forPath(self.spark, spark_uri(uri))
 
     def version(self, uri: str) -> int | None:
         # The log's newest version, read without a Spark job.
-        return table_version(uri)
+        return table_version(uri, self.storage_options)
 
     def read(self, uri: str, spec: TableSpec, version: int | None = None):
         reader = self.spark.read.format("delta")
         if version is not None:
             reader = reader.option("versionAsOf", version)
-        return reader.load(uri).select(*spec.column_names)
+        return reader.load(spark_uri(uri)).select(*spec.column_names)
 
     def _result(self, uri: str, spec: TableSpec, mode: str) -> WriteResult:
         from deltalake import DeltaTable
 
-        last = DeltaTable(uri).history(1)[0]
+        last = DeltaTable(uri, storage_options=self.storage_options).history(1)[0]
         metrics = last.get("operationMetrics") or {}
         rows = int(metrics.get("numOutputRows", metrics.get("numTargetRowsInserted", 0)) or 0)
         if mode == "merge":
@@ -123,10 +130,10 @@ class DeltaSparkEngine:
             if spec.description and previous is None:
                 writer = writer.option("description", spec.description)
             try:
-                writer.save(uri)
+                writer.save(spark_uri(uri))
             except Exception as exc:
                 if previous is None:
-                    remove_table(uri)
+                    remove_table(uri, self.storage_options)
                 if mode == "replace" and "DELTA_REPLACE_WHERE_MISMATCH" in str(exc):
                     wanted = "; ".join(f"{c} in {', '.join(v)}" for c, v in partitions.items())
                     raise ValueError(f"table {spec.full_name}: rows are outside the partitions being replaced ({wanted})") from None
@@ -140,7 +147,7 @@ class DeltaSparkEngine:
             if "previous" not in state:
                 return
             if state["previous"] is None:
-                remove_table(uri)
+                remove_table(uri, self.storage_options)
             else:
                 self.restore(uri, state["previous"])
 
@@ -177,11 +184,11 @@ class DeltaSparkEngine:
         self.spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
         # Spark's VACUUM takes its retention from the table, not from an argument.
         wanted = f"interval {round(float(retention_hours) * 60)} minutes"
-        if DeltaTable(uri).metadata().configuration.get(RETENTION_PROPERTY) != wanted:
-            self.spark.sql(f"ALTER TABLE {_quoted_path(uri)} SET TBLPROPERTIES ('{RETENTION_PROPERTY}' = '{wanted}')")
-        before = {i.path for i in data_files(uri)}
+        if DeltaTable(uri, storage_options=self.storage_options).metadata().configuration.get(RETENTION_PROPERTY) != wanted:
+            self.spark.sql(f"ALTER TABLE {_quoted_path(spark_uri(uri))} SET TBLPROPERTIES ('{RETENTION_PROPERTY}' = '{wanted}')")
+        before = {i.path for i in data_files(uri, self.storage_options)}
         self._table(uri).vacuum()
-        return len(before - {i.path for i in data_files(uri)})
+        return len(before - {i.path for i in data_files(uri, self.storage_options)})
 
     def history(self, uri: str, limit: int | None = None) -> list[dict]:
         """Commits, newest first: ``version``, ``timestamp`` (ms), ``operation``, and shoplake's metadata keys."""
@@ -213,7 +220,7 @@ class DeltaSparkEngine:
         """
         if self.version(uri) is None:
             return []
-        have = set(self.spark.read.format("delta").load(uri).columns)
+        have = set(self.spark.read.format("delta").load(spark_uri(uri)).columns)
         missing = [c for c in spec.columns if c.name not in have]
         if not missing:
             return []
@@ -224,7 +231,7 @@ class DeltaSparkEngine:
                 "rewrite the table (mode overwrite) or drop it and rebuild it"
             )
         columns = ", ".join(f"`{c.name}` {spark_ddl_type(c.dtype)}" for c in missing)
-        self.spark.sql(f"ALTER TABLE {_quoted_path(uri)} ADD COLUMNS ({columns})")
+        self.spark.sql(f"ALTER TABLE {_quoted_path(spark_uri(uri))} ADD COLUMNS ({columns})")
         names = [c.name for c in missing]
         log.warning("%s: added column(s) %s to the existing table (older rows read them as null)", spec.full_name, ", ".join(names))
         return names

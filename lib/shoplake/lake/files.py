@@ -17,7 +17,7 @@ import math
 import time
 import uuid
 from collections.abc import Iterable, Iterator
-from urllib.parse import quote, urlparse
+from urllib.parse import quote
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 
 from shoplake.lake.checks import conform_arrow
 from shoplake.lake.spec import TableSpec
+from shoplake.storage import pyarrow_filesystem
 
 FILE_RECORD_SCHEMA = pa.schema(
     [
@@ -42,23 +43,8 @@ _STAT_STRING_MAX = 64
 
 
 def filesystem(uri: str, storage_options: dict[str, str] | None = None) -> tuple[pafs.FileSystem, str]:
-    """PyArrow filesystem and path for a local path or URI."""
-    if "://" not in uri:
-        return pafs.LocalFileSystem(), uri
-    parsed = urlparse(uri)
-    if parsed.scheme == "file":
-        return pafs.LocalFileSystem(), parsed.path
-    if parsed.scheme == "s3" and storage_options:
-        opts = storage_options
-        fs = pafs.S3FileSystem(
-            access_key=opts.get("AWS_ACCESS_KEY_ID"),
-            secret_key=opts.get("AWS_SECRET_ACCESS_KEY"),
-            session_token=opts.get("AWS_SESSION_TOKEN"),
-            region=opts.get("AWS_REGION"),
-            endpoint_override=opts.get("AWS_ENDPOINT_URL"),
-        )
-        return fs, f"{parsed.netloc}{parsed.path}"
-    return pafs.FileSystem.from_uri(uri)
+    """PyArrow filesystem and path for a local path or URI (see :func:`shoplake.storage.pyarrow_filesystem`)."""
+    return pyarrow_filesystem(uri, storage_options)
 
 
 def partition_value_str(value) -> str | None:
@@ -147,6 +133,7 @@ def write_data_files(
         One dict per file, shaped as :data:`FILE_RECORD_SCHEMA`.
     """
     fs, root = filesystem(table_uri, storage_options)
+    local = isinstance(fs, pafs.LocalFileSystem)
     part_cols = list(spec.partition_by)
     data_cols = [c for c in spec.column_names if c not in part_cols]
     buffers: dict[tuple, list[pa.Table]] = {}
@@ -166,10 +153,9 @@ def write_data_files(
         name = f"part-{write_id}-{task_tag}-{seq:05d}-{uuid.uuid4().hex[:8]}.parquet"
         rel = f"{dirs}/{name}" if dirs else name
         full = f"{root.rstrip('/')}/{rel}"
-        if dirs:
-            fs.create_dir(f"{root.rstrip('/')}/{dirs}", recursive=True)
-        else:
-            fs.create_dir(root, recursive=True)
+        # Object stores have no folders: creating them there would only add marker objects and requests.
+        if local:
+            fs.create_dir(f"{root.rstrip('/')}/{dirs}" if dirs else root, recursive=True)
         file_data = data.select(data_cols)
         pq.write_table(file_data, full, filesystem=fs, compression="snappy")
         info = fs.get_file_info(full)

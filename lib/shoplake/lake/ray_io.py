@@ -12,6 +12,7 @@ from shoplake.lake.base import WriteResult
 from shoplake.lake.delta_rs import commit_files
 from shoplake.lake.files import delete_files_of_write, new_write_id, write_data_files
 from shoplake.lake.spec import TableSpec
+from shoplake.storage import LakeStorage
 
 if TYPE_CHECKING:
     from shoplake.config import Config
@@ -35,7 +36,8 @@ def write_dataset(ds, uri: str, spec: TableSpec, mode: str, partitions: dict[str
     The data is checked against ``spec`` in each task (a missing or mistyped column
     fails the write, naming the column); only file metadata reaches the driver.
     """
-    storage_options = cfg.lake.storage_options or None
+    # Resolved here, on the driver: the tasks may run on nodes without the driver's environment.
+    storage_options = LakeStorage.from_config(cfg.lake).options
     write_id = new_write_id()
     task = functools.partial(
         _ray_task_writer,
