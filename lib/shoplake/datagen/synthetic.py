@@ -17,8 +17,11 @@ models and ingest can be tested against a known answer:
 * one payment per order; fraud (stolen-card bursts, account takeovers, card testing)
   is labelled only through chargebacks that arrive 3-30 days later, next to a few
   friendly-fraud chargebacks on legitimate payments;
-* sponsored-product ads whose click-through rate depends on placement and on whether
-  the advertised category is one of the viewer's favourites;
+* sponsored-product ads chosen by a logging policy whose propensity every impression
+  carries; click-through depends on placement, position, whether the advertised
+  category is one of the viewer's favourites and the ad's words, conversion after a
+  click on price and that affinity (the ground truth holds each impression's true
+  probabilities);
 * support tickets whose text depends on their intent;
 * an end-of-day inventory snapshot per catalogued item.
 
@@ -42,7 +45,6 @@ from shoplake.datagen.landing_writer import conform, write_landing
 from shoplake.datagen.shop.ads import AdsMixin
 from shoplake.datagen.shop.catalogue import CatalogueMixin
 from shoplake.datagen.shop.common import (
-    _BASE_CTR,
     _CATEGORY_SEASON,
     _COUNTRIES,
     _EPOCH,
@@ -82,6 +84,7 @@ class _Shop(CatalogueMixin, CustomersMixin, InventoryMixin, FunnelMixin, FraudMi
         self._build_users()
         self._build_calendar()
         self._plan()
+        self._build_ads()
         self._init_inventory()
         self._init_counters()
 
@@ -301,21 +304,7 @@ class _Shop(CatalogueMixin, CustomersMixin, InventoryMixin, FunnelMixin, FraudMi
                 "chargeback_delay_days": list(p.chargeback_delay_days),
                 "chargebacks": cbs,
             },
-            "ads": {
-                "ctr_by_placement": dict(_BASE_CTR),
-                "affinity_ctr_multiplier": p.affinity_ctr_multiplier,
-                "affinity": "the advertised item's category is one of the viewer's favourite_categories",
-                "conversion_rate": p.ad_conversion_rate,
-                "campaigns": [
-                    {
-                        "campaign_id": c["campaign_id"],
-                        "category": c["category"],
-                        "cpc": c["cpc"],
-                        "items": [self.item_ids[i] for i in c["items"]],
-                    }
-                    for c in self.campaigns
-                ],
-            },
+            "ads": self.ad_truth(),
             "support": {
                 "intents": list(INTENTS),
                 "intent_probabilities": dict(zip(INTENTS, _INTENT_P.tolist())),

@@ -254,12 +254,22 @@ AD_EVENTS = LandingSource(
         F(C.ITEM_ID, "string", True, "Advertised product."),
         F(C.CAMPAIGN_ID, "string", True, "Campaign."),
         F(C.PLACEMENT, "string", True, "Where the ad was shown (search_top, home_banner, product_page, ...)."),
+        F(C.POSITION, "int", False, "Slot within the placement, from 1 (the top)."),
+        F(
+            C.PROPENSITY,
+            "double",
+            False,
+            "Probability with which the shop's ad policy chose this ad for this slot; "
+            "empty: the ads use case estimates it from the logged choices.",
+        ),
         F(C.COST, "double", False, "Cost charged for this event."),
         F(C.EVENT_TS, "timestamp", True, "When it happened, UTC."),
     ),
     checks=(
         _one_of(C.EVENT_TYPE, AD_EVENT_TYPES),
         _at_least(C.COST, 0),
+        _at_least(C.POSITION, 1),
+        Check(C.PROPENSITY, f"{C.PROPENSITY} > 0 AND {C.PROPENSITY} <= 1", "must be in (0, 1]"),
     ),
 )
 

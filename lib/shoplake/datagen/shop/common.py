@@ -128,6 +128,14 @@ _BASE_CTR = {"search_top": 0.06, "home_banner": 0.015, "product_page": 0.04, "em
 _PLACEMENT_P = np.array([0.3, 0.25, 0.3, 0.15])
 
 
+# Ad slots per placement; an impression's position is drawn evenly among them.
+_AD_SLOTS = {"search_top": 4, "home_banner": 2, "product_page": 3, "email": 3}
+
+
+# Click-through and conversion probabilities are capped below 1.
+_MAX_AD_P = 0.95
+
+
 # Median list price per category; item prices scatter log-normally around it.
 _MEDIAN_PRICE = {
     "kitchen": 25.0,
@@ -247,7 +255,12 @@ class ShopParams:
         chargeback_delay_days: Inclusive range of days between payment and chargeback.
         ad_impressions_per_session: Sponsored impressions per browsing session.
         affinity_ctr_multiplier: CTR multiplier when the ad's category is a favourite of the viewer.
-        ad_conversion_rate: Share of ad clicks that convert.
+        ad_conversion_rate: Share of ad clicks that convert for an item at its category's median price shown
+            outside the viewer's favourite categories.
+        ad_position_decay: Click-through falls as ``position ** -ad_position_decay``.
+        ad_text_sigma: Spread (log scale) of the click-through multiplier the ad's product noun carries.
+        cvr_affinity_multiplier: Conversion odds multiplier when the ad's category is a favourite of the viewer.
+        cvr_price_elasticity: Conversion odds scale as ``(price / category median price) ** -cvr_price_elasticity``.
         tickets_per_order: Support tickets per order placed that day.
         intent_label_rate: Share of tickets an agent labelled with an intent.
         new_device_rate: Chance a legitimate payment comes from a new device of the user.
@@ -277,9 +290,13 @@ class ShopParams:
     fraud_chargeback_rate: float = 1.0
     friendly_fraud_rate: float = 0.003
     chargeback_delay_days: tuple[int, int] = (3, 30)
-    ad_impressions_per_session: float = 2.0
+    ad_impressions_per_session: float = 6.0
     affinity_ctr_multiplier: float = 2.5
     ad_conversion_rate: float = 0.1
+    ad_position_decay: float = 0.5
+    ad_text_sigma: float = 0.5
+    cvr_affinity_multiplier: float = 2.0
+    cvr_price_elasticity: float = 0.8
     tickets_per_order: float = 0.08
     intent_label_rate: float = 0.85
     new_device_rate: float = 0.02
@@ -320,6 +337,11 @@ class ShopParams:
                 raise ValueError(f"ShopParams: {name} must be in [0, 1]")
         if not 0.0 <= self.fraud_rate < 1.0:
             raise ValueError("ShopParams: fraud_rate must be in [0, 1)")
+        for name in ("ad_position_decay", "ad_text_sigma", "cvr_price_elasticity"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"ShopParams: {name} must be >= 0")
+        if self.cvr_affinity_multiplier <= 0 or self.affinity_ctr_multiplier <= 0:
+            raise ValueError("ShopParams: the affinity multipliers must be positive")
         if self.cancel_rate + self.return_rate > 1.0:
             raise ValueError("ShopParams: cancel_rate + return_rate must be <= 1")
 
