@@ -10,7 +10,12 @@ rolling-origin backtest of the forecasting run
 statsforecast baselines against the global models (the quantile network and the
 gradient-boosted trees, trained with Ray Train before each cut-off) and their
 ensemble, all scored on the same items and periods, every band calibrated on the
-earlier cut-offs' residuals. Nothing is registered or written to the lake.
+earlier cut-offs' residuals. As in the forecasting run, the global models' settings
+are first searched with Ray Tune on the validation cut-offs
+(:func:`shoplake.forecast.tuning.search_settings`: ``forecasting.gbdt_search``,
+``forecasting.net_search``, ``tuning.num_samples`` trials each; ``--set
+'forecasting.gbdt_search={}'`` skips one) and backtested with the best. Nothing is
+registered or written to the lake.
 
 It prints per run the metrics table: the cut-offs before the last are validation
 (averaged, with the bootstrap interval over their (item, cut-off) pairs), the last
@@ -98,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         write_backtest_chart,
         wrmsse_ratio,
     )  # fmt: skip
+    from shoplake.forecast.tuning import search_settings, searched_settings
     from shoplake.lake import Lake
     from shoplake.ray_runtime import init_ray
 
@@ -120,7 +126,10 @@ def main(argv: list[str] | None = None) -> int:
         calibration = calibration_origins(dcfg, origins, panel.start)
         started = time.monotonic()
         label = f"{name}-{grain}"
-        result = backtest(dcfg, panel, origins, f"bench_fc_{label.replace('-', '_')}_{int(time.time())}", calibration=calibration)
+        run_name = f"bench_fc_{label.replace('-', '_')}_{int(time.time())}"
+        dcfg, searches = search_settings(dcfg, panel, origins, run_name)
+        search_seconds = time.monotonic() - started
+        result = backtest(dcfg, panel, origins, run_name, calibration=calibration)
         seconds = time.monotonic() - started
         rows = metrics_rows(result, run_date, None, dt.datetime.now(dt.timezone.utc))
         validation = origins[:-1]
@@ -130,8 +139,14 @@ def main(argv: list[str] | None = None) -> int:
         console.print(
             f"\n[bold]{name}[/bold] at {grain} grain ({fc.target}): run date {run_date}, {panel.n_items:,} items, "
             f"{panel.n_periods} {grain}s from {panel.start}; calibration cut-offs {', '.join(map(str, calibration)) or 'none'}; "
-            f"scored cut-offs {', '.join(map(str, origins))}; horizon {fc.horizon} {grain}s; {seconds:.0f} s"
+            f"scored cut-offs {', '.join(map(str, origins))}; horizon {fc.horizon} {grain}s; {seconds:.0f} s "
+            f"({search_seconds:.0f} s of searches)"
         )
+        for model, found in searched_settings(dcfg, searches).items():
+            console.print(
+                f"  {model}: settings searched on validation ({found['trials']} trials, {found['stopped_early']} stopped early, "
+                f"best validation WRMSSE {found['best_valid_wrmsse']:.3f}): {found['settings']}"
+            )
         console.print(forecast_metrics_table(rows, fc.main_model, intervals))
         champion, versus = choose_champion(dcfg, panel, result, origins)
         best = best_baseline(result, origins)
@@ -154,9 +169,9 @@ def main(argv: list[str] | None = None) -> int:
             console.print(f"  backtest chart: {page}")
         champ_vs_best = None if champion == best else (best, wrmsse_ratio(dcfg, panel, result.last[champion], result.last[best]))
         coverage = {s: result.mean(champion, "coverage_p10_p90", c) for s, c in ((VALIDATION, validation), (TEST, [test]))}
-        summary.append((label, at, champion, versus, champ_vs_best, coverage, seconds))
+        summary.append((label, at, champion, versus, champ_vs_best, coverage, seconds, searched_settings(dcfg, searches)))
     console.print("\ntest WRMSSE ratios (below 1: the first errs less), 95 % interval over items:")
-    for label, at, champion, versus, champ_vs_best, coverage, seconds in summary:
+    for label, at, champion, versus, champ_vs_best, coverage, seconds, searched in summary:
         for what, found in (("the next on validation", versus), ("the best baseline of validation", champ_vs_best)):
             if found is None:
                 continue
@@ -169,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
             console.print(f"  {label}: champion {champion} is the best baseline of validation")
         console.print(f"  {label}: champion P10-P90 coverage {coverage[VALIDATION]:.3f} on validation, {coverage[TEST]:.3f} on test; "
                       f"{seconds:.0f} s")  # fmt: skip
+        for model, found in searched.items():
+            console.print(f"  {label}: {model} searched on validation: {found['settings']}")
     return 0
 
 

@@ -428,6 +428,9 @@ _FORECAST_DAY_NAMES = {
     "moving_average_days": "moving_average_window",
 }  # fmt: skip
 
+#: Settings of forecasting's network that net_search may try (epochs comes from the best epoch).
+_NET_SEARCHABLE = ("lr", "hidden", "layers", "dropout", "batch_size", "windows_per_epoch", "mean_weight")
+
 
 class ForecastingConfig(_Strict):
     """Demand forecasting: the grain and target, backtests, the global models, calibration, the replenishment plan.
@@ -524,6 +527,16 @@ class ForecastingConfig(_Strict):
     gbdt_max_depth: int = Field(6, ge=1)
     gbdt_eta: float = Field(0.05, gt=0)
     gbdt_subsample: float = Field(0.8, gt=0, le=1, description="Share of the rows each tree of the gradient-boosted model is grown on.")
+    gbdt_search: SearchSpace = Field(
+        default_factory=lambda: {"gbdt_max_depth": [4, 6, 8], "gbdt_eta": Distribution(loguniform=(0.02, 0.2))},
+        description="Settings of the gradient-boosted model searched on the validation cut-offs (Ray Tune, tuning.*): gbdt_* "
+        "fields of forecasting with the values to try; empty: none searched.",
+    )
+    net_search: SearchSpace = Field(
+        default_factory=lambda: {"lr": Distribution(loguniform=(0.0005, 0.01)), "hidden": [64, 128]},
+        description="Settings of quantile_net searched on the validation cut-offs: " + ", ".join(_NET_SEARCHABLE) + "; the "
+        "best epoch becomes epochs; empty: none searched.",
+    )
     service_level: float = Field(0.95, gt=0.5, lt=1, description="Target cycle service level of the safety stock.")
     review_period_days: int = Field(7, ge=0, description="Days between orders: stock must cover lead time plus this.")
     default_lead_time_days: int = Field(7, ge=0, description="Lead time for items whose inventory rows have none.")
@@ -559,6 +572,19 @@ class ForecastingConfig(_Strict):
                     + (f" (not in models: {', '.join(missing)})" if missing else "")
                 )
         return self
+
+    @field_validator("gbdt_search", "net_search")
+    @classmethod
+    def _searched_fields(cls, value: dict, info) -> dict:
+        if info.field_name == "gbdt_search":
+            wrong = [k for k in value if not k.startswith("gbdt_") or k not in cls.model_fields or k == "gbdt_search"]
+            allowed = "gbdt_* settings"
+        else:
+            wrong = [k for k in value if k not in _NET_SEARCHABLE]
+            allowed = ", ".join(_NET_SEARCHABLE)
+        if wrong:
+            raise ValueError(f"{', '.join(wrong)}: only {allowed} of forecasting can be searched here")
+        return value
 
     @property
     def spacing(self) -> int:

@@ -14,6 +14,12 @@ scored against the actual values of those periods for the items with at least
 its bootstrap interval over items, bias, P10-P90 coverage before and after
 calibration, pinball loss; :mod:`shoplake.forecast.metrics`), all on the grain.
 
+**Settings searched.** Before the backtest, the settings of ``gbdt`` and
+``quantile_net`` in ``forecasting.gbdt_search`` and ``forecasting.net_search`` are
+searched with Ray Tune on the validation cut-offs only, on the sales before the test
+cut-off (:mod:`shoplake.forecast.tuning`); the backtest, at every cut-off, and the
+final fit use the best ones, which the bundle records as ``searched_settings``.
+
 **Calibration.** ``forecasting.calibration_origins`` more cut-offs before the first
 validation one are forecast the same way but never scored: their residuals, and
 those of every earlier scored cut-off whose window has ended, calibrate each model's
@@ -56,6 +62,7 @@ from shoplake.forecast.grain import period_start, periods_between, shift
 from shoplake.forecast.metrics import revenue_weights, rmsse, summarise
 from shoplake.forecast.models.panel import Forecast, SalesPanel
 from shoplake.forecast.schemas import ITEM_DAILY_SALES, TASK_FORECASTING
+from shoplake.forecast.tuning import search_settings, searched_settings
 from shoplake.train.model_metrics import MODEL_METRICS, write_model_metrics
 
 log = logging.getLogger(__name__)
@@ -512,6 +519,7 @@ class ForecastingResult:
     chart_path: str | None = None
     champion: str = ""
     versus: tuple[str, Interval] | None = None  # next model of validation, test WRMSSE ratio champion / it
+    searched_settings: dict[str, dict] = field(default_factory=dict)  # per searched model: settings chosen on validation, budget, score
 
     def versus_line(self) -> str | None:
         """The champion against the next model of validation at the test cut-off, with the interval of the ratio."""
@@ -560,12 +568,18 @@ def run_forecasting(
             f"{fc.min_history} {fc.grain}s before it)"
         )
     calibration = calibration_origins(cfg, origins, panel.start)
+    cfg, searches = search_settings(cfg, panel, origins, name)
+    for model, searched in searches.items():
+        step(f"{model}: {searched.summary()}")
+    fc = cfg.forecasting
+    searched = searched_settings(cfg, searches)
     result = backtest(cfg, panel, origins, name, on_step=step, calibration=calibration)
     champion, versus = choose_champion(cfg, panel, result, origins)
 
     step(f"{champion}: fitting on all sales before {run_date} for serving")
     table_versions = {f"{ITEM_DAILY_SALES.full_name}@{run_date}": version}
-    metadata = {"model_name": champion, "run_date": run_date.isoformat(), "table_versions": table_versions}
+    metadata = {"model_name": champion, "run_date": run_date.isoformat(), "table_versions": table_versions,
+                "searched_settings": searched}  # fmt: skip
     main = fit_forecaster(cfg, champion, panel, f"{name}_{champion}", metadata)
     main.bundle.calibration = result.serving_calibration(champion)
     run_folder = Path(cfg.runs_dir, "forecaster", name)
@@ -594,6 +608,8 @@ def run_forecasting(
             params["settings"] = dict(vars(main.bundle.model.settings))
         if main.bundle.calibration is not None:
             params["calibration"] = main.bundle.calibration.as_dict()
+        if searched:
+            params["searched_settings"] = searched
         info = log_model(
             cfg, bundle_path, model_name=champion, params=params,
             metrics={k: v for k, v in flat.items() if not np.isnan(v)}, table_versions=table_versions,
@@ -608,6 +624,7 @@ def run_forecasting(
         run_date=run_date, origins=origins, backtest=result, main_model=fc.main_model, bundle_path=str(bundle_path),
         model_version=model_version, mlflow_run_id=run_id, metrics_version=written.version, n_items=panel.n_items,
         fit_seconds=main.seconds, chart_path=None if chart is None else str(chart), champion=champion, versus=versus,
+        searched_settings=searched,
     )  # fmt: skip
     if out.versus_line():
         log.info("%s", out.versus_line())

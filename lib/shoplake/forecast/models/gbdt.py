@@ -21,9 +21,10 @@ times the scale.
 The quantiles: XGBoost's ``reg:quantileerror`` with the three levels of
 :data:`~shoplake.forecast.schemas.QUANTILES` in one booster, on the uncapped target.
 
-**Training** (:func:`train_gbdt`): ``forecasting.gbdt_windows`` windows are sampled
-(seeded) among every item's origins from one period after its first sale to the
-panel's last period, each giving a row per lead whose target lies inside the panel.
+**Training** (:meth:`GBDTForecaster.train`, rows from :func:`training_rows`):
+``forecasting.gbdt_windows`` windows are sampled (seeded) among every item's origins
+from one period after its first sale to the panel's last period, each giving a row
+per lead whose target lies inside the panel.
 Ray Train's ``XGBoostTrainer`` runs ``ray.num_workers`` workers; each trains on its
 share of the rows (row ``i`` goes to rank ``i % workers``) and XGBoost's collective
 builds one model from all of them. The per-round training loss of both boosters
@@ -84,6 +85,33 @@ def gbdt_rows(frame: PanelFrame, items: np.ndarray, origins: np.ndarray, with_ta
     s = np.concatenate(parts_s) if parts_s else np.zeros(0)
     y = (np.concatenate(parts_y) if parts_y else np.zeros(0, np.float32)) if with_targets else None
     return x, s, y
+
+
+def training_rows(cfg, panel: SalesPanel) -> tuple[np.ndarray, np.ndarray, int]:
+    """The training rows of ``panel``: ``(X, scaled target, windows sampled)``, rows with a known target only.
+
+    ``forecasting.gbdt_windows`` windows are drawn (seeded by ``training.seed``) among
+    every item's origins from one period after its first sale to the panel's last period.
+
+    Raises:
+        ValueError: The panel has no training window.
+    """
+    frame = PanelFrame(panel, NetSettings.from_config(cfg))
+    items, origins = frame.candidates(1)
+    if len(items) == 0:
+        raise ValueError("no training windows: no item has a sale before the panel's last period")
+    rng = np.random.default_rng(cfg.training.seed)
+    pick = np.sort(rng.choice(len(items), size=min(cfg.forecasting.gbdt_windows, len(items)), replace=False))
+    x, _, y = gbdt_rows(frame, items[pick], origins[pick], with_targets=True)
+    known = ~np.isnan(y)
+    return x[known], y[known], int(len(pick))
+
+
+def forecast_rows(settings: NetSettings, panel: SalesPanel, items: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The rows that forecast the periods after ``panel`` for ``items`` (default all): ``(X [n*H, F], scale [n*H])``, item-major."""
+    items = np.arange(panel.n_items) if items is None else np.asarray(items)
+    x, scale, _ = gbdt_rows(PanelFrame(panel, settings), items, np.full(len(items), panel.n_periods))
+    return x, scale
 
 
 def gbdt_params(cfg) -> dict:
@@ -189,15 +217,7 @@ class GBDTForecaster:
 
         fc = cfg.forecasting
         settings = NetSettings.from_config(cfg)
-        frame = PanelFrame(panel, settings)
-        items, origins = frame.candidates(1)
-        if len(items) == 0:
-            raise ValueError("no training windows: no item has a sale before the panel's last period")
-        rng = np.random.default_rng(cfg.training.seed)
-        pick = np.sort(rng.choice(len(items), size=min(fc.gbdt_windows, len(items)), replace=False))
-        x, _, y = gbdt_rows(frame, items[pick], origins[pick], with_targets=True)
-        known = ~np.isnan(y)
-        x, y = x[known], y[known]
+        x, y, windows = training_rows(cfg, panel)
         if len(y) < cfg.ray.num_workers:
             raise ValueError(f"{len(y)} training rows for {cfg.ray.num_workers} workers")
         init_ray(cfg)
@@ -206,7 +226,7 @@ class GBDTForecaster:
             "x": ray.put(x), "y": ray.put(y), "feature_names": feature_names(settings), "params": gbdt_params(cfg),
             "rounds": fc.gbdt_rounds, "target_clip": settings.target_clip,
         }  # fmt: skip
-        log.info("training %s on %d rows (%d windows of %d items)", name, len(y), len(pick), panel.n_items)
+        log.info("training %s on %d rows (%d windows of %d items)", name, len(y), windows, panel.n_items)
         started = time.monotonic()
         result = XGBoostTrainer(_train_loop_per_worker, train_loop_config=config, scaling_config=scaling, run_config=run).fit()
         if result.checkpoint is None:
@@ -215,7 +235,7 @@ class GBDTForecaster:
             model = cls.load_boosters(Path(folder), settings)
             history = json.loads(Path(folder, "history.json").read_text())
         model.history = history
-        model.info = {**dict(result.metrics or {}), "rows": int(len(y)), "windows": int(len(pick)),
+        model.info = {**dict(result.metrics or {}), "rows": int(len(y)), "windows": windows,
                       "fit_seconds": time.monotonic() - started, "run_path": str(result.path)}  # fmt: skip
         log.info(
             "trained %s in %.1f s: training RMSE %.4f -> %.4f", name, model.info["fit_seconds"], history[0]["rmse"], history[-1]["rmse"]
@@ -259,8 +279,7 @@ class GBDTForecaster:
         if not 1 <= horizon <= st.horizon:
             raise ValueError(f"horizon must lie in 1..{st.horizon} (the trained horizon), got {horizon}")
         n = panel.n_items
-        frame = PanelFrame(panel, st)
-        x, scale, _ = gbdt_rows(frame, np.arange(n), np.full(n, panel.n_periods))
+        x, scale = forecast_rows(st, panel)
         if len(x):
             mean = np.asarray(self.mean.inplace_predict(x), dtype=np.float64) * scale
             q = np.asarray(self.quantiles.inplace_predict(x), dtype=np.float64).reshape(len(x), len(QUANTILES)) * scale[:, None]
