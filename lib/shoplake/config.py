@@ -687,6 +687,21 @@ class FraudConfig(_Strict):
     )
 
 
+class AdsConfig(_Strict):
+    """Sponsored-product ads: point-in-time impression features and their labels."""
+
+    history_days: int = Field(
+        60, ge=8, description="Impressions of this many days before the run date are in gold.ad_features; features see only them."
+    )
+    maturity_days: int = Field(
+        2, ge=1, description="An impression's conversion label is final once it is this many days old; younger ones are unlabelled."
+    )
+    ctr_prior: float = Field(0.03, gt=0, lt=1, description="Prior click-through of the smoothed historic rates (Beta prior mean).")
+    ctr_prior_strength: float = Field(100.0, gt=0, description="Weight of the click-through prior, in impressions.")
+    cvr_prior: float = Field(0.1, gt=0, lt=1, description="Prior conversion rate after a click of the smoothed historic rates.")
+    cvr_prior_strength: float = Field(20.0, gt=0, description="Weight of the conversion prior, in clicks.")
+
+
 class FineTuningConfig(_Strict):
     """Fine-tuning the text encoder with a classification head (support intents, product categories)."""
 
@@ -842,6 +857,7 @@ class Config(_Strict):
     fine_tuning: FineTuningConfig = FineTuningConfig()
     support: SupportConfig = SupportConfig()
     categorization: CategorizationConfig = CategorizationConfig()
+    ads: AdsConfig = AdsConfig()
 
 
 #: The configuration shipped in the package: ``base.yaml`` and the ``local`` and ``cluster`` overlays.

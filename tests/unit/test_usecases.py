@@ -11,8 +11,8 @@ from shoplake.lake.catalog import all_specs
 from shoplake.usecases import get_use_case, use_cases
 
 
-def test_the_five_use_cases_are_found_in_nightly_order():
-    assert [uc.name for uc in use_cases()] == ["recommend", "forecast", "fraud", "support", "categorize"]
+def test_the_six_use_cases_are_found_in_nightly_order():
+    assert [uc.name for uc in use_cases()] == ["recommend", "forecast", "fraud", "support", "categorize", "ads"]
     assert get_use_case("fraud").metrics_task == "fraud"
 
 

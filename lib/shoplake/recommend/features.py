@@ -44,6 +44,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from shoplake import columns as C
+from shoplake.features.catalogue import item_text, price_band
 from shoplake.features.orders import KEPT, net_cancellations
 from shoplake.features.pit import MICROS_PER_DAY, run_midnight
 from shoplake.ingest.landing import CANCELLED, PLACED
@@ -238,27 +239,6 @@ def compute_user_item_matrix(
     )
 
 
-def price_band(price: Column, bounds: Sequence[float]) -> Column:
-    """Index of the first band whose upper bound is >= ``price``; ``len(bounds)`` above the last; null for null.
-
-    Raises:
-        ValueError: The bounds are not strictly increasing.
-    """
-    bounds = [float(b) for b in bounds]
-    if any(lo >= hi for lo, hi in zip(bounds, bounds[1:], strict=False)):
-        raise ValueError(f"price_bands must be strictly increasing upper bounds, got {bounds}")
-    band: Column = F.lit(len(bounds))
-    for index in reversed(range(len(bounds))):
-        band = F.when(price <= F.lit(bounds[index]), F.lit(index)).otherwise(band)
-    return F.when(price.isNotNull(), band).cast("int")
-
-
-def _item_text(title: Column, description: Column) -> Column:
-    # Online Retail repeats the title as description; "X. X" would only add noise to the encoder input.
-    title_only = description.isNull() | (F.trim(description) == F.lit("")) | (description == title)
-    return F.when(title.isNull(), F.lit(None).cast("string")).when(title_only, title).otherwise(F.concat(title, F.lit(". "), description))
-
-
 def compute_item_features(
     products_df: DataFrame | None,
     interactions: DataFrame,
@@ -322,7 +302,7 @@ def compute_item_features(
         C.ITEM_ID,
         C.TITLE,
         C.DESCRIPTION,
-        _item_text(F.col(C.TITLE), F.col(C.DESCRIPTION)).alias(C.TEXT),
+        item_text(F.col(C.TITLE), F.col(C.DESCRIPTION)).alias(C.TEXT),
         C.CATEGORY,
         C.BRAND,
         C.PRICE,
