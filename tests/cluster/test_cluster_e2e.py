@@ -87,6 +87,10 @@ def test_spark_submit_ingest_on_the_standalone_cluster(clusters, ingest_run, sho
         table = DeltaTable(f"file://{work / 'lake' / 'bronze' / source}")
         assert table.to_pyarrow_table().num_rows == rows, source
     assert reported["orders"][0] > 0 and reported["events"][0] > 0
+    # Spark's own Delta writer made the commits: the jars reached the driver and the executors through --packages.
+    log = (work / "lake" / "bronze" / "orders" / "_delta_log" / "00000000000000000000.json").read_text().splitlines()
+    commit = next(json.loads(line)["commitInfo"] for line in log if '"commitInfo"' in line)
+    assert "Delta-Lake/" in commit.get("engineInfo", ""), commit
     # It ran as an application of the standalone master, not in local mode.
     info = cluster.spark_master_info(cfg)
     assert len(info["completedapps"]) == apps_before + 1
