@@ -329,3 +329,22 @@ def test_rolling_pools_its_validation_windows_for_the_champion(rec_lake, ray_loc
     assert pooled == pytest.approx((2 * by_window[0] + by_window[1]) / 3)
     assert result.ndcg("popularity", split="validation") == pytest.approx(pooled)
     assert result.champion == recommend_champion(rows)
+
+
+@pytest.mark.slow  # three Ray Train fits of the sequence model and the text encoder: about a minute
+def test_the_sequence_models_score_settings_are_chosen_on_validation_and_served(rec_lake, ray_local):
+    from shoplake.recommend.bundle import load_serving_bundle
+    from shoplake.recommend.train import score_settings
+
+    cfg, lake = rec_lake
+    with_early_history(lake, ray_local)
+    sm = cfg.sequence_model.model_copy(update={"epochs": 2, "dim": 8, "heads": 2, "layers": 1, "max_len": 4, "batch_size": 4,
+                                               "cold_boost": [0.0, 3.0], "trending_blend": [0.0, 0.5]})  # fmt: skip
+    cfg = with_protocol(cfg, models=["sasrec"], main_model="sasrec", trending_days=[7]).model_copy(update={"sequence_model": sm})
+    result = run_recommendation(cfg, lake, name="rec-sasrec")
+
+    chosen = {k.removeprefix("sasrec "): v for k, v in result.tuned.items() if k.startswith("sasrec ")}
+    assert chosen in score_settings(cfg, "sasrec")
+    bundle, _ = load_serving_bundle(cfg)
+    assert bundle.kind == "sasrec" and {k: bundle.scorer.model_config[k] for k in chosen} == chosen
+    assert (bundle.scorer.prior is not None) == bool(chosen.get("blend"))

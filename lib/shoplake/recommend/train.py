@@ -309,24 +309,30 @@ def fit_model(kind: str, data: TrainingData, cfg: Config, name: str, *, text_emb
 
 
 def with_score_setting(fitted: FittedModel, data: TrainingData, cfg: Config, setting: dict) -> FittedModel:
-    """The fitted model with a score-time setting (:func:`score_settings`) built in, as it is served."""
-    if not setting.get(BLEND) and not setting.get(COLD_BOOST):
+    """The fitted model with a score-time setting (:func:`score_settings`) built in and recorded, as it is served."""
+    if not setting:
         return fitted
     prior = count_scorer("trending", data, cfg, int(setting[BLEND_DAYS])).popularity if setting.get(BLEND) else None
     scorer = fitted.scorer.with_settings(prior, **setting)
     return FittedModel(fitted.kind, scorer, fitted.fit, fitted.seconds, {**fitted.params, **setting})
 
 
-def _score_transform(data: TrainingData, cfg: Config, setting: dict, scorer: Scorer) -> Callable | None:
-    """Scores -> scores of a score-time setting on a split's users (None: the model's own scores)."""
-    if not setting.get(BLEND) and not setting.get(COLD_BOOST):
-        return None
+def score_transforms(data: TrainingData, cfg: Config, settings_: Sequence[dict], scorer: Scorer) -> list[Callable | None]:
+    """Scores -> scores of each score-time setting on a split's users (None: the model's own scores)."""
     from shoplake.recommend.models.sasrec import adjust_scores
 
-    # Counted as of each user's own bound where the split has them (leave-last-out).
-    prior = count_scorer("trending", data, cfg, int(setting[BLEND_DAYS])) if setting.get(BLEND) else None
-    unknown, boost, blend = scorer.unknown(), float(setting.get(COLD_BOOST, 0.0)), float(setting.get(BLEND, 0.0))
-    return lambda scores, users: adjust_scores(scores, unknown, boost, None if prior is None else prior.score(users, None), blend)
+    # Counted once per window, as of each user's own bound where the split has them (leave-last-out).
+    priors = {d: count_scorer("trending", data, cfg, int(d)) for d in {s[BLEND_DAYS] for s in settings_ if s.get(BLEND)}}
+    unknown = scorer.unknown() if any(s.get(COLD_BOOST) for s in settings_) else None
+
+    def transform(setting: dict) -> Callable | None:
+        if not setting.get(BLEND) and not setting.get(COLD_BOOST):
+            return None
+        prior = priors[setting[BLEND_DAYS]] if setting.get(BLEND) else None
+        boost, blend = float(setting.get(COLD_BOOST, 0.0)), float(setting.get(BLEND, 0.0))
+        return lambda scores, users: adjust_scores(scores, unknown, boost, None if prior is None else prior.score(users, None), blend)
+
+    return [transform(s) for s in settings_]
 
 
 def rank_split(scorer: Scorer, split: HoldoutSplit, k: int, transforms: Sequence[Callable | None] = (None,)) -> list[np.ndarray]:
@@ -535,7 +541,7 @@ def run_recommendation(
                     fitted = fit_model(kind, split.train, cfg, f"{name}_{kind}_{suffix}", text_embeddings=texts, setting=fit_setting)
                     seconds[f"{kind} (validation {split.cutoff})"] = fitted.seconds
                     step(f"{shown}: ranking the catalogue for {len(split.eval_users())} users (validation)")
-                    transforms = [_score_transform(split.train, cfg, s, fitted.scorer) for s in score_candidates]
+                    transforms = score_transforms(split.train, cfg, score_candidates, fitted.scorer)
                     for c, topk in enumerate(rank_split(fitted.scorer, split, max(KS), transforms)):
                         results.setdefault((f, c), []).append(split_metrics(topk, split, KS, cfg.evaluation))
             pooled = {key: pool(parts, cfg.evaluation) for key, parts in results.items()}
@@ -556,7 +562,7 @@ def run_recommendation(
         fitted = fit_model(kind, test.train, cfg, f"{name}_{kind}_holdout", text_embeddings=texts, setting=best_fit)
         seconds[kind] = fitted.seconds
         step(f"{shown}: ranking the catalogue for {len(test.eval_users())} users (test)")
-        topk = rank_split(fitted.scorer, test, max(KS), [_score_transform(test.train, cfg, best_score, fitted.scorer)])[0]
+        topk = rank_split(fitted.scorer, test, max(KS), score_transforms(test.train, cfg, [best_score], fitted.scorer))[0]
         evaluated[TEST][kind] = split_metrics(topk, test, KS, cfg.evaluation)
         if fitted.fit is not None:
             histories[kind] = fitted.fit.history
