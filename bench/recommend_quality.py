@@ -9,7 +9,9 @@ recommendation run without registering anything or refitting for serving
 (``--set recommender.protocol=leave_last_out`` or ``rolling`` for the others):
 popularity, trending, item co-occurrence, item-kNN, EASE, matrix factorization and
 the text-aware sequence model are fitted on the history before each validation
-split and the test split, with every candidate setting tried on validation, and
+split and the test split, with every candidate setting tried on validation (the
+settings of matrix factorization and the sequence model searched there first with
+Ray Tune: ``recommender.mf_search``, ``sequence_model.search``, ``tuning.*``), and
 rank the whole catalogue against the held-out purchases. It prints per dataset the
 metrics table (NDCG@10 with its bootstrap interval over users, validation and test,
 all items and the cold-item slice), the settings validation chose, the champion
@@ -86,10 +88,19 @@ def main(argv: list[str] | None = None) -> int:
             other = result.versus[0]
             console.print(f"    ratio {_ratio(result.ndcg(result.champion), result.ndcg(other))}")
         if result.tuned:
-            console.print(f"    settings chosen on validation: {', '.join(f'{k} {v}' for k, v in result.tuned.items())}")
+            console.print(f"    settings chosen on validation: {', '.join(f'{k} {_shown(v)}' for k, v in result.tuned.items())}")
+        for kind, searched in result.searches.items():
+            best = searched.best
+            console.print(f"    {kind} search: {len(searched.trials)} trials ({searched.stopped_early} stopped early by ASHA) in "
+                          f"{searched.seconds:.0f} s, best validation {searched.metric} {best.best_score:.4f} at epoch "
+                          f"{best.best_iteration}")  # fmt: skip
         for line in _versus_best_baseline(result, cfg):
             console.print(f"    {line}")
     return 0
+
+
+def _shown(value) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
 def _ratio(a: float, b: float) -> str:

@@ -301,6 +301,13 @@ class TextEncoderConfig(_Strict):
     max_length: int = Field(64, ge=8, description="Tokens per text at most (longer texts are cut).")
 
 
+#: Settings of sequence_model its search may not try: epochs comes from the best epoch, the score-time settings are
+#: tried on one fit (recommend.train.score_settings), the text encoder stays frozen.
+_SEQUENCE_UNSEARCHABLE = ("epochs", "trending_blend", "cold_boost", "fine_tune_text", "search")
+#: Settings of training (matrix factorization's) that recommender.mf_search may try.
+_MF_SEARCHABLE = ("embedding_dim", "lr", "weight_decay", "negatives", "batch_size")
+
+
 class SequenceModelConfig(_Strict):
     """The main recommender: a SASRec-style transformer over each user's item sequence, fused with item text."""
 
@@ -340,6 +347,24 @@ class SequenceModelConfig(_Strict):
         description="Added to the logit of every item without a training interaction (a new listing, known by its text "
         "alone); with several, the validation splits pick one.",
     )  # fmt: skip
+
+    search: SearchSpace = Field(
+        default_factory=lambda: {
+            "lr": Distribution(loguniform=(0.0005, 0.005)),
+            "dropout": [0.1, 0.2, 0.3],
+            "recency_half_life_days": [7.0, 14.0, 30.0, None],
+        },
+        description="Settings searched on the validation splits (Ray Tune, tuning.*): fields of sequence_model with the values "
+        "to try, all but " + ", ".join(_SEQUENCE_UNSEARCHABLE) + "; the best epoch becomes epochs; empty: none searched.",
+    )
+
+    @field_validator("search")
+    @classmethod
+    def _searchable(cls, value: dict) -> dict:
+        wrong = [k for k in value if k not in cls.model_fields or k in _SEQUENCE_UNSEARCHABLE]
+        if wrong:
+            raise ValueError(f"{', '.join(wrong)}: not a setting of sequence_model that can be searched")
+        return value
 
     @field_validator("trending_blend")
     @classmethod
@@ -397,11 +422,29 @@ class RecommenderConfig(_Strict):
         description="EASE: ridge penalty; with several, the validation window picks one.",
     )  # fmt: skip
     ease_max_items: int = Field(8000, ge=2, description="EASE is skipped (with a warning) on larger catalogues: its matrix is dense.")
+    mf_search: SearchSpace = Field(
+        default_factory=lambda: {
+            "embedding_dim": [16, 32, 64],
+            "lr": Distribution(loguniform=(0.002, 0.05)),
+            "weight_decay": Distribution(loguniform=(1e-6, 1e-3)),
+        },
+        description="Matrix factorization's settings searched on the validation splits (Ray Tune, tuning.*): "
+        + ", ".join(_MF_SEARCHABLE)
+        + " of training with the values to try; the best epoch becomes training.epochs; empty: none searched.",
+    )
     main_model: _RECOMMENDERS = Field(
         "sasrec", description="The candidate the reports compare with the best baseline; the champion served is measured on validation."
     )
     refit: bool = Field(True, description="Retrain the champion on all data up to the run date before registering it.")
     registered_model: str = "shoplake-recommender"
+
+    @field_validator("mf_search")
+    @classmethod
+    def _mf_searchable(cls, value: dict) -> dict:
+        wrong = [k for k in value if k not in _MF_SEARCHABLE]
+        if wrong:
+            raise ValueError(f"{', '.join(wrong)}: only {', '.join(_MF_SEARCHABLE)} of training can be searched here")
+        return value
 
     @model_validator(mode="after")
     def _windows_apart(self) -> RecommenderConfig:

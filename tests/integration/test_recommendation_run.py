@@ -331,10 +331,10 @@ def test_rolling_pools_its_validation_windows_for_the_champion(rec_lake, ray_loc
     assert result.champion == recommend_champion(rows)
 
 
-@pytest.mark.slow  # three Ray Train fits of the sequence model and the text encoder: about a minute
+@pytest.mark.slow  # a search of two trials, three Ray Train fits of the sequence model and the text encoder: about a minute
 def test_the_sequence_models_score_settings_are_chosen_on_validation_and_served(rec_lake, ray_local):
     from shoplake.recommend.bundle import load_serving_bundle
-    from shoplake.recommend.train import score_settings
+    from shoplake.recommend.train import BLEND, BLEND_DAYS, COLD_BOOST, score_settings, tuned_settings
 
     cfg, lake = rec_lake
     with_early_history(lake, ray_local)
@@ -343,8 +343,52 @@ def test_the_sequence_models_score_settings_are_chosen_on_validation_and_served(
     cfg = with_protocol(cfg, models=["sasrec"], main_model="sasrec", trending_days=[7]).model_copy(update={"sequence_model": sm})
     result = run_recommendation(cfg, lake, name="rec-sasrec")
 
-    chosen = {k.removeprefix("sasrec "): v for k, v in result.tuned.items() if k.startswith("sasrec ")}
+    tuned = tuned_settings(result.tuned, "sasrec")
+    chosen = {k: v for k, v in tuned.items() if k in (COLD_BOOST, BLEND, BLEND_DAYS)}
     assert chosen in score_settings(cfg, "sasrec")
     bundle, _ = load_serving_bundle(cfg)
     assert bundle.kind == "sasrec" and {k: bundle.scorer.model_config[k] for k in chosen} == chosen
     assert (bundle.scorer.prior is not None) == bool(chosen.get("blend"))
+    # The training settings its search chose on validation (sequence_model.search) are the served model's too.
+    assert bundle.metadata["tuned"] == tuned and bundle.scorer.model_config["dropout"] == tuned["dropout"]
+    assert len(result.histories["sasrec"]) == tuned["epochs"]
+
+
+@pytest.mark.slow  # a search of two trials and three Ray Train fits of matrix factorization: about a minute
+def test_the_searched_settings_come_from_validation_alone_and_are_served(rec_lake, ray_local, monkeypatch):
+    from shoplake.recommend import tuning
+    from shoplake.recommend.bundle import load_serving_bundle
+    from shoplake.recommend.train import tuned_settings
+
+    cfg, lake = rec_lake
+    with_early_history(lake, ray_local)
+    cfg = with_protocol(cfg, models=["mf"], main_model="mf", mf_search={"embedding_dim": [4, 6]})
+    cfg = cfg.model_copy(update={"training": cfg.training.model_copy(update={"epochs": 3})})
+    handed = []
+    search = tuning.search
+
+    def spy(*args, data, **kwargs):
+        handed.append(data["splits"])
+        return search(*args, data=data, **kwargs)
+
+    monkeypatch.setattr(tuning, "search", spy)
+    result = run_recommendation(cfg, lake, name="rec-mf-search")
+
+    # The search learnt from the history before V and was judged on [V, CUTOFF): no test purchase reached it.
+    (splits,) = handed
+    assert [(s.split, s.cutoff, s.end) for s in splits] == [("validation", V, CUTOFF)]
+    (valid,) = splits
+    assert max(t.max() for t in valid.train.times if len(t)) < dt.datetime(2024, 3, 1, tzinfo=dt.timezone.utc).timestamp()
+    test = load_split(cfg, lake, D)
+    pairs = {(s.train.user_ids.ids[u], s.train.item_ids.ids[i]) for s in (valid,) for u, rel in enumerate(s.relevant) for i in rel}
+    test_pairs = {(test.train.user_ids.ids[u], test.train.item_ids.ids[i]) for u, rel in enumerate(test.relevant) for i in rel}
+    assert test_pairs == {("u1", "i3"), ("u2", "i6")} and not pairs & test_pairs
+
+    # What it chose is what the test split was measured with and what is served.
+    searched = result.searches["mf"]
+    chosen = tuned_settings(result.tuned, "mf")
+    assert chosen == {"embedding_dim": searched.best.settings["embedding_dim"], "epochs": searched.best.best_iteration}
+    assert len(result.histories["mf"]) == chosen["epochs"]
+    bundle, _ = load_serving_bundle(cfg)
+    assert bundle.kind == "mf" and bundle.scorer.item_emb.shape[1] == chosen["embedding_dim"]
+    assert bundle.metadata["tuned"] == chosen

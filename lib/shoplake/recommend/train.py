@@ -12,10 +12,13 @@ evaluation protocol (:mod:`shoplake.evaluation`) with the held-out splits of
    (popularity, trending, co-occurrence, item-kNN and EASE in this process; matrix
    factorization and the text-aware sequence model on Ray Train) and ranks the whole
    catalogue for every user with held-out items, the training items excluded when
-   ``recommender.exclude_seen``. A model with candidate settings (the trending days,
-   the neighbours, the ridge penalty, the sequence model's trending blend) is tried
-   with each on the validation splits; the best on validation is the one the test
-   split and the refit use;
+   ``recommender.exclude_seen``. The trained models' settings in
+   ``sequence_model.search`` and ``recommender.mf_search`` are searched first on the
+   validation splits (:mod:`shoplake.recommend.tuning`: Ray Tune with ASHA, the best
+   epoch becoming the epochs); a model with candidate settings (the trending days, the
+   neighbours, the ridge penalty, the sequence model's new-item boost and trending
+   blend) is tried with each on the validation splits; the best on validation is the
+   one the test split and the refit use;
 3. computes NDCG, recall, hit rate, MRR and coverage per model for all held-out
    items and for the cold-item slice (held-out items without a training
    interaction), with a bootstrap interval over users for NDCG@10; several
@@ -72,8 +75,10 @@ from shoplake.recommend.schemas import (
     VALIDATION_POOLED,
     metrics_slice,
 )
+from shoplake.recommend.tuning import chosen_settings, search_settings, search_space
 from shoplake.train.loop import FitResult, fit
 from shoplake.train.model_metrics import MODEL_METRICS, write_model_metrics
+from shoplake.train.tune import SearchResult
 
 log = logging.getLogger(__name__)
 
@@ -132,9 +137,10 @@ class RecommendationResult:
     validation_cutoff: dt.date | None = None  # the earliest validation split's
     validation: dict[str, dict[str, SliceMetrics]] = field(default_factory=dict)  # pooled over the validation splits
     versus: tuple[str, Interval] | None = None  # best other model on validation, champion - it on test
-    tuned: dict[str, object] = field(default_factory=dict)  # model -> the setting validation chose
+    tuned: dict[str, object] = field(default_factory=dict)  # model, or "<model> <setting>" -> the value validation chose
     protocol: str = ""
     splits: list[SplitMetrics] = field(default_factory=list)  # every split in time order, the pooled validation last
+    searches: dict[str, SearchResult] = field(default_factory=dict)  # model -> its search on validation
 
     def ndcg(self, model: str, slice_: str = ALL, split: str = TEST) -> float:
         return (self.validation if split == VALIDATION else self.metrics)[model][slice_].metrics[CHAMPION_METRIC]
@@ -192,6 +198,13 @@ def score_settings(cfg: Config, kind: str) -> list[dict]:
     blends = [{BLEND: 0.0}] if 0.0 in sm.trending_blend else []
     blends += [{BLEND: w, BLEND_DAYS: d} for w in dict.fromkeys(sm.trending_blend) if w > 0 for d in cfg.recommender.trending_days]
     return [{COLD_BOOST: b, **blend} for b in dict.fromkeys(sm.cold_boost) for blend in blends]
+
+
+def tuned_settings(tuned: dict[str, object], kind: str) -> dict[str, object]:
+    """The settings validation chose for ``kind``, by setting name, from a run's ``tuned``."""
+    out = {TUNED[kind][0]: tuned[kind]} if kind in TUNED and kind in tuned else {}
+    out.update({key.removeprefix(f"{kind} "): value for key, value in tuned.items() if key.startswith(f"{kind} ")})
+    return out
 
 
 def skip_reason(cfg: Config, kind: str, data: TrainingData) -> str | None:
@@ -419,6 +432,12 @@ def pool(results: Sequence[dict[str, SliceMetrics]], evaluation=None) -> dict[st
     return out
 
 
+def validation_score(scorers: Sequence[Scorer], splits: Sequence[HoldoutSplit]) -> float:
+    """NDCG@10 of one scorer per split, pooled over the splits' (user, split) pairs: the figure the champion is chosen on."""
+    parts = [split_metrics(rank_split(scorer, split, max(KS))[0], split, KS) for scorer, split in zip(scorers, splits)]
+    return float(np.nan_to_num(pool(parts)[ALL].metrics[CHAMPION_METRIC], nan=0.0))
+
+
 def build_bundle(fitted: FittedModel, data: TrainingData, metadata: dict) -> RecommenderBundle:
     """Pack a model fitted on ``data`` with the history's users and catalogue."""
     return RecommenderBundle.from_histories(
@@ -524,10 +543,21 @@ def run_recommendation(
     fitted_on_test: dict[str, FittedModel] = {}
     tuned: dict[str, object] = {}
     chosen_score: dict[str, dict] = {}
+    model_cfg: dict[str, Config] = {}
+    searches: dict[str, SearchResult] = {}
     skipped = {kind: why for kind in rc.models if (why := skip_reason(cfg, kind, test.train))}
     for why in skipped.values():
         log.warning("%s", why)
     for kind in (k for k in rc.models if k not in skipped):
+        if validations and search_space(cfg, kind):
+            step(f"{kind}: searching its settings on validation")
+        kind_cfg, searched = search_settings(cfg, kind, validations, f"{name}_{kind}_search", validation_score, text_embeddings=texts)
+        model_cfg[kind] = kind_cfg
+        if searched is not None:
+            searches[kind] = searched
+            seconds[f"{kind} (search)"] = searched.seconds
+            step(f"{kind}: {searched.summary()}")
+            tuned.update({f"{kind} {key}": value for key, value in chosen_settings(kind_cfg, kind, searched).items()})
         fit_candidates, score_candidates = settings(cfg, kind), score_settings(cfg, kind)
         best_fit, best_score = fit_candidates[0], score_candidates[0]
         if validations:
@@ -538,7 +568,8 @@ def run_recommendation(
                     shown = _setting_label(kind, fit_setting, {})
                     step(f"{shown}: training on the history before {split.cutoff} (validation)")
                     suffix = f"validation{n}" + ("" if len(fit_candidates) == 1 else f"_{f}")
-                    fitted = fit_model(kind, split.train, cfg, f"{name}_{kind}_{suffix}", text_embeddings=texts, setting=fit_setting)
+                    fitted = fit_model(kind, split.train, kind_cfg, f"{name}_{kind}_{suffix}", text_embeddings=texts,
+                                       setting=fit_setting)  # fmt: skip
                     seconds[f"{kind} (validation {split.cutoff})"] = fitted.seconds
                     step(f"{shown}: ranking the catalogue for {len(split.eval_users())} users (validation)")
                     transforms = score_transforms(split.train, cfg, score_candidates, fitted.scorer)
@@ -559,7 +590,7 @@ def run_recommendation(
         chosen_score[kind] = best_score
         shown = _setting_label(kind, best_fit, best_score)
         step(f"{shown}: training on the history before {test.cutoff} (test)")
-        fitted = fit_model(kind, test.train, cfg, f"{name}_{kind}_holdout", text_embeddings=texts, setting=best_fit)
+        fitted = fit_model(kind, test.train, kind_cfg, f"{name}_{kind}_holdout", text_embeddings=texts, setting=best_fit)
         seconds[kind] = fitted.seconds
         step(f"{shown}: ranking the catalogue for {len(test.eval_users())} users (test)")
         topk = rank_split(fitted.scorer, test, max(KS), score_transforms(test.train, cfg, [best_score], fitted.scorer))[0]
@@ -576,7 +607,8 @@ def run_recommendation(
     if rc.refit or champion not in fitted_on_test:
         step(f"{champion}: training on the {run_date} snapshot for serving")
         data = history(events, cfg, events.end)
-        main = fit_model(champion, data, cfg, f"{name}_{champion}", text_embeddings=texts, setting=tuned.get(champion))
+        main = fit_model(champion, data, model_cfg.get(champion, cfg), f"{name}_{champion}", text_embeddings=texts,
+                         setting=tuned.get(champion))  # fmt: skip
         seconds[f"{champion} (refit)"] = main.seconds
     else:
         data, main = test.train, fitted_on_test[champion]
@@ -595,6 +627,7 @@ def run_recommendation(
         "validation_cutoffs": [s.cutoff.isoformat() for s in validations],
         "table_versions": versions,
         "params": main.params,
+        "tuned": tuned_settings(tuned, champion),
     }
     bundle_path = Path(cfg.runs_dir, "recommender", name, "bundle")
     build_bundle(main, data, metadata).save(bundle_path)
@@ -614,7 +647,7 @@ def run_recommendation(
                          f"test.{champion}_minus_{versus[0]}.{CHAMPION_METRIC}_high": versus[1].high})  # fmt: skip
         params = {"champion": champion, "main_model": rc.main_model, "protocol": rc.protocol, "holdout_days": rc.holdout_days,
                   "exclude_seen": rc.exclude_seen, "refit": rc.refit,
-                  **{f"{champion}.{k}": v for k, v in main.params.items()}}  # fmt: skip
+                  **{f"{champion}.{k}": v for k, v in {**main.params, **tuned_settings(tuned, champion)}.items()}}  # fmt: skip
         info = log_model(cfg, bundle_path, model_name=champion, params=params,
                          metrics={k: v for k, v in flat.items() if not np.isnan(v)},
                          table_versions=versions, run_date=run_date, set_serving=True, run_name=name)  # fmt: skip
@@ -638,6 +671,7 @@ def run_recommendation(
         tuned=tuned,
         protocol=rc.protocol,
         splits=splits,
+        searches=searches,
     )
     step("writing ops.model_metrics")
     table = metrics_rows(result, dt.datetime.now(dt.timezone.utc))
