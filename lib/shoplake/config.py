@@ -730,8 +730,11 @@ class FraudConfig(_Strict):
     )
 
 
+_AD_MODELS = Literal["historic_ctr", "logistic", "gbt", "deep_ctr"]
+
+
 class AdsConfig(_Strict):
-    """Sponsored-product ads: point-in-time impression features and their labels."""
+    """Sponsored-product ads: point-in-time impression features, click and conversion models, calibration."""
 
     history_days: int = Field(
         60, ge=8, description="Impressions of this many days before the run date are in gold.ad_features; features see only them."
@@ -743,6 +746,36 @@ class AdsConfig(_Strict):
     ctr_prior_strength: float = Field(100.0, gt=0, description="Weight of the click-through prior, in impressions.")
     cvr_prior: float = Field(0.1, gt=0, lt=1, description="Prior conversion rate after a click of the smoothed historic rates.")
     cvr_prior_strength: float = Field(20.0, gt=0, description="Weight of the conversion prior, in clicks.")
+    validation_share: float = Field(
+        0.2,
+        gt=0,
+        lt=0.5,
+        description="Share of matured impressions (by time, after the training ones) that picks the champion and calibrates.",
+    )
+    test_share: float = Field(0.2, gt=0, lt=0.5, description="Share of matured impressions (the newest) held out for the reported metrics.")
+    models: list[_AD_MODELS] = Field(
+        default_factory=lambda: ["historic_ctr", "logistic", "gbt", "deep_ctr"],
+        description="Models evaluated side by side; the champion is the best on validation conversion (pCTCVR) log-loss.",
+    )
+    hash_buckets: int = Field(2**18, ge=16, description="Logistic regression: buckets of the hashed feature crosses.")
+    logistic_c: float = Field(1.0, gt=0, description="Logistic regression: inverse L2 strength.")
+    gbt_rounds: int = Field(
+        200, ge=1, description="Gradient-boosted trees (XGBoost, in the driver): boosting rounds for clicks (half as many for conversions)."
+    )
+    gbt_max_depth: int = Field(4, ge=1)
+    gbt_eta: float = Field(0.1, gt=0)
+    embedding_dim: int = Field(8, ge=2, description="Deep model: width of each categorical field's embedding.")
+    text_dim: int = Field(16, ge=2, description="Deep model: width the text encoder's ad embedding is projected to.")
+    cross_layers: int = Field(2, ge=1, description="Deep model: DCN-V2 cross layers.")
+    hidden: int = Field(64, ge=4, description="Deep model: width of the deep tower's layers.")
+    epochs: int = Field(8, ge=1, description="Deep model: epochs on Ray Train.")
+    batch_size: int = Field(512, ge=1)
+    lr: float = Field(0.003, gt=0)
+    calibration: Literal["isotonic", "temperature", "none"] = Field(
+        "isotonic", description="How every model's click and conversion probabilities are calibrated on the validation split."
+    )
+    calibration_bins: int = Field(10, ge=2, description="Bins of the expected calibration error.")
+    registered_model: str = "shoplake-ads"
 
 
 class FineTuningConfig(_Strict):

@@ -1,4 +1,4 @@
-"""What the ads use case declares to the platform: tables and the feature node."""
+"""What the ads use case declares to the platform: tables, the feature node, the training step and the metrics report."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from shoplake.ads.schemas import AD_FEATURES, AD_ITEMS
 from shoplake.features.pit import run_midnight
 from shoplake.features.run import FeatureNode
 from shoplake.ingest.landing import AD_EVENTS, EVENTS, PRODUCTS
+from shoplake.pipeline import Step, StepContext
 from shoplake.usecases import UseCase
 
 
@@ -42,6 +43,43 @@ FEATURES = FeatureNode(
     skipped_because="they are built from ad events",
 )
 
+
+def _train(ctx: StepContext) -> None:
+    """Train and register the ad models; a shop too young to train gets a warning instead of a failed night."""
+    from shoplake.ads.train import TooFewImpressionsError, run_ads
+    from shoplake.ray_runtime import init_ray
+
+    init_ray(ctx.cfg)
+    update = ctx.bar("ad models", len(ctx.cfg.ads.models) * 2 + 4)
+    try:
+        result = run_ads(ctx.cfg, ctx.lake, ctx.run_date, on_step=lambda text: update(f"ad models: {text}"))
+    except TooFewImpressionsError as exc:
+        update("ad models: not trained", done=True)
+        ctx.warn(f"ad models not trained for {ctx.run_date}: {exc}")
+        return
+    update(f"ad models: champion {result.champion} v{result.model_version} registered", done=True)
+    if result.versus:
+        other, diff = result.versus
+        ctx.say(f"ads: test conversion log-loss, {result.champion} minus {other}: {diff} (95 % interval)")
+
+
+STEPS = (
+    Step(
+        "train-ads", "ray", "shoplake.ads.commands:train", ("ray_apps/train.py", "ads"),
+        "train, compare, calibrate and register the ad click and conversion models (ray_apps/train.py ads)", after=("features",),
+        inputs=(AD_FEATURES.full_name, AD_ITEMS.full_name), outputs=("ops.model_metrics",), nightly=_train,
+        skip_unless=AD_FEATURES.full_name,
+    ),
+)  # fmt: skip
+
+
+def _metrics_table(rows: list[dict], cfg):
+    from shoplake.ads.report import ads_metrics_table
+
+    return ads_metrics_table(rows)
+
+
 USE_CASE = UseCase(
-    name="ads", order=60, tables=schemas.SPECS, feature_nodes=(FEATURES,), metrics_task=schemas.TASK_ADS,
+    name="ads", order=60, tables=schemas.SPECS, feature_nodes=(FEATURES,), steps=STEPS, metrics_task=schemas.TASK_ADS,
+    metrics_table=_metrics_table, config_section="ads",
 )  # fmt: skip

@@ -1,0 +1,57 @@
+"""The entry point of the ads models: ``train`` (``shoplake train-ads``, ``ray_apps/train.py ads``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from shoplake import entry
+
+TRAIN_DOC = """Train, compare, calibrate and register the ad click and conversion models.
+
+Inputs:  gold.ad_features of --run-date D (default: the latest partition): every impression
+         of ads.history_days before D with point-in-time features, its click and its
+         conversion once matured (ads.maturity_days); gold.ad_items for the ads' text,
+         embedded by the text encoder (text_encoder.*).
+Outputs: the matured impressions split by time into training, validation and test
+         (ads.validation_share, ads.test_share). Every model of ads.models (historic_ctr,
+         logistic on hashed crosses, gbt, the deep_ctr network trained ESMM-style on Ray
+         Train) is calibrated on validation (ads.calibration) and measured on validation
+         and test, overall and per placement: ROC-AUC, log-loss, normalized entropy and
+         expected calibration error of clicks (pCTR) and conversions (pCTCVR). They go to
+         ops.model_metrics (task ads, D's rows replaced) and are printed as a table. The
+         champion (lowest validation conversion log-loss) is saved with its calibrators
+         under <runs_dir>/ads/<name>/bundle and registered as ads.registered_model with
+         the serving alias.
+Parameters: --run-date, --name (run folder prefix), --no-register, --env, --set key=value
+         (ads.*, ray.num_workers).
+
+    python ray_apps/train.py ads --env local --run-date 2024-03-31
+"""
+
+
+def train_parser():
+    return entry.train_parser("train.py ads", TRAIN_DOC, "features date (default: the latest in gold.ad_features)", "ads_<run date>_<time>")
+
+
+def train(argv: list[str] | None = None) -> int:
+    from shoplake.ads.report import ads_metrics_table
+    from shoplake.ads.train import MissingAdFeaturesError, TooFewImpressionsError, metrics_rows, run_ads
+
+    cfg, console, result = entry.run_training(
+        train_parser().parse_args(argv), "ads", run_ads, (MissingAdFeaturesError, TooFewImpressionsError)
+    )
+    if result is None:
+        return 2
+    console.print(ads_metrics_table(metrics_rows(result, result.mlflow_run_id, dt.datetime.now(dt.timezone.utc))))
+    for split, (impressions, clicks, conversions, first_day) in result.splits.items():
+        console.print(f"{split}: {impressions:,} impressions from {first_day}, {clicks:,} clicks, {conversions:,} conversions")
+    if result.versus:
+        other, diff = result.versus
+        console.print(
+            f"test conversion log-loss, {result.champion} minus {other}: {diff} (95 % interval): {diff.verdict(higher_is_better=False)}"
+        )
+    console.print(f"ops.model_metrics v{result.metrics_version}; bundle {result.bundle_path}")
+    if result.model_version:
+        console.print(f"registered {cfg.ads.registered_model} version {result.model_version} ({result.champion}) "
+                      f"as '{cfg.registry.serving_alias}' (MLflow run {result.mlflow_run_id})")  # fmt: skip
+    return 0
