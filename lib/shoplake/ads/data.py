@@ -38,6 +38,7 @@ class AdData:
         placement: The placement per row (the slices of the metrics).
         day: The impression's day per row.
         ids: Impression ids.
+        cost: What each impression's click was charged (0 without a click), when known.
     """
 
     cats: dict[str, np.ndarray]
@@ -48,6 +49,7 @@ class AdData:
     placement: np.ndarray
     day: np.ndarray
     ids: np.ndarray
+    cost: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.click)
@@ -55,7 +57,7 @@ class AdData:
     def take(self, rows) -> AdData:
         return AdData(
             {k: v[rows] for k, v in self.cats.items()}, self.num[rows], self.text[rows], self.click[rows], self.conversion[rows],
-            self.placement[rows], self.day[rows], self.ids[rows],
+            self.placement[rows], self.day[rows], self.ids[rows], None if self.cost is None else self.cost[rows],
         )  # fmt: skip
 
     @property
@@ -83,7 +85,7 @@ def from_rows(rows: pa.Table, item_text: dict[str, np.ndarray], text_dim: int) -
     days = np.array(pc.cast(rows[S.IMPRESSION_TS], pa.timestamp("us", tz="UTC")).cast(pa.date32()).to_pylist(), dtype=object)
     return AdData(
         cats, num, text, rows[S.CLICK].to_numpy(zero_copy_only=False).astype(np.float64), conversion, cats[C.PLACEMENT].copy(),
-        days, _strings(rows[C.IMPRESSION_ID]),
+        days, _strings(rows[C.IMPRESSION_ID]), rows[C.COST].to_numpy(zero_copy_only=False).astype(np.float64),
     )  # fmt: skip
 
 

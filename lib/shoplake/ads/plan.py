@@ -24,6 +24,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from shoplake import columns as C
+from shoplake.ads.bundle import Scores
+from shoplake.ads.data import NUMERIC, AdData
+
 
 @dataclass(frozen=True)
 class Cell:
@@ -111,8 +115,8 @@ def allocate(cells: Sequence[Cell], budgets: dict[str, float], max_scale: float 
     return rows
 
 
-def plan_policy(plan: Sequence[PlanRow], ad_share: dict[tuple[str, str], float]) -> dict[tuple[str, str], float]:
-    """The plan as a slot policy: ``{(placement, ad): probability}`` of showing the ad in a slot of the placement.
+def plan_policy(plan: Sequence[PlanRow], ad_share: dict[tuple[str, str], float]) -> dict[tuple[str, str, str], float]:
+    """The plan as a slot policy: ``{(placement, campaign, ad): probability}`` of showing the campaign's ad in a slot of the placement.
 
     Args:
         plan: The allocation.
@@ -121,10 +125,52 @@ def plan_policy(plan: Sequence[PlanRow], ad_share: dict[tuple[str, str], float])
     per_placement: dict[str, float] = {}
     for row in plan:
         per_placement[row.placement] = per_placement.get(row.placement, 0.0) + row.impressions
-    policy: dict[tuple[str, str], float] = {}
+    policy: dict[tuple[str, str, str], float] = {}
     for row in plan:
         campaign_share = row.impressions / per_placement[row.placement]
         for (campaign, ad), share in ad_share.items():
             if campaign == row.campaign:
-                policy[(row.placement, ad)] = policy.get((row.placement, ad), 0.0) + campaign_share * share
+                policy[(row.placement, campaign, ad)] = campaign_share * share
     return policy
+
+
+@dataclass(frozen=True)
+class Market:
+    """What the log and the model say of the campaigns: the cells, each campaign's daily budget, and its ads' shares."""
+
+    cells: list[Cell]
+    budgets: dict[str, float]
+    ad_share: dict[tuple[str, str], float]
+    cpc: dict[str, float]
+
+
+def market_of(data: AdData, scores: Scores) -> Market:
+    """The :class:`Market` of some logged impressions (with their cost) and the model's calibrated scores of them.
+
+    A campaign's cost per click is the mean its clicks were charged (the mean over all
+    campaigns for one without a click), its daily budget what it spent a day on average
+    over the impressions' days, an ad's share its part of the campaign's impressions.
+
+    Raises:
+        ValueError: The impressions carry no cost.
+    """
+    if data.cost is None:
+        raise ValueError("the impressions carry no cost: read them with shoplake.ads.data.from_rows")
+    campaign, item, placement = data.cats[C.CAMPAIGN_ID], data.cats[C.ITEM_ID], data.placement
+    price = data.num[:, NUMERIC.index(C.PRICE)]
+    days = max(len(set(data.day.tolist())), 1)
+    clicked = data.click == 1
+    overall = float(data.cost[clicked].mean()) if clicked.any() else 0.0
+    cpc, budgets, ad_share, cells = {}, {}, {}, []
+    for c in sorted(set(campaign.tolist())):
+        mine = campaign == c
+        cpc[c] = float(data.cost[mine & clicked].mean()) if (mine & clicked).any() else overall
+        budgets[c] = float(data.cost[mine].sum()) / days
+        for ad in sorted(set(item[mine].tolist())):
+            ad_share[(c, ad)] = float((mine & (item == ad)).sum() / mine.sum())
+        for p in sorted(set(placement[mine].tolist())):
+            rows = mine & (placement == p)
+            ctcvr = scores.p_ctcvr[rows]
+            value = float((ctcvr * price[rows]).sum() / ctcvr.sum()) if ctcvr.sum() > 0 else float(price[rows].mean())
+            cells.append(Cell(c, p, float(rows.sum()) / days, float(scores.p_ctr[rows].mean()), float(ctcvr.mean()), cpc[c], value))
+    return Market(cells, budgets, ad_share, cpc)

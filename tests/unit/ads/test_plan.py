@@ -42,7 +42,40 @@ def test_the_plan_as_a_slot_policy_splits_each_placement_by_the_impressions_boug
     plan = allocate(CELLS, {"c1": 6.0, "c2": 100.0})
     policy = plan_policy(plan, {("c1", "i1"): 0.75, ("c1", "i2"): 0.25, ("c2", "i3"): 1.0})
     # search_top: c1 bought 200 impressions, c2 100.
-    assert policy["search_top", "i1"] == pytest.approx(2 / 3 * 0.75) and policy["search_top", "i3"] == pytest.approx(1 / 3)
-    assert policy["email", "i1"] == pytest.approx(0.75) and ("home_banner", "i1") not in policy
+    assert policy["search_top", "c1", "i1"] == pytest.approx(2 / 3 * 0.75) and policy["search_top", "c2", "i3"] == pytest.approx(1 / 3)
+    assert policy["email", "c1", "i1"] == pytest.approx(0.75) and ("home_banner", "c1", "i1") not in policy
     for placement in ("search_top", "email"):
-        assert sum(p for (pl, _), p in policy.items() if pl == placement) == pytest.approx(1.0)
+        assert sum(p for (pl, _, _), p in policy.items() if pl == placement) == pytest.approx(1.0)
+
+
+def test_the_market_of_logged_impressions_gives_cost_per_click_budgets_shares_and_cells():
+    import datetime as dt
+
+    import numpy as np
+
+    from shoplake import columns as C
+    from shoplake.ads.bundle import Scores
+    from shoplake.ads.data import CATEGORICAL, NUMERIC, AdData
+    from shoplake.ads.plan import market_of
+
+    n = 6
+    cats = {name: np.array(["x"] * n, dtype=object) for name in CATEGORICAL}
+    cats[C.CAMPAIGN_ID] = np.array(["c1", "c1", "c1", "c2", "c2", "c2"], dtype=object)
+    cats[C.ITEM_ID] = np.array(["i1", "i1", "i2", "i3", "i3", "i3"], dtype=object)
+    placement = np.array(["email", "email", "search_top", "email", "email", "email"], dtype=object)
+    cats[C.PLACEMENT] = placement
+    num = np.zeros((n, len(NUMERIC)))
+    num[:, NUMERIC.index(C.PRICE)] = [10.0, 30.0, 20.0, 5.0, 5.0, 5.0]
+    click = np.array([1, 1, 0, 0, 0, 0], float)
+    days = np.array([dt.date(2024, 1, 1), dt.date(2024, 1, 2)] * 3, dtype=object)
+    data = AdData(cats, num, np.zeros((n, 2), np.float32), click, np.zeros(n), placement.copy(), days, np.arange(n).astype(str),
+                  np.array([0.4, 0.6, 0.0, 0.0, 0.0, 0.0]))  # fmt: skip
+    p_ctcvr = np.array([0.01, 0.03, 0.02, 0.01, 0.01, 0.01])
+    market = market_of(data, Scores(np.full(n, 0.1), p_ctcvr / 0.1, p_ctcvr))
+    assert market.cpc == {"c1": pytest.approx(0.5), "c2": pytest.approx(0.5)}  # c2 has no click: the mean over all
+    assert market.budgets == {"c1": pytest.approx(0.5), "c2": 0.0}
+    assert market.ad_share == {("c1", "i1"): pytest.approx(2 / 3), ("c1", "i2"): pytest.approx(1 / 3), ("c2", "i3"): 1.0}
+    cells = {(c.campaign, c.placement): c for c in market.cells}
+    email = cells["c1", "email"]
+    assert email.daily_impressions == 1.0 and email.p_ctcvr == pytest.approx(0.02)
+    assert email.conversion_value == pytest.approx((0.01 * 10 + 0.03 * 30) / 0.04)

@@ -99,3 +99,18 @@ def test_conversion_after_a_click_falls_with_price(shop):
     cheap, dear = clicks & (ratio < 0.8), clicks & (ratio > 1.25)
     assert imps.loc[cheap, "p_convert"].mean() > imps.loc[dear, "p_convert"].mean()
     assert imps.loc[cheap, "conversion"].mean() > imps.loc[dear, "conversion"].mean()
+
+
+def test_the_truth_gives_the_probabilities_of_any_ad_shown_to_any_viewer(shop):
+    from shoplake.datagen.shop.ads import true_ad_probabilities
+
+    truth, _, imps = shop
+    known = imps[imps[C.USER_ID].notna()].head(500)
+    ctr, cvr = true_ad_probabilities(
+        truth,
+        known[C.USER_ID].tolist(),
+        known[C.ITEM_ID].tolist(),
+        known[C.PLACEMENT].tolist(),
+        pd.to_numeric(known[C.POSITION]).to_numpy(),
+    )
+    assert ctr == pytest.approx(known["p_click"].to_numpy(), abs=1e-5) and cvr == pytest.approx(known["p_convert"].to_numpy(), abs=1e-5)

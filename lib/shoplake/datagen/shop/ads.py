@@ -182,3 +182,30 @@ class AdsMixin:
                 for c in self.campaigns
             ],
         }
+
+
+def true_ad_probabilities(truth: dict, users, items, placements, positions) -> tuple[np.ndarray, np.ndarray]:
+    """The planted click and conversion-after-click probabilities of showing ad items to viewers, from a ground truth.
+
+    Any (viewer, ad item, placement, position), shown or not: what a new policy's true
+    value is computed from.
+
+    Args:
+        truth: The whole ``_ground_truth.json`` of a shop.
+        users: Viewer ids (registered customers of the truth).
+        items: Ad item ids (items of some campaign).
+        placements: Placements.
+        positions: Slots, from 1.
+
+    Returns:
+        ``(click probability, conversion probability after a click)``, one each per row.
+    """
+    from types import SimpleNamespace
+
+    ads, params = truth["ads"], SimpleNamespace(**truth["params"])
+    favourites = {u: set(v["favourite_categories"]) for u, v in truth["users"].items()}
+    match = np.array([truth["items"][i]["category"] in favourites[u] for u, i in zip(users, items)], dtype=bool)
+    base = np.array([ads["ctr_by_placement"][p] for p in placements], dtype=float)
+    text = np.array([ads["items"][i]["text_ctr_multiplier"] for i in items], dtype=float)
+    ratio = np.array([ads["items"][i]["price_ratio"] for i in items], dtype=float)
+    return click_probability(base, np.asarray(positions), match, text, params), conversion_probability(ratio, match, params)
