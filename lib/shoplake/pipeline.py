@@ -348,7 +348,7 @@ def _profile(ctx: StepContext) -> None:
 
 
 def _maintain(ctx: StepContext) -> None:
-    from shoplake.maintain import maintain
+    from shoplake.lake.maintenance import maintain
 
     specs = ctx.lake.tables()
     update = ctx.bar("lake maintenance", len(specs))

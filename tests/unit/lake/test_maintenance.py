@@ -38,3 +38,18 @@ def test_maintenance_compacts_and_vacuums_only_what_no_reader_needs(spark, cfg, 
 
     [again] = maintain(lake, [SMALL])
     assert not again.compacted and again.vacuumed == 0
+
+
+def test_the_nightly_closes_with_the_maintenance_step(spark, cfg, make_cfg, capsys):
+    import datetime as dt
+
+    from shoplake.pipeline import run_nightly
+
+    cfg = make_cfg(f"lake.engine={cfg.lake.engine}", "lake.compact_min_files=3")
+    lake = Lake(cfg, spark)
+    for i in range(3):
+        lake.write(spark.createDataFrame([(i, 1.0)], "k long, v double").coalesce(1), SMALL, mode="append")
+
+    assert run_nightly(cfg, [dt.date(2024, 1, 1)], only=["maintain-lake"]) == ["maintain-lake"]
+    assert lake.file_count(SMALL) == 1 and lake.row_count(SMALL) == 3
+    assert "lake maintenance: 1 table(s) compacted" in capsys.readouterr().out
