@@ -171,6 +171,10 @@ def get_spark(cfg: Config):
 
     engine = cfg.lake.engine
     if launched_by_spark_submit():
+        from pyspark import SparkContext
+
+        # Connect to the JVM spark-submit started first: only then does SparkConf read what the command line gave it.
+        SparkContext._ensure_initialized()
         given = dict(SparkConf().getAll())
         conf = dict(cfg.spark.conf)
         conf.setdefault("spark.sql.session.timeZone", "UTC")

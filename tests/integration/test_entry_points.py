@@ -41,14 +41,20 @@ def _env() -> dict:
     return env
 
 
-def test_spark_submit_ingest(tmp_path):
+def test_spark_submit_ingest(tmp_path, spark):
+    from shoplake.config import load_config
+    from shoplake.spark import delta_classes_available, submit_args
+
     _landing(tmp_path / "landing")
+    # The jars as `shoplake nightly --print-commands` passes them, where this machine can fetch them.
+    with_delta = delta_classes_available(spark)
     cmd = [
         str(BIN / "spark-submit"),
         "--master",
         "local[2]",
         "--conf",
         "spark.ui.enabled=false",
+        *(submit_args(load_config("local")) if with_delta else []),
         str(ROOT / "jobs" / "ingest.py"),
         "--env",
         "local",
@@ -66,6 +72,9 @@ def test_spark_submit_ingest(tmp_path):
     assert "bronze.orders: v0, 2 rows, 1 quarantined" in proc.stdout
     assert DeltaTable(str(tmp_path / "lake" / "bronze" / "orders")).to_pyarrow_table().num_rows == 2
     assert DeltaTable(str(tmp_path / "lake" / "quarantine" / "orders")).to_pyarrow_table().num_rows == 1
+    # With the jars on the command line, Spark's own Delta writer made the commit (lake.engine auto).
+    commit = DeltaTable(str(tmp_path / "lake" / "bronze" / "orders")).history(1)[0]
+    assert ("Delta-Lake/" in str(commit.get("engineInfo", ""))) == with_delta, commit
 
 
 def test_cli_ingest_and_lake_show(tmp_path):
