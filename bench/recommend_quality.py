@@ -66,7 +66,6 @@ def main(argv: list[str] | None = None) -> int:
     from shoplake.recommend.train import metrics_rows, run_recommendation
 
     console = Console()
-    summary = []
     for name in args.dataset or sorted(DATASETS):
         overrides, run_date = ensure_lake(name, cfg, args.run_date)
         # Quality only: the holdout fits are what is measured, no retraining for serving.
@@ -80,23 +79,27 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"\n[bold]{name}[/bold]: run date {run_date}, {dcfg.recommender.protocol}, {seconds:.0f} s")
         rows = metrics_rows(result, dt.datetime.now(dt.timezone.utc))
         console.print(metrics_table(rows, result.main_model))
-        summary.append((name, result))
-    console.print("\nchampion (best validation NDCG@10) against the next on validation, on test:")
-    for name, result in summary:
-        console.print(f"  {name}: {result.versus_line() or f'{result.champion} (no validation window)'}")
-        if result.versus is not None:
-            other = result.versus[0]
-            console.print(f"    ratio {_ratio(result.ndcg(result.champion), result.ndcg(other))}")
-        if result.tuned:
-            console.print(f"    settings chosen on validation: {', '.join(f'{k} {_shown(v)}' for k, v in result.tuned.items())}")
-        for kind, searched in result.searches.items():
-            best = searched.best
-            console.print(f"    {kind} search: {len(searched.trials)} trials ({searched.stopped_early} stopped early by ASHA) in "
-                          f"{searched.seconds:.0f} s, best validation {searched.metric} {best.best_score:.4f} at epoch "
-                          f"{best.best_iteration}")  # fmt: skip
-        for line in _versus_best_baseline(result, cfg):
-            console.print(f"    {line}")
+        # Printed with each dataset's table, so that a long run's first figures are complete before the next starts.
+        _print_summary(console, name, result, cfg)
     return 0
+
+
+def _print_summary(console, name: str, result, cfg) -> None:
+    """The champion against the next model of validation, the chosen settings, the searches and the best-baseline lines."""
+    console.print("champion (best validation NDCG@10) against the next on validation, on test:")
+    console.print(f"  {name}: {result.versus_line() or f'{result.champion} (no validation window)'}")
+    if result.versus is not None:
+        other = result.versus[0]
+        console.print(f"    ratio {_ratio(result.ndcg(result.champion), result.ndcg(other))}")
+    if result.tuned:
+        console.print(f"    settings chosen on validation: {', '.join(f'{k} {_shown(v)}' for k, v in result.tuned.items())}")
+    for kind, searched in result.searches.items():
+        best = searched.best
+        console.print(f"    {kind} search: {len(searched.trials)} trials ({searched.stopped_early} stopped early by ASHA) in "
+                      f"{searched.seconds:.0f} s, best validation {searched.metric} {best.best_score:.4f} at epoch "
+                      f"{best.best_iteration}")  # fmt: skip
+    for line in _versus_best_baseline(result, cfg):
+        console.print(f"    {line}")
 
 
 def _shown(value) -> str:
