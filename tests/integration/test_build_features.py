@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from shoplake import columns as C
+from shoplake.ads.pipeline import FEATURES as ADS_NODE
 from shoplake.categorize.pipeline import FEATURES as CATEGORIZE_NODE
 from shoplake.categorize.schemas import PRODUCT_TEXT
 from shoplake.datagen.synthetic import GROUND_TRUTH_FILE, ShopParams, generate_shop
@@ -22,7 +23,18 @@ from shoplake.fraud.declarations import FEATURE_NAMES
 from shoplake.fraud.online import OnlineFeatures
 from shoplake.fraud.pipeline import FEATURES as FRAUD_NODE
 from shoplake.fraud.schemas import TRANSACTIONS, TXN_FEATURES
-from shoplake.ingest.landing import CANCELLED, CHARGEBACKS, EVENTS, INVENTORY, ORDERS, PAYMENTS, PLACED, PRODUCTS, SUPPORT_TICKETS
+from shoplake.ingest.landing import (
+    AD_EVENTS,
+    CANCELLED,
+    CHARGEBACKS,
+    EVENTS,
+    INVENTORY,
+    ORDERS,
+    PAYMENTS,
+    PLACED,
+    PRODUCTS,
+    SUPPORT_TICKETS,
+)
 from shoplake.ingest.run import date_range, ingest
 from shoplake.lake import Lake
 from shoplake.recommend.schemas import INTERACTIONS, ITEM_FEATURES, PURCHASE, SOURCE_ORDERS, USER_FEATURES, USER_ITEM_MATRIX
@@ -44,6 +56,7 @@ FRAUD_DAY = START + dt.timedelta(days=FRAUD_SHOP.days)
 #: What a shop without payments gets.
 OUTPUTS = feature_outputs()
 FRAUD_OUTPUTS, SUPPORT_OUTPUTS, PRODUCT_OUTPUTS = FRAUD_NODE.outputs, SUPPORT_NODE.outputs, CATEGORIZE_NODE.outputs
+ADS_OUTPUTS = ADS_NODE.outputs
 WITHOUT_PAYMENTS = [spec for spec in OUTPUTS if spec not in FRAUD_OUTPUTS]
 
 
@@ -218,7 +231,7 @@ def check_text_tables(lake, day: dt.date) -> None:
 
 def test_synthetic_shop_features_two_run_dates_then_a_rerun(cfg, lake):
     generate_shop(cfg.landing.root, SHOP)
-    sources = [ORDERS.name, EVENTS.name, PRODUCTS.name, INVENTORY.name, SUPPORT_TICKETS.name]
+    sources = [ORDERS.name, EVENTS.name, PRODUCTS.name, INVENTORY.name, SUPPORT_TICKETS.name, AD_EVENTS.name]
     ingest(cfg, lake, date_range(START, LATE - dt.timedelta(days=1)), sources)
 
     results = build_features(cfg, lake, [LATE, EARLY])
@@ -260,7 +273,9 @@ def test_a_clickstream_only_shop_gets_no_daily_sales(cfg, lake, caplog):
 
     with caplog.at_level(logging.INFO, logger="shoplake.features.run"):
         results = build_features(cfg, lake, [EARLY])
-    assert [r.table for r in results] == [s.full_name for s in WITHOUT_PAYMENTS if s is not ITEM_DAILY_SALES and s not in SUPPORT_OUTPUTS]
+    assert [r.table for r in results] == [
+        s.full_name for s in WITHOUT_PAYMENTS if s is not ITEM_DAILY_SALES and s not in SUPPORT_OUTPUTS + ADS_OUTPUTS
+    ]
     assert f"{ITEM_DAILY_SALES.full_name} is skipped" in caplog.text
     assert " and ".join(s.full_name for s in SUPPORT_OUTPUTS) + " are skipped" in caplog.text
     assert f"{TRANSACTIONS.full_name} and {TXN_FEATURES.full_name} are skipped" in caplog.text
@@ -284,7 +299,7 @@ def test_online_retail_has_only_orders_and_products(cfg, lake, caplog):
     assert "bronze.events does not exist" in caplog.text
     assert all(r.rows > 0 for r in results)
 
-    assert [r.table for r in results] == [s.full_name for s in WITHOUT_PAYMENTS if s not in SUPPORT_OUTPUTS]
+    assert [r.table for r in results] == [s.full_name for s in WITHOUT_PAYMENTS if s not in SUPPORT_OUTPUTS + ADS_OUTPUTS]
     assert "bronze.inventory does not exist" in caplog.text
     assert not lake.exists(TRANSACTIONS) and not lake.exists(TXN_FEATURES)
 
@@ -318,7 +333,7 @@ def test_a_shop_with_payments_gets_its_fraud_tables(make_cfg, spark, caplog):
 
     with caplog.at_level(logging.WARNING, logger="shoplake.features.run"):
         results = build_features(cfg, lake, [FRAUD_DAY])
-    assert [r.table for r in results] == [s.full_name for s in OUTPUTS if s not in SUPPORT_OUTPUTS + PRODUCT_OUTPUTS]
+    assert [r.table for r in results] == [s.full_name for s in OUTPUTS if s not in SUPPORT_OUTPUTS + PRODUCT_OUTPUTS + ADS_OUTPUTS]
     assert "bronze.chargebacks does not exist" not in caplog.text
     for spec in FRAUD_OUTPUTS:
         assert lake.run_dates(spec) == [FRAUD_DAY], spec.full_name

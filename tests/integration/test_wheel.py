@@ -66,7 +66,7 @@ def test_the_wheel_installs_and_runs_generate_and_nightly_outside_the_checkout(i
     assert "nightly" in _run([shoplake, "--help"], shop, 120).stdout
     _run([shoplake, "generate", "--days", "40", "--users", "200", "--items", "80", "--start", "2024-01-01"], shop, 300)
     assert (shop / "data" / "landing" / "_ground_truth.json").is_file()  # under the current folder: no checkout, no conf/
-    skip = ["--no-forecast", "--no-fraud", "--no-support", "--no-categorize"]
+    skip = ["--no-forecast", "--no-fraud", "--no-support", "--no-categorize", "--no-ads"]
     _run([shoplake, "nightly", "--from", "2024-01-01", "--to", "2024-02-09", *skip, "--set", "recommender.models=[popularity,cooccurrence]"],
          shop, 900)  # fmt: skip
     assert not (shop / "conf").exists()
