@@ -119,6 +119,8 @@ def test_run_backtests_registers_and_scores(forecast_lake):
         run_forecasting(cfg, lake, D - dt.timedelta(days=1), register=False)
     result = run_forecasting(cfg, lake, D, name="fc_test")
     assert result.origins == backtest_origins(cfg, D) == [dt.date(2024, 4, 17), dt.date(2024, 4, 24)]
+    # The network's settings were searched on the validation cut-off (gbdt is not among the models) and recorded.
+    assert set(result.searched_settings) == {"quantile_net"} and result.searched_settings["quantile_net"]["trials"] == 2
 
     rows = read_model_metrics(lake, D, TASK_FORECASTING).to_pylist()
     assert read_model_metrics(lake, D, TASK_RECOMMENDATION).num_rows == 0
