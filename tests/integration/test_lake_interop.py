@@ -59,6 +59,23 @@ def test_ray_written_table_reads_in_spark_and_deltalake(spark, lake, ray_local):
     assert {r.run_date: r["count"] for r in lake.read(SCORES).groupBy("run_date").count().collect()} == {D1: 1, D2: 30}
 
 
+def test_a_ray_job_grows_and_writes_a_table_without_spark(spark, lake, cfg, ray_local):
+    from shoplake.lake import Lake
+
+    lake.write(spark.createDataFrame([("u0", 0.5, TS, D1)], "user_id string, score double, scored_at timestamp, run_date date"), SCORES)
+    grown = TableSpec(name=SCORES.name, layer=SCORES.layer, columns=(*SCORES.columns, Col("reason", "string")),
+                      keys=SCORES.keys, partition_by=SCORES.partition_by)  # fmt: skip
+    # As in a Ray job: a lake without a Spark session, whose engine is never chosen (that would start Spark).
+    ray_lake = Lake(cfg)
+    ds = ray_local.data.from_items([{"user_id": "u1", "score": 1.0, "scored_at": TS, "run_date": D2, "reason": "new"}])
+    assert ray_lake.ray_write(ds, grown, mode="replace", run_dates=[D2]).rows == 1
+    assert ray_lake._spark is None and ray_lake._engine is None
+    assert sorted(lake.to_arrow(grown).to_pylist(), key=lambda r: r["user_id"]) == [
+        {"user_id": "u0", "score": 0.5, "scored_at": TS, "run_date": D1, "reason": None},
+        {"user_id": "u1", "score": 1.0, "scored_at": TS, "run_date": D2, "reason": "new"},
+    ]
+
+
 def test_ray_write_checks_the_spec(lake, ray_local):
     ds = ray_local.data.from_items([{"user_id": "u1", "score": "high", "scored_at": TS, "run_date": D1}])
     with pytest.raises(Exception, match="column score has type string, spec says double"):

@@ -342,11 +342,14 @@ class Lake:
 
     def ray_write(self, ds, table: str | TableSpec, mode: str = "overwrite", run_dates=None, partitions=None) -> WriteResult:
         """Write a Ray Dataset: tasks write the files in parallel, the driver commits once."""
+        from shoplake.lake.delta_rs import add_missing_columns
         from shoplake.lake.ray_io import write_dataset
 
         spec = get_spec(table)
         parts = self._partitions(spec, mode, run_dates, partitions)
-        self._evolve(spec, mode)
+        if mode != "overwrite":
+            # Ray commits with delta-rs whatever the engine: a Ray job needs no Spark session, not even to grow a table.
+            add_missing_columns(self.uri(spec), spec, self.storage_options)
         return write_dataset(ds, self.uri(spec), spec, mode, parts, self.cfg)
 
 
