@@ -51,6 +51,7 @@ def make_cfg_module(tmp_path_factory):
     return lambda *overrides: load_config("local", [*TEST_OVERRIDES, f"lake.root={root}/lake", *overrides])
 
 
+@pytest.mark.slow  # a fresh virtualenv and a whole night on delta-spark, lake maintenance included: over 15 minutes here
 def test_the_wheel_installs_and_runs_generate_and_nightly_outside_the_checkout(installed):
     venv, shop = installed
     where = _run(
