@@ -97,8 +97,8 @@ def commit_files(
     return _version_of_write(uri, write_id, storage_options)
 
 
-def add_missing_columns(uri: str, spec: TableSpec, storage_options=None) -> list[str]:
-    """Add the columns a spec gained since the table was created; returns their names.
+def columns_to_add(uri: str, spec: TableSpec, storage_options=None) -> list:
+    """The spec's columns an existing table lacks (none for a table that does not exist), read from its log.
 
     Only nullable columns can be added: the rows already in the table read them as
     null. A table that lacks a column the spec says is never null must be rewritten.
@@ -106,22 +106,30 @@ def add_missing_columns(uri: str, spec: TableSpec, storage_options=None) -> list
     Raises:
         SchemaMismatchError: A missing column is not nullable.
     """
-    import pyarrow as pa
-    from deltalake import DeltaTable, Schema
+    from deltalake import DeltaTable
 
     if not DeltaTable.is_deltatable(uri, storage_options=storage_options):
         return []
-    table = DeltaTable(uri, storage_options=storage_options)
-    have = {f.name for f in table.schema().fields}
+    have = {f.name for f in DeltaTable(uri, storage_options=storage_options).schema().fields}
     missing = [c for c in spec.columns if c.name not in have]
-    if not missing:
-        return []
     required = [c.name for c in missing if not c.nullable]
     if required:
         raise SchemaMismatchError(
             f"table {spec.full_name} at {uri} lacks column(s) {', '.join(required)} that are never null in its spec: "
             "rewrite the table (mode overwrite) or drop it and rebuild it"
         )
+    return missing
+
+
+def add_missing_columns(uri: str, spec: TableSpec, storage_options=None) -> list[str]:
+    """Add the columns a spec gained since the table was created (:func:`columns_to_add`); returns their names."""
+    import pyarrow as pa
+    from deltalake import DeltaTable, Schema
+
+    missing = columns_to_add(uri, spec, storage_options)
+    if not missing:
+        return []
+    table = DeltaTable(uri, storage_options=storage_options)
     arrow = spec.arrow_schema()
     table.alter.add_columns(Schema.from_arrow(pa.schema([arrow.field(c.name) for c in missing])).fields)
     names = [c.name for c in missing]

@@ -17,7 +17,7 @@ import re
 
 from shoplake.lake.base import StagedWrite, WriteResult, check_mode
 from shoplake.lake.checks import SchemaMismatchError, conform_spark
-from shoplake.lake.delta_rs import remove_table, table_version
+from shoplake.lake.delta_rs import columns_to_add, remove_table, table_version
 from shoplake.lake.files import data_files, new_write_id
 from shoplake.lake.manifest import RUN_ID_KEY
 from shoplake.lake.spec import TableSpec, spark_ddl_type
@@ -218,18 +218,10 @@ class DeltaSparkEngine:
         Raises:
             SchemaMismatchError: A missing column is never null in the spec.
         """
-        if self.version(uri) is None:
-            return []
-        have = set(self.spark.read.format("delta").load(spark_uri(uri)).columns)
-        missing = [c for c in spec.columns if c.name not in have]
+        # The table's schema from its log, without a Spark job.
+        missing = columns_to_add(uri, spec, self.storage_options)
         if not missing:
             return []
-        required = [c.name for c in missing if not c.nullable]
-        if required:
-            raise SchemaMismatchError(
-                f"table {spec.full_name} at {uri} lacks column(s) {', '.join(required)} that are never null in its spec: "
-                "rewrite the table (mode overwrite) or drop it and rebuild it"
-            )
         columns = ", ".join(f"`{c.name}` {spark_ddl_type(c.dtype)}" for c in missing)
         self.spark.sql(f"ALTER TABLE {_quoted_path(spark_uri(uri))} ADD COLUMNS ({columns})")
         names = [c.name for c in missing]
