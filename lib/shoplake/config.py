@@ -302,7 +302,7 @@ class TextEncoderConfig(_Strict):
 
 
 #: Settings of sequence_model its search may not try: epochs comes from the best epoch, the score-time settings are
-#: tried on one fit (recommend.train.score_settings), the text encoder stays frozen.
+#: tried on one fit (recommend.fitting.score_settings), the text encoder stays frozen.
 _SEQUENCE_UNSEARCHABLE = ("epochs", "trending_blend", "cold_boost", "fine_tune_text", "search")
 #: Settings of training (matrix factorization's) that recommender.mf_search may try.
 _MF_SEARCHABLE = ("embedding_dim", "lr", "weight_decay", "negatives", "batch_size")

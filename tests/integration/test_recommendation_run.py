@@ -12,10 +12,11 @@ import pytest
 from shoplake import columns as C
 from shoplake.lake import Lake
 from shoplake.recommend.bundle import PopularityScorer, RecommenderBundle
+from shoplake.recommend.evaluate import evaluate_scorer
 from shoplake.recommend.holdout import MissingFeaturesError, load_events
 from shoplake.recommend.protocols import window_split
 from shoplake.recommend.schemas import INTERACTIONS, ITEM_FEATURES, USER_ITEM_MATRIX
-from shoplake.recommend.train import evaluate_scorer, run_recommendation
+from shoplake.recommend.train import run_recommendation
 from shoplake.train.model_metrics import MODEL_METRICS
 
 D = dt.date(2024, 3, 15)
@@ -265,7 +266,7 @@ def test_without_a_validation_snapshot_the_configured_model_is_served(rec_lake, 
 
 def test_the_tuned_baselines_take_their_setting_from_validation(rec_lake, ray_local):
     from shoplake.recommend.bundle import load_serving_bundle
-    from shoplake.recommend.train import fit_model, settings
+    from shoplake.recommend.fitting import fit_model, settings
 
     cfg, lake = rec_lake
     with_early_history(lake, ray_local)
@@ -334,7 +335,7 @@ def test_rolling_pools_its_validation_windows_for_the_champion(rec_lake, ray_loc
 @pytest.mark.slow  # a search of two trials, three Ray Train fits of the sequence model and the text encoder: about a minute
 def test_the_sequence_models_score_settings_are_chosen_on_validation_and_served(rec_lake, ray_local):
     from shoplake.recommend.bundle import load_serving_bundle
-    from shoplake.recommend.train import BLEND, BLEND_DAYS, COLD_BOOST, score_settings, tuned_settings
+    from shoplake.recommend.fitting import BLEND, BLEND_DAYS, COLD_BOOST, score_settings, tuned_settings
 
     cfg, lake = rec_lake
     with_early_history(lake, ray_local)
@@ -358,7 +359,7 @@ def test_the_sequence_models_score_settings_are_chosen_on_validation_and_served(
 def test_the_searched_settings_come_from_validation_alone_and_are_served(rec_lake, ray_local, monkeypatch):
     from shoplake.recommend import tuning
     from shoplake.recommend.bundle import load_serving_bundle
-    from shoplake.recommend.train import tuned_settings
+    from shoplake.recommend.fitting import tuned_settings
 
     cfg, lake = rec_lake
     with_early_history(lake, ray_local)

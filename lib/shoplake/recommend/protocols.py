@@ -38,7 +38,7 @@ What each protocol guarantees:
   the global-timeline leak of Ji et al., "A Critical Study on Data Leakage in
   Recommender System Offline Evaluation" (ACM TOIS, 2023). Where that is cheap it
   is avoided: ``popularity`` and ``trending`` are counted as of each user's own
-  target day from all interactions before it (:class:`shoplake.recommend.train.AsOfCounts`), and so is the
+  target day from all interactions before it (:class:`shoplake.recommend.fitting.AsOfCounts`), and so is the
   sequence model's trending prior. Co-occurrence, item-kNN, EASE, matrix
   factorization and the sequence network itself keep the leak; read their
   leave-last-out figures as the literature's, and the time-cutoff protocols for

@@ -41,8 +41,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,63 +49,33 @@ import numpy as np
 
 from shoplake import columns as C
 from shoplake.config import Config
-from shoplake.evaluation import TEST, VALIDATION, Interval, best_other, bootstrap_mean, paired_difference, pick_champion
-from shoplake.recommend.bundle import (
-    EASE_KEEP,
-    CooccurrenceScorer,
-    EaseScorer,
-    ItemKnnScorer,
-    MFScorer,
-    PopularityScorer,
-    RecommenderBundle,
-    Scorer,
-    TrendingScorer,
+from shoplake.evaluation import TEST, VALIDATION, Interval, best_other, paired_difference, pick_champion
+from shoplake.recommend.bundle import RecommenderBundle
+from shoplake.recommend.evaluate import ALL, KS, SliceMetrics, pool, rank_split, split_metrics, validation_score
+from shoplake.recommend.fitting import (
+    BLEND,
+    BLEND_DAYS,
+    COLD_BOOST,
+    TUNED,
+    CachedTextEmbeddings,
+    FittedModel,
+    fit_model,
+    score_settings,
+    score_transforms,
+    settings,
+    skip_reason,
+    tuned_settings,
+    with_score_setting,
 )
 from shoplake.recommend.holdout import TrainingData, history, load_events
-from shoplake.recommend.metrics import CHAMPION_METRIC, evaluate, ndcg_per_user, rank_items
-from shoplake.recommend.mf_train import mf_task
-from shoplake.recommend.models.baselines import EaseModel, ItemCooccurrenceModel, PopularityModel, counts_as_of, trending_counts
-from shoplake.recommend.protocols import HoldoutSplit, holdout_splits
-from shoplake.recommend.schemas import (
-    ALL_ITEMS,
-    COLD_ITEMS,
-    INTERACTION_TYPES,
-    TASK_RECOMMENDATION,
-    VALIDATION_POOLED,
-    metrics_slice,
-)
+from shoplake.recommend.metrics import CHAMPION_METRIC
+from shoplake.recommend.protocols import holdout_splits
+from shoplake.recommend.schemas import TASK_RECOMMENDATION, VALIDATION_POOLED, metrics_slice
 from shoplake.recommend.tuning import chosen_settings, search_settings, search_space
-from shoplake.train.loop import FitResult, fit
 from shoplake.train.model_metrics import MODEL_METRICS, write_model_metrics
 from shoplake.train.tune import SearchResult
 
 log = logging.getLogger(__name__)
-
-#: Cut-offs of the metrics.
-KS = (10, 20)
-#: Users ranked per chunk (bounds the dense score matrix).
-SCORE_CHUNK = 512
-ALL, COLD = ALL_ITEMS, COLD_ITEMS
-
-
-@dataclass
-class FittedModel:
-    """A model fitted on one history."""
-
-    kind: str
-    scorer: Scorer
-    fit: FitResult | None = None  # Ray Train run, for the models trained there
-    seconds: float = 0.0
-    params: dict = field(default_factory=dict)
-
-
-@dataclass
-class SliceMetrics:
-    """Metrics of one model on one slice of the held-out data."""
-
-    metrics: dict[str, float]
-    n_users: int
-    per_user: np.ndarray | None = None  # CHAMPION_METRIC of each evaluated user, in user order
 
 
 @dataclass
@@ -152,290 +121,6 @@ class RecommendationResult:
         other, diff = self.versus
         return (f"test {CHAMPION_METRIC}: {self.champion} {self.ndcg(self.champion):.4f} vs {other} {self.ndcg(other):.4f}, "
                 f"difference {diff} (95 % interval): {diff.verdict()}")  # fmt: skip
-
-
-class _TextEmbeddings:
-    """Text embeddings of a catalogue, computed once per run (both fits share the catalogue)."""
-
-    def __init__(self, cfg: Config):
-        self.cfg = cfg
-        self._cache: dict[tuple[str, ...], np.ndarray] = {}
-
-    def __call__(self, texts: Sequence[str]) -> np.ndarray:
-        key = tuple(texts)
-        if key not in self._cache:
-            from shoplake.text.encoder import encode_texts
-
-            started = time.monotonic()
-            self._cache[key] = encode_texts(list(texts), self.cfg.text_encoder)
-            log.info("encoded %d item texts in %.1f s", len(texts), time.monotonic() - started)
-        return self._cache[key]
-
-
-#: The setting the validation splits tune, per model: its name and the config field listing the candidates.
-TUNED = {"trending": ("days", "trending_days"), "item_knn": ("neighbors", "knn_neighbors"), "ease": ("l2", "ease_l2")}
-#: The sequence model's score-time settings (:func:`~shoplake.recommend.models.sasrec.adjust_scores`): the
-#: boost of new items and the trending blend. Chosen on validation like a setting, but applied to the
-#: fitted model's scores, so trying one costs no fit.
-COLD_BOOST, BLEND, BLEND_DAYS = "cold_boost", "blend", "blend_days"
-
-
-def settings(cfg: Config, kind: str) -> list:
-    """The candidate settings of a tuned model (:data:`TUNED`); ``[None]`` for the others."""
-    return list(getattr(cfg.recommender, TUNED[kind][1])) if kind in TUNED else [None]
-
-
-def score_settings(cfg: Config, kind: str) -> list[dict]:
-    """The candidate score-time settings of a model; ``[{}]`` for all but ``sasrec``.
-
-    For ``sasrec``: every boost of new items (``sequence_model.cold_boost``) with every
-    trending blend (``sequence_model.trending_blend``), a blend with every trending
-    window (``recommender.trending_days``).
-    """
-    if kind != "sasrec":
-        return [{}]
-    sm = cfg.sequence_model
-    blends = [{BLEND: 0.0}] if 0.0 in sm.trending_blend else []
-    blends += [{BLEND: w, BLEND_DAYS: d} for w in dict.fromkeys(sm.trending_blend) if w > 0 for d in cfg.recommender.trending_days]
-    return [{COLD_BOOST: b, **blend} for b in dict.fromkeys(sm.cold_boost) for blend in blends]
-
-
-def tuned_settings(tuned: dict[str, object], kind: str) -> dict[str, object]:
-    """The settings validation chose for ``kind``, by setting name, from a run's ``tuned``."""
-    out = {TUNED[kind][0]: tuned[kind]} if kind in TUNED and kind in tuned else {}
-    out.update({key.removeprefix(f"{kind} "): value for key, value in tuned.items() if key.startswith(f"{kind} ")})
-    return out
-
-
-def skip_reason(cfg: Config, kind: str, data: TrainingData) -> str | None:
-    """Why ``kind`` cannot be fitted on ``data`` (EASE on a catalogue over its cap), or None."""
-    cap = cfg.recommender.ease_max_items
-    if kind == "ease" and data.n_items > cap:
-        return f"ease skipped: {data.n_items:,} items exceed recommender.ease_max_items {cap:,} (its matrix is dense)"
-    return None
-
-
-class AsOfCounts:
-    """A count baseline (popularity, trending) counted as of each user's own bound: evaluation only.
-
-    Leave-last-out cuts each user's history at their own target day; counted at one
-    time for everyone, what sells would come from after many users' targets. Each
-    row here counts every interaction before one bound (see
-    :mod:`shoplake.recommend.protocols`).
-
-    Args:
-        kind: The baseline it stands for.
-        rows: Counts per distinct bound, ``(n_bounds, n_items)``.
-        row_of_user: Per user index, the row of the user's bound.
-    """
-
-    def __init__(self, kind: str, rows: np.ndarray, row_of_user: np.ndarray):
-        self.kind, self.rows, self.row_of_user = kind, np.asarray(rows, np.float32), np.asarray(row_of_user, np.int64)
-
-    def score(self, users: np.ndarray, histories: list[np.ndarray] | None) -> np.ndarray:
-        return self.rows[self.row_of_user[np.asarray(users, np.int64)]]
-
-    def item_vectors(self) -> np.ndarray | None:
-        return None
-
-    def save(self, folder: Path) -> None:
-        raise TypeError("counts as of each user's bound are for evaluation only; the refit for serving counts at the run date")
-
-
-def count_scorer(kind: str, data: TrainingData, cfg: Config, days: int | None = None) -> Scorer:
-    """Popularity or trending (``days``) of a history: as of its bound, or as of each user's own bound when it has them."""
-    if data.user_bounds is not None and data.log is not None:
-        events = data.log
-        bounds, row_of_user = np.unique(data.user_bounds, return_inverse=True)
-        if kind == "trending":
-            rows = counts_as_of(events.items, events.times, bounds, data.n_items, days=days)
-        else:
-            type_weight = np.array([float(cfg.features.event_weights.get(t, 0.0)) for t in INTERACTION_TYPES] + [0.0])
-            rows = counts_as_of(events.items, events.times, bounds, data.n_items, weights=type_weight[events.types],
-                                half_life_days=cfg.features.half_life_days)  # fmt: skip
-        return AsOfCounts(kind, rows, row_of_user)
-    if kind == "trending":
-        if data.log is not None:
-            # Every interaction before the bound, as the counts as of a user's own bound take them.
-            before = data.log.times < data.bound
-            items, times = data.log.items[before], data.log.times[before]
-        else:
-            items = np.concatenate(data.sequences) if data.sequences else np.zeros(0, np.int64)
-            times = np.concatenate(data.times) if data.times else np.zeros(0)
-        return TrendingScorer(trending_counts(items, times, data.bound, int(days), data.n_items))
-    model = PopularityModel().fit(data.pair_users, data.pair_items, data.pair_weights, data.n_users, data.n_items)
-    return PopularityScorer(model.popularity)
-
-
-def fit_model(kind: str, data: TrainingData, cfg: Config, name: str, *, text_embeddings: Callable | None = None,
-              epochs: int | None = None, fail_at_epoch: int | None = None, setting=None) -> FittedModel:  # fmt: skip
-    """Fit one model family on a history.
-
-    Args:
-        kind: ``popularity``, ``trending``, ``cooccurrence``, ``item_knn``, ``ease``, ``mf`` or ``sasrec``.
-        data: The history.
-        cfg: ``training`` (matrix factorization), ``sequence_model``, ``text_encoder``,
-            ``ray`` (workers), ``features`` (the weights of popularity as of a user's bound).
-        name: Run name of a Ray Train run (its folder under ``<runs_dir>/ray_results``).
-        text_embeddings: Texts -> embeddings (default: the configured encoder, uncached).
-        epochs: Overrides the model's configured epochs.
-        fail_at_epoch: Tests only, see :func:`shoplake.train.loop.fit`.
-        setting: The tuned setting of ``trending`` (days), ``item_knn`` (neighbours)
-            or ``ease`` (ridge penalty); None: the first candidate of the config.
-    """
-    started = time.monotonic()
-    if kind == "popularity":
-        fitted = FittedModel(kind, count_scorer(kind, data, cfg))
-    elif kind == "cooccurrence":
-        model = ItemCooccurrenceModel().fit(data.pair_users, data.pair_items, data.pair_weights, data.n_users, data.n_items)
-        fitted = FittedModel(kind, CooccurrenceScorer(model.similarity))
-    elif kind in TUNED:
-        setting = settings(cfg, kind)[0] if setting is None else setting
-        pairs = (data.pair_users, data.pair_items, data.pair_weights, data.n_users, data.n_items)
-        if kind == "trending":
-            scorer = count_scorer(kind, data, cfg, int(setting))
-        elif kind == "item_knn":
-            scorer = ItemKnnScorer(ItemCooccurrenceModel(neighbors=int(setting)).fit(*pairs).similarity)
-        else:
-            scorer = EaseScorer(EaseModel(float(setting), cfg.recommender.ease_max_items).fit(*pairs).strongest(EASE_KEEP))
-        fitted = FittedModel(kind, scorer, params={TUNED[kind][0]: setting})
-    elif kind == "mf":
-        task = mf_task(cfg, data.pair_users, data.pair_items, data.pair_weights, data.user_ids, data.item_ids)
-        run = fit(cfg, task, name, epochs, fail_at_epoch=fail_at_epoch)
-        params = cfg.training.model_dump(include={"embedding_dim", "negatives", "lr", "batch_size", "weight_decay"})
-        fitted = FittedModel(kind, MFScorer.from_state(run.load_state()["model"]), run, params=params)
-    elif kind == "sasrec":
-        from shoplake.recommend.models.sasrec import SasrecScorer
-        from shoplake.recommend.sequence import train_sequence_model
-
-        text_emb = (text_embeddings or _TextEmbeddings(cfg))(data.texts)
-        run, model_config = train_sequence_model(
-            cfg, data.sequences, text_emb, name, epochs=epochs, timestamps=data.times, fail_at_epoch=fail_at_epoch
-        )
-        scorer = SasrecScorer(model_config, run.load_state()["model"], text_emb)
-        fitted = FittedModel(kind, scorer, run, params=dict(model_config))
-    else:
-        raise ValueError(f"unknown model {kind!r}; expected popularity, trending, cooccurrence, item_knn, ease, mf or sasrec")
-    fitted.seconds = time.monotonic() - started
-    log.info("fitted %s on the history before %s in %.1f s", kind, data.as_of, fitted.seconds)
-    return fitted
-
-
-def with_score_setting(fitted: FittedModel, data: TrainingData, cfg: Config, setting: dict) -> FittedModel:
-    """The fitted model with a score-time setting (:func:`score_settings`) built in and recorded, as it is served."""
-    if not setting:
-        return fitted
-    prior = count_scorer("trending", data, cfg, int(setting[BLEND_DAYS])).popularity if setting.get(BLEND) else None
-    scorer = fitted.scorer.with_settings(prior, **setting)
-    return FittedModel(fitted.kind, scorer, fitted.fit, fitted.seconds, {**fitted.params, **setting})
-
-
-def score_transforms(data: TrainingData, cfg: Config, settings_: Sequence[dict], scorer: Scorer) -> list[Callable | None]:
-    """Scores -> scores of each score-time setting on a split's users (None: the model's own scores)."""
-    from shoplake.recommend.models.sasrec import adjust_scores
-
-    # Counted once per window, as of each user's own bound where the split has them (leave-last-out).
-    priors = {d: count_scorer("trending", data, cfg, int(d)) for d in {s[BLEND_DAYS] for s in settings_ if s.get(BLEND)}}
-    unknown = scorer.unknown() if any(s.get(COLD_BOOST) for s in settings_) else None
-
-    def transform(setting: dict) -> Callable | None:
-        if not setting.get(BLEND) and not setting.get(COLD_BOOST):
-            return None
-        prior = priors[setting[BLEND_DAYS]] if setting.get(BLEND) else None
-        boost, blend = float(setting.get(COLD_BOOST, 0.0)), float(setting.get(BLEND, 0.0))
-        return lambda scores, users: adjust_scores(scores, unknown, boost, None if prior is None else prior.score(users, None), blend)
-
-    return [transform(s) for s in settings_]
-
-
-def rank_split(scorer: Scorer, split: HoldoutSplit, k: int, transforms: Sequence[Callable | None] = (None,)) -> list[np.ndarray]:
-    """Top-k item indices of every judged user of a split, once per score transform.
-
-    The model scores each user from their history once; each transform (None: none)
-    turns those scores into the ranked ones. Items not yet in a user's catalogue and,
-    with ``split.exclude_seen``, the user's training items are never ranked.
-    """
-    train = split.train
-    users = split.eval_users()
-    seen = train.seen() if split.exclude_seen else None
-    tops = [np.empty((len(users), k), dtype=np.int64) for _ in transforms]
-    for start in range(0, len(users), SCORE_CHUNK):
-        chunk = users[start : start + SCORE_CHUNK]
-        base = np.asarray(scorer.score(chunk, [train.sequences[u] for u in chunk]), dtype=np.float64)
-        hidden = split.unavailable(chunk)
-        for transform, top in zip(transforms, tops):
-            scores = base if transform is None else transform(base, chunk)
-            if hidden is not None:
-                scores = np.where(hidden, -np.inf, scores)
-            top[start : start + len(chunk)] = rank_items(scores, None if seen is None else seen[chunk], k)
-    return tops
-
-
-def split_metrics(topk: np.ndarray, split: HoldoutSplit, ks: Sequence[int] = KS, evaluation=None) -> dict[str, SliceMetrics]:
-    """Metrics of a split's rankings (:func:`rank_split`) for all held-out items and the cold-item slice.
-
-    Args:
-        evaluation: ``cfg.evaluation``: also report ``ndcg@10_low`` and ``ndcg@10_high``,
-            the bootstrap interval over users.
-    """
-    users = split.eval_users()
-    relevant = [split.relevant[u] for u in users]
-    cold = split.relevant_cold()
-    relevant_cold = [cold[u] for u in users]
-    out = {}
-    for slice_, rel in ((ALL, relevant), (COLD, relevant_cold)):
-        per_user = ndcg_per_user(topk, rel, 10)
-        metrics = evaluate(topk, rel, split.train.n_items, ks)
-        if evaluation is not None:
-            ci = bootstrap_mean(per_user, draws=evaluation.bootstrap_draws, level=evaluation.confidence, seed=evaluation.seed)
-            metrics[f"{CHAMPION_METRIC}_low"], metrics[f"{CHAMPION_METRIC}_high"] = ci.low, ci.high
-        out[slice_] = SliceMetrics(metrics, int(per_user.size), per_user)
-    return out
-
-
-def evaluate_scorer(scorer: Scorer, split: HoldoutSplit, ks: Sequence[int] = KS, evaluation=None) -> dict[str, SliceMetrics]:
-    """Full-catalogue ranking metrics of a fitted model on a split.
-
-    Every user with held-out items is scored over the whole catalogue (as the user
-    could have been shown it) from their training history; their training items are
-    excluded when ``split.exclude_seen``.
-
-    Returns:
-        ``{"all": ..., "cold_items": ...}``; the cold slice keeps, per user, only the
-        held-out items without training interactions (users left with none are skipped).
-    """
-    return split_metrics(rank_split(scorer, split, max(ks))[0], split, ks, evaluation)
-
-
-def pool(results: Sequence[dict[str, SliceMetrics]], evaluation=None) -> dict[str, SliceMetrics]:
-    """One model's metrics on several splits as one: every (user, split) pair counts once.
-
-    A metric is the mean of the splits' values weighted by their users (for the
-    per-user means, the mean over all pairs); the interval is the bootstrap over the pairs.
-    """
-    if len(results) == 1:
-        return results[0]
-    out = {}
-    for slice_ in results[0]:
-        parts = [r[slice_] for r in results]
-        sizes = np.array([p.n_users for p in parts], dtype=np.float64)
-        metrics = {}
-        for name in parts[0].metrics:
-            values = np.array([p.metrics.get(name, np.nan) for p in parts], dtype=np.float64)
-            keep = (sizes > 0) & ~np.isnan(values)
-            metrics[name] = float((values[keep] * sizes[keep]).sum() / sizes[keep].sum()) if keep.any() else float("nan")
-        per_user = np.concatenate([p.per_user for p in parts if p.per_user is not None])
-        if evaluation is not None:
-            ci = bootstrap_mean(per_user, draws=evaluation.bootstrap_draws, level=evaluation.confidence, seed=evaluation.seed)
-            metrics[f"{CHAMPION_METRIC}_low"], metrics[f"{CHAMPION_METRIC}_high"] = ci.low, ci.high
-        out[slice_] = SliceMetrics(metrics, int(sizes.sum()), per_user)
-    return out
-
-
-def validation_score(scorers: Sequence[Scorer], splits: Sequence[HoldoutSplit]) -> float:
-    """NDCG@10 of one scorer per split, pooled over the splits' (user, split) pairs: the figure the champion is chosen on."""
-    parts = [split_metrics(rank_split(scorer, split, max(KS))[0], split, KS) for scorer, split in zip(scorers, splits)]
-    return float(np.nan_to_num(pool(parts)[ALL].metrics[CHAMPION_METRIC], nan=0.0))
 
 
 def build_bundle(fitted: FittedModel, data: TrainingData, metadata: dict) -> RecommenderBundle:
@@ -535,7 +220,7 @@ def run_recommendation(
     if not validations:
         log.warning("no validation window before %s with a user to judge; the champion cannot be measured, serving "
                     "recommender.main_model %s", test.cutoff, rc.main_model)  # fmt: skip
-    texts = _TextEmbeddings(cfg)
+    texts = CachedTextEmbeddings(cfg)
     evaluated: dict[str, dict[str, dict[str, SliceMetrics]]] = {VALIDATION: {}, TEST: {}}
     per_split: list[dict[str, dict[str, SliceMetrics]]] = [{} for _ in validations]
     seconds: dict[str, float] = {}

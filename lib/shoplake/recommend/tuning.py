@@ -5,7 +5,7 @@ fields of ``training`` (matrix factorization's settings), each with the values t
 A trial fits the model in one process on the history of every validation split of the
 configured protocol (:mod:`shoplake.recommend.protocols`) and after every epoch ranks
 the whole catalogue for each split's users as the run does
-(:func:`shoplake.recommend.train.rank_split`); it reports NDCG@10 pooled over the
+(:func:`shoplake.recommend.evaluate.rank_split`); it reports NDCG@10 pooled over the
 (user, split) pairs, the figure the champion is chosen on. ASHA stops the trials
 that trail; the epoch with the best validation NDCG@10 becomes the model's epochs.
 
@@ -109,7 +109,7 @@ def search_settings(
         validations: The validation splits of the run's protocol (never the test split).
         name: The search's name, its folder under ``<runs_dir>/ray_results``.
         score: Scores the models of a trial after an epoch, one per split
-            (:func:`shoplake.recommend.train.validation_score`: the pooled NDCG@10); higher is better.
+            (:func:`shoplake.recommend.evaluate.validation_score`: the pooled NDCG@10); higher is better.
         text_embeddings: Texts -> embeddings for the sequence model (default: the configured encoder).
 
     Returns:

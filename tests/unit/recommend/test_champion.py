@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from shoplake.evaluation import TEST, VALIDATION
-from shoplake.recommend.train import ALL, SliceMetrics, _champion
+from shoplake.recommend.evaluate import ALL, SliceMetrics
+from shoplake.recommend.train import _champion
 
 
 def window(per_user: dict[str, list[float]]) -> dict:

@@ -9,9 +9,9 @@ import pytest
 
 from shoplake.config import ConfigError, load_config
 from shoplake.evaluation import TEST, VALIDATION
+from shoplake.recommend.fitting import count_scorer
 from shoplake.recommend.holdout import day_start
 from shoplake.recommend.protocols import holdout_splits, leave_last_out_splits, rolling_cutoffs, target_days, window_split
-from shoplake.recommend.train import count_scorer
 
 D = dt.date(2024, 3, 20)
 

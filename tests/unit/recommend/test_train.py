@@ -9,9 +9,11 @@ import pytest
 
 from shoplake import columns as C
 from shoplake.evaluation import TEST, VALIDATION
+from shoplake.recommend.evaluate import ALL, COLD, SliceMetrics, pool
+from shoplake.recommend.fitting import score_settings
 from shoplake.recommend.report import metrics_table, recommend_champion
 from shoplake.recommend.schemas import VALIDATION_POOLED
-from shoplake.recommend.train import ALL, COLD, RecommendationResult, SliceMetrics, SplitMetrics, metrics_rows, pool, score_settings
+from shoplake.recommend.train import RecommendationResult, SplitMetrics, metrics_rows
 
 RUN = dt.date(2024, 3, 29)
 CUTOFFS = [dt.date(2024, 3, 1), dt.date(2024, 3, 8), dt.date(2024, 3, 15)]

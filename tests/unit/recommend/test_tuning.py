@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from shoplake.evaluation import VALIDATION
+from shoplake.recommend.evaluate import validation_score
 from shoplake.recommend.holdout import day_start
 from shoplake.recommend.protocols import holdout_splits
-from shoplake.recommend.train import validation_score
 from shoplake.recommend.tuning import search_settings
 from shoplake.train.tune import SearchResult, TrialResult
 
