@@ -10,10 +10,20 @@ encoder, trained ESMM-style on Ray Train, all calibrated on the same validation 
 and judged on the same test split.
 
 It prints the run's metrics table (ROC-AUC, log-loss, normalized entropy, expected
-calibration error of clicks and conversions) and, per model on the test split, the
-mean absolute error and the calibration error of its calibrated pCTR and pCTCVR against
-the true probabilities the generator planted, beside the same figures of the truth
-itself (the ceiling any model can reach on these labels).
+calibration error of clicks and conversions), the settings the searches chose on
+validation and, per model on the test split, the mean absolute error and the
+calibration error of its calibrated pCTR and pCTCVR against the true probabilities the
+generator planted, beside the same figures of the truth itself (the ceiling any model
+can reach on these labels).
+
+Then the plans, made with the champion's scores as of the first test day (the state
+after the days before it, the traffic and budgets of their newest ``ads.plan_days``),
+are judged on the test impressions of known viewers, as value minus cost per slot: the
+per-viewer plan (:mod:`shoplake.ads.policy`) and the campaign x placement plan
+(:mod:`shoplake.ads.plan`), each by IPS, self-normalised IPS and doubly robust
+estimates with bootstrap intervals, beside its true value under the planted
+probabilities. ``--chart`` writes the reliability diagram of every model's test pCTCVR
+(observed and planted) and the plans' return on ad spend as SVG and PNG.
 
 Run::
 
@@ -44,12 +54,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sessions", type=float, default=0.6, help="browsing sessions per user and day")
     parser.add_argument("--ads-per-session", type=float, default=6.0)
     parser.add_argument("--out", default="data/ads-bench", help="landing and lake folder (relative to the checkout)")
+    parser.add_argument("--chart", default=None, help="write the reliability and return chart to this stem (.svg and .png)")
     args = parser.parse_args(argv)
 
     from rich.console import Console
     from rich.table import Table
 
-    from shoplake import columns as C
     from shoplake.ads import metrics as M
     from shoplake.ads.bundle import AdsBundle
     from shoplake.ads.data import from_rows
@@ -89,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         other, diff = result.versus
         console.print(f"test conversion log-loss, champion {result.champion} minus {other}: {diff}: {diff.verdict(higher_is_better=False)}")
     console.print(f"deep_ctr epoch losses: {', '.join(f'{v:.4f}' for v in result.deep_losses)}")
+    for model, found in result.searches.items():
+        console.print(f"{model} search: {found.summary()}")
 
     truth_all = json.loads((Path(cfg.landing.root) / GROUND_TRUTH_FILE).read_text())
     truth = truth_all["ads"]["impressions"]
@@ -109,82 +121,126 @@ def main(argv: list[str] | None = None) -> int:
             f"{M.roc_auc(test.click, p_ctr):.4f}", f"{M.roc_auc(test.converted, p_ctcvr):.4f}", f"{M.log_loss(test.converted, p_ctcvr):.5f}",
         )  # fmt: skip
     console.print(table)
-    ids = rows[C.IMPRESSION_ID].to_pylist()
-    logged = {"propensity": dict(zip(ids, rows[C.PROPENSITY].to_pylist())), "user": dict(zip(ids, rows[C.USER_ID].to_pylist()))}
-    _plan_against_the_log(console, cfg, result, data, truth_all, logged)
+    returns = _plans_against_the_log(console, cfg, result, data, truth_all)
+    if args.chart:
+        from shoplake.ads.chart import write_ads_chart
+
+        models = {m: (ev.test.p_ctcvr, test.converted, true_ctcvr) for m, ev in result.evaluations.items()}
+        title = f"Ads on the synthetic shop ({args.users} customers, {args.days} days): test split"
+        for path in write_ads_chart(ROOT / args.chart, models, returns, title):
+            console.print(f"wrote {path}")
     return 0
 
 
-def _plan_against_the_log(console, cfg, result, data, truth: dict, logged: dict[str, dict]) -> None:
-    """The plan bought on validation, judged on the test impressions of known viewers: estimated from the log and true."""
+def _plans_against_the_log(console, cfg, result, data, truth: dict) -> dict[str, tuple[float, float | None]]:
+    """Both plans made as of the first test day, judged on the test impressions of known viewers; their returns on spend."""
     from rich.table import Table
 
     from shoplake import columns as C
+    from shoplake.ads.candidates import UNKNOWN_VIEWER
     from shoplake.ads.data import NUMERIC
-    from shoplake.ads.ope import estimate
     from shoplake.ads.plan import allocate, market_of, plan_policy
+    from shoplake.ads.planning import judge, make_plan, newest_days, reward
+    from shoplake.ads.policy import campaign_spend
     from shoplake.datagen.shop.ads import true_ad_probabilities
-    from shoplake.evaluation import TEST, VALIDATION
+    from shoplake.evaluation import TEST
 
-    champion = result.evaluations[result.champion]
-    test_start, valid_start = result.splits[TEST][3], result.splits[VALIDATION][3]
-    valid = data.take((data.day >= valid_start) & (data.day < test_start))
-    test_rows = data.day >= test_start
-    test = data.take(test_rows)
-    market = market_of(valid, champion.valid)
-    plan = allocate(market.cells, market.budgets)
-    policy = plan_policy(plan, market.ad_share)
-    spend, value = sum(r.spend for r in plan), sum(r.value for r in plan)
-    logged_spend = sum(market.budgets.values())
-    logged_value = float((valid.conversion * valid.click * valid.num[:, NUMERIC.index(C.PRICE)]).sum()) / max(
-        len(set(valid.day.tolist())), 1
-    )
-    console.print(f"plan for a day: {len(plan)} campaign x placement cells, spend {spend:.2f} of the logged {logged_spend:.2f}, "
-                  f"expected conversion value {value:.2f} (ROAS {value / spend if spend else 0:.2f}); "
-                  f"logged: value {logged_value:.2f} a day (ROAS {logged_value / logged_spend if logged_spend else 0:.2f})")  # fmt: skip
-
-    users = np.array([logged["user"][i] for i in test.ids], dtype=object)
-    known = np.array([u is not None for u in users])
-    t = test.take(known)
-    scores = champion.test
-    p_ctr, p_ctcvr = scores.p_ctr[known], scores.p_ctcvr[known]
+    bundle_score = AdsBundleScore(result.bundle_path)
+    test_start = result.splits[TEST][3]
+    history = data.take(data.day < test_start)
+    test_all = data.take(data.day >= test_start)
+    known = test_all.users != UNKNOWN_VIEWER
+    t = test_all.take(known)
     price = t.num[:, NUMERIC.index(C.PRICE)]
-    campaign, item, placement = t.cats[C.CAMPAIGN_ID], t.cats[C.ITEM_ID], t.placement
-    cpc = np.array([market.cpc.get(c, 0.0) for c in campaign])
-    logged_mu = np.array([logged["propensity"][i] for i in t.ids])
-    reward = t.click * t.conversion * price - t.click * t.cost
-    target = np.array([policy.get((p, c, i), 0.0) for p, c, i in zip(placement, campaign, item)])
-    q = p_ctcvr * price - p_ctr * cpc
-    cell_profit = {(c.placement, c.campaign): c.value - c.cost for c in market.cells}
-    ad_value = {(p, c, i): prob * cell_profit.get((p, c), 0.0) for (p, c, i), prob in policy.items()}
-    per_placement = {p: sum(v for (pl, _, _), v in ad_value.items() if pl == p) for p in set(placement.tolist())}
-    v = np.array([per_placement[p] for p in placement])
-    ev = cfg.evaluation
-    est = estimate(reward, logged_mu, target, q, v, draws=ev.bootstrap_draws, level=ev.confidence, seed=ev.seed)
+    cpc = {c["campaign_id"]: c["cpc"] for c in truth["ads"]["campaigns"]}
+    item_price = dict(zip(data.cats[C.ITEM_ID].tolist(), data.num[:, NUMERIC.index(C.PRICE)].tolist()))
+    positions = t.cats[C.POSITION].astype(int)
 
-    # The truth: every ad the plan may show, in each logged slot, at its planted probabilities and the item's price.
-    item_price = {}
-    for i, pr in zip(data.cats[C.ITEM_ID], data.num[:, NUMERIC.index(C.PRICE)]):
-        item_price.setdefault(i, pr)
-    true_plan = np.zeros(len(t))
-    for (p, c, i), prob in policy.items():
-        rows = np.flatnonzero(placement == p)
-        if not len(rows):
-            continue
-        ctr, cvr = true_ad_probabilities(truth, users[known][rows].tolist(), [i] * len(rows), [p] * len(rows),
-                                         t.cats[C.POSITION][rows].astype(int))  # fmt: skip
-        true_plan[rows] += prob * (ctr * cvr * item_price[i] - ctr * market.cpc.get(c, 0.0))
+    def true_value(probability_of) -> tuple[np.ndarray, np.ndarray]:
+        """Per test slot: the true conversion value and the true spend of a policy (ad -> probability per slot)."""
+        value, spend = np.zeros(len(t)), np.zeros(len(t))
+        for (campaign, item), prob in probability_of.items():
+            ctr, cvr = true_ad_probabilities(truth, t.users.tolist(), [item] * len(t), t.placement.tolist(), positions)
+            value += prob * ctr * cvr * item_price[item]
+            spend += prob * ctr * cpc[campaign]
+        return value, spend
+
+    # The per-viewer plan.
+    market, policy = make_plan(cfg, history, bundle_score)
+    judged = judge(cfg, market, policy, t)
+    per_slot = {}
+    for a, ad in enumerate(zip(market.campaigns.tolist(), market.items.tolist())):
+        p = np.zeros(len(t))
+        p[judged.context >= 0] = policy.probabilities[judged.context[judged.context >= 0], a]
+        per_slot[ad] = p
+    viewer_value, viewer_spend = true_value(per_slot)
+    budget, spent = sum(market.budgets.values()), campaign_spend(market, policy.probabilities)
+    exp_value = float((market.traffic[:, None] * policy.probabilities * market.value).sum())
+    console.print(f"per-viewer plan: {len(market.traffic):,} viewer x placement contexts, {len(market.items)} ads, exploration "
+                  f"{policy.epsilon:.0%}; spend {sum(spent.values()):.2f} a day of the budgets' {budget:.2f} (every campaign within its "
+                  f"budget: {all(spent[c] <= market.budgets[c] + 1e-6 for c in spent)}), expected value {exp_value:.2f} "
+                  f"(ROAS {exp_value / max(sum(spent.values()), 1e-9):.2f}); budget multipliers "
+                  f"{', '.join(f'{c} {m:.2f}' for c, m in policy.multipliers.items())}")  # fmt: skip
+
+    # The campaign x placement plan, bought on the same days' market with the champion's validation scores.
+    valid = newest_days(history, cfg.ads.plan_days)
+    valid_scores = bundle_score(valid)
+    cells = market_of(valid, valid_scores)
+    placement_policy = plan_policy(allocate(cells.cells, cells.budgets), cells.ad_share)
+    target = np.array([placement_policy.get((p, c, i), 0.0) for p, c, i in zip(t.placement, t.cats[C.CAMPAIGN_ID], t.cats[C.ITEM_ID])])
+    by_ad = {}
+    for (p, c, i), prob in placement_policy.items():
+        by_ad.setdefault((c, i), np.zeros(len(t)))[t.placement == p] += prob
+    cell_value, cell_spend = true_value(by_ad)
+    scores = bundle_score(t)
+    q_cell = scores.p_ctcvr * price - scores.p_ctr * np.array([cells.cpc.get(c, 0.0) for c in t.cats[C.CAMPAIGN_ID]])
+    # Its reward model knows the campaign x placement averages only (what the plan itself was bought on).
+    cell_profit = {(c.placement, c.campaign): c.value - c.cost for c in cells.cells}
+    per_placement = {p: sum(prob * cell_profit.get((pl, c), 0.0) for (pl, c, _), prob in placement_policy.items() if pl == p)
+                     for p in set(t.placement.tolist())}  # fmt: skip
+    v_cell = np.array([per_placement[p] for p in t.placement])
+    ev = cfg.evaluation
+    from shoplake.ads.ope import estimate
+
+    cell_est = estimate(reward(t), t.propensity, target, q_cell, v_cell, draws=ev.bootstrap_draws, level=ev.confidence, seed=ev.seed)
+
     planted = np.array([truth["ads"]["impressions"][i] for i in t.ids])
-    true_logged = planted[:, 0] * planted[:, 1] * price - planted[:, 0] * cpc
-    table = Table(title=f"value minus cost per slot, test impressions of known viewers ({len(t):,}); effective n {est.effective_n:,.0f}")
+    logged_cost = np.array([cpc[c] for c in t.cats[C.CAMPAIGN_ID]])
+    logged_value, logged_spend = planted[:, 0] * planted[:, 1] * price, planted[:, 0] * logged_cost
+    table = Table(title=f"value minus cost per slot, test impressions of known viewers ({len(t):,}); effective n: per-viewer plan "
+                        f"{judged.estimates.effective_n:,.0f}, campaign x placement plan {cell_est.effective_n:,.0f}")  # fmt: skip
     for col in ("policy", "estimate", "95 % interval", "true value"):
         table.add_column(col, justify="right")
-    table.add_row(
-        "logged (observed)", f"{est.logged.value:.4f}", f"{est.logged.low:.4f}..{est.logged.high:.4f}", f"{true_logged.mean():.4f}"
-    )
-    for name, interval in (("plan, IPS", est.ips), ("plan, SNIPS", est.snips), ("plan, doubly robust", est.dr)):
-        table.add_row(name, f"{interval.value:.4f}", f"{interval.low:.4f}..{interval.high:.4f}", f"{true_plan.mean():.4f}")
+    est = judged.estimates
+    table.add_row("logged (observed)", f"{est.logged.value:.4f}", f"{est.logged.low:.4f}..{est.logged.high:.4f}",
+                  f"{(logged_value - logged_spend).mean():.4f}")  # fmt: skip
+    for label, e, truth_value in (("per-viewer plan", est, viewer_value - viewer_spend), ("campaign x placement plan", cell_est,
+                                                                                          cell_value - cell_spend)):  # fmt: skip
+        for name, interval in (("IPS", e.ips), ("SNIPS", e.snips), ("doubly robust", e.dr)):
+            table.add_row(
+                f"{label}, {name}", f"{interval.value:.4f}", f"{interval.low:.4f}..{interval.high:.4f}", f"{truth_value.mean():.4f}"
+            )
     console.print(table)
+    observed_spend = float((t.click * t.cost).sum())
+    observed_value = float((t.click * t.conversion * price).sum())
+    return {
+        "logged": (observed_value / max(observed_spend, 1e-9), float(logged_value.sum() / logged_spend.sum())),
+        "per-viewer plan": (exp_value / max(sum(spent.values()), 1e-9), float(viewer_value.sum() / viewer_spend.sum())),
+        "campaign x placement": (sum(c.value for c in cells.cells) / max(sum(c.cost for c in cells.cells), 1e-9),
+                                 float(cell_value.sum() / cell_spend.sum())),
+    }  # fmt: skip
+
+
+class AdsBundleScore:
+    """The calibrated scores of a saved ads bundle, as a function of impressions."""
+
+    def __init__(self, folder: str):
+        from shoplake.ads.bundle import AdsBundle
+
+        self.bundle = AdsBundle.load(folder)
+
+    def __call__(self, data):
+        return self.bundle.score(data)
 
 
 if __name__ == "__main__":

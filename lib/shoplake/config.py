@@ -764,17 +764,44 @@ class AdsConfig(_Strict):
     )
     gbt_max_depth: int = Field(4, ge=1)
     gbt_eta: float = Field(0.1, gt=0)
+    gbt_search: SearchSpace = Field(
+        default_factory=lambda: {"gbt_max_depth": [2, 3, 4, 6], "gbt_eta": [0.03, 0.1]},
+        description="Settings of the trees searched on validation (Ray Tune, tuning.*): gbt_* fields of ads with the values to try; "
+        "the best number of rounds becomes gbt_rounds; empty: none searched.",
+    )
+    deep_fields: list[str] | None = Field(
+        None,
+        description="Deep model: the categorical fields it embeds (of placement, position, hour, item_id, campaign_id, category, "
+        "price_band); None: all.",
+    )
+    deep_numeric: list[str] | None = Field(None, description="Deep model: the numeric features of gold.ad_features it reads; None: all.")
+    deep_search: SearchSpace = Field(
+        default_factory=lambda: {
+            "deep_fields": [None, ["placement", "position", "item_id"], ["placement", "position", "item_id", "category", "price_band"]],
+            "lr": [0.001, 0.003],
+            "embedding_dim": [4, 8],
+        },
+        description="Settings of the deep model searched on validation (Ray Tune, tuning.*): fields of ads with the values to try; "
+        "the best epoch becomes epochs; empty: none searched.",
+    )
     embedding_dim: int = Field(8, ge=2, description="Deep model: width of each categorical field's embedding.")
     text_dim: int = Field(16, ge=2, description="Deep model: width the text encoder's ad embedding is projected to.")
     cross_layers: int = Field(2, ge=1, description="Deep model: DCN-V2 cross layers.")
     hidden: int = Field(64, ge=4, description="Deep model: width of the deep tower's layers.")
-    epochs: int = Field(8, ge=1, description="Deep model: epochs on Ray Train.")
+    epochs: int = Field(12, ge=1, description="Deep model: epochs on Ray Train (the most a search trial runs).")
     batch_size: int = Field(512, ge=1)
     lr: float = Field(0.003, gt=0)
+    weight_decay: float = Field(0.0, ge=0, description="Deep model: AdamW weight decay (0: Adam).")
     calibration: Literal["isotonic", "temperature", "none"] = Field(
         "isotonic", description="How every model's click and conversion probabilities are calibrated on the validation split."
     )
     calibration_bins: int = Field(10, ge=2, description="Bins of the expected calibration error.")
+    plan_days: int = Field(
+        7, ge=1, description="The per-viewer plan: the newest days of impressions whose traffic, costs and budgets it plans for."
+    )
+    plan_exploration: float = Field(
+        0.05, ge=0, lt=1, description="The per-viewer plan: share of every slot that follows the logged ad shares (for off-policy checks)."
+    )
     registered_model: str = "shoplake-ads"
 
 

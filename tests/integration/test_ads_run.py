@@ -99,3 +99,58 @@ def test_the_champion_is_calibrated_against_the_planted_probabilities(shop):
     by_placement = {p: test.click[test.placement == p].mean() for p in set(test.placement.tolist())}
     flat = np.array([by_placement[p] for p in test.placement])
     assert np.abs(scores.p_ctr - true_ctr).mean() < np.abs(flat - true_ctr).mean()
+
+
+def test_the_plan_step_plans_within_every_budget_judges_the_plan_and_a_rerun_replaces_it(shop):
+    from shoplake.ads.planning import PLAN_MODEL, plan_ads
+
+    cfg, lake, result, _ = shop
+    first = plan_ads(cfg, lake, D)
+    rows = lake.to_arrow(S.AD_PLAN, run_date=D)
+    assert rows.schema.names == S.AD_PLAN.arrow_schema().names and rows.num_rows > 0
+    plan = rows.to_pylist()
+    for campaign in {r[C.CAMPAIGN_ID] for r in plan}:
+        mine = [r for r in plan if r[C.CAMPAIGN_ID] == campaign]
+        assert sum(r[S.PLAN_SPEND] for r in mine) <= mine[0][S.DAILY_BUDGET] + 1e-6
+    # Every planned slot is filled: the impressions add up to the traffic the plan was made for.
+    assert sum(r[S.PLAN_IMPRESSIONS] for r in plan) == pytest.approx(first.market.traffic.sum())
+    assert {r[C.MODEL_VERSION] for r in plan} == {result.model_version}
+    metrics = read_model_metrics(lake, D, task=S.TASK_ADS).to_pylist()
+    judged = {r[C.METRIC]: r[C.VALUE] for r in metrics if r[C.MODEL_NAME] == PLAN_MODEL}
+    assert judged["value_ips_low"] <= judged["value_ips"] <= judged["value_ips_high"] and "value_dr" in judged
+    assert {r[C.MODEL_NAME] for r in metrics} >= set(result.evaluations)  # the training run's rows are kept
+    # Exploration gives the logged ads of the judged slots a positive probability (all but ads the plan's days did not show).
+    assert (first.judgement.target > 0).mean() > 0.9 and first.judgement.estimates.effective_n > 0
+
+    again = plan_ads(cfg, lake, D)
+    assert again.plan_version > first.plan_version
+    assert lake.to_arrow(S.AD_PLAN, run_date=D).num_rows == rows.num_rows
+    assert len(read_model_metrics(lake, D, task=S.TASK_ADS).to_pylist()) == len(metrics)
+
+
+def test_the_plan_step_warns_without_a_registered_model(shop):
+    from shoplake.ads.pipeline import STEPS
+    from shoplake.train.tune import with_settings
+
+    cfg, lake, _, _ = shop
+    said = []
+
+    class Context:
+        run_date = D
+
+        def __init__(self):
+            self.cfg, self.lake = with_settings(cfg, "ads", {"registered_model": "shoplake-ads-unknown"}), lake
+
+        def bar(self, description, total):
+            return lambda text, done=False: said.append(text)
+
+        def warn(self, text):
+            said.append(f"warning: {text}")
+
+        def say(self, text):
+            said.append(text)
+
+    step = next(s for s in STEPS if s.name == "plan-ads")
+    assert step.after == ("train-ads",)
+    step.nightly(Context())
+    assert any(text.startswith("warning: no ad plan") for text in said)

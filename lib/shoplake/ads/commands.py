@@ -1,4 +1,4 @@
-"""The entry point of the ads models: ``train`` (``shoplake train-ads``, ``ray_apps/train.py ads``)."""
+"""The entry points of the ads models: ``train`` (``shoplake train-ads``) and ``plan`` (``shoplake plan-ads``)."""
 
 from __future__ import annotations
 
@@ -54,4 +54,58 @@ def train(argv: list[str] | None = None) -> int:
     if result.model_version:
         console.print(f"registered {cfg.ads.registered_model} version {result.model_version} ({result.champion}) "
                       f"as '{cfg.registry.serving_alias}' (MLflow run {result.mlflow_run_id})")  # fmt: skip
+    return 0
+
+
+PLAN_DOC = """Plan the ads of the run date per viewer and placement within every campaign's budget, and judge the plan.
+
+Inputs:  the registered ads model version that the alias registry.serving_alias names
+         (or --model-version) of ads.registered_model; gold.ad_features and gold.ad_items
+         of the run date D.
+Outputs: serving.ad_plan (D's partition replaced): per campaign and placement the
+         impressions, clicks, conversions, spend, value and ROAS a day that the
+         per-viewer plan expects, with the campaign's daily budget, budget multiplier,
+         the exploration share and the model version. The plan maximises expected
+         value minus cost over the viewers and placements of the newest ads.plan_days
+         (a linear programme within each campaign's budget, ads.plan_exploration of
+         every slot following the logged ad shares). ops.model_metrics (task ads,
+         model plan, slice test; the plan's rows of D replaced): the same method made
+         as of the first test day and judged on the test impressions by IPS,
+         self-normalised IPS and doubly robust estimates of value minus cost per slot,
+         with bootstrap intervals, beside the logged policy's observed value.
+Parameters: --run-date (default: the latest in gold.ad_features), --model-version,
+         --env, --set key=value (ads.plan_days, ads.plan_exploration).
+
+    python ray_apps/plan.py ads --env local --run-date 2024-03-31
+"""
+
+
+def plan_parser():
+    return entry.score_parser("plan.py ads", PLAN_DOC, "features date (default: the latest in gold.ad_features)")
+
+
+def plan(argv: list[str] | None = None) -> int:
+    from shoplake.ads.planning import plan_ads
+    from shoplake.ads.policy import InfeasiblePlanError
+    from shoplake.ads.train import MissingAdFeaturesError
+    from shoplake.lake import Lake
+    from shoplake.registry import NoServingModel
+
+    args = plan_parser().parse_args(argv)
+    cfg = entry.config_from_args(args)
+    try:
+        r = plan_ads(cfg, Lake(cfg), args.run_date, version=args.model_version)
+    except (NoServingModel, MissingAdFeaturesError, InfeasiblePlanError) as exc:
+        raise SystemExit(f"error: {exc}") from None
+    spend = r.spend()
+    print(
+        f"planned {len(r.market.traffic)} viewer x placement contexts, {len(r.market.items)} ads, spend {sum(spend.values()):.2f} a day "
+        f"with {r.model_name} version {r.model_version} for {r.run_date} -> serving.ad_plan v{r.plan_version}"
+    )
+    if r.judgement is not None:
+        e = r.judgement.estimates
+        print(
+            f"judged on {len(r.judgement.target)} test impressions, value minus cost per slot: logged {e.logged}, IPS {e.ips}, "
+            f"DR {e.dr}; ops.model_metrics v{r.metrics_version}"
+        )
     return 0

@@ -9,12 +9,14 @@
 * ``gbt``: XGBoost trees on the numeric features and the categorical codes, click on
   every impression, conversion on the clicked ones.
 * ``deep_ctr``: a DCN-V2-style network (:class:`DeepCTRNet`): embeddings of the
-  categorical fields, the standardised numeric features and the ad's text embedding from
-  the pretrained encoder, projected; cross layers ``x_{l+1} = x_0 * (W x_l + b) + x_l``
+  categorical fields of ``ads.deep_fields``, the standardised numeric features of
+  ``ads.deep_numeric`` and the ad's text embedding from the pretrained encoder, projected; cross layers ``x_{l+1} = x_0 * (W x_l + b) + x_l``
   beside a deep tower per task; trained ESMM-style on every impression with the loss
   ``BCE(pCTR, click) + BCE(pCTR * pCVR, click and conversion)``, so pCVR is learnt over the
   whole impression space, not over clicks alone. Trained with the project's Ray Train
-  loop (:func:`shoplake.train.loop.fit`).
+  loop (:func:`shoplake.train.loop.fit`); :func:`validation_losses` trains it in one
+  process and gives the validation loss after each epoch, what a search of its
+  settings on the validation split scores (:mod:`shoplake.train.tune`).
 
 Every model saves into and loads from a folder (the bundle's ``model/``).
 """
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -194,7 +197,12 @@ class GBTModel:
 
 @dataclass(frozen=True)
 class DeepSettings:
-    """What rebuilds a :class:`DeepCTRNet`."""
+    """What rebuilds a :class:`DeepCTRNet`: the embedded fields' sizes, the inputs it reads and its widths.
+
+    ``fields`` and ``numeric`` name the categorical fields and numeric features the net
+    reads, in the order of :data:`~shoplake.ads.data.CATEGORICAL` and
+    :data:`~shoplake.ads.data.NUMERIC` (empty: all, as saved before they existed).
+    """
 
     sizes: tuple[int, ...]
     n_numeric: int
@@ -203,6 +211,38 @@ class DeepSettings:
     text_dim: int = 16
     cross_layers: int = 2
     hidden: int = 64
+    fields: tuple[str, ...] = ()
+    numeric: tuple[str, ...] = ()
+
+    def field_columns(self) -> list[int]:
+        return [CATEGORICAL.index(f) for f in self.fields] if self.fields else list(range(len(CATEGORICAL)))
+
+    def numeric_columns(self) -> list[int]:
+        return [NUMERIC.index(n) for n in self.numeric] if self.numeric else list(range(len(NUMERIC)))
+
+    def inputs(self, encoding: Encoding, data: AdData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The net's ``(codes, numeric, text)`` of impressions."""
+        codes = encoding.codes(data)[:, self.field_columns()]
+        numeric = np.ascontiguousarray(encoding.numeric(data)[:, self.numeric_columns()])
+        return np.ascontiguousarray(codes), numeric, data.text.astype(np.float32)
+
+    @classmethod
+    def of(cls, ads, encoding: Encoding, text_in: int) -> DeepSettings:
+        """The settings of ``ads`` (the configuration's section) for a net over ``encoding``'s vocabularies.
+
+        Raises:
+            ValueError: ``ads.deep_fields`` or ``ads.deep_numeric`` names something the models do not read.
+        """
+        wanted_fields = CATEGORICAL if ads.deep_fields is None else tuple(ads.deep_fields)
+        wanted_numeric = NUMERIC if ads.deep_numeric is None else tuple(ads.deep_numeric)
+        unknown = [f for f in wanted_fields if f not in CATEGORICAL] + [n for n in wanted_numeric if n not in NUMERIC]
+        if unknown:
+            raise ValueError(f"ads.deep_fields / ads.deep_numeric: unknown {', '.join(unknown)}; known: {CATEGORICAL} and {NUMERIC}")
+        fields = tuple(f for f in CATEGORICAL if f in wanted_fields)
+        numeric = tuple(n for n in NUMERIC if n in wanted_numeric)
+        sizes = encoding.sizes()
+        return cls(tuple(sizes[CATEGORICAL.index(f)] for f in fields), len(numeric), text_in, ads.embedding_dim, ads.text_dim,
+                   ads.cross_layers, ads.hidden, fields, numeric)  # fmt: skip
 
 
 class DeepCTRNet(nn.Module):
@@ -285,10 +325,9 @@ class DeepCTRModel:
         self.encoding, self.settings, self.net, self.info = encoding, settings, net.eval(), dict(info or {})
 
     def logits(self, data: AdData) -> tuple[np.ndarray, np.ndarray]:
+        codes, numeric, text = self.settings.inputs(self.encoding, data)
         with torch.no_grad():
-            ctr, cvr = self.net(
-                torch.from_numpy(self.encoding.codes(data)), torch.from_numpy(self.encoding.numeric(data)), torch.from_numpy(data.text)
-            )
+            ctr, cvr = self.net(torch.from_numpy(codes), torch.from_numpy(numeric), torch.from_numpy(text))
         return ctr.double().numpy(), cvr.double().numpy()
 
     def predict(self, data: AdData) -> tuple[np.ndarray, np.ndarray]:
@@ -306,32 +345,67 @@ class DeepCTRModel:
         folder = Path(folder)
         doc = json.loads((folder / _SETTINGS_FILE).read_text())
         s = doc["settings"]
-        settings = DeepSettings(**{**s, "sizes": tuple(s["sizes"])})
+        settings = DeepSettings(**{**s, **{k: tuple(s.get(k, ())) for k in ("sizes", "fields", "numeric")}})
         net = DeepCTRNet(settings)
         net.load_state_dict(torch.load(folder / "deep_ctr.pt", map_location="cpu", weights_only=True))
         return cls(Encoding.from_dict(doc["encoding"]), settings, net, doc.get("info"))
+
+
+def deep_task(cfg, train: AdData, encoding: Encoding) -> DeepCTRTask:
+    """The training task of the main model on ``train`` with the ``cfg.ads`` settings.
+
+    Raises:
+        ValueError: No training rows, or an unknown field or feature in the settings.
+    """
+    if not len(train):
+        raise ValueError("no training impressions for the deep model")
+    ads = cfg.ads
+    settings = DeepSettings.of(ads, encoding, train.text.shape[1])
+    codes, numeric, text = settings.inputs(encoding, train)
+    return DeepCTRTask(codes, numeric, text, train.click.astype(np.float32), train.converted.astype(np.float32), settings, ads.batch_size,
+                       cfg.training.seed)  # fmt: skip
+
+
+def _optimisation(ads) -> dict:
+    return {"weight_decay": ads.weight_decay} if ads.weight_decay else {}
+
+
+def validation_losses(cfg, train: AdData, valid: AdData, encoding: Encoding) -> Iterator[float]:
+    """Train the main model in this process (``cfg.ads`` settings): the validation ESMM loss after each epoch.
+
+    The loss is :func:`esmm_loss`'s on the validation impressions (click log-loss plus
+    conversion log-loss over every impression), of the raw probabilities: what a search
+    of the settings scores, before any calibration.
+    """
+    from shoplake.train.loop import local_epochs
+
+    task = deep_task(cfg, train, encoding)
+    codes, numeric, text = (torch.from_numpy(x) for x in task.settings.inputs(encoding, valid))
+    click, converted = torch.from_numpy(valid.click.astype(np.float32)), torch.from_numpy(valid.converted.astype(np.float32))
+    config = {"epochs": cfg.ads.epochs, "lr": cfg.ads.lr, "seed": cfg.training.seed, **_optimisation(cfg.ads)}
+    for model, _ in local_epochs(task, config):
+        model.eval()
+        with torch.no_grad():
+            loss = float(esmm_loss(*model(codes, numeric, text), click, converted))
+        model.train()
+        yield loss
 
 
 def train_deep_ctr(cfg, train: AdData, encoding: Encoding, name: str) -> tuple[DeepCTRModel, list[float]]:
     """Train the main model on Ray Train (``cfg.ray`` workers) with ``cfg.ads`` settings; returns it and the epoch losses.
 
     Raises:
-        ValueError: No training rows, or the run folder exists.
+        ValueError: No training rows, an unknown field or feature in the settings, or the run folder exists.
     """
     from shoplake.train.loop import fit
 
-    if not len(train):
-        raise ValueError("no training impressions for the deep model")
     ads = cfg.ads
-    settings = DeepSettings(tuple(encoding.sizes()), len(NUMERIC), train.text.shape[1], ads.embedding_dim, ads.text_dim,
-                            ads.cross_layers, ads.hidden)  # fmt: skip
-    task = DeepCTRTask(encoding.codes(train), encoding.numeric(train), train.text.astype(np.float32),
-                       train.click.astype(np.float32), train.converted.astype(np.float32), settings, ads.batch_size, cfg.training.seed)  # fmt: skip
-    result = fit(cfg, task, name, ads.epochs, lr=ads.lr)
-    net = DeepCTRNet(settings)
+    task = deep_task(cfg, train, encoding)
+    result = fit(cfg, task, name, ads.epochs, lr=ads.lr, optimisation=_optimisation(ads))
+    net = DeepCTRNet(task.settings)
     net.load_state_dict(result.load_state()["model"])
     info = {"epochs": ads.epochs, "losses": result.losses, "fit_seconds": result.seconds}
-    return DeepCTRModel(encoding, settings, net, info), result.losses
+    return DeepCTRModel(encoding, task.settings, net, info), result.losses
 
 
 _LOADERS = {HISTORIC_CTR: HistoricCTRModel, LOGISTIC: LogisticModel, GBT: GBTModel, DEEP_CTR: DeepCTRModel}

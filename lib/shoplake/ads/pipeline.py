@@ -1,4 +1,4 @@
-"""What the ads use case declares to the platform: tables, the feature node, the training step and the metrics report."""
+"""What the ads use case declares to the platform: tables, the feature node, the training and planning steps, the metrics report."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import datetime as dt
 
 from shoplake.ads import schemas
 from shoplake.ads.features import Smoothing, compute_ad_features
-from shoplake.ads.schemas import AD_FEATURES, AD_ITEMS
+from shoplake.ads.schemas import AD_FEATURES, AD_ITEMS, AD_PLAN
 from shoplake.features.pit import run_midnight
 from shoplake.features.run import FeatureNode
 from shoplake.ingest.landing import AD_EVENTS, EVENTS, PRODUCTS
@@ -63,12 +63,38 @@ def _train(ctx: StepContext) -> None:
         ctx.say(f"ads: test conversion log-loss, {result.champion} minus {other}: {diff} (95 % interval)")
 
 
+def _plan(ctx: StepContext) -> None:
+    """Plan the run date's ads and judge the plan; a shop without a registered model gets a warning instead of a failed night."""
+    from shoplake.ads.planning import plan_ads
+    from shoplake.ads.policy import InfeasiblePlanError
+    from shoplake.registry import NoServingModel
+
+    update = ctx.bar("planning serving.ad_plan", 1)
+    try:
+        result = plan_ads(ctx.cfg, ctx.lake, ctx.run_date)
+    except (NoServingModel, InfeasiblePlanError) as exc:
+        update("ad plan: none written", done=True)
+        ctx.warn(f"no ad plan for {ctx.run_date}: {exc}")
+        return
+    spend = sum(result.spend().values())
+    update(f"ad plan: {len(result.market.traffic):,} viewer x placement contexts, spend {spend:.2f} a day", done=True)
+    if result.judgement is not None:
+        e = result.judgement.estimates
+        ctx.say(f"ads plan, value minus cost per test slot: logged {e.logged.value:.4f}, IPS {e.ips}, DR {e.dr} (95 % intervals)")
+
+
 STEPS = (
     Step(
         "train-ads", "ray", "shoplake.ads.commands:train", ("ray_apps/train.py", "ads"),
         "train, compare, calibrate and register the ad click and conversion models (ray_apps/train.py ads)", after=("features",),
         inputs=(AD_FEATURES.full_name, AD_ITEMS.full_name), outputs=("ops.model_metrics",), nightly=_train,
         skip_unless=AD_FEATURES.full_name,
+    ),
+    Step(
+        "plan-ads", "ray", "shoplake.ads.commands:plan", ("ray_apps/plan.py", "ads"),
+        "plan each campaign's ads per viewer and placement within its budget into serving.ad_plan, judged off-policy "
+        "(ray_apps/plan.py ads)", after=("train-ads",), inputs=(AD_FEATURES.full_name, AD_ITEMS.full_name),
+        outputs=(AD_PLAN.full_name, "ops.model_metrics"), nightly=_plan, skip_unless=AD_FEATURES.full_name,
     ),
 )  # fmt: skip
 

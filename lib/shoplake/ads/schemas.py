@@ -105,4 +105,43 @@ AD_ITEMS = TableSpec(
     description="Every advertised item with its category, price and ad text as known before run_date.",
 )
 
-SPECS = (AD_FEATURES, AD_ITEMS)
+PLAN_IMPRESSIONS = "impressions"
+PLAN_CLICKS = "clicks"
+PLAN_CONVERSIONS = "conversions"
+PLAN_SPEND = "spend"
+PLAN_VALUE = "value"
+PLAN_ROAS = "roas"
+DAILY_BUDGET = "daily_budget"
+BUDGET_MULTIPLIER = "budget_multiplier"
+EXPLORATION = "exploration"
+PLANNED_AT = "planned_at"
+
+AD_PLAN = TableSpec(
+    name="ad_plan",
+    layer="serving",
+    columns=(
+        Col(C.CAMPAIGN_ID, "string", False, "Campaign."),
+        Col(C.PLACEMENT, "string", False, "Placement."),
+        Col(PLAN_IMPRESSIONS, "double", False, "Impressions a day the per-viewer plan expects to give the campaign there."),
+        Col(PLAN_CLICKS, "double", False, "Expected clicks a day (calibrated pCTR summed over the planned impressions)."),
+        Col(PLAN_CONVERSIONS, "double", False, "Expected conversions a day (calibrated pCTCVR summed)."),
+        Col(PLAN_SPEND, "double", False, "Expected spend a day: expected clicks times the campaign's cost per click."),
+        Col(PLAN_VALUE, "double", False, "Expected conversion value a day: expected conversions times the item's price."),
+        Col(PLAN_ROAS, "double", False, "Expected return on ad spend: value over spend (0 without spend)."),
+        Col(DAILY_BUDGET, "double", False, "The campaign's daily budget: what it spent a day over the plan's traffic days."),
+        Col(BUDGET_MULTIPLIER, "double", False, "Dual price of the campaign's budget (0: not binding); value - (1 + it) x cost ranks ads."),
+        Col(EXPLORATION, "double", False, "Share of every slot that follows the logged ad shares (ads.plan_exploration)."),
+        Col(C.MODEL_NAME, "string", False, "Model family of the bundle whose scores the plan used."),
+        Col(C.MODEL_VERSION, "string", True, "Registered version of ads.registered_model."),
+        Col(PLANNED_AT, "timestamp", False, "When the plan was made, UTC."),
+        _RUN_DATE,
+    ),
+    keys=(C.CAMPAIGN_ID, C.PLACEMENT, C.RUN_DATE),
+    partition_by=(C.RUN_DATE,),
+    description=(
+        "The per-viewer ad plan of run_date aggregated per campaign and placement: expected impressions, clicks, conversions, "
+        "spend, value and ROAS a day within each campaign's daily budget (shoplake.ads.planning)."
+    ),
+)
+
+SPECS = (AD_FEATURES, AD_ITEMS, AD_PLAN)

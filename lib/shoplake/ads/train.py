@@ -178,6 +178,8 @@ class AdsResult:
     #: The best other model of validation and the champion's test conversion log-loss minus its, with the interval.
     versus: tuple[str, Interval] | None = None
     deep_losses: list[float] = field(default_factory=list)
+    #: Per searched model, its search on validation (:mod:`shoplake.ads.tuning`).
+    searches: dict = field(default_factory=dict)
 
     def metric(self, model: str, name: str, split: str = TEST) -> float:
         return self.evaluations[model].metrics[split][name]
@@ -212,12 +214,24 @@ def champion_of(evaluations: dict[str, ModelEvaluation]) -> str:
     return min(evaluations, key=lambda m: np.nan_to_num(evaluations[m].metrics[VALIDATION][key], nan=math.inf))
 
 
-def fit_models(cfg: Config, models: Sequence[str], train: AdData, name: str, step: Callable[[str], None]) -> tuple[dict, list[float]]:
-    """Every model of ``models`` fitted on ``train``: ``({model: fitted}, deep model epoch losses)``."""
-    ads = cfg.ads
+def fit_models(
+    cfg: Config, models: Sequence[str], train: AdData, valid: AdData, name: str, step: Callable[[str], None]
+) -> tuple[dict, list[float], dict]:
+    """Every model of ``models`` fitted on ``train``: ``({model: fitted}, deep model epoch losses, {model: search})``.
+
+    The trees' and the deep model's settings are first searched on ``valid``
+    (:mod:`shoplake.ads.tuning`, where ``ads.gbt_search`` / ``ads.deep_search`` name any).
+    """
+    from shoplake.ads.tuning import search_settings
+
     encoding = Encoding.fit(train)
-    fitted, losses = {}, []
+    fitted, losses, searches = {}, [], {}
     for model in models:
+        searched, found = search_settings(cfg, model, train, valid, encoding, f"{name}_{model}_search")
+        if found is not None:
+            step(f"{model}: {found.summary()}")
+            searches[model] = found
+        ads = searched.ads
         step(f"{model}: training")
         if model == HISTORIC_CTR:
             fitted[model] = HistoricCTRModel()
@@ -226,10 +240,10 @@ def fit_models(cfg: Config, models: Sequence[str], train: AdData, name: str, ste
         elif model == GBT:
             fitted[model] = GBTModel.fit(train, encoding, ads.gbt_rounds, ads.gbt_max_depth, ads.gbt_eta, cfg.training.seed)
         elif model == DEEP_CTR:
-            fitted[model], losses = train_deep_ctr(cfg, train, encoding, f"{name}_{DEEP_CTR}")
+            fitted[model], losses = train_deep_ctr(searched, train, encoding, f"{name}_{DEEP_CTR}")
         else:
             raise ValueError(f"unknown ad model {model!r}")
-    return fitted, losses
+    return fitted, losses, searches
 
 
 def run_ads(
@@ -272,7 +286,7 @@ def run_ads(
     log.info("ads for %s: %s", run_date, ", ".join(f"{n} {k:,} impressions from {d} ({c} clicks, {v} conversions)"
                                                     for n, (k, c, v, d) in splits.items()))  # fmt: skip
     name = name or f"ads_{run_date.isoformat()}_{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}"
-    fitted, losses = fit_models(cfg, ads.models, train, name, step)
+    fitted, losses, searches = fit_models(cfg, ads.models, train, valid, name, step)
     evaluations = {}
     for model, f in fitted.items():
         step(f"{model}: calibrating and scoring")
@@ -294,19 +308,25 @@ def run_ads(
     step(f"champion {champion}: saving the bundle")
     flat = {f"{m}.{s}.{k}": v for m, e in evaluations.items() for s, f in e.metrics.items() if "/" not in s for k, v in f.items()}
     flat = {k: float(v) for k, v in flat.items() if math.isfinite(v)}
+    searched = {}
+    if champion in searches:
+        found = searches[champion]
+        searched = {**found.best.settings, "best_iteration": found.best.best_iteration, "validation_score": found.best.best_score}
     bundle = AdsBundle(best.fitted, best.ctr_calibrator, best.ctcvr_calibrator, item_text,
-                       {"model_name": champion, "run_date": run_date.isoformat(), "table_versions": versions, "metrics": flat})  # fmt: skip
+                       {"model_name": champion, "run_date": run_date.isoformat(), "table_versions": versions, "metrics": flat,
+                        "searched": searched})  # fmt: skip
     bundle_path = bundle.save(Path(cfg.runs_dir, "ads", name, "bundle"))
     model_version = run_id = None
     if register:
         from shoplake.registry import log_model
 
         step(f"registering {champion} in MLflow")
-        params = {"champion": champion, **ads.model_dump(exclude={"models"}), "models": ",".join(ads.models)}
+        params = {"champion": champion, **ads.model_dump(exclude={"models"}), "models": ",".join(ads.models), "searched": searched}
         info = log_model(cfg, bundle_path, model_name=champion, params=params, metrics=flat, table_versions=versions,
                          run_date=run_date, set_serving=True, run_name=name, registered_model=ads.registered_model)  # fmt: skip
         model_version, run_id = info.version, info.run_id
-    result = AdsResult(run_date, evaluations, champion, str(bundle_path), model_version, run_id, -1, splits, test_log_loss, versus, losses)
+    result = AdsResult(run_date, evaluations, champion, str(bundle_path), model_version, run_id, -1, splits, test_log_loss, versus, losses,
+                       searches)  # fmt: skip
     step("writing ops.model_metrics")
     result.metrics_version = write_model_metrics(cfg, lake, metrics_rows(result, run_id, dt.datetime.now(dt.timezone.utc)), S.TASK_ADS,
                                                  run_date).version  # fmt: skip

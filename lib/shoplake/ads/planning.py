@@ -1,0 +1,212 @@
+"""The nightly ad plan: ``serving.ad_plan`` for the run date and its off-policy check in ``ops.model_metrics``.
+
+For run date D, with the registered ads bundle (the serving alias):
+
+1. **Judged first.** The matured impressions of ``gold.ad_features`` are split by time
+   as the training run splits them (:func:`shoplake.ads.train.time_split`). A plan is
+   made as of the first test day (the state after the validation days, their newest
+   ``ads.plan_days`` as its traffic and budgets) and judged on the test impressions by
+   :func:`shoplake.ads.ope.estimate`: IPS, self-normalised IPS and doubly robust
+   estimates of its value minus cost per slot, with bootstrap intervals, beside the
+   logged policy's observed value. They go to ``ops.model_metrics`` (task ``ads``,
+   model ``plan``, slice ``test``), replacing only the plan's rows of D.
+2. **Planned for D.** The same with every impression before D (matured or not): the
+   state after the newest, the traffic and budgets of the newest ``ads.plan_days``.
+   Per campaign and placement its expected impressions, clicks, conversions, spend,
+   value and ROAS a day, with the campaign's budget and budget multiplier, go to
+   ``serving.ad_plan`` (D's partition replaced).
+
+The reward of an impression is its conversion value (the item's price when its click
+converted) minus what its click cost.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from shoplake import columns as C
+from shoplake.ads import schemas as S
+from shoplake.ads.candidates import latest_state, logged_probabilities, viewer_market
+from shoplake.ads.data import NUMERIC, AdData, from_rows
+from shoplake.ads.ope import Estimates, estimate
+from shoplake.ads.policy import Policy, ViewerMarket, allocate_policy, campaign_spend, plan_cells
+from shoplake.config import Config
+
+log = logging.getLogger(__name__)
+
+PLAN_MODEL = "plan"
+_PRICE = NUMERIC.index(C.PRICE)
+
+
+def reward(data: AdData) -> np.ndarray:
+    """Per logged impression: conversion value minus the click's cost."""
+    return data.click * data.conversion * data.num[:, _PRICE] - data.click * data.cost
+
+
+def newest_days(data: AdData, days: int) -> AdData:
+    """The impressions of the newest ``days`` days of ``data``."""
+    all_days = sorted(set(data.day.tolist()))
+    return data.take(data.day >= all_days[-min(days, len(all_days))]) if all_days else data
+
+
+def make_plan(cfg: Config, history: AdData, score) -> tuple[ViewerMarket, Policy]:
+    """The per-viewer plan after ``history`` (time-ordered impressions with viewers and costs), scored by ``score``."""
+    ads = cfg.ads
+    market = viewer_market(newest_days(history, ads.plan_days), latest_state(history, ads.ctr_prior), score)
+    return market, allocate_policy(market, ads.plan_exploration)
+
+
+@dataclass
+class Judgement:
+    """A plan judged on logged impressions.
+
+    Attributes:
+        estimates: IPS, SNIPS and DR of its value minus cost per slot, and the logged policy's observed one.
+        target: Per judged impression, the plan's probability of the logged ad.
+        context: Per judged impression, its context in the market (-1: none).
+        model_value: Per judged impression, the reward model's expected value of the plan's choice (``v``).
+    """
+
+    estimates: Estimates
+    target: np.ndarray
+    context: np.ndarray
+    model_value: np.ndarray
+
+
+def judge(cfg: Config, market: ViewerMarket, policy: Policy, test: AdData) -> Judgement:
+    """Off-policy estimates of ``policy`` on the logged impressions ``test`` (with viewers, propensities and costs)."""
+    target, context = logged_probabilities(market, policy.probabilities, test)
+    net = market.value - market.cost
+    ad_index = {a: i for i, a in enumerate(zip(market.campaigns.tolist(), market.items.tolist()))}
+    ad = np.array([ad_index.get(a, -1) for a in zip(test.cats[C.CAMPAIGN_ID].tolist(), test.cats[C.ITEM_ID].tolist())])
+    ok = (context >= 0) & (ad >= 0)
+    q = np.zeros(len(test))
+    q[ok] = net[context[ok], ad[ok]]
+    v = np.zeros(len(test))
+    v[context >= 0] = (policy.probabilities * net).sum(axis=1)[context[context >= 0]]
+    ev = cfg.evaluation
+    est = estimate(reward(test), test.propensity, target, q, v, draws=ev.bootstrap_draws, level=ev.confidence, seed=ev.seed)
+    return Judgement(est, target, context, v)
+
+
+def plan_table(market: ViewerMarket, policy: Policy, run_date: dt.date, model_name: str, model_version: str | None,
+               planned_at: dt.datetime) -> pa.Table:  # fmt: skip
+    """The ``serving.ad_plan`` rows of a plan: one per campaign and placement."""
+    rows = [
+        {
+            C.CAMPAIGN_ID: cell.campaign, C.PLACEMENT: cell.placement, S.PLAN_IMPRESSIONS: cell.impressions, S.PLAN_CLICKS: cell.clicks,
+            S.PLAN_CONVERSIONS: cell.conversions, S.PLAN_SPEND: cell.spend, S.PLAN_VALUE: cell.value, S.PLAN_ROAS: cell.roas,
+            S.DAILY_BUDGET: market.budgets.get(cell.campaign, 0.0), S.BUDGET_MULTIPLIER: policy.multipliers.get(cell.campaign, 0.0),
+            S.EXPLORATION: policy.epsilon, C.MODEL_NAME: model_name, C.MODEL_VERSION: model_version, S.PLANNED_AT: planned_at,
+            C.RUN_DATE: run_date,
+        }
+        for cell in plan_cells(market, policy.probabilities)
+    ]  # fmt: skip
+    return pa.Table.from_pylist(rows, schema=S.AD_PLAN.arrow_schema())
+
+
+def judgement_rows(judgement: Judgement, run_date: dt.date, first_test_day: dt.date, evaluated_at: dt.datetime) -> pa.Table:
+    """The ``ops.model_metrics`` rows of a judged plan (model ``plan``, slice ``test``)."""
+    from shoplake.evaluation import TEST
+    from shoplake.train.model_metrics import MODEL_METRICS
+
+    est = judgement.estimates
+    figures = {"effective_n": est.effective_n, "max_weight": est.max_weight}
+    for name, interval in (("logged", est.logged), ("ips", est.ips), ("snips", est.snips), ("dr", est.dr)):
+        figures.update({f"value_{name}": interval.value, f"value_{name}_low": interval.low, f"value_{name}_high": interval.high})
+    n = len(judgement.target)
+    rows = [
+        {
+            C.RUN_DATE: run_date,
+            C.TASK: S.TASK_ADS,
+            C.CUTOFF_DATE: first_test_day,
+            C.MODEL_NAME: PLAN_MODEL,
+            C.MLFLOW_RUN_ID: None,
+            C.SLICE: TEST,
+            C.METRIC: metric,
+            C.VALUE: float(value) if np.isfinite(value) else None,
+            C.N_EVALUATED: n,
+            C.EVALUATED_AT: evaluated_at,
+        }  # fmt: skip
+        for metric, value in figures.items()
+    ]
+    return pa.Table.from_pylist(rows, schema=MODEL_METRICS.arrow_schema())
+
+
+@dataclass
+class PlanResult:
+    """What a nightly plan produced."""
+
+    run_date: dt.date
+    model_version: str | None
+    model_name: str
+    market: ViewerMarket
+    policy: Policy
+    judgement: Judgement | None
+    plan_version: int
+    metrics_version: int | None
+
+    def spend(self) -> dict[str, float]:
+        return campaign_spend(self.market, self.policy.probabilities)
+
+
+def plan_ads(cfg: Config, lake, run_date: dt.date | None = None, *, version: str | int | None = None) -> PlanResult:
+    """Plan run date D's ads into ``serving.ad_plan`` and judge the plan's method on the test days (module docstring).
+
+    Raises:
+        shoplake.registry.NoServingModel: No ads model registered.
+        shoplake.ads.train.MissingAdFeaturesError: No features for the run date.
+        shoplake.ads.policy.InfeasiblePlanError: No plan keeps the budgets.
+    """
+    import ray
+
+    from shoplake.ads.bundle import AdsBundle
+    from shoplake.ads.train import TooFewImpressionsError, encode_items, load_matured, time_split
+    from shoplake.ray_runtime import init_ray
+    from shoplake.registry import load_bundle
+    from shoplake.train.model_metrics import read_model_metrics, write_model_metrics
+
+    ads = cfg.ads
+    bundle, info = load_bundle(cfg, AdsBundle.load, version, registered_model=ads.registered_model)
+    dates = lake.run_dates(S.AD_FEATURES)
+    run_date = run_date or (max(dates) if dates else None)
+    _, items, run_date, _ = load_matured(lake, run_date)
+    rows = lake.to_arrow(S.AD_FEATURES, run_date=run_date).sort_by([(S.IMPRESSION_TS, "ascending"), (C.IMPRESSION_ID, "ascending")])
+    item_text = dict(bundle.item_text)
+    unknown = items.filter(pc.invert(pc.is_in(items[C.ITEM_ID], pa.array(list(item_text), pa.string()))))
+    if unknown.num_rows:
+        item_text.update(encode_items(cfg, unknown))
+    dim = len(next(iter(item_text.values()))) if item_text else 1
+    data = from_rows(rows, item_text, dim)
+    model_name = str(bundle.metadata.get("model_name", bundle.model.kind))
+    planned_at = dt.datetime.now(dt.timezone.utc)
+    init_ray(cfg)
+
+    judgement, metrics_version = None, None
+    matured = data.take(np.array(pc.fill_null(rows[C.MATURED], False).to_pylist(), dtype=bool))
+    try:
+        _, valid, test = time_split(matured, ads.validation_share, ads.test_share)
+    except TooFewImpressionsError as exc:
+        log.warning("the plan is not judged for %s: %s", run_date, exc)
+    else:
+        history = matured.take(matured.day < test.day.min())
+        market, policy = make_plan(cfg, history, bundle.score)
+        judgement = judge(cfg, market, policy, test)
+        log.info("plan judged on %d test impressions: %s", len(test), judgement.estimates)
+        kept = read_model_metrics(lake, run_date, S.TASK_ADS)
+        kept = kept.filter(pc.not_equal(kept[C.MODEL_NAME], PLAN_MODEL))
+        new = judgement_rows(judgement, run_date, test.day.min(), planned_at)
+        metrics_version = write_model_metrics(cfg, lake, pa.concat_tables([kept.select(new.schema.names).cast(new.schema), new]),
+                                              S.TASK_ADS, run_date).version  # fmt: skip
+
+    market, policy = make_plan(cfg, data, bundle.score)
+    table = plan_table(market, policy, run_date, model_name, str(info.version), planned_at)
+    written = lake.ray_write(ray.data.from_arrow(table), S.AD_PLAN, mode="replace", run_dates=[run_date])
+    log.info("wrote %s v%d: %d campaign x placement rows", written.table, written.version, written.rows)
+    return PlanResult(run_date, str(info.version), model_name, market, policy, judgement, written.version, metrics_version)

@@ -1,0 +1,180 @@
+"""The per-viewer ad plan: which ad each slot shows, per viewer and placement, within every campaign's daily budget.
+
+A *context* is a viewer in a placement (the unknown viewer is one context per
+placement too), with the slots a day it is expected to fill (its traffic in the log).
+For every context ``x`` and ad ``a`` (a campaign's item) the model gives calibrated
+expectations of one impression: the value ``v = pCTCVR x price`` (a conversion is
+worth the item's price) and the cost ``k = pCTR x cpc`` (the campaign's cost per
+click). :func:`allocate_policy` chooses the policy ``pi(a | x)`` that maximises the
+expected value minus cost of a day,
+
+    ``max sum_x n_x sum_a pi(a|x) (v_xa - k_xa)``  such that
+    ``sum_a pi(a|x) = 1`` per context and ``sum_x n_x sum_{a of c} pi(a|x) k_xa <= B_c`` per campaign,
+
+a linear programme solved exactly (HiGHS through SciPy). Its dual prices of the
+budgets are the campaigns' *budget multipliers* ``lambda_c``: without a binding budget
+a slot shows the ad of the largest ``v - k``; with them, of the largest
+``v - (1 + lambda_c) k``, which is how a server applies the plan to a viewer it did not
+plan for. At most one context per campaign is split between two ads.
+
+**Exploration.** So that the plan can be judged from the log (inverse propensity
+weights need ``pi > 0`` wherever it may show an ad), a share ``epsilon`` of every slot
+follows the logged policy's ad shares in the placement (``explore``):
+``pi = epsilon x explore + (1 - epsilon) x y``, with ``y`` the optimised part. The
+budgets hold for the whole ``pi``, exploration included.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+class InfeasiblePlanError(ValueError):
+    """No policy fills every slot within the budgets (exploration alone may overspend a campaign)."""
+
+
+@dataclass(frozen=True)
+class ViewerMarket:
+    """Contexts, ads and the model's expectations of every (context, ad) impression.
+
+    Attributes:
+        viewers: Per context, the viewer ("" for the unknown viewer).
+        placements: Per context, the placement.
+        traffic: Per context, slots a day (``n_x``).
+        campaigns: Per ad, its campaign.
+        items: Per ad, its item.
+        p_ctr: Calibrated click probability, ``(contexts, ads)``.
+        p_ctcvr: Calibrated probability of a click that converts, ``(contexts, ads)``.
+        price: Per ad, the value of a conversion.
+        cpc: Per ad, its campaign's cost per click.
+        explore: The exploration policy ``(contexts, ads)``, rows summing to 1.
+        budgets: Daily budget per campaign.
+    """
+
+    viewers: np.ndarray
+    placements: np.ndarray
+    traffic: np.ndarray
+    campaigns: np.ndarray
+    items: np.ndarray
+    p_ctr: np.ndarray
+    p_ctcvr: np.ndarray
+    price: np.ndarray
+    cpc: np.ndarray
+    explore: np.ndarray
+    budgets: dict[str, float]
+
+    @property
+    def value(self) -> np.ndarray:
+        """Expected conversion value of an impression, ``(contexts, ads)``."""
+        return self.p_ctcvr * self.price[None, :]
+
+    @property
+    def cost(self) -> np.ndarray:
+        """Expected spend of an impression, ``(contexts, ads)``."""
+        return self.p_ctr * self.cpc[None, :]
+
+    def campaign_list(self) -> list[str]:
+        return sorted(set(self.campaigns.tolist()))
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A plan as a stochastic policy over a :class:`ViewerMarket`.
+
+    Attributes:
+        probabilities: ``pi(a | x)``, ``(contexts, ads)``, rows summing to 1.
+        multipliers: Per campaign, the budget multiplier ``lambda_c`` (0 where the budget does not bind).
+        epsilon: The share of every slot that explores.
+    """
+
+    probabilities: np.ndarray
+    multipliers: dict[str, float]
+    epsilon: float
+
+
+def allocate_policy(market: ViewerMarket, epsilon: float = 0.05) -> Policy:
+    """The policy of the largest expected value minus cost within the budgets (module docstring).
+
+    Raises:
+        ValueError: ``epsilon`` outside [0, 1), or a negative budget.
+        InfeasiblePlanError: No policy keeps every budget (names the campaigns whose exploration alone overspends).
+    """
+    from scipy import sparse
+    from scipy.optimize import linprog
+
+    if not 0 <= epsilon < 1:
+        raise ValueError(f"epsilon must lie in [0, 1), got {epsilon}")
+    if any(b < 0 for b in market.budgets.values()):
+        raise ValueError("budgets must not be negative")
+    n_ctx, n_ads = market.p_ctr.shape
+    campaigns = market.campaign_list()
+    if not n_ctx or not n_ads:
+        return Policy(np.zeros((n_ctx, n_ads)), dict.fromkeys(campaigns, 0.0), epsilon)
+    traffic_cost = market.traffic[:, None] * market.cost
+    explore_spend = {c: float((epsilon * market.explore * traffic_cost)[:, market.campaigns == c].sum()) for c in campaigns}
+    room = {c: market.budgets.get(c, 0.0) - explore_spend[c] for c in campaigns}
+    over = [c for c in campaigns if room[c] < -1e-9]
+    if over:
+        raise InfeasiblePlanError(f"exploration alone ({epsilon:.0%} of the slots) overspends the budget of {', '.join(over)}")
+    gain = (1 - epsilon) * market.traffic[:, None] * (market.value - market.cost)
+    # Variables y[x, a] in row-major order; one equality per context, one budget row per campaign.
+    rows = np.repeat(np.arange(n_ctx), n_ads)
+    a_eq = sparse.csr_matrix((np.ones(n_ctx * n_ads), (rows, np.arange(n_ctx * n_ads))), shape=(n_ctx, n_ctx * n_ads))
+    camp_index = {c: j for j, c in enumerate(campaigns)}
+    ad_camp = np.array([camp_index[c] for c in market.campaigns])
+    a_ub = sparse.csr_matrix(
+        ((1 - epsilon) * traffic_cost.ravel(), (np.tile(ad_camp, n_ctx), np.arange(n_ctx * n_ads))), shape=(len(campaigns), n_ctx * n_ads)
+    )
+    b_ub = np.array([max(room[c], 0.0) for c in campaigns])
+    res = linprog(-gain.ravel(), A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=np.ones(n_ctx), bounds=(0, 1), method="highs")
+    if res.status != 0:
+        raise InfeasiblePlanError(f"no policy fills every slot within the budgets: {res.message}")
+    y = np.clip(res.x.reshape(n_ctx, n_ads), 0.0, 1.0)
+    y /= y.sum(axis=1, keepdims=True)
+    probabilities = epsilon * market.explore + (1 - epsilon) * y
+    # The duals are the objective's change per unit of budget: a binding budget is worth lambda_c of net value per unit.
+    multipliers = {c: float(max(-res.ineqlin.marginals[j], 0.0)) for j, c in enumerate(campaigns)}
+    return Policy(probabilities, multipliers, epsilon)
+
+
+@dataclass(frozen=True)
+class PlanCell:
+    """The expectations of a day of a policy for one campaign in one placement."""
+
+    campaign: str
+    placement: str
+    impressions: float
+    clicks: float
+    conversions: float
+    spend: float
+    value: float
+
+    @property
+    def roas(self) -> float:
+        """Return on ad spend: expected conversion value over spend (0 without spend)."""
+        return self.value / self.spend if self.spend > 0 else 0.0
+
+
+def plan_cells(market: ViewerMarket, probabilities: np.ndarray) -> list[PlanCell]:
+    """Per campaign and placement, the impressions, clicks, conversions, spend and value a day that ``probabilities`` expects."""
+    shown = market.traffic[:, None] * probabilities
+    out = []
+    for placement in sorted(set(market.placements.tolist())):
+        mine = market.placements == placement
+        for campaign in market.campaign_list():
+            ads = market.campaigns == campaign
+            block = shown[np.ix_(mine, ads)]
+            out.append(PlanCell(
+                campaign, placement, float(block.sum()), float((block * market.p_ctr[np.ix_(mine, ads)]).sum()),
+                float((block * market.p_ctcvr[np.ix_(mine, ads)]).sum()), float((block * market.cost[np.ix_(mine, ads)]).sum()),
+                float((block * market.value[np.ix_(mine, ads)]).sum()),
+            ))  # fmt: skip
+    return out
+
+
+def campaign_spend(market: ViewerMarket, probabilities: np.ndarray) -> dict[str, float]:
+    """Expected spend a day per campaign under ``probabilities``."""
+    spend = market.traffic[:, None] * probabilities * market.cost
+    return {c: float(spend[:, market.campaigns == c].sum()) for c in market.campaign_list()}
