@@ -87,22 +87,20 @@ def main(argv: list[str] | None = None) -> int:
 
     from shoplake.config import load_config
     from shoplake.evaluation import TEST, VALIDATION
+    from shoplake.forecast.chart import write_backtest_chart
     from shoplake.forecast.models.panel import SalesPanel
-    from shoplake.forecast.report import forecast_metrics_table
-    from shoplake.forecast.schemas import ITEM_DAILY_SALES
-    from shoplake.forecast.train import (
+    from shoplake.forecast.protocol import (
         CHAMPION_METRIC,
-        backtest,
         backtest_origins,
         best_baseline,
         calibration_origins,
         choose_champion,
-        item_titles,
-        metrics_rows,
         pooled_interval,
-        write_backtest_chart,
         wrmsse_ratio,
-    )  # fmt: skip
+    )
+    from shoplake.forecast.report import forecast_metrics_table
+    from shoplake.forecast.schemas import ITEM_DAILY_SALES
+    from shoplake.forecast.train import backtest, item_titles, metrics_rows
     from shoplake.forecast.tuning import search_settings, searched_settings
     from shoplake.lake import Lake
     from shoplake.ray_runtime import init_ray

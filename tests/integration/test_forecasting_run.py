@@ -9,10 +9,11 @@ import pyarrow as pa
 import pytest
 
 from shoplake import columns as C
+from shoplake.forecast.protocol import backtest_origins
 from shoplake.forecast.report import forecast_champion
 from shoplake.forecast.schemas import FORECASTS, GRAIN, ITEM_DAILY_SALES, REPLENISHMENT_PLAN, TASK_FORECASTING
 from shoplake.forecast.score import inventory_position, score_forecasts
-from shoplake.forecast.train import MissingSalesError, backtest_origins, run_forecasting
+from shoplake.forecast.train import MissingSalesError, run_forecasting
 from shoplake.ingest.bronze import BRONZE
 from shoplake.lake import Lake
 from shoplake.recommend.schemas import TASK_RECOMMENDATION

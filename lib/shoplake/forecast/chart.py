@@ -18,6 +18,7 @@ import datetime as dt
 import html
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -26,6 +27,10 @@ from matplotlib.figure import Figure
 
 from shoplake.charts import INK, ChartSeries, figure, html_page, known, plain_axes, save_svg_png, svg_markup
 from shoplake.forecast.grain import DAY, period_starts, shift
+
+if TYPE_CHECKING:
+    from shoplake.forecast.models.panel import SalesPanel
+    from shoplake.forecast.train import CutoffForecast
 
 #: Pixels of one item's chart.
 WIDTH, HEIGHT = 640, 280
@@ -159,3 +164,49 @@ def write_forecast_images(
 ) -> tuple[Path, Path]:
     """Write :func:`forecast_figure` as ``<stem>.svg`` and ``<stem>.png``."""
     return save_svg_png(forecast_figure(series, columns, grain, unit), stem)
+
+
+def backtest_chart_series(
+    panel: SalesPanel, cut: CutoffForecast, items: int = 4, history_periods: int | None = None, titles: dict[str, str] | None = None
+):
+    """Chart data of the ``items`` evaluated items with the most revenue before a cut-off: actuals, forecast, band.
+
+    ``history_periods`` defaults to one and a half horizons, at least 12 periods (42 days at a 28-day horizon).
+    """
+    horizon = cut.forecast.horizon
+    history_periods = history_periods or max(round(1.5 * horizon), 12)
+    k = panel.column_of(cut.cutoff)
+    revenue = np.nan_to_num(panel.revenue[cut.evaluated, max(0, k - horizon) : k]).sum(axis=1)
+    out = []
+    for row in np.argsort(-revenue, kind="stable")[:items]:
+        item = int(cut.evaluated[row])
+        past = panel.y[item, max(0, k - history_periods) : k]
+        out.append(
+            ChartSeries(
+                item_id=str(panel.item_ids[item]),
+                forecast_start=cut.cutoff,
+                history=[None if np.isnan(v) else float(v) for v in past],
+                p10=cut.forecast.p10[row].tolist(),
+                p50=cut.forecast.p50[row].tolist(),
+                p90=cut.forecast.p90[row].tolist(),
+                actual=cut.actual[row].tolist(),
+                title=(titles or {}).get(str(panel.item_ids[item])),
+            )  # fmt: skip
+        )
+    return out
+
+
+def write_backtest_chart(
+    folder: str | Path, panel: SalesPanel, cut: CutoffForecast, model: str, titles: dict[str, str] | None = None
+) -> Path:
+    """Write ``backtest.html``, ``backtest.svg`` and ``backtest.png`` into ``folder``: actual vs forecast with the P10-P90 band."""
+    series = backtest_chart_series(panel, cut, titles=titles)
+    folder = Path(folder)
+    page = write_forecast_chart(
+        folder / "backtest.html", series, title=f"{model}: actual vs forecast from the cut-off {cut.cutoff}",
+        subtitle=f"The top items by revenue in the {cut.forecast.horizon} {panel.grain}s before the cut-off; the band is P10-P90.",
+        grain=panel.grain, unit=panel.target,
+    )  # fmt: skip
+    if series:
+        write_forecast_images(folder / "backtest", series, grain=panel.grain, unit=panel.target)
+    return page

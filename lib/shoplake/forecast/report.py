@@ -53,7 +53,7 @@ def forecast_metrics_table(rows, main_model: str | None = None, intervals: dict[
     the champion errs less. The interval is the bootstrap interval over items of a
     split with one cut-off, or the one ``intervals`` gives per ``(model, split)``
     (``validation``/``test``; the pooled interval of several cut-offs,
-    :func:`shoplake.forecast.train.pooled_interval`).
+    :func:`shoplake.forecast.protocol.pooled_interval`).
     """
     records = rows.to_pylist() if hasattr(rows, "to_pylist") else list(rows)
     if not records:

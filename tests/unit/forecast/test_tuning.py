@@ -13,8 +13,8 @@ from shoplake.forecast import train as forecast_train
 from shoplake.forecast import tuning
 from shoplake.forecast.bundle import GBDT, GLOBAL_MODEL, ForecasterBundle
 from shoplake.forecast.models.panel import SalesPanel
+from shoplake.forecast.protocol import backtest_origins
 from shoplake.forecast.schemas import ITEM_DAILY_SALES
-from shoplake.forecast.train import backtest_origins
 from shoplake.train.tune import SearchResult, TrialResult
 
 START = dt.date(2024, 1, 1)  # a Monday
