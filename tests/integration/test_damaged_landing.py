@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from shoplake.ingest.discover import LandingError
 from shoplake.ingest.guard import VolumeError
-from shoplake.ingest.readers import CSV_MALFORMED, CUT_SHORT, HEADER_AGAIN, JSON_MALFORMED, NOT_UTF8, LandingError
+from shoplake.ingest.readers import CSV_MALFORMED, CUT_SHORT, HEADER_AGAIN, JSON_MALFORMED, NOT_UTF8
 from shoplake.ingest.run import ingest
 
 D1 = dt.date(2024, 2, 1)

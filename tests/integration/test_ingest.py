@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from shoplake.ingest.bronze import read_bronze
-from shoplake.ingest.readers import LandingError
+from shoplake.ingest.discover import LandingError
 from shoplake.ingest.run import VolumeError, date_range, ingest
 
 D1, D2 = dt.date(2024, 2, 1), dt.date(2024, 2, 2)

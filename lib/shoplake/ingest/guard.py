@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from shoplake import columns as C
-from shoplake.ingest.readers import LandingError
+from shoplake.ingest.discover import LandingError
 
 if TYPE_CHECKING:
     from shoplake.config import IngestConfig

@@ -19,18 +19,10 @@ from shoplake import columns as C
 from shoplake.config import Config
 from shoplake.entry import date_range
 from shoplake.ingest.bronze import QUARANTINE, configured_bronze
+from shoplake.ingest.discover import LandingError, LandingFile, find_files, source_present
 from shoplake.ingest.guard import DayVolume, VolumeError, held_rows, stop_message, volume_problems
 from shoplake.ingest.landing import configured_source
-from shoplake.ingest.readers import (
-    DAMAGE,
-    LandingError,
-    LandingFile,
-    find_files,
-    naming_unreadable_files,
-    place_on_days,
-    read_landing,
-    source_present,
-)
+from shoplake.ingest.readers import DAMAGE, naming_unreadable_files, place_on_days, read_landing
 from shoplake.ingest.validate import DROPPED, DUPLICATE, QUARANTINED, compute_deduplicated, compute_validated, split_valid
 from shoplake.lake import Lake, WriteResult
 

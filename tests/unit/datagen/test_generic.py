@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from shoplake.datagen.generic import ImportInputError, import_interactions, import_sales
-from shoplake.ingest.readers import find_files
+from shoplake.ingest.discover import find_files
 
 
 def test_interactions_become_purchase_events_and_products_in_one_file_each(tmp_path):

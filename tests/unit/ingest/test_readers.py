@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from shoplake import columns as C
+from shoplake.ingest.discover import LandingError, LandingFile
 from shoplake.ingest.landing import EVENTS, ORDERS
 from shoplake.ingest.readers import (
     CSV_MALFORMED,
@@ -17,8 +18,6 @@ from shoplake.ingest.readers import (
     HEADER_AGAIN,
     JSON_MALFORMED,
     NOT_UTF8,
-    LandingError,
-    LandingFile,
     naming_unreadable_files,
     read_landing,
 )
