@@ -158,7 +158,7 @@ def reference_scores(result, cfg) -> tuple[dict, np.ndarray]:
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     from shoplake.fraud import metrics as M
-    from shoplake.fraud.train import time_split, training_data
+    from shoplake.fraud.dataset import time_split, training_data
     from shoplake.lake import Lake
 
     data = training_data(cfg, Lake(cfg), result.run_date)

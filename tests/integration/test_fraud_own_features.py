@@ -31,6 +31,7 @@ from shoplake.features.pit import run_midnight
 from shoplake.features.run import build_features
 from shoplake.fraud import metrics as M
 from shoplake.fraud.bundle import FraudBundle
+from shoplake.fraud.dataset import time_split, training_data
 from shoplake.fraud.declarations import FEATURE_NAMES
 from shoplake.fraud.feature_table import SOURCE_JOINED
 from shoplake.fraud.models.gbt import train_gbt
@@ -38,7 +39,7 @@ from shoplake.fraud.routes import fraud_score
 from shoplake.fraud.schemas import FRAUD_SCORES, TRANSACTIONS, TXN_FEATURES
 from shoplake.fraud.score import score_fraud, scoring_rows
 from shoplake.fraud.serve import FraudScorer
-from shoplake.fraud.train import run_fraud, time_split, training_data
+from shoplake.fraud.train import run_fraud
 from shoplake.ingest.run import ingest
 from shoplake.lake import Lake
 from shoplake.serve.http import validation_message

@@ -41,8 +41,9 @@ def train_parser() -> argparse.ArgumentParser:
 
 
 def train(argv: list[str] | None = None) -> int:
+    from shoplake.fraud.dataset import MissingTxnFeaturesError, TooFewLabelsError
     from shoplake.fraud.report import fraud_metrics_table
-    from shoplake.fraud.train import MissingTxnFeaturesError, TooFewLabelsError, metrics_rows, run_fraud
+    from shoplake.fraud.train import metrics_rows, run_fraud
 
     cfg, console, result = entry.run_training(
         train_parser().parse_args(argv), "fraud", run_fraud, (MissingTxnFeaturesError, TooFewLabelsError)
@@ -90,8 +91,8 @@ def score_parser() -> argparse.ArgumentParser:
 
 
 def score(argv: list[str] | None = None) -> int:
+    from shoplake.fraud.dataset import MissingTxnFeaturesError
     from shoplake.fraud.score import score_fraud
-    from shoplake.fraud.train import MissingTxnFeaturesError
     from shoplake.lake import Lake
     from shoplake.ray_runtime import init_ray
     from shoplake.registry import NoServingModel

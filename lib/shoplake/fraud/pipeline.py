@@ -54,7 +54,8 @@ FEATURES = FeatureNode(
 
 def _train(ctx: StepContext) -> None:
     """Train and register the fraud models; a shop too young to train gets a warning instead of a failed night."""
-    from shoplake.fraud.train import TooFewLabelsError, run_fraud
+    from shoplake.fraud.dataset import TooFewLabelsError
+    from shoplake.fraud.train import run_fraud
     from shoplake.ray_runtime import init_ray
 
     init_ray(ctx.cfg)

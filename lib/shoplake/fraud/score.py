@@ -49,7 +49,7 @@ def score_table(
     Raises:
         shoplake.fraud.models.base.FeatureMismatchError: ``rows`` lack a feature the bundle reads.
     """
-    from shoplake.fraud.train import feature_matrix
+    from shoplake.fraud.dataset import feature_matrix
 
     n = rows.num_rows
     scores, decisions, reasons = score_rows(bundle, feature_matrix(rows, bundle.feature_names, what))
@@ -135,12 +135,12 @@ def scoring_rows(cfg: Config, lake, run_date: dt.date | str | None) -> tuple[pa.
         ``(rows, run_date, where they come from)``.
 
     Raises:
-        shoplake.fraud.train.MissingTxnFeaturesError: The lake's features are needed and missing.
+        shoplake.fraud.dataset.MissingTxnFeaturesError: The lake's features are needed and missing.
         shoplake.fraud.feature_table.FeatureTableError: The table is wrong.
     """
     from shoplake.features.pit import run_midnight
+    from shoplake.fraud.dataset import MissingTxnFeaturesError
     from shoplake.fraud.feature_table import ALONE, default_run_date, join_features, read_feature_table, rows_between
-    from shoplake.fraud.train import MissingTxnFeaturesError
 
     ft = cfg.fraud.feature_table
     if run_date is not None and not isinstance(run_date, dt.date):
@@ -176,11 +176,11 @@ def score_fraud(cfg: Config, lake, run_date: dt.date | str | None = None, *, ver
 
     Raises:
         NoServingModel: No fraud model registered (or ``version`` unknown).
-        shoplake.fraud.train.MissingTxnFeaturesError: No features for the run date.
+        shoplake.fraud.dataset.MissingTxnFeaturesError: No features for the run date.
         shoplake.fraud.models.base.FeatureMismatchError: The rows lack a feature the model reads.
     """
     from shoplake.fraud.bundle import FraudBundle
-    from shoplake.fraud.train import feature_matrix
+    from shoplake.fraud.dataset import feature_matrix
     from shoplake.ray_runtime import init_ray
     from shoplake.registry import download_bundle
 

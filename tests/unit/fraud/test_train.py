@@ -10,10 +10,11 @@ import pyarrow as pa
 import pytest
 
 from shoplake import columns as C
+from shoplake.fraud.dataset import TooFewLabelsError, feature_matrix, time_split
 from shoplake.fraud.declarations import FEATURE_NAMES
 from shoplake.fraud.report import fraud_champion, fraud_metrics_table
 from shoplake.fraud.schemas import TASK_FRAUD
-from shoplake.fraud.train import FraudResult, ModelEvaluation, TooFewLabelsError, feature_matrix, metrics_rows, time_split
+from shoplake.fraud.train import FraudResult, ModelEvaluation, metrics_rows
 from shoplake.train.model_metrics import MODEL_METRICS
 
 T0 = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
