@@ -69,7 +69,7 @@ class CachedTextEmbeddings:
 
 #: The setting the validation splits tune, per model: its name and the config field listing the candidates.
 TUNED = {"trending": ("days", "trending_days"), "item_knn": ("neighbors", "knn_neighbors"), "ease": ("l2", "ease_l2")}
-#: The sequence model's score-time settings (:func:`~shoplake.recommend.models.sasrec.adjust_scores`): the
+#: The sequence model's score-time settings (:func:`~shoplake.recommend.models.adjust.adjust_scores`): the
 #: boost of new items and the trending blend. Chosen on validation like a setting, but applied to the
 #: fitted model's scores, so trying one costs no fit.
 COLD_BOOST, BLEND, BLEND_DAYS = "cold_boost", "blend", "blend_days"
@@ -227,7 +227,7 @@ def with_score_setting(fitted: FittedModel, data: TrainingData, cfg: Config, set
 
 def score_transforms(data: TrainingData, cfg: Config, settings_: Sequence[dict], scorer: Scorer) -> list[Callable | None]:
     """Scores -> scores of each score-time setting on a split's users (None: the model's own scores)."""
-    from shoplake.recommend.models.sasrec import adjust_scores
+    from shoplake.recommend.models.adjust import adjust_scores
 
     # Counted once per window, as of each user's own bound where the split has them (leave-last-out).
     priors = {d: count_scorer("trending", data, cfg, int(d)) for d in {s[BLEND_DAYS] for s in settings_ if s.get(BLEND)}}

@@ -6,12 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from shoplake.recommend.models.adjust import adjust_scores, blend_with_prior
 from shoplake.recommend.models.sasrec import (
     PAD,
     SasrecScorer,
     TextAwareSASRec,
-    adjust_scores,
-    blend_with_prior,
     build_model,
     dedupe_history,
     encode_histories,
