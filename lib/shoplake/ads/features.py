@@ -79,7 +79,8 @@ def _earlier(*keys: str) -> Window:
     return Window.partitionBy(*keys).orderBy(_TS).rangeBetween(Window.unboundedPreceding, -1)
 
 
-def _conform(df: DataFrame, spec: TableSpec, columns: dict[str, Column]) -> DataFrame:
+def conform(df: DataFrame, spec: TableSpec, columns: dict[str, Column]) -> DataFrame:
+    """Exactly ``spec``'s columns in its order and types, each from ``columns`` or the frame's column of that name."""
     return df.select(*(columns.get(c.name, F.col(c.name)).cast(spark_type(c.dtype)).alias(c.name) for c in spec.columns))
 
 
@@ -145,7 +146,7 @@ def _rates(impressions: DataFrame, clicks: DataFrame, conversions: DataFrame, sm
     )
 
 
-def _catalogue(products: DataFrame | None, run_date: dt.date) -> DataFrame | None:
+def catalogue_before(products: DataFrame | None, run_date: dt.date) -> DataFrame | None:
     """Product rows known before D: ``item_id, updated_at, category, price, title, description`` (one per item and time)."""
     if products is None:
         return None
@@ -154,7 +155,7 @@ def _catalogue(products: DataFrame | None, run_date: dt.date) -> DataFrame | Non
     return rows.select(C.ITEM_ID, C.UPDATED_AT, C.CATEGORY, C.PRICE, C.TITLE, C.DESCRIPTION)
 
 
-def _latest_listing(catalogue: DataFrame) -> DataFrame:
+def latest_listing(catalogue: DataFrame) -> DataFrame:
     """Per item the latest product row's category, text, and the latest non-null price."""
     w = Window.partitionBy(C.ITEM_ID).orderBy(F.col(C.UPDATED_AT).desc())
     latest = catalogue.withColumn("_n", F.row_number().over(w)).where(F.col("_n") == 1).drop("_n", C.PRICE)
@@ -184,6 +185,16 @@ def _as_listed(impressions: DataFrame, catalogue: DataFrame | None) -> DataFrame
     )
 
 
+def interest_events(events: DataFrame, run_date: dt.date, history_days: int) -> DataFrame:
+    """Clickstream events of :data:`INTEREST_TYPES` with an item, landed before D and shown within the window before D's midnight."""
+    end = run_midnight(run_date)
+    start = end - dt.timedelta(days=history_days)
+    return latest_copies(landed_before(events, run_date), [C.EVENT_ID]).where(
+        (F.col(C.EVENT_TS) < F.lit(end)) & (F.col(C.EVENT_TS) >= F.lit(start))
+        & F.col(C.EVENT_TYPE).isin(*INTEREST_TYPES) & F.col(C.ITEM_ID).isNotNull()
+    )  # fmt: skip
+
+
 def _interest(
     impressions: DataFrame, listed: DataFrame, events: DataFrame | None, latest: DataFrame | None, run_date: dt.date, history_days: int
 ) -> DataFrame:
@@ -192,13 +203,7 @@ def _interest(
     shown = shown.join(listed.select(C.IMPRESSION_ID, C.CATEGORY), C.IMPRESSION_ID, "left")
     rows = shown
     if events is not None:
-        end = run_midnight(run_date)
-        start = end - dt.timedelta(days=history_days)
-        interest = latest_copies(landed_before(events, run_date), [C.EVENT_ID]).where(
-            (F.col(C.EVENT_TS) < F.lit(end)) & (F.col(C.EVENT_TS) >= F.lit(start))
-            & F.col(C.EVENT_TYPE).isin(*INTEREST_TYPES) & F.col(C.ITEM_ID).isNotNull()
-        )  # fmt: skip
-        seen = interest.select(
+        seen = interest_events(events, run_date, history_days).select(
             F.lit(None).cast("string").alias(C.IMPRESSION_ID),
             C.USER_ID,
             C.ITEM_ID,
@@ -274,8 +279,8 @@ def compute_ad_features(
         .withColumn(S.PROPENSITY_LOGGED, F.col(C.PROPENSITY).isNotNull())
         .withColumn(C.PROPENSITY, _propensity(impressions))
     )
-    catalogue = _catalogue(products, run_date)
-    latest = _latest_listing(catalogue) if catalogue is not None else None
+    catalogue = catalogue_before(products, run_date)
+    latest = latest_listing(catalogue) if catalogue is not None else None
     listed = _as_listed(impressions, catalogue)
     rows = (
         impressions.join(_rates(impressions, clicks, conversions, smoothing), C.IMPRESSION_ID)
@@ -286,7 +291,7 @@ def compute_ad_features(
     )
     micros = F.unix_micros(F.col(C.EVENT_TS))
     matured = F.col(C.EVENT_TS) <= F.lit(end - dt.timedelta(days=maturity_days))
-    features = _conform(
+    features = conform(
         rows,
         S.AD_FEATURES,
         {
@@ -309,14 +314,14 @@ def compute_ad_features(
 def compute_ad_items(impressions: DataFrame, products: DataFrame | None, run_date: dt.date, price_bands: Sequence[float]) -> DataFrame:
     """The rows of ``gold.ad_items`` for ``run_date``: every advertised item as listed last before D."""
     items = impressions.select(C.ITEM_ID).distinct()
-    catalogue = _catalogue(products, run_date)
+    catalogue = catalogue_before(products, run_date)
     if catalogue is not None:
-        items = items.join(_latest_listing(catalogue), C.ITEM_ID, "left")
+        items = items.join(latest_listing(catalogue), C.ITEM_ID, "left")
     else:
         items = items.withColumns({name: F.lit(None).cast("string") for name in (C.CATEGORY, C.TITLE, C.DESCRIPTION)}).withColumn(
             C.PRICE, F.lit(None).cast("double")
         )
-    return _conform(
+    return conform(
         items,
         S.AD_ITEMS,
         {

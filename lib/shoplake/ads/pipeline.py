@@ -6,7 +6,8 @@ import datetime as dt
 
 from shoplake.ads import schemas
 from shoplake.ads.features import Smoothing, compute_ad_features
-from shoplake.ads.schemas import AD_FEATURES, AD_ITEMS, AD_PLAN
+from shoplake.ads.schemas import AD_FEATURES, AD_ITEMS, AD_PLAN, AD_STATE, AD_VIEWERS
+from shoplake.ads.state import compute_ad_state
 from shoplake.features.pit import run_midnight
 from shoplake.features.run import FeatureNode
 from shoplake.ingest.landing import AD_EVENTS, EVENTS, PRODUCTS
@@ -18,22 +19,16 @@ def _features(ctx, day: dt.date) -> dict:
     ads = ctx.cfg.ads
     # Ad and clickstream events land on the day they happened, so older landing days hold nothing of the window.
     earliest = (run_midnight(day) - dt.timedelta(days=ads.history_days)).date()
-    features, items = compute_ad_features(
-        ctx.landed_between(AD_EVENTS.name, earliest, day),
-        ctx.landed_before(PRODUCTS.name, day),
-        ctx.landed_between(EVENTS.name, earliest, day),
-        day,
-        ads.history_days,
-        ads.maturity_days,
-        Smoothing.of(ads),
-        ctx.cfg.features.price_bands,
-    )
-    return {AD_FEATURES.full_name: features, AD_ITEMS.full_name: items}
+    ad_events, products = ctx.landed_between(AD_EVENTS.name, earliest, day), ctx.landed_before(PRODUCTS.name, day)
+    events, smoothing, bands = ctx.landed_between(EVENTS.name, earliest, day), Smoothing.of(ads), ctx.cfg.features.price_bands
+    features, items = compute_ad_features(ad_events, products, events, day, ads.history_days, ads.maturity_days, smoothing, bands)
+    state, viewers = compute_ad_state(ad_events, products, events, day, ads.history_days, smoothing, bands)
+    return {AD_FEATURES.full_name: features, AD_ITEMS.full_name: items, AD_STATE.full_name: state, AD_VIEWERS.full_name: viewers}
 
 
 FEATURES = FeatureNode(
     name="ads",
-    outputs=(AD_FEATURES, AD_ITEMS),
+    outputs=(AD_FEATURES, AD_ITEMS, AD_STATE, AD_VIEWERS),
     compute=_features,
     required=(AD_EVENTS.name,),
     optional={

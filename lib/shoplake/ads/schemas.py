@@ -1,11 +1,15 @@
-"""Ads tables: point-in-time impression features (gold), the advertised items' text and price (gold).
+"""Ads tables: point-in-time impression features, the advertised items, the state at D's midnight (gold), the scores (serving).
 
-Both are partitioned by ``run_date`` like the other feature tables. The partition of
+All are partitioned by ``run_date`` like the other feature tables. The partition of
 day D of ``gold.ad_features`` holds the impressions of the ``ads.history_days`` before
 D's midnight (UTC) as known before D: every feature of an impression is computed from
 what happened strictly before it, its click from the same impression, and its
 conversion only once the impression is ``ads.maturity_days`` old (null before).
 ``gold.ad_items`` holds every advertised item as the catalogue described it before D.
+``gold.ad_state`` and ``gold.ad_viewers`` hold what an impression at D's midnight would
+see (the same definitions): per placement x ad the ad's side of the features, per
+viewer the viewer's side. ``serving.ad_scores`` holds the scores of every viewer (and
+the unknown viewer) for every ad in every placement, from that state.
 """
 
 from __future__ import annotations
@@ -53,6 +57,10 @@ NUMERIC_FEATURES: dict[str, str] = {
     ITEM_VIEWS: "Clickstream events of the ad item (anyone's) before the impression.",
     C.PRICE: "The item's price as the catalogue listed it before the impression (0 when unknown).",
 }
+#: The viewer's features among NUMERIC_FEATURES; the rest describe the ad in its placement.
+VIEWER_FEATURES: tuple[str, ...] = (USER_AD_IMPRESSIONS, USER_CTR, USER_EVENTS, USER_CATEGORY_AFFINITY)
+#: The ad's side of NUMERIC_FEATURES (gold.ad_state), in model order.
+AD_SIDE_FEATURES: tuple[str, ...] = tuple(n for n in NUMERIC_FEATURES if n not in VIEWER_FEATURES)
 #: Categorical fields the models read (hashed or embedded), in model order.
 CATEGORICAL_FEATURES: tuple[str, ...] = (C.PLACEMENT, C.POSITION, HOUR, C.ITEM_ID, C.CAMPAIGN_ID, C.CATEGORY, C.PRICE_BAND)
 
@@ -105,6 +113,82 @@ AD_ITEMS = TableSpec(
     description="Every advertised item with its category, price and ad text as known before run_date.",
 )
 
+CPC = "cpc"
+CATEGORIES = "categories"
+CATEGORY_EVENTS = "category_events"
+P_CTR = "p_ctr"
+P_CVR = "p_cvr"
+P_CTCVR = "p_ctcvr"
+EXPECTED_VALUE = "expected_value"
+RANK = "rank"
+
+AD_STATE = TableSpec(
+    name="ad_state",
+    layer="gold",
+    columns=(
+        Col(C.PLACEMENT, "string", False, "A placement of the log's impressions before run_date."),
+        Col(C.ITEM_ID, "string", False, "Advertised item."),
+        Col(C.CAMPAIGN_ID, "string", False, "Its campaign (one with impressions in the window)."),
+        Col(C.CATEGORY, "string", True, "The item's category as the catalogue listed it last before run_date."),
+        Col(C.PRICE_BAND, "int", False, "Index into features.price_bands of the price (-1 when unknown)."),
+        *(Col(name, "double", False, NUMERIC_FEATURES[name]) for name in AD_SIDE_FEATURES),
+        Col(CPC, "double", False, "The campaign's cost per click: mean charge of its clicked impressions (else all campaigns')."),
+        _RUN_DATE,
+    ),
+    keys=(C.PLACEMENT, C.ITEM_ID, C.CAMPAIGN_ID, C.RUN_DATE),
+    partition_by=(C.RUN_DATE,),
+    description=(
+        "Every ad (item x campaign of the window) in every placement of the log, with the ad's side of gold.ad_features "
+        "for an impression at run_date's midnight (shoplake.ads.state)."
+    ),
+)
+
+AD_VIEWERS = TableSpec(
+    name="ad_viewers",
+    layer="gold",
+    columns=(
+        Col(C.USER_ID, "string", True, "Viewer with ad impressions or clickstream events in the window; null: the unknown viewer."),
+        Col(USER_AD_IMPRESSIONS, "double", False, NUMERIC_FEATURES[USER_AD_IMPRESSIONS]),
+        Col(USER_CTR, "double", False, NUMERIC_FEATURES[USER_CTR]),
+        Col(USER_EVENTS, "double", False, NUMERIC_FEATURES[USER_EVENTS]),
+        Col(CATEGORIES, "array<string>", False, "The categories of the viewer's clickstream events, sorted."),
+        Col(CATEGORY_EVENTS, "array<double>", False, "The viewer's events in each of those categories."),
+        _RUN_DATE,
+    ),
+    keys=(C.USER_ID, C.RUN_DATE),
+    partition_by=(C.RUN_DATE,),
+    description=(
+        "Every viewer of the window and the unknown viewer, with the viewer's side of gold.ad_features for an impression "
+        "at run_date's midnight (shoplake.ads.state)."
+    ),
+)
+
+AD_SCORES = TableSpec(
+    name="ad_scores",
+    layer="serving",
+    columns=(
+        Col(C.USER_ID, "string", True, "Viewer (a row of gold.ad_viewers); null: the unknown viewer."),
+        Col(C.PLACEMENT, "string", False, "Placement."),
+        Col(C.ITEM_ID, "string", False, "Advertised item."),
+        Col(C.CAMPAIGN_ID, "string", False, "Its campaign."),
+        Col(P_CTR, "double", False, "Calibrated probability of a click (an impression at position 1)."),
+        Col(P_CVR, "double", False, "Calibrated probability of a conversion after a click."),
+        Col(P_CTCVR, "double", False, "Calibrated probability of a click that converts."),
+        Col(EXPECTED_VALUE, "double", False, "p_ctcvr x the item's price minus p_ctr x the campaign's cost per click."),
+        Col(RANK, "int", False, "Rank of the ad by expected value among the placement's ads for this viewer (1: the best)."),
+        Col(C.MODEL_NAME, "string", False, "Model family of the bundle that scored."),
+        Col(C.MODEL_VERSION, "string", False, "Registered version of ads.registered_model."),
+        _RUN_DATE,
+        Col(C.SCORED_AT, "timestamp", False, "When the run scored, UTC."),
+    ),
+    keys=(C.USER_ID, C.PLACEMENT, C.ITEM_ID, C.CAMPAIGN_ID, C.RUN_DATE),
+    partition_by=(C.RUN_DATE,),
+    description=(
+        "Scores of every viewer of gold.ad_viewers and the unknown viewer for every ad in every placement of gold.ad_state "
+        "(shoplake.ads.score)."
+    ),
+)
+
 PLAN_IMPRESSIONS = "impressions"
 PLAN_CLICKS = "clicks"
 PLAN_CONVERSIONS = "conversions"
@@ -144,4 +228,4 @@ AD_PLAN = TableSpec(
     ),
 )
 
-SPECS = (AD_FEATURES, AD_ITEMS, AD_PLAN)
+SPECS = (AD_FEATURES, AD_ITEMS, AD_STATE, AD_VIEWERS, AD_SCORES, AD_PLAN)
