@@ -803,6 +803,7 @@ class AdsConfig(_Strict):
         0.05, ge=0, lt=1, description="The per-viewer plan: share of every slot that follows the logged ad shares (for off-policy checks)."
     )
     registered_model: str = "shoplake-ads"
+    rank_k: int = Field(10, ge=1, description="POST /ads/rank: ads returned when the request gives no k.")
 
 
 class FineTuningConfig(_Strict):

@@ -1,10 +1,11 @@
-"""The entry points of the ads models: ``train`` (``shoplake train-ads``) and ``plan`` (``shoplake plan-ads``)."""
+"""The entry points of the ads models: ``train``, ``score`` and ``plan`` (``shoplake train-ads``, ``score-ads``, ``plan-ads``)."""
 
 from __future__ import annotations
 
 import datetime as dt
 
 from shoplake import entry
+from shoplake.entry import config_from_args
 
 TRAIN_DOC = """Train, compare, calibrate and register the ad click and conversion models.
 
@@ -54,6 +55,51 @@ def train(argv: list[str] | None = None) -> int:
     if result.model_version:
         console.print(f"registered {cfg.ads.registered_model} version {result.model_version} ({result.champion}) "
                       f"as '{cfg.registry.serving_alias}' (MLflow run {result.mlflow_run_id})")  # fmt: skip
+    return 0
+
+
+SCORE_DOC = """Score every viewer for every ad in every placement with the serving ads model (Ray Data).
+
+Inputs:  the registered ads model version that the alias registry.serving_alias names
+         (or --model-version) of ads.registered_model; gold.ad_state, gold.ad_viewers
+         and gold.ad_items of the run date D: the state an impression at D's midnight
+         would see. An ad the model has no text embedding for is encoded by the text
+         encoder (text_encoder.*) when the model reads text.
+Outputs: serving.ad_scores: per viewer of the window (and the unknown viewer, user_id
+         null), placement and ad (item, campaign) at position 1 and hour 0: calibrated
+         pCTR, pCVR and pCTCVR, the expected value (pCTCVR x price - pCTR x cost per
+         click) and the ad's rank by it in the placement, the model version, run date
+         and scoring time; one Delta commit replacing D's partition. Prints one line.
+Parameters: --run-date (default: the latest in gold.ad_state), --model-version, --env,
+         --set key=value.
+
+    python ray_apps/score.py ads --env local --run-date 2024-03-31
+    ray job submit --address http://127.0.0.1:8265 --working-dir . -- \\
+        python ray_apps/score.py ads --env cluster
+"""
+
+
+def score_parser():
+    return entry.score_parser("score.py ads", SCORE_DOC, "state date (default: the latest in gold.ad_state)")
+
+
+def score(argv: list[str] | None = None) -> int:
+    from shoplake.ads.score import MissingAdStateError, score_ads
+    from shoplake.lake import Lake
+    from shoplake.ray_runtime import init_ray
+    from shoplake.registry import NoServingModel
+
+    args = score_parser().parse_args(argv)
+    cfg = config_from_args(args)
+    init_ray(cfg)
+    try:
+        r = score_ads(cfg, Lake(cfg), args.run_date, version=args.model_version)
+    except (NoServingModel, MissingAdStateError) as exc:
+        raise SystemExit(f"error: {exc}") from None
+    print(
+        f"scored {r.viewers} viewers x {r.ads} ads in {r.placements} placements ({r.rows} rows, {r.new_ads} new ads encoded) "
+        f"with {r.model_name} version {r.model_version} for {r.run_date} -> serving.ad_scores v{r.version}; {r.seconds:.1f} s"
+    )
     return 0
 
 

@@ -1,4 +1,4 @@
-"""What the ads use case declares to the platform: tables, the feature node, the training and planning steps, the metrics report."""
+"""What the ads use case declares: tables, the feature node, the training, scoring and planning steps, the endpoint, the report."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import datetime as dt
 
 from shoplake.ads import schemas
 from shoplake.ads.features import Smoothing, compute_ad_features
-from shoplake.ads.schemas import AD_FEATURES, AD_ITEMS, AD_PLAN, AD_STATE, AD_VIEWERS
+from shoplake.ads.schemas import AD_FEATURES, AD_ITEMS, AD_PLAN, AD_SCORES, AD_STATE, AD_VIEWERS
 from shoplake.ads.state import compute_ad_state
 from shoplake.features.pit import run_midnight
 from shoplake.features.run import FeatureNode
@@ -58,6 +58,22 @@ def _train(ctx: StepContext) -> None:
         ctx.say(f"ads: test conversion log-loss, {result.champion} minus {other}: {diff} (95 % interval)")
 
 
+def _score(ctx: StepContext) -> None:
+    """Score the state of the run date, with the model registered earlier if this night trained none."""
+    from shoplake.ads.score import score_ads
+    from shoplake.registry import NoServingModel
+
+    update = ctx.bar("scoring serving.ad_scores", 1)
+    try:
+        scored = score_ads(ctx.cfg, ctx.lake, ctx.run_date)
+    except NoServingModel as exc:
+        update("ad scores: none written", done=True)
+        ctx.warn(f"no ad scores for {ctx.run_date}: {exc}")
+        return
+    update(f"ad scores: {scored.viewers:,} viewers x {scored.ads:,} ads in {scored.placements} placements ({scored.rows:,} rows)",
+           done=True)  # fmt: skip
+
+
 def _plan(ctx: StepContext) -> None:
     """Plan the run date's ads and judge the plan; a shop without a registered model gets a warning instead of a failed night."""
     from shoplake.ads.planning import plan_ads
@@ -86,12 +102,24 @@ STEPS = (
         skip_unless=AD_FEATURES.full_name,
     ),
     Step(
+        "score-ads", "ray", "shoplake.ads.commands:score", ("ray_apps/score.py", "ads"),
+        "ad scores of every viewer, ad and placement into serving.ad_scores (ray_apps/score.py ads)", after=("train-ads",),
+        inputs=(AD_STATE.full_name, AD_VIEWERS.full_name, AD_ITEMS.full_name), outputs=(AD_SCORES.full_name,), nightly=_score,
+        skip_unless=AD_STATE.full_name,
+    ),
+    Step(
         "plan-ads", "ray", "shoplake.ads.commands:plan", ("ray_apps/plan.py", "ads"),
         "plan each campaign's ads per viewer and placement within its budget into serving.ad_plan, judged off-policy "
         "(ray_apps/plan.py ads)", after=("train-ads",), inputs=(AD_FEATURES.full_name, AD_ITEMS.full_name),
         outputs=(AD_PLAN.full_name, "ops.model_metrics"), nightly=_plan, skip_unless=AD_FEATURES.full_name,
     ),
 )  # fmt: skip
+
+
+def _holder(cfg, lake, check_every_s: float):
+    from shoplake.ads.serve import AdRanker
+
+    return AdRanker(cfg, lake, check_every_s)
 
 
 def _metrics_table(rows: list[dict], cfg):
@@ -102,5 +130,5 @@ def _metrics_table(rows: list[dict], cfg):
 
 USE_CASE = UseCase(
     name="ads", order=60, tables=schemas.SPECS, feature_nodes=(FEATURES,), steps=STEPS, metrics_task=schemas.TASK_ADS,
-    metrics_table=_metrics_table, config_section="ads",
+    metrics_table=_metrics_table, routes="shoplake.ads.routes:router", holder=_holder, health_key="ads", config_section="ads",
 )  # fmt: skip

@@ -1,0 +1,192 @@
+"""Ad ranking in real time: the model and state behind ``POST /ads/rank``.
+
+:class:`AdRanker` holds the registered ads model (the serving alias of
+``ads.registered_model``) and the latest state of ``gold.ad_state``, ``gold.ad_viewers``
+and ``gold.ad_items`` as an :class:`~shoplake.ads.scoring.AdState`; a request is
+scored exactly as the nightly ``serving.ad_scores`` rows are (one call of the bundle for
+all the placement's ads), then the candidates are ranked by expected value and the top
+ones explained. When a table gets a new Delta version or the alias moves, the state is
+rebuilt (a new ad's text is then encoded once, for a model that reads text); both
+checks run at most every ``check_every_s`` seconds, and a failed reload keeps what was
+loaded.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import HTTPException
+from pydantic import BaseModel, ConfigDict, Field
+
+from shoplake.ads import schemas as S
+from shoplake.ads.scoring import HOUR, AdState
+
+log = logging.getLogger(__name__)
+
+_ID = {"min_length": 1, "max_length": 256}
+#: Candidates a request may list at most.
+MAX_CANDIDATES = 10_000
+
+
+class RankIn(BaseModel):
+    """One ranking request, as ``POST /ads/rank`` takes it (unknown fields are refused)."""
+
+    model_config = ConfigDict(extra="forbid")
+    user_id: str | None = Field(None, **_ID, description="The viewer; null or absent: an unknown viewer.")
+    placement: str = Field(..., **_ID, description="Where the ad is shown (a placement of the log).")
+    candidates: list[Annotated[str, Field(**_ID)]] | None = Field(
+        None, max_length=MAX_CANDIDATES, description="Ad item ids to rank (default: every ad of the state)."
+    )
+    k: int | None = Field(None, ge=1, le=MAX_CANDIDATES, description="Ads to return at most (default ads.rank_k).")
+    hour: int = Field(HOUR, ge=0, le=23, description="Hour of day of the impression, UTC (default 0, as the stored scores).")
+
+
+@dataclass(frozen=True)
+class _Served:
+    """A model and the state built for it, swapped in together."""
+
+    bundle: Any
+    info: Any
+    state: AdState
+    versions: dict[str, int]
+
+
+class AdRanker:
+    """The ads model and the ad state of one replica.
+
+    Args:
+        cfg: Configuration (registry, ``ads``, ``text_encoder``).
+        lake: The lake holding the state tables.
+        check_every_s: Seconds between checks for new table versions or a new model version.
+        encode: Texts to embeddings for new ads (default the configured text encoder).
+    """
+
+    def __init__(self, cfg, lake, check_every_s: float = 30.0, encode=None):
+        from shoplake.ads.bundle import AdsBundle
+        from shoplake.serve.holder import RegisteredModel
+
+        self.cfg, self.lake, self.check_every_s = cfg, lake, check_every_s
+        self._encode = encode or self._text_encoder
+        self.served: _Served | None = None
+        self.state_problem: str | None = None
+        self._reload_lock = threading.Lock()
+        self._checked = -math.inf
+        # The ranker decides when to check (with the tables), so the model checks on each refresh.
+        self.model = RegisteredModel(
+            cfg, cfg.ads.registered_model, AdsBundle.load, "ads", check_every_s=0, describe=lambda b: {"kind": b.model.kind}
+        )
+        self.refresh()
+
+    def _text_encoder(self, texts):
+        from shoplake.text.encoder import encode_texts
+
+        return encode_texts(texts, self.cfg.text_encoder)
+
+    @property
+    def problem(self) -> str | None:
+        """Why the model or the state is not (or no longer) what should be served, if so."""
+        return "; ".join(p for p in (self.model.problem, self.state_problem) if p) or None
+
+    def refresh(self) -> None:
+        """Load the serving model and the latest state when either changed (skipped while another thread reloads)."""
+        if not self._reload_lock.acquire(blocking=False):
+            return
+        try:
+            self._checked = time.monotonic()
+            self.model.refresh()
+            self.state_problem = self._refresh_state()
+        finally:
+            self._reload_lock.release()
+
+    def _refresh_state(self) -> str | None:
+        from shoplake.ads.score import MissingAdStateError, read_state
+        from shoplake.ads.scoring import ad_text
+
+        bundle, info = self.model.bundle, self.model.info
+        if bundle is None:
+            return None  # the model's problem says why
+        try:
+            versions = {spec.full_name: self.lake.version(spec) for spec in (S.AD_STATE, S.AD_VIEWERS, S.AD_ITEMS)}
+            served = self.served
+            if served is not None and served.versions == versions and served.info.version == info.version:
+                return None
+            state_rows, viewers, items, run_date, versions = read_state(self.lake)
+            state = AdState(state_rows, viewers, ad_text(bundle, items, self._encode), run_date)
+            self.served = _Served(bundle, info, state, versions)
+            log.info("ads state of %s (%s): %d viewers, %d ads in %d placements, model %s version %s", run_date, versions,
+                     len(state.viewer_ids), len(state.ads), len(state.placements), info.name, info.version)  # fmt: skip
+        except MissingAdStateError as exc:
+            return str(exc)
+        except Exception as exc:  # noqa: BLE001 - a broken reload must not take the endpoint down; keep what was loaded
+            log.exception("could not load the ads state")
+            return f"could not load the ads state: {exc}"
+        return None
+
+    def status(self) -> dict[str, Any]:
+        """Which model and which state are loaded (or why not)."""
+        served = self.served
+        out: dict[str, Any] = {"loaded": served is not None}
+        if served is not None:
+            state = served.state
+            out.update(name=served.info.name, version=served.info.version, kind=served.bundle.model.kind,
+                       run_date=state.run_date.isoformat(), viewers=len(state.viewer_ids), ads=len(state.ads),
+                       placements=sorted(state.placements))  # fmt: skip
+        if self.problem:
+            out["detail"] = self.problem
+        return out
+
+    def rank(self, request: RankIn) -> dict[str, Any]:
+        """The candidates of ``request`` ranked by expected value for its viewer and placement, the top ``k`` explained.
+
+        Raises:
+            RuntimeError: No model or no state is loaded (the message says why).
+            HTTPException: 422 for a placement or candidate ad the state does not hold.
+        """
+        if time.monotonic() - self._checked >= self.check_every_s:
+            self.refresh()
+        served = self.served
+        if served is None:
+            raise RuntimeError(self.problem or "the ad ranker is not loaded")
+        state, bundle = served.state, served.bundle
+        ads = state.placements.get(request.placement)
+        day = state.run_date.isoformat()
+        if ads is None:
+            raise HTTPException(
+                status_code=422,
+                detail=f"field placement: unknown placement {request.placement!r}; the state of {day} has "
+                f"{', '.join(sorted(state.placements)) or 'none'}",
+            )
+        if request.candidates is None:
+            rows = np.arange(len(ads))
+        else:
+            wanted = list(dict.fromkeys(request.candidates))
+            unknown = [c for c in wanted if c not in ads.index]
+            if unknown:
+                shown = ", ".join(repr(c) for c in unknown[:10]) + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else "")
+                raise HTTPException(
+                    status_code=422, detail=f"field candidates: unknown ad(s) {shown}: not advertised in the state of {day}"
+                )
+            rows = np.array(sorted(r for c in wanted for r in ads.index[c]), dtype=np.int64)
+        viewer = state.viewer(request.user_id)
+        scores, value = state.score(bundle, viewer, request.placement, request.hour)
+        k = request.k or self.cfg.ads.rank_k
+        top = rows[np.argsort(-value[rows], kind="stable")][:k]
+        reasons = state.reasons(bundle, viewer, request.placement, top, value[top], request.hour)
+        return {
+            "user_id": request.user_id, "known_viewer": viewer != state.unknown, "placement": request.placement,
+            "hour": request.hour, "run_date": day, "model_name": bundle.model.kind, "model_version": served.info.version,
+            "ads": [
+                {
+                    "item_id": str(ads.items[r]), "campaign_id": str(ads.campaigns[r]), S.P_CTR: float(scores.p_ctr[r]),
+                    S.P_CVR: float(scores.p_cvr[r]), S.P_CTCVR: float(scores.p_ctcvr[r]), S.EXPECTED_VALUE: float(value[r]),
+                    "reasons": [{"feature": f, "contribution": v} for f, v in why],
+                }
+                for r, why in zip(top.tolist(), reasons)
+            ],
+        }  # fmt: skip
