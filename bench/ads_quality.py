@@ -121,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{M.roc_auc(test.click, p_ctr):.4f}", f"{M.roc_auc(test.converted, p_ctcvr):.4f}", f"{M.log_loss(test.converted, p_ctcvr):.5f}",
         )  # fmt: skip
     console.print(table)
+    _main_model_against_the_baselines(console, cfg, result, test)
     returns = _plans_against_the_log(console, cfg, result, data, truth_all)
     if args.chart:
         from shoplake.ads.chart import write_ads_chart
@@ -130,6 +131,36 @@ def main(argv: list[str] | None = None) -> int:
         for path in write_ads_chart(ROOT / args.chart, models, returns, title):
             console.print(f"wrote {path}")
     return 0
+
+
+def _main_model_against_the_baselines(console, cfg, result, test) -> None:
+    """Per model on test: conversion log-loss and ROC-AUC with intervals, and the main model's paired difference to each."""
+    from rich.table import Table
+
+    from shoplake.ads import metrics as M
+    from shoplake.ads.models import DEEP_CTR
+    from shoplake.evaluation import bootstrap_statistic, paired_difference
+
+    if DEEP_CTR not in result.evaluations:
+        return
+    ev = cfg.evaluation
+    boot = {"draws": ev.bootstrap_draws, "level": ev.confidence, "seed": ev.seed}
+    y = test.converted
+    main = result.evaluations[DEEP_CTR].test.p_ctcvr
+    table = Table(title="test conversions (pCTCVR): each model, and deep_ctr minus it, with 95 % bootstrap intervals")
+    for col in ("model", "log-loss", f"{DEEP_CTR} minus it", "ROC-AUC", f"{DEEP_CTR} minus it"):
+        table.add_column(col, justify="right")
+    for model, evaluation in result.evaluations.items():
+        p = evaluation.test.p_ctcvr
+        loss, auc = result.test_log_loss[model], bootstrap_statistic(M.roc_auc, y, p, **boot)
+        row = [model, f"{loss.value:.5f} ({loss.low:.5f}..{loss.high:.5f})", "", f"{auc.value:.4f} ({auc.low:.4f}..{auc.high:.4f})", ""]
+        if model != DEEP_CTR:
+            d_loss = paired_difference(M.row_log_loss(y, main), M.row_log_loss(y, p), **boot)
+            d_auc = bootstrap_statistic(lambda yy, a, b: M.roc_auc(yy, a) - M.roc_auc(yy, b), y, main, p, **boot)
+            row[2] = f"{d_loss.value:+.5f} ({d_loss.low:+.5f}..{d_loss.high:+.5f}) {d_loss.verdict(higher_is_better=False)}"
+            row[4] = f"{d_auc.value:+.4f} ({d_auc.low:+.4f}..{d_auc.high:+.4f}) {d_auc.verdict()}"
+        table.add_row(*row)
+    console.print(table)
 
 
 def _plans_against_the_log(console, cfg, result, data, truth: dict) -> dict[str, tuple[float, float | None]]:

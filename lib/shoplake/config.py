@@ -792,6 +792,12 @@ class AdsConfig(_Strict):
     batch_size: int = Field(512, ge=1)
     lr: float = Field(0.003, gt=0)
     weight_decay: float = Field(0.0, ge=0, description="Deep model: AdamW weight decay (0: Adam).")
+    conversion_weight: float = Field(
+        1.0, gt=0, description="Deep model: weight of the conversion (pCTR x pCVR) log-loss beside the click log-loss in training."
+    )
+    clicked_weight: float = Field(
+        0.0, ge=0, description="Deep model: weight of the conversion-after-click log-loss of pCVR over the clicked impressions in training."
+    )
     calibration: Literal["isotonic", "temperature", "none"] = Field(
         "isotonic", description="How every model's click and conversion probabilities are calibrated on the validation split."
     )

@@ -274,10 +274,23 @@ class DeepCTRNet(nn.Module):
         return ctr, cvr
 
 
-def esmm_loss(ctr_logit: torch.Tensor, cvr_logit: torch.Tensor, click: torch.Tensor, converted: torch.Tensor) -> torch.Tensor:
-    """``BCE(pCTR, click) + BCE(pCTR * pCVR, click and conversion)``, both over every impression."""
+def esmm_loss(
+    ctr_logit: torch.Tensor,
+    cvr_logit: torch.Tensor,
+    click: torch.Tensor,
+    converted: torch.Tensor,
+    conversion_weight: float = 1.0,
+    clicked_weight: float = 0.0,
+) -> torch.Tensor:
+    """``BCE(pCTR, click) + w * BCE(pCTR * pCVR, click and conversion)`` over every impression, plus ``v * BCE(pCVR, conversion)``
+    over the clicked ones (``w``: ``conversion_weight``, ``v``: ``clicked_weight``; without clicks in the batch that term is 0).
+    """
     p_ctcvr = (torch.sigmoid(ctr_logit) * torch.sigmoid(cvr_logit)).clamp(_EPS, 1 - _EPS)
-    return F.binary_cross_entropy_with_logits(ctr_logit, click) + F.binary_cross_entropy(p_ctcvr, converted)
+    loss = F.binary_cross_entropy_with_logits(ctr_logit, click) + conversion_weight * F.binary_cross_entropy(p_ctcvr, converted)
+    clicked = click > 0.5
+    if clicked_weight and bool(clicked.any()):
+        loss = loss + clicked_weight * F.binary_cross_entropy_with_logits(cvr_logit[clicked], converted[clicked])
+    return loss
 
 
 @dataclass
@@ -292,25 +305,32 @@ class DeepCTRTask:
     settings: DeepSettings
     batch_size: int = 512
     seed: int = 0
+    conversion_weight: float = 1.0
+    clicked_weight: float = 0.0
 
     def build_model(self) -> nn.Module:
         return DeepCTRNet(self.settings)
 
     def batches(self, epoch: int, rank: int, world_size: int):
-        """This rank's share of a shuffled epoch; every rank gets ``ceil(n / world_size)`` rows."""
+        """This rank's share of a shuffled epoch; every rank gets ``ceil(n / world_size)`` rows.
+
+        ``batch_size`` is the batch of a step over all ranks (each takes its share), so an
+        epoch takes as many steps on any number of workers as in one process.
+        """
         n = len(self.click)
         order = np.random.default_rng([self.seed, epoch]).permutation(n)
         per_rank = math.ceil(n / world_size)
         mine = np.resize(order, per_rank * world_size)[rank * per_rank : (rank + 1) * per_rank]
-        for start in range(0, per_rank, self.batch_size):
-            idx = mine[start : start + self.batch_size]
+        step = max(math.ceil(self.batch_size / world_size), 1)
+        for start in range(0, per_rank, step):
+            idx = mine[start : start + step]
             yield (torch.from_numpy(self.codes[idx]), torch.from_numpy(self.numeric[idx]), torch.from_numpy(self.text[idx]),
                    torch.from_numpy(self.click[idx]), torch.from_numpy(self.converted[idx]))  # fmt: skip
 
     def loss(self, model: nn.Module, batch, generator: torch.Generator) -> tuple[torch.Tensor, int]:
         codes, numeric, text, click, converted = batch
         ctr, cvr = model(codes, numeric, text)
-        return esmm_loss(ctr, cvr, click, converted), len(click)
+        return esmm_loss(ctr, cvr, click, converted, self.conversion_weight, self.clicked_weight), len(click)
 
     def artifacts(self) -> dict[str, str]:
         return {"deep_ctr.json": json.dumps({"settings": asdict(self.settings)})}
@@ -363,7 +383,7 @@ def deep_task(cfg, train: AdData, encoding: Encoding) -> DeepCTRTask:
     settings = DeepSettings.of(ads, encoding, train.text.shape[1])
     codes, numeric, text = settings.inputs(encoding, train)
     return DeepCTRTask(codes, numeric, text, train.click.astype(np.float32), train.converted.astype(np.float32), settings, ads.batch_size,
-                       cfg.training.seed)  # fmt: skip
+                       cfg.training.seed, ads.conversion_weight, ads.clicked_weight)  # fmt: skip
 
 
 def _optimisation(ads) -> dict:

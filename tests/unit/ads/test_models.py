@@ -85,6 +85,14 @@ def test_esmm_loss_is_click_loss_plus_conversion_loss_over_all_impressions():
         -(torch.log(p_ctr[0]) + torch.log(1 - p_ctr[1])) / 2 - (torch.log(p_ctr[0] * p_cvr[0]) + torch.log(1 - p_ctr[1] * p_cvr[1])) / 2
     )
     assert float(esmm_loss(ctr, cvr, click, converted)) == pytest.approx(float(expected), rel=1e-6)
+    # The weights: the conversion term scaled, and the conversion-after-click term over the clicked impression alone.
+    conversion = -(torch.log(p_ctr[0] * p_cvr[0]) + torch.log(1 - p_ctr[1] * p_cvr[1])) / 2
+    clicked = -torch.log(p_cvr[0])
+    weighted = float(esmm_loss(ctr, cvr, click, converted, conversion_weight=3.0, clicked_weight=0.5))
+    assert weighted == pytest.approx(float(expected + 2.0 * conversion + 0.5 * clicked), rel=1e-6)
+    assert float(esmm_loss(ctr, cvr, torch.zeros(2), torch.zeros(2), clicked_weight=0.5)) == pytest.approx(
+        float(esmm_loss(ctr, cvr, torch.zeros(2), torch.zeros(2))), rel=1e-6
+    )
 
 
 def test_the_main_model_trained_by_two_workers_lowers_its_loss_and_learns_the_planted_rates(deep, ads_cfg):
