@@ -4,7 +4,8 @@ Used where the Delta jars are on Spark's classpath (fetched from Maven Central b
 :func:`shoplake.spark.get_spark`, or given by ``--packages`` on Databricks, EMR or any
 Spark cluster). Each write is one Delta commit made by Spark itself; a partition
 replace uses ``replaceWhere``, an upsert ``DeltaTable.merge``, a restore
-``restoreToVersion``, a grown spec ``ALTER TABLE ... ADD COLUMNS``. Every commit
+``restoreToVersion``, a grown spec ``ALTER TABLE ... ADD COLUMNS``, compaction
+``OPTIMIZE``; vacuum goes through delta-rs, like the other engine's. Every commit
 carries shoplake's write id and mode in its ``userMetadata``, so :meth:`history`
 reads the same as the delta-rs engine's.
 """
@@ -17,8 +18,8 @@ import re
 
 from shoplake.lake.base import StagedWrite, WriteResult, check_mode
 from shoplake.lake.checks import SchemaMismatchError, conform_spark
-from shoplake.lake.delta_rs import columns_to_add, remove_table, table_version
-from shoplake.lake.files import data_files, new_write_id
+from shoplake.lake.delta_rs import columns_to_add, remove_table, table_version, vacuum_table
+from shoplake.lake.files import new_write_id
 from shoplake.lake.manifest import RUN_ID_KEY
 from shoplake.lake.spec import TableSpec, spark_ddl_type
 from shoplake.storage import spark_uri
@@ -26,8 +27,6 @@ from shoplake.storage import spark_uri
 log = logging.getLogger(__name__)
 
 WRITE_ID_KEY = "shoplake.write_id"
-#: The table property Spark's VACUUM reads its retention from.
-RETENTION_PROPERTY = "delta.deletedFileRetentionDuration"
 
 
 def replace_where(partitions: dict[str, list[str]]) -> str:
@@ -177,18 +176,8 @@ class DeltaSparkEngine:
         self._table(uri).optimize().executeCompaction()
 
     def vacuum(self, uri: str, retention_hours: float) -> int:
-        """``VACUUM``: delete files older than the retention that no retained version references; returns how many."""
-        from deltalake import DeltaTable
-
-        # Delta refuses retentions under a week unless told the caller means it; the configuration says so.
-        self.spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
-        # Spark's VACUUM takes its retention from the table, not from an argument.
-        wanted = f"interval {round(float(retention_hours) * 60)} minutes"
-        if DeltaTable(uri, storage_options=self.storage_options).metadata().configuration.get(RETENTION_PROPERTY) != wanted:
-            self.spark.sql(f"ALTER TABLE {_quoted_path(spark_uri(uri))} SET TBLPROPERTIES ('{RETENTION_PROPERTY}' = '{wanted}')")
-        before = {i.path for i in data_files(uri, self.storage_options)}
-        self._table(uri).vacuum()
-        return len(before - {i.path for i in data_files(uri, self.storage_options)})
+        """``VACUUM`` through delta-rs (:func:`~shoplake.lake.delta_rs.vacuum_table`); returns how many files it deleted."""
+        return vacuum_table(uri, retention_hours, self.storage_options)
 
     def history(self, uri: str, limit: int | None = None) -> list[dict]:
         """Commits, newest first: ``version``, ``timestamp`` (ms), ``operation``, and shoplake's metadata keys."""
