@@ -25,11 +25,13 @@ def posts(path: str, bodies: list[dict]) -> list[Request]:
     return [("POST", path, json.dumps(b).encode()) for b in bodies]
 
 
-def fire(port: int, requests: list[Request], clients: int, check: Callable[[dict], bool] | None = None) -> tuple[list[float], float]:
+def fire(
+    port: int, requests: list[Request], clients: int, check: Callable[[dict], bool] | None = None, status: int = 200
+) -> tuple[list[float], float]:
     """Send every request, spread over ``clients`` threads with keep-alive connections: latencies (s) and wall time.
 
     Raises:
-        RuntimeError: A request did not answer 200, or its answer failed ``check`` (the first failure is shown).
+        RuntimeError: A request did not answer ``status``, or its answer failed ``check`` (the first failure is shown).
     """
     latencies: list[list[float]] = [[] for _ in range(clients)]
     errors: list[str] = []
@@ -39,10 +41,10 @@ def fire(port: int, requests: list[Request], clients: int, check: Callable[[dict
         try:
             for method, path, body in requests[slot::clients]:
                 start = time.perf_counter()
-                status, answer = send(conn, method, path, body)
+                got, answer = send(conn, method, path, body)
                 latencies[slot].append(time.perf_counter() - start)
-                if status != 200 or (check is not None and not check(answer)):
-                    errors.append(f"{method} {path}: HTTP {status}, {str(answer)[:200]}")
+                if got != status or (check is not None and not check(answer)):
+                    errors.append(f"{method} {path}: HTTP {got}, {str(answer)[:200]}")
                     return
         finally:
             conn.close()
