@@ -123,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     console.print(table)
     _main_model_against_the_baselines(console, cfg, result, test)
     returns = _plans_against_the_log(console, cfg, result, data, truth_all)
+    console.print("return on ad spend (expected or observed; true): " + "; ".join(
+        f"{name} {seen:.2f}; {true:.2f}" for name, (seen, true) in returns.items()))  # fmt: skip
     if args.chart:
         from shoplake.ads.chart import write_ads_chart
 

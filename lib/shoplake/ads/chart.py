@@ -84,6 +84,8 @@ def ads_figure(
     right.set_xticks(x, names, fontsize=8, rotation=15)
     right.set_ylabel("conversion value over spend (ROAS)", color=INK["text"], fontsize=9)
     right.set_title("The plans' return on ad spend, a day", color=INK["text"], fontsize=10)
+    top = max([v for v in expected + true if v is not None] + [1.0])
+    right.set_ylim(0, top * 1.3)  # room for the legend above the bars
     right.legend(fontsize=7, frameon=False, loc="upper right")
     plain_axes(right)
     fig.suptitle(title, color=INK["text"], fontsize=11)
