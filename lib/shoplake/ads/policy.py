@@ -14,8 +14,9 @@ expected value minus cost of a day,
 a linear programme solved exactly (HiGHS through SciPy). Its dual prices of the
 budgets are the campaigns' *budget multipliers* ``lambda_c``: without a binding budget
 a slot shows the ad of the largest ``v - k``; with them, of the largest
-``v - (1 + lambda_c) k``, which is how a server applies the plan to a viewer it did not
-plan for. At most one context per campaign is split between two ads.
+``v - (1 + lambda_c) k``, the rule that carries the plan to a viewer it was not made
+for. At a vertex of the programme only a few contexts (at most one per binding
+budget) split their slots between ads.
 
 **Exploration.** So that the plan can be judged from the log (inverse propensity
 weights need ``pi > 0`` wherever it may show an ad), a share ``epsilon`` of every slot
