@@ -28,7 +28,7 @@ probabilities. ``--chart`` writes the reliability diagram of every model's test 
 Run::
 
     .venv/bin/python bench/ads_quality.py
-    .venv/bin/python bench/ads_quality.py --users 600 --days 60 --set ads.epochs=12
+    .venv/bin/python bench/ads_quality.py --users 600 --days 60 --out data/ads-bench-600 --chart docs/img/ads_calibration
 """
 
 from __future__ import annotations
