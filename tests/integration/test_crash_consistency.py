@@ -1,6 +1,7 @@
 """A feature step killed between two table commits: readers keep the last complete run, the rerun completes it.
 
-For each engine: a tiny shop is ingested and its features built once (the complete
+On the suite's engine (delta-spark under ``make test``, delta-rs under ``make
+test-delta-rs``): a tiny shop is ingested and its features built once (the complete
 run). The same step then runs again in a process of its own that is SIGKILLed right
 after its first table commit. Readers of the lake get every feature table at the
 complete run's version with its rows; the manifest shows the unfinished run; the
@@ -52,15 +53,12 @@ def rows(lake, spec) -> list[tuple]:
     return sorted(tuple(str(v) for v in r.values()) for r in lake.to_arrow(spec).to_pylist())
 
 
-@pytest.fixture(params=["delta-spark", "delta-rs"])
-def engine_cfg(request, make_cfg, spark, tmp_path):
-    from shoplake.spark import delta_classes_available
-
-    if request.param == "delta-spark" and not delta_classes_available(spark):
-        pytest.skip("this Spark session has no Delta jars")
-    return make_cfg(f"lake.engine={request.param}"), [
+@pytest.fixture
+def engine_cfg(test_engine, make_cfg, tmp_path):
+    # The suite's engine: make test runs it on delta-spark, make test-delta-rs on delta-rs.
+    return make_cfg(f"lake.engine={test_engine}"), [
         *TEST_OVERRIDES, f"lake.root={tmp_path}/lake", f"landing.root={tmp_path}/landing", f"runs_dir={tmp_path}/runs",
-        f"lake.engine={request.param}",
+        f"lake.engine={test_engine}",
     ]  # fmt: skip
 
 
