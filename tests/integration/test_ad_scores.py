@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from helpers import TEST_OVERRIDES, post_json
+from helpers import TEST_OVERRIDES, get_json, post_json
 from shoplake import columns as C
 from shoplake.ads import metrics as M
 from shoplake.ads import schemas as S
@@ -194,6 +194,16 @@ def test_the_endpoint_gives_the_batch_scores(shop, served):
                 for name in (S.P_CTR, S.P_CVR, S.P_CTCVR, S.EXPECTED_VALUE):
                     assert ad[name] == pytest.approx(row[name], abs=1e-9)
                 assert row[S.RANK] == rank
+
+
+def test_health_says_what_is_served(shop, served):
+    _, _, scored, _ = shop
+    status, health = get_json(f"{served}/health")
+    assert status == 200 and health["ads"]["loaded"] is True
+    assert (health["ads"]["version"], health["ads"]["kind"], health["ads"]["run_date"]) == (scored.model_version, "gbt", D.isoformat())
+    assert health["ads"]["placements"] == list(PLACEMENTS) and health["ads"]["viewers"] == len(VIEWERS) + 1
+    status, health = get_json(f"{served}/empty/health")
+    assert health["ads"]["loaded"] is False and "no ads model is loaded" in health["ads"]["detail"]
 
 
 def test_candidates_k_and_reasons(shop, served):
