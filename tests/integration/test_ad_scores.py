@@ -229,6 +229,7 @@ def test_candidates_k_and_reasons(shop, served):
         ({"placement": "homepage"}, ["field placement", "'homepage'", "email, search_top"]),
         ({"placement": "email", "candidates": ["i1", "i9"]}, ["field candidates", "'i9'"]),
         ({"placement": "email", "candidates": "i1"}, ["field candidates"]),
+        ({"placement": "email", "candidates": []}, ["field candidates", "at least 1"]),
         ({"placement": "email", "k": "many"}, ["field k", "'many'"]),
         ({"placement": "email", "k": 0}, ["field k"]),
         ({"placement": "email", "user_id": 7}, ["field user_id"]),

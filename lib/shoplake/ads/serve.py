@@ -41,7 +41,7 @@ class RankIn(BaseModel):
     user_id: str | None = Field(None, **_ID, description="The viewer; null or absent: an unknown viewer.")
     placement: str = Field(..., **_ID, description="Where the ad is shown (a placement of the log).")
     candidates: list[Annotated[str, Field(**_ID)]] | None = Field(
-        None, max_length=MAX_CANDIDATES, description="Ad item ids to rank (default: every ad of the state)."
+        None, min_length=1, max_length=MAX_CANDIDATES, description="Ad item ids to rank (default: every ad of the state)."
     )
     k: int | None = Field(None, ge=1, le=MAX_CANDIDATES, description="Ads to return at most (default ads.rank_k).")
     hour: int = Field(HOUR, ge=0, le=23, description="Hour of day of the impression, UTC (default 0, as the stored scores).")
