@@ -10,8 +10,8 @@ The ingress serves ``GET /health`` (liveness, the lake and environment, and each
 case's model or table status under its key) and ``GET /lake/tables`` (every table with
 its Delta version and rows). Every other route comes from a use case's declaration
 (:attr:`shoplake.usecases.UseCase.routes`): ``/recommend`` and ``/similar-items``,
-``/forecast`` and ``/replenishment``, ``POST /fraud/score``, ``POST /support/reply``
-and ``POST /categorize``. Each replica builds every use case's holder once at start
+``/forecast`` and ``/replenishment``, ``POST /fraud/score``, ``POST /support/reply``,
+``POST /categorize`` and ``POST /ads/rank``. Each replica builds every use case's holder once at start
 (:attr:`shoplake.usecases.UseCase.holder`), which the routes answer from; a use case
 without what it needs (a registered model, its tables) answers 503 and ``/health`` says
 why. Unknown query parameters are refused with 400; a missing or invalid parameter or
