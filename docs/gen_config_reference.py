@@ -86,7 +86,7 @@ cfg = load_config("local", ["lake.engine=delta-rs"])
 cfg.lake.root        # an absolute path, or the URI as given
 ```
 
-The tables below come from the pydantic models in `lib/shoplake/config.py`.
+The tables below come from the pydantic models in `lib/shoplake/config/`.
 *Default* is the model's default; *base.yaml* is the value `base.yaml` sets
 where it differs from that default. Types and descriptions are the models' own;
 values are written as in YAML. Regenerate the page after changing a model:

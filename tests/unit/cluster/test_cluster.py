@@ -265,7 +265,13 @@ def test_build_wheel_ships_an_importable_package(ccfg):
     assert archive.suffix == ".zip"
     with zipfile.ZipFile(archive) as zf:
         names = set(zf.namelist())
-    assert {"shoplake/__init__.py", "shoplake/cluster/jobs.py", "shoplake/config.py", "shoplake/conf/base.yaml"} <= names
+    assert {
+        "shoplake/__init__.py",
+        "shoplake/cluster/jobs.py",
+        "shoplake/config/__init__.py",
+        "shoplake/config/ads.py",
+        "shoplake/conf/base.yaml",
+    } <= names
     assert not any("__pycache__" in n for n in names)
 
 
