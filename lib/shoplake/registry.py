@@ -169,7 +169,7 @@ def _reader_client(cfg: Config):
     uri = tracking_uri(cfg)
     db = _sqlite_file(uri)
     if db is not None and not db.is_file():
-        raise NoServingModel(f"no model registry at {db}: train and register a recommender first (shoplake train-recommender)")
+        raise NoServingModel(f"no model registry at {db}: train and register a model first (shoplake nightly, or a train-* command)")
     return _client(uri)
 
 
