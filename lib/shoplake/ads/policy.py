@@ -31,6 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from shoplake.ads.plan import PlanRow
+
 
 class InfeasiblePlanError(ValueError):
     """No policy fills every slot within the budgets (exploration alone may overspend a campaign)."""
@@ -140,25 +142,7 @@ def allocate_policy(market: ViewerMarket, epsilon: float = 0.05) -> Policy:
     return Policy(probabilities, multipliers, epsilon)
 
 
-@dataclass(frozen=True)
-class PlanCell:
-    """The expectations of a day of a policy for one campaign in one placement."""
-
-    campaign: str
-    placement: str
-    impressions: float
-    clicks: float
-    conversions: float
-    spend: float
-    value: float
-
-    @property
-    def roas(self) -> float:
-        """Return on ad spend: expected conversion value over spend (0 without spend)."""
-        return self.value / self.spend if self.spend > 0 else 0.0
-
-
-def plan_cells(market: ViewerMarket, probabilities: np.ndarray) -> list[PlanCell]:
+def plan_cells(market: ViewerMarket, probabilities: np.ndarray) -> list[PlanRow]:
     """Per campaign and placement, the impressions, clicks, conversions, spend and value a day that ``probabilities`` expects."""
     shown = market.traffic[:, None] * probabilities
     out = []
@@ -167,7 +151,7 @@ def plan_cells(market: ViewerMarket, probabilities: np.ndarray) -> list[PlanCell
         for campaign in market.campaign_list():
             ads = market.campaigns == campaign
             block = shown[np.ix_(mine, ads)]
-            out.append(PlanCell(
+            out.append(PlanRow(
                 campaign, placement, float(block.sum()), float((block * market.p_ctr[np.ix_(mine, ads)]).sum()),
                 float((block * market.p_ctcvr[np.ix_(mine, ads)]).sum()), float((block * market.cost[np.ix_(mine, ads)]).sum()),
                 float((block * market.value[np.ix_(mine, ads)]).sum()),

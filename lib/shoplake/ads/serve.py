@@ -14,9 +14,6 @@ loaded.
 from __future__ import annotations
 
 import logging
-import math
-import threading
-import time
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -26,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shoplake.ads import schemas as S
 from shoplake.ads.scoring import HOUR, AdState
+from shoplake.serve.holder import ModelWithState, RegisteredModel
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +55,7 @@ class _Served:
     versions: dict[str, int]
 
 
-class AdRanker:
+class AdRanker(ModelWithState):
     """The ads model and the ad state of one replica.
 
     Args:
@@ -69,14 +67,11 @@ class AdRanker:
 
     def __init__(self, cfg, lake, check_every_s: float = 30.0, encode=None):
         from shoplake.ads.bundle import AdsBundle
-        from shoplake.serve.holder import RegisteredModel
 
-        self.cfg, self.lake, self.check_every_s = cfg, lake, check_every_s
+        super().__init__(check_every_s)
+        self.cfg, self.lake = cfg, lake
         self._encode = encode or self._text_encoder
         self.served: _Served | None = None
-        self.state_problem: str | None = None
-        self._reload_lock = threading.Lock()
-        self._checked = -math.inf
         # The ranker decides when to check (with the tables), so the model checks on each refresh.
         self.model = RegisteredModel(
             cfg, cfg.ads.registered_model, AdsBundle.load, "ads", check_every_s=0, describe=lambda b: {"kind": b.model.kind}
@@ -87,22 +82,6 @@ class AdRanker:
         from shoplake.text.encoder import encode_texts
 
         return encode_texts(texts, self.cfg.text_encoder)
-
-    @property
-    def problem(self) -> str | None:
-        """Why the model or the state is not (or no longer) what should be served, if so."""
-        return "; ".join(p for p in (self.model.problem, self.state_problem) if p) or None
-
-    def refresh(self) -> None:
-        """Load the serving model and the latest state when either changed (skipped while another thread reloads)."""
-        if not self._reload_lock.acquire(blocking=False):
-            return
-        try:
-            self._checked = time.monotonic()
-            self.model.refresh()
-            self.state_problem = self._refresh_state()
-        finally:
-            self._reload_lock.release()
 
     def _refresh_state(self) -> str | None:
         from shoplake.ads.score import MissingAdStateError, read_state
@@ -148,8 +127,7 @@ class AdRanker:
             RuntimeError: No model or no state is loaded (the message says why).
             HTTPException: 422 for a placement or candidate ad the state does not hold.
         """
-        if time.monotonic() - self._checked >= self.check_every_s:
-            self.refresh()
+        self.refresh_if_due()
         served = self.served
         if served is None:
             raise RuntimeError(self.problem or "the ad ranker is not loaded")

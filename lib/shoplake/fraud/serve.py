@@ -23,9 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
-import math
 import threading
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -35,6 +33,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, create_model
 from shoplake import columns as C
 from shoplake.fraud.declarations import Feature, configured_features, resolve_features
 from shoplake.ingest.landing import PAYMENTS, configured_source
+from shoplake.serve.holder import ModelWithState, RegisteredModel
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +138,7 @@ class PaymentIn(BaseModel):
     n_units: int = Field(0, ge=0, le=10_000_000, description="Units of the paid order.")
 
 
-class FraudScorer:
+class FraudScorer(ModelWithState):
     """The fraud model and the online feature state of one replica.
 
     Args:
@@ -149,38 +148,19 @@ class FraudScorer:
     """
 
     def __init__(self, cfg, lake, check_every_s: float = 30.0):
-        from shoplake.serve.holder import RegisteredModel
 
-        self.cfg, self.lake, self.check_every_s = cfg, lake, check_every_s
+        super().__init__(check_every_s)
+        self.cfg, self.lake = cfg, lake
         self.state = None
         self.features: tuple[Feature, ...] = ()
         self.payment_model: type[PaymentIn] = payment_model(cfg)
         self.table_version: int | None = None
         self.run_date = None
         self.seen: set[str] = set()
-        self.state_problem: str | None = None
         self._state_lock = threading.Lock()
-        self._reload_lock = threading.Lock()
-        self._checked = -math.inf
         # The scorer decides when to check (with the table), so the model checks on each refresh.
         self.model = RegisteredModel(cfg, cfg.fraud.registered_model, functools.partial(_load_bundle, cfg=cfg), "fraud", check_every_s=0)
         self.refresh()
-
-    @property
-    def problem(self) -> str | None:
-        """Why the model or the state is not (or no longer) what should be served, if so."""
-        return "; ".join(p for p in (self.model.problem, self.state_problem) if p) or None
-
-    def refresh(self) -> None:
-        """Load the serving model and the latest transactions when either changed (skipped while another thread reloads)."""
-        if not self._reload_lock.acquire(blocking=False):
-            return
-        try:
-            self._checked = time.monotonic()
-            self.model.refresh()
-            self.state_problem = self._refresh_state()
-        finally:
-            self._reload_lock.release()
 
     def _refresh_state(self) -> str | None:
         from shoplake.fraud.online import OnlineFeatures
@@ -245,8 +225,7 @@ class FraudScorer:
         """
         from shoplake.fraud.score import score_rows
 
-        if time.monotonic() - self._checked >= self.check_every_s:
-            self.refresh()
+        self.refresh_if_due()
         bundle, info = self.model.bundle, self.model.info
         if bundle is None or self.state is None:
             raise RuntimeError(self.problem or "the fraud scorer is not loaded")

@@ -103,3 +103,49 @@ class RegisteredModel:
         if self.problem:
             out["detail"] = self.problem
         return out
+
+
+class ModelWithState:
+    """A registered model served with lake state that changes beside it (online features, the ads' state).
+
+    The holder decides when to look for news: :meth:`refresh_if_due` at most every
+    ``check_every_s`` seconds checks the model (:attr:`model`, a :class:`RegisteredModel`
+    checking on each refresh) and calls :meth:`_refresh_state`, which loads the state
+    when its tables moved and returns why it cannot be served, if so. One thread
+    reloads at a time; the others keep serving what is loaded.
+
+    Args:
+        check_every_s: Seconds between checks for a new model version or new table versions.
+    """
+
+    model: RegisteredModel
+
+    def __init__(self, check_every_s: float):
+        self.check_every_s = check_every_s
+        self.state_problem: str | None = None
+        self._reload_lock = threading.Lock()
+        self._checked = -math.inf
+
+    @property
+    def problem(self) -> str | None:
+        """Why the model or the state is not (or no longer) what should be served, if so."""
+        return "; ".join(p for p in (self.model.problem, self.state_problem) if p) or None
+
+    def refresh(self) -> None:
+        """Load the serving model and the latest state when either changed (skipped while another thread reloads)."""
+        if not self._reload_lock.acquire(blocking=False):
+            return
+        try:
+            self._checked = time.monotonic()
+            self.model.refresh()
+            self.state_problem = self._refresh_state()
+        finally:
+            self._reload_lock.release()
+
+    def refresh_if_due(self) -> None:
+        """:meth:`refresh` when ``check_every_s`` has passed since the last check."""
+        if time.monotonic() - self._checked >= self.check_every_s:
+            self.refresh()
+
+    def _refresh_state(self) -> str | None:
+        raise NotImplementedError
