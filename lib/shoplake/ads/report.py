@@ -13,9 +13,9 @@ from shoplake.evaluation import TEST, VALIDATION
 
 #: Columns of the table: (metric in ops.model_metrics, header).
 ADS_METRICS = tuple(
-    (f"{target}_{metric}", f"{short} {label}")
+    (f"{target}_{metric}", f"{short}\n{label}")
     for target, short in (("click", "CTR"), ("conversion", "CVR"))
-    for metric, label in ((ROC_AUC, "AUC"), (LOG_LOSS, "logloss"), (NE, "NE"), (ECE, "ECE"))
+    for metric, label in ((ROC_AUC, "AUC"), (LOG_LOSS, "LL"), (NE, "NE"), (ECE, "ECE"))
 )
 ADS_SPLITS = (VALIDATION, TEST)
 _LABELS = {VALIDATION: "valid"}
@@ -36,7 +36,10 @@ def ads_metrics_table(rows) -> Table:
     The caption gives the champion's test conversion log-loss with its 95 % interval.
     """
     records = rows.to_pylist() if hasattr(rows, "to_pylist") else list(rows)
-    records = [r for r in records if r[C.SLICE] in ADS_SPLITS]
+    # The plan's off-policy estimates share the task; they are not a model's metrics.
+    metric_names = {m for m, _ in ADS_METRICS}
+    scored = {r[C.MODEL_NAME] for r in records if r[C.METRIC] in metric_names}
+    records = [r for r in records if r[C.SLICE] in ADS_SPLITS and r[C.MODEL_NAME] in scored]
     if not records:
         return Table(title="no ads metrics")
     values: dict[tuple[str, str], dict[str, float | None]] = {}
@@ -46,11 +49,12 @@ def ads_metrics_table(rows) -> Table:
         sizes[r[C.SLICE]], starts[r[C.SLICE]] = r[C.N_EVALUATED], r[C.CUTOFF_DATE]
     champion = ads_champion(records)
     splits = ", ".join(f"{_LABELS.get(s, s)} {sizes[s]:,} from {starts[s]}" for s in ADS_SPLITS if s in starts)
-    out = Table(title=f"ad models, matured impressions: {splits}", box=box.SIMPLE)
+    # Ten columns: one space between them keeps the table within an 80-column terminal.
+    out = Table(title=f"ad models, matured impressions: {splits}", box=box.SIMPLE, padding=(0, 0))
     out.add_column("model", no_wrap=True)
     out.add_column("split", no_wrap=True)
     for _, header in ADS_METRICS:
-        out.add_column(header, justify="right")
+        out.add_column(header, justify="right", min_width=6)
     order = {model: n for n, (model, _) in enumerate(values)}
     for (model, split), vals in sorted(values.items(), key=lambda kv: (ADS_SPLITS.index(kv[0][1]), order[kv[0][0]])):
         name = f"[bold]{model}[/bold]" if model == champion else model
