@@ -15,6 +15,7 @@ import logging
 import math
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -105,7 +106,7 @@ class RegisteredModel:
         return out
 
 
-class ModelWithState:
+class ModelWithState(ABC):
     """A registered model served with lake state that changes beside it (online features, the ads' state).
 
     The holder decides when to look for news: :meth:`refresh_if_due` at most every
@@ -147,5 +148,6 @@ class ModelWithState:
         if time.monotonic() - self._checked >= self.check_every_s:
             self.refresh()
 
+    @abstractmethod
     def _refresh_state(self) -> str | None:
-        raise NotImplementedError
+        """Load the state when its tables moved; return why it cannot be served, or None."""
