@@ -10,7 +10,7 @@ from shoplake.config.base import Distribution, SearchSpace, Strict
 
 #: Settings of sequence_model its search may not try: epochs comes from the best epoch, the score-time settings are
 #: tried on one fit (recommend.fitting.score_settings), the text encoder stays frozen.
-_SEQUENCE_UNSEARCHABLE = ("epochs", "trending_blend", "cold_boost", "fine_tune_text", "search")
+_SEQUENCE_UNSEARCHABLE = ("epochs", "trending_blend", "ease_blend", "cold_boost", "fine_tune_text", "search")
 #: Settings of training (matrix factorization's) that recommender.mf_search may try.
 _MF_SEARCHABLE = ("embedding_dim", "lr", "weight_decay", "negatives", "batch_size")
 
@@ -49,6 +49,12 @@ class SequenceModelConfig(Strict):
         "probabilities; with several, the validation splits pick the share and the days (0: the model alone).",
     )  # fmt: skip
 
+    ease_blend: list[float] = Field(
+        default_factory=lambda: [0.0], min_length=1,
+        description="Share of EASE's scores (fitted with the ridge penalty validation chose for EASE) mixed into the model's "
+        "next-item probabilities, after the trending blend; with several, the validation splits pick one (0: none).",
+    )  # fmt: skip
+
     cold_boost: list[float] = Field(
         default_factory=lambda: [0.0], min_length=1,
         description="Added to the logit of every item without a training interaction (a new listing, known by its text "
@@ -73,11 +79,11 @@ class SequenceModelConfig(Strict):
             raise ValueError(f"{', '.join(wrong)}: not a setting of sequence_model that can be searched")
         return value
 
-    @field_validator("trending_blend")
+    @field_validator("trending_blend", "ease_blend")
     @classmethod
-    def _shares(cls, value: list[float]) -> list[float]:
+    def _shares(cls, value: list[float], info) -> list[float]:
         if any(not 0.0 <= w <= 1.0 for w in value):
-            raise ValueError(f"every trending_blend share must lie in [0, 1], got {value}")
+            raise ValueError(f"every {info.field_name} share must lie in [0, 1], got {value}")
         return value
 
     @field_validator("cold_boost")

@@ -4,7 +4,7 @@
 process and matrix factorization and the text-aware sequence model on Ray Train.
 :func:`settings` lists a tuned model's candidate fit settings (:data:`TUNED`) and
 :func:`score_settings` the sequence model's score-time ones (new-item boost, trending
-blend), which :func:`score_transforms` applies to scores already computed and
+blend, EASE blend), which :func:`score_transforms` applies to scores already computed and
 :func:`with_score_setting` builds into the served model.
 """
 
@@ -70,9 +70,9 @@ class CachedTextEmbeddings:
 #: The setting the validation splits tune, per model: its name and the config field listing the candidates.
 TUNED = {"trending": ("days", "trending_days"), "item_knn": ("neighbors", "knn_neighbors"), "ease": ("l2", "ease_l2")}
 #: The sequence model's score-time settings (:func:`~shoplake.recommend.models.adjust.adjust_scores`): the
-#: boost of new items and the trending blend. Chosen on validation like a setting, but applied to the
-#: fitted model's scores, so trying one costs no fit.
-COLD_BOOST, BLEND, BLEND_DAYS = "cold_boost", "blend", "blend_days"
+#: boost of new items, the trending blend and the EASE blend (with EASE's ridge penalty). Chosen on validation
+#: like a setting, but applied to the fitted model's scores, so trying one costs no network fit.
+COLD_BOOST, BLEND, BLEND_DAYS, EASE_BLEND, EASE_L2 = "cold_boost", "blend", "blend_days", "ease_blend", "ease_l2"
 
 
 def settings(cfg: Config, kind: str) -> list:
@@ -80,19 +80,26 @@ def settings(cfg: Config, kind: str) -> list:
     return list(getattr(cfg.recommender, TUNED[kind][1])) if kind in TUNED else [None]
 
 
-def score_settings(cfg: Config, kind: str) -> list[dict]:
+def score_settings(cfg: Config, kind: str, ease_l2: float | None = None) -> list[dict]:
     """The candidate score-time settings of a model; ``[{}]`` for all but ``sasrec``.
 
     For ``sasrec``: every boost of new items (``sequence_model.cold_boost``) with every
     trending blend (``sequence_model.trending_blend``), a blend with every trending
-    window (``recommender.trending_days``).
+    window (``recommender.trending_days``), and every EASE blend
+    (``sequence_model.ease_blend``) with EASE fitted at ``ease_l2``.
+
+    Args:
+        ease_l2: The ridge penalty of the EASE mixed in (the one validation chose for
+            EASE itself); None: no EASE blend (EASE cannot be fitted on this catalogue).
     """
     if kind != "sasrec":
         return [{}]
     sm = cfg.sequence_model
     blends = [{BLEND: 0.0}] if 0.0 in sm.trending_blend else []
     blends += [{BLEND: w, BLEND_DAYS: d} for w in dict.fromkeys(sm.trending_blend) if w > 0 for d in cfg.recommender.trending_days]
-    return [{COLD_BOOST: b, **blend} for b in dict.fromkeys(sm.cold_boost) for blend in blends]
+    eases = [{}] if 0.0 in sm.ease_blend or ease_l2 is None else []
+    eases += [{EASE_BLEND: w, EASE_L2: float(ease_l2)} for w in dict.fromkeys(sm.ease_blend) if w > 0 and ease_l2 is not None]
+    return [{COLD_BOOST: b, **blend, **ease} for b in dict.fromkeys(sm.cold_boost) for blend in blends for ease in eases]
 
 
 def tuned_settings(tuned: dict[str, object], kind: str) -> dict[str, object]:
@@ -162,6 +169,12 @@ def count_scorer(kind: str, data: TrainingData, cfg: Config, days: int | None = 
     return PopularityScorer(model.popularity)
 
 
+def ease_scorer(data: TrainingData, cfg: Config, l2: float) -> EaseScorer:
+    """EASE fitted on a history with ridge penalty ``l2``, each item's strongest weights kept (:data:`EASE_KEEP`)."""
+    pairs = (data.pair_users, data.pair_items, data.pair_weights, data.n_users, data.n_items)
+    return EaseScorer(EaseModel(l2, cfg.recommender.ease_max_items).fit(*pairs).strongest(EASE_KEEP))
+
+
 def fit_model(kind: str, data: TrainingData, cfg: Config, name: str, *, text_embeddings: Callable | None = None,
               epochs: int | None = None, fail_at_epoch: int | None = None, setting=None) -> FittedModel:  # fmt: skip
     """Fit one model family on a history.
@@ -192,7 +205,7 @@ def fit_model(kind: str, data: TrainingData, cfg: Config, name: str, *, text_emb
         elif kind == "item_knn":
             scorer = ItemKnnScorer(ItemCooccurrenceModel(neighbors=int(setting)).fit(*pairs).similarity)
         else:
-            scorer = EaseScorer(EaseModel(float(setting), cfg.recommender.ease_max_items).fit(*pairs).strongest(EASE_KEEP))
+            scorer = ease_scorer(data, cfg, float(setting))
         fitted = FittedModel(kind, scorer, params={TUNED[kind][0]: setting})
     elif kind == "mf":
         task = mf_task(cfg, data.pair_users, data.pair_items, data.pair_weights, data.user_ids, data.item_ids)
@@ -221,7 +234,8 @@ def with_score_setting(fitted: FittedModel, data: TrainingData, cfg: Config, set
     if not setting:
         return fitted
     prior = count_scorer("trending", data, cfg, int(setting[BLEND_DAYS])).popularity if setting.get(BLEND) else None
-    scorer = fitted.scorer.with_settings(prior, **setting)
+    partner = ease_scorer(data, cfg, float(setting[EASE_L2])) if setting.get(EASE_BLEND) else None
+    scorer = fitted.scorer.with_settings(prior, partner, **setting)
     return FittedModel(fitted.kind, scorer, fitted.fit, fitted.seconds, {**fitted.params, **setting})
 
 
@@ -231,13 +245,21 @@ def score_transforms(data: TrainingData, cfg: Config, settings_: Sequence[dict],
 
     # Counted once per window, as of each user's own bound where the split has them (leave-last-out).
     priors = {d: count_scorer("trending", data, cfg, int(d)) for d in {s[BLEND_DAYS] for s in settings_ if s.get(BLEND)}}
+    partners = {l2: ease_scorer(data, cfg, float(l2)) for l2 in {s[EASE_L2] for s in settings_ if s.get(EASE_BLEND)}}
     unknown = scorer.unknown() if any(s.get(COLD_BOOST) for s in settings_) else None
 
     def transform(setting: dict) -> Callable | None:
-        if not setting.get(BLEND) and not setting.get(COLD_BOOST):
+        if not setting.get(BLEND) and not setting.get(COLD_BOOST) and not setting.get(EASE_BLEND):
             return None
         prior = priors[setting[BLEND_DAYS]] if setting.get(BLEND) else None
-        boost, blend = float(setting.get(COLD_BOOST, 0.0)), float(setting.get(BLEND, 0.0))
-        return lambda scores, users: adjust_scores(scores, unknown, boost, None if prior is None else prior.score(users, None), blend)
+        partner = partners[setting[EASE_L2]] if setting.get(EASE_BLEND) else None
+        boost, blend, ease = (float(setting.get(key, 0.0)) for key in (COLD_BOOST, BLEND, EASE_BLEND))
+
+        def adjusted(scores: np.ndarray, users: np.ndarray) -> np.ndarray:
+            prior_rows = None if prior is None else prior.score(users, None)
+            partner_rows = None if partner is None else partner.score(users, [data.sequences[u] for u in users])
+            return adjust_scores(scores, unknown, boost, prior_rows, blend, partner_rows, ease)
+
+        return adjusted
 
     return [transform(s) for s in settings_]

@@ -56,6 +56,8 @@ from shoplake.recommend.fitting import (
     BLEND,
     BLEND_DAYS,
     COLD_BOOST,
+    EASE_BLEND,
+    EASE_L2,
     TUNED,
     CachedTextEmbeddings,
     FittedModel,
@@ -172,6 +174,8 @@ def _setting_label(kind: str, fit_setting, score_setting: dict) -> str:
         parts.append(f"new items +{score_setting[COLD_BOOST]}")
     if score_setting.get(BLEND):
         parts.append(f"trending blend {score_setting[BLEND]} ({score_setting[BLEND_DAYS]} days)")
+    if score_setting.get(EASE_BLEND):
+        parts.append(f"EASE blend {score_setting[EASE_BLEND]} (l2 {score_setting[EASE_L2]:g})")
     return f"{kind} ({', '.join(parts)})" if parts else kind
 
 
@@ -243,7 +247,8 @@ def run_recommendation(
             seconds[f"{kind} (search)"] = searched.seconds
             step(f"{kind}: {searched.summary()}")
             tuned.update({f"{kind} {key}": value for key, value in chosen_settings(kind_cfg, kind, searched).items()})
-        fit_candidates, score_candidates = settings(cfg, kind), score_settings(cfg, kind)
+        ease_l2 = None if skip_reason(cfg, "ease", test.train) else float(tuned.get("ease", cfg.recommender.ease_l2[0]))
+        fit_candidates, score_candidates = settings(cfg, kind), score_settings(cfg, kind, ease_l2)
         best_fit, best_score = fit_candidates[0], score_candidates[0]
         if validations:
             # Every candidate on every validation split, pooled; the first of the best wins.

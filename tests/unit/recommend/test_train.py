@@ -79,3 +79,15 @@ def test_the_sequence_model_tries_each_boost_with_each_trending_blend_and_window
     blends = [{"blend": 0.0}, {"blend": 0.3, "blend_days": 7}, {"blend": 0.3, "blend_days": 14}]
     assert score_settings(cfg, "sasrec") == [{"cold_boost": b, **blend} for b in (0.0, 2.0) for blend in blends]
     assert score_settings(cfg, "ease") == [{}]
+
+
+def test_the_sequence_model_tries_each_ease_blend_with_the_penalty_validation_chose_for_ease(make_cfg):
+    cfg = make_cfg("sequence_model.trending_blend=[0.0]", "sequence_model.cold_boost=[0.0]", "sequence_model.ease_blend=[0.0,0.4]")
+    assert score_settings(cfg, "sasrec", ease_l2=200.0) == [
+        {"cold_boost": 0.0, "blend": 0.0},
+        {"cold_boost": 0.0, "blend": 0.0, "ease_blend": 0.4, "ease_l2": 200.0},
+    ]
+    # Without an EASE (a catalogue over recommender.ease_max_items) the network is tried alone, even with no 0 share.
+    only_blends = make_cfg("sequence_model.trending_blend=[0.0]", "sequence_model.cold_boost=[0.0]", "sequence_model.ease_blend=[0.4]")
+    assert score_settings(only_blends, "sasrec", ease_l2=None) == [{"cold_boost": 0.0, "blend": 0.0}]
+    assert score_settings(only_blends, "sasrec", ease_l2=50.0) == [{"cold_boost": 0.0, "blend": 0.0, "ease_blend": 0.4, "ease_l2": 50.0}]

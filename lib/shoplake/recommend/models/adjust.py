@@ -1,4 +1,4 @@
-"""Score-time adjustments of a next-item model's logits: new items lifted, a prior such as trending counts mixed in.
+"""Score-time adjustments of a next-item model's logits: new items lifted, priors such as trending counts or EASE mixed in.
 
 Neither needs the network: they apply to logits already computed, so the validation
 splits can try every candidate setting on one fit, and the served scorer applies
@@ -41,8 +41,8 @@ def blend_with_prior(logits: np.ndarray, prior: np.ndarray, weight: float) -> np
 
 
 def adjust_scores(logits: np.ndarray, unknown: np.ndarray, cold_boost: float = 0.0, prior: np.ndarray | None = None,
-                  blend: float = 0.0) -> np.ndarray:  # fmt: skip
-    """The served scores from the network's logits: new items boosted, then a prior mixed in.
+                  blend: float = 0.0, partner: np.ndarray | None = None, partner_blend: float = 0.0) -> np.ndarray:  # fmt: skip
+    """The served scores from the network's logits: new items boosted, then a prior mixed in, then a partner model.
 
     Args:
         logits: The network's next-item logits, ``(n_users, n_items)``.
@@ -52,10 +52,15 @@ def adjust_scores(logits: np.ndarray, unknown: np.ndarray, cold_boost: float = 0
             the validation splits measure how much a new listing should be lifted.
         prior: Counts per item (or one row per user) mixed in with :func:`blend_with_prior`.
         blend: The prior's share of the mixture.
+        partner: Another model's scores of the same users, ``(n_users, n_items)`` (EASE's, say); its
+            positive part, as shares per user, is mixed into the result with :func:`blend_with_prior`.
+        partner_blend: The partner's share of that mixture.
     """
     out = np.asarray(logits, dtype=np.float64)
     if cold_boost:
         out = out + cold_boost * np.asarray(unknown, dtype=np.float64)
     if blend > 0 and prior is not None:
         out = blend_with_prior(out, prior, blend)
+    if partner_blend > 0 and partner is not None:
+        out = blend_with_prior(out, np.maximum(np.asarray(partner, dtype=np.float64), 0.0), partner_blend)
     return out

@@ -38,6 +38,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from shoplake.recommend.bundle import EaseScorer
 from shoplake.recommend.models.adjust import adjust_scores
 
 log = logging.getLogger(__name__)
@@ -376,22 +377,25 @@ class SasrecScorer:
         model_config: The model's settings (``n_items``, ``max_len``, ``dim``,
             ``layers``, ``heads``, ``dropout``, ``text_fusion``, ``dedupe``, ...),
             as returned with the weights by training; ``cold_boost``, ``blend``
-            (the weight of ``prior``) adjust the scores (:func:`~shoplake.recommend.models.adjust.adjust_scores`), 0 by default.
+            (the weight of ``prior``) and ``ease_blend`` (the weight of ``partner``) adjust the
+            scores (:func:`~shoplake.recommend.models.adjust.adjust_scores`), 0 by default.
         state_dict: The trained weights (``known`` and the text table included).
         text_emb: Text embeddings of the catalogue, ``(n_items, text_dim)``.
         batch_size: Users per forward pass in :meth:`score`.
         prior: Counts per item (what sells now) mixed into the scores; None: no mixture.
+        partner: A model scoring the same histories (EASE) whose scores are mixed in; None: no mixture.
     """
 
     kind = "sasrec"
 
     def __init__(self, model_config: dict, state_dict: dict, text_emb: np.ndarray, batch_size: int = 512,
-                 prior: np.ndarray | None = None):  # fmt: skip
+                 prior: np.ndarray | None = None, partner: EaseScorer | None = None):  # fmt: skip
         self.model_config = dict(model_config)
         self.text_emb = np.asarray(text_emb, dtype=np.float32)
         self.n_items = int(model_config["n_items"])
         self.batch_size = batch_size
         self.prior = None if prior is None else np.asarray(prior, dtype=np.float64)
+        self.partner = partner
         self.model = build_model(self.model_config, self.text_emb)
         state = dict(state_dict)
         # The text table may be left out of a saved state: it is rebuilt from text_emb.
@@ -425,18 +429,20 @@ class SasrecScorer:
                 tokens = encode_histories(histories[start : start + self.batch_size], max_len, self.n_items, dedupe)
                 out[start : start + len(tokens)] = self.model.logits(self.model.hidden(tokens, rep)[:, -1], rep).numpy()
         cold_boost, blend = float(self.model_config.get("cold_boost", 0.0)), float(self.model_config.get("blend", 0.0))
-        if cold_boost or (blend > 0 and self.prior is not None):
-            return adjust_scores(out, self.unknown(), cold_boost, self.prior, blend).astype(np.float32)
+        partner_blend = float(self.model_config.get("ease_blend", 0.0)) if self.partner is not None else 0.0
+        if cold_boost or (blend > 0 and self.prior is not None) or partner_blend > 0:
+            partner = self.partner.score(users, histories) if partner_blend > 0 else None
+            return adjust_scores(out, self.unknown(), cold_boost, self.prior, blend, partner, partner_blend).astype(np.float32)
         return out
 
     def unknown(self) -> np.ndarray:
         """Bool per item: the model saw no interaction of it in training (it is represented by its text alone)."""
         return ~self.model.known[1 : self.n_items + 1].numpy()
 
-    def with_settings(self, prior: np.ndarray | None, **settings) -> SasrecScorer:
-        """The same model with score-time settings (``cold_boost``, ``blend`` of ``prior``, ...) recorded in its config."""
+    def with_settings(self, prior: np.ndarray | None, partner: EaseScorer | None = None, **settings) -> SasrecScorer:
+        """The same model with score-time settings (``cold_boost``, ``blend`` of ``prior``, ``ease_blend`` of ``partner``) recorded in its config."""
         config = {**self.model_config, **settings}
-        return SasrecScorer(config, self.model.state_dict(), self.text_emb, self.batch_size, prior)
+        return SasrecScorer(config, self.model.state_dict(), self.text_emb, self.batch_size, prior, partner)
 
     def item_vectors(self) -> np.ndarray:
         """Item representations (id + text), shape ``(n_items, dim)``, for cosine similar-items search."""
@@ -444,7 +450,7 @@ class SasrecScorer:
             return self.model.item_representations()[1 : self.n_items + 1].numpy().astype(np.float32)
 
     def save(self, folder: Path) -> None:
-        """Write ``sasrec.pt`` (config, weights, text embeddings) into ``folder``."""
+        """Write ``sasrec.pt`` (config, weights, text embeddings) into ``folder``, and the partner's own file."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         state = {k: v for k, v in self.model.state_dict().items() if k != "text_table"}
@@ -452,6 +458,8 @@ class SasrecScorer:
         if self.prior is not None:
             saved["prior"] = torch.from_numpy(self.prior)
         torch.save(saved, folder / SCORER_FILE)
+        if self.partner is not None:
+            self.partner.save(folder)
 
     @classmethod
     def load(cls, folder: Path) -> SasrecScorer:
@@ -459,4 +467,5 @@ class SasrecScorer:
         saved = torch.load(Path(folder) / SCORER_FILE, map_location="cpu", weights_only=True)
         text_emb = saved["text_emb"].numpy()
         prior = saved["prior"].numpy() if "prior" in saved else None
-        return cls(saved["model_config"], saved["state_dict"], text_emb, prior=prior)
+        partner = EaseScorer.load(folder) if (Path(folder) / EaseScorer.FILE).is_file() else None
+        return cls(saved["model_config"], saved["state_dict"], text_emb, prior=prior, partner=partner)

@@ -264,3 +264,36 @@ def test_the_served_scorer_keeps_its_boost_and_prior_through_save_and_load(tmp_p
     np.testing.assert_allclose(scorer.score(np.arange(1), histories), expected, rtol=1e-5)
     scorer.save(tmp_path)
     np.testing.assert_allclose(SasrecScorer.load(tmp_path).score(np.arange(1), histories), expected, rtol=1e-5)
+
+
+def test_the_ease_blend_mixes_the_positive_part_of_the_partners_scores_per_user():
+    logits = np.array([[2.0, 1.0, 0.0, -1.0], [0.0, 0.0, 0.0, 0.0]])
+    partner = np.array([[-3.0, 0.0, 2.0, 2.0], [1.0, 0.0, 0.0, -1.0]])
+    out = np.exp(adjust_scores(logits, np.zeros(4, bool), partner=partner, partner_blend=0.25))
+    p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    shares = np.array([[0.0, 0.0, 0.5, 0.5], [1.0, 0.0, 0.0, 0.0]])
+    np.testing.assert_allclose(out, 0.75 * p + 0.25 * shares)
+    np.testing.assert_array_equal(adjust_scores(logits, np.zeros(4, bool), partner=partner, partner_blend=0.0), logits)
+
+
+def test_the_served_scorer_keeps_its_ease_partner_through_save_and_load(tmp_path):
+    from scipy import sparse
+
+    from shoplake.recommend.bundle import EaseScorer
+
+    torch.manual_seed(0)
+    model = build_model(config(), random_text(), np.ones(N_ITEMS, dtype=bool))
+    weights = np.zeros((N_ITEMS, N_ITEMS))
+    weights[1, 7], weights[2, 9] = 2.0, -1.0
+    partner = EaseScorer(sparse.csr_matrix(weights))
+    scorer = SasrecScorer(config(), model.state_dict(), random_text()).with_settings(None, partner, ease_blend=0.5, ease_l2=100.0)
+    histories = [np.array([1, 2]), np.array([3])]
+    plain = SasrecScorer(config(), model.state_dict(), random_text()).score(np.arange(2), histories)
+    expected = adjust_scores(plain, scorer.unknown(), partner=partner.score(np.arange(2), histories), partner_blend=0.5)
+    served = scorer.score(np.arange(2), histories)
+    np.testing.assert_allclose(served, expected, rtol=1e-5)
+    assert np.argmax(served[0]) == 7  # half the first user's mass sits on EASE's one positive neighbour
+    scorer.save(tmp_path)
+    loaded = SasrecScorer.load(tmp_path)
+    assert loaded.partner is not None
+    np.testing.assert_allclose(loaded.score(np.arange(2), histories), expected, rtol=1e-5)
