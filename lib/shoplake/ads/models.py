@@ -168,10 +168,11 @@ class GBTModel:
         return model
 
     def predict(self, data: AdData) -> tuple[np.ndarray, np.ndarray]:
-        import xgboost as xgb
-
-        X = xgb.DMatrix(self._inputs(data))
-        return _clip(self.ctr.predict(X)), _clip(self.cvr.predict(X))
+        """pCTR and pCVR per row; ``inplace_predict`` reads the array without building a ``DMatrix``."""
+        X = self._inputs(data)
+        if len(X) == 0:
+            return np.zeros(0), np.zeros(0)
+        return _clip(np.asarray(self.ctr.inplace_predict(X))), _clip(np.asarray(self.cvr.inplace_predict(X)))
 
     def save(self, folder: str | Path) -> Path:
         folder = Path(folder)
