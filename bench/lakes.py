@@ -60,6 +60,7 @@ def ensure_lake(name: str, cfg, run_date: dt.date | None = None, *, needs: tuple
     from shoplake.config import load_config
     from shoplake.lake import Lake
     from shoplake.recommend.schemas import USER_ITEM_MATRIX
+    from shoplake.usecases import use_cases
 
     spec = DATASETS[name]
     if name.startswith("synthetic"):
@@ -79,9 +80,9 @@ def ensure_lake(name: str, cfg, run_date: dt.date | None = None, *, needs: tuple
                 sizes = [a for key in ("users", "days") if key in g for a in (f"--{key}", str(g[key]))]
                 rate = ["--set", f"generate.fraud_rate={g['fraud_rate']}"] if "fraud_rate" in g else []
                 _shoplake("generate", "--out", spec["landing"], *sizes, *rate)
-        _shoplake(
-            "nightly", "--from", str(spec["first"]), "--to", str(spec["last"]), "--no-recommend", "--no-forecast", "--no-fraud", *sets
-        )
+        # Ingest and features only: the benches train what they compare themselves.
+        no_use_cases = [f"--no-{uc.name}" for uc in use_cases()]
+        _shoplake("nightly", "--from", str(spec["first"]), "--to", str(spec["last"]), *no_use_cases, *sets)
     # The recommendation run cuts every history it needs from the run date's snapshot.
     missing = run_date not in lake.run_dates(USER_ITEM_MATRIX)
     missing = missing or any(run_date not in lake.run_dates(table) for table in needs)
