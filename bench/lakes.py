@@ -2,8 +2,8 @@
 
 * ``online-retail``: the UCI Online Retail import (2010-12-01 .. 2011-12-09; run date
   2011-12-10), landing files under ``data/online-retail``, lake under ``data/lake-online-retail``;
-* ``synthetic``: the demo's synthetic shop (``generate`` settings), under
-  ``data/synthetic-bench`` and ``data/lake-synthetic-bench``;
+* ``synthetic``: the demo's synthetic shop (``generate`` settings) with 2,000 users, five
+  times the demo's, under ``data/synthetic-bench`` and ``data/lake-synthetic-bench``;
 * ``synthetic-fraud``: a larger synthetic shop for the fraud models (5,000 customers,
   180 days, 2 % fraud: a real shop's rate), under ``data/synthetic-fraud`` and
   ``data/lake-synthetic-fraud``.
@@ -28,7 +28,8 @@ DATASETS = {
         "last": dt.date(2011, 12, 9),
         "overrides": ["ingest.sources=[orders,products]"],
     },
-    "synthetic": {"landing": "data/synthetic-bench", "lake": "data/lake-synthetic-bench", "overrides": []},
+    # Five times the demo's users: enough judged users a window for the intervals to separate models.
+    "synthetic": {"landing": "data/synthetic-bench", "lake": "data/lake-synthetic-bench", "overrides": [], "generate": {"users": 2000}},
     "synthetic-fraud": {
         "landing": "data/synthetic-fraud",
         "lake": "data/lake-synthetic-fraud",
