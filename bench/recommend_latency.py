@@ -75,8 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def synthetic_bundle(users: int, items: int, dim: int, seed: int):
     """A matrix-factorization bundle with random embeddings and histories."""
-    from shoplake.recommend.bundle import MFScorer, RecommenderBundle
+    from shoplake.recommend.bundle import RecommenderBundle
     from shoplake.recommend.models.mf import IdMap
+    from shoplake.recommend.models.scorers import MFScorer
 
     rng = np.random.default_rng(seed)
     lengths = rng.integers(5, 31, size=users)

@@ -78,7 +78,7 @@ def mf_bundle(seed: int):
     """A matrix-factorization recommender bundle with random factors drawn from ``seed``."""
     import numpy as np
 
-    from shoplake.recommend.bundle import MFScorer
+    from shoplake.recommend.models.scorers import MFScorer
 
     rng = np.random.default_rng(seed)
     return make_bundle(MFScorer(rng.normal(size=(3, 4)), rng.normal(size=(5, 4)), rng.normal(size=5)))

@@ -11,9 +11,10 @@ import pytest
 
 from shoplake import columns as C
 from shoplake.lake import Lake
-from shoplake.recommend.bundle import PopularityScorer, RecommenderBundle
+from shoplake.recommend.bundle import RecommenderBundle
 from shoplake.recommend.evaluate import evaluate_scorer
 from shoplake.recommend.holdout import MissingFeaturesError, load_events
+from shoplake.recommend.models.scorers import PopularityScorer
 from shoplake.recommend.protocols import window_split
 from shoplake.recommend.schemas import INTERACTIONS, ITEM_FEATURES, USER_ITEM_MATRIX
 from shoplake.recommend.train import run_recommendation

@@ -8,8 +8,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from shoplake.recommend.bundle import MFScorer, RecommenderBundle
+from shoplake.recommend.bundle import RecommenderBundle
 from shoplake.recommend.models.mf import IdMap
+from shoplake.recommend.models.scorers import MFScorer
 from shoplake.recommend.schemas import RECOMMENDATIONS
 
 N_USERS, N_ITEMS, K = 40, 12, 5

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from helpers import get_json
-from shoplake.recommend.bundle import MFScorer, RecommenderBundle
+from shoplake.recommend.bundle import RecommenderBundle
 from shoplake.recommend.models.mf import IdMap
+from shoplake.recommend.models.scorers import MFScorer
 
 N_USERS, N_ITEMS = 20, 15
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from helpers import POPULARITY, answers, make_bundle, mf_bundle
-from shoplake.recommend.bundle import PopularityScorer, RecommenderBundle, load_serving_bundle
+from shoplake.recommend.bundle import RecommenderBundle, load_serving_bundle
+from shoplake.recommend.models.scorers import PopularityScorer
 from shoplake.registry import NoServingModel, list_versions, log_model, metric_name, resolve_version, tracking_uri
 
 

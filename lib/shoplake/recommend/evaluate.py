@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from shoplake.evaluation import bootstrap_mean
-from shoplake.recommend.bundle import Scorer
 from shoplake.recommend.metrics import CHAMPION_METRIC, evaluate, ndcg_per_user, rank_items
+from shoplake.recommend.models.scorers import Scorer
 from shoplake.recommend.protocols import HoldoutSplit
 from shoplake.recommend.schemas import ALL_ITEMS, COLD_ITEMS
 

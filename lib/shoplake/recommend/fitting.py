@@ -19,7 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from shoplake.config import Config
-from shoplake.recommend.bundle import (
+from shoplake.recommend.holdout import TrainingData
+from shoplake.recommend.mf_train import mf_task
+from shoplake.recommend.models.baselines import EaseModel, ItemCooccurrenceModel, PopularityModel, counts_as_of, trending_counts
+from shoplake.recommend.models.scorers import (
     EASE_KEEP,
     CooccurrenceScorer,
     EaseScorer,
@@ -29,9 +32,6 @@ from shoplake.recommend.bundle import (
     Scorer,
     TrendingScorer,
 )
-from shoplake.recommend.holdout import TrainingData
-from shoplake.recommend.mf_train import mf_task
-from shoplake.recommend.models.baselines import EaseModel, ItemCooccurrenceModel, PopularityModel, counts_as_of, trending_counts
 from shoplake.recommend.schemas import INTERACTION_TYPES
 from shoplake.train.loop import FitResult, fit
 

@@ -69,7 +69,7 @@ def _scorer(kind: str, model, task):
         from shoplake.recommend.models.sasrec import SasrecScorer
 
         return SasrecScorer(task.model_config, state, task.text_emb)
-    from shoplake.recommend.bundle import MFScorer
+    from shoplake.recommend.models.scorers import MFScorer
 
     return MFScorer.from_state(state)
 

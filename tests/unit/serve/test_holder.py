@@ -9,7 +9,7 @@ import pytest
 from fastapi import HTTPException
 
 from helpers import POPULARITY, answers, make_bundle, mf_bundle
-from shoplake.recommend.bundle import PopularityScorer
+from shoplake.recommend.models.scorers import PopularityScorer
 from shoplake.recommend.serve import RecommenderModel
 from shoplake.registry import log_model
 from shoplake.serve.holder import RegisteredModel

@@ -38,8 +38,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from shoplake.recommend.bundle import EaseScorer
 from shoplake.recommend.models.adjust import adjust_scores
+from shoplake.recommend.models.scorers import EaseScorer
 
 log = logging.getLogger(__name__)
 

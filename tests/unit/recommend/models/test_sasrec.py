@@ -279,7 +279,7 @@ def test_the_ease_blend_mixes_the_positive_part_of_the_partners_scores_per_user(
 def test_the_served_scorer_keeps_its_ease_partner_through_save_and_load(tmp_path):
     from scipy import sparse
 
-    from shoplake.recommend.bundle import EaseScorer
+    from shoplake.recommend.models.scorers import EaseScorer
 
     torch.manual_seed(0)
     model = build_model(config(), random_text(), np.ones(N_ITEMS, dtype=bool))
