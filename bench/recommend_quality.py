@@ -23,8 +23,8 @@ Datasets:
 
 * ``online-retail``: the UCI Online Retail import (customers x stock codes,
   2010-12-01 .. 2011-12-09; run date 2011-12-10), lake under ``data/lake-online-retail``;
-* ``synthetic``: the demo's synthetic shop (``generate`` settings), lake under
-  ``data/lake-synthetic-bench``.
+* ``synthetic``: the demo's synthetic shop (``generate`` settings) with 2,000 users,
+  lake under ``data/lake-synthetic-bench``.
 
 Run::
 
