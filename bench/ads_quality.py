@@ -182,7 +182,7 @@ def _plans_against_the_log(console, cfg, result, data, truth: dict) -> dict[str,
     from shoplake.ads.plan import allocate, market_of, plan_policy
     from shoplake.ads.planning import choose_settings, judge, newest_days, plan_market, reward
     from shoplake.ads.planning import plan_policy as viewer_policy
-    from shoplake.ads.policy import campaign_spend
+    from shoplake.ads.policy import Policy, campaign_spend
     from shoplake.datagen.shop.ads import true_ad_probabilities
     from shoplake.evaluation import TEST, VALIDATION
 
@@ -240,13 +240,11 @@ def _plans_against_the_log(console, cfg, result, data, truth: dict) -> dict[str,
     # The per-viewer plans as of the first test day: with the chosen settings, and with ads.plan_* as set.
     market = plan_market(cfg, history, bundle_score)
     t_value, t_spend, t_logged_value, t_logged_spend = planted(t, list(zip(market.campaigns.tolist(), market.items.tolist())))
-    viewer_plans = {}
+    judged_plans = {}
     for name, plan_cfg in (("per-viewer plan", choice.cfg), ("per-viewer plan as set", cfg)):
         policy = viewer_policy(plan_cfg, market)
-        judged = judge(plan_cfg, market, policy, t)
-        probs = per_slot(judged)
-        viewer_plans[name] = (policy, judged, (probs * t_value).sum(axis=1), (probs * t_spend).sum(axis=1))
-    policy, judged, viewer_value, viewer_spend = viewer_plans["per-viewer plan"]
+        judged_plans[name] = judge(plan_cfg, market, policy, t)
+    policy = judged_plans["per-viewer plan"].policy
     budget, spent = sum(market.budgets.values()), campaign_spend(market, policy.probabilities)
     exp_value = float((market.traffic[:, None] * policy.probabilities * market.value).sum())
     console.print(f"per-viewer plan: {len(market.traffic):,} viewer x placement contexts, {len(market.items)} ads, {describe(policy)} "
@@ -255,48 +253,47 @@ def _plans_against_the_log(console, cfg, result, data, truth: dict) -> dict[str,
                   f"(ROAS {exp_value / max(sum(spent.values()), 1e-9):.2f}); budget multipliers "
                   f"{', '.join(f'{c} {m:.2f}' for c, m in policy.multipliers.items())}")  # fmt: skip
 
-    # The campaign x placement plan, bought on the same days' market with the champion's validation scores.
+    # The campaign x placement plan, bought on the same days' market with the champion's scores, as a policy over the same
+    # contexts, so that its doubly robust estimate reads the same reward model as the per-viewer plans'.
     cells = market_of(newest_days(history, cfg.ads.plan_days), bundle_score(newest_days(history, cfg.ads.plan_days)))
     placement_policy = plan_policy(allocate(cells.cells, cells.budgets), cells.ad_share)
-    target = np.array([placement_policy.get((p, c, i), 0.0) for p, c, i in zip(t.placement, t.cats[C.CAMPAIGN_ID], t.cats[C.ITEM_ID])])
-    cell_value, cell_spend = np.zeros(len(t)), np.zeros(len(t))
-    for a, (campaign, item) in enumerate(zip(market.campaigns.tolist(), market.items.tolist())):
-        for p in set(t.placement.tolist()):
-            here = (t.placement == p) * placement_policy.get((p, campaign, item), 0.0)
-            cell_value += here * t_value[:, a]
-            cell_spend += here * t_spend[:, a]
-    price = t.num[:, NUMERIC.index(C.PRICE)]
-    scores = bundle_score(t)
-    q_cell = scores.p_ctcvr * price - scores.p_ctr * np.array([cells.cpc.get(c, 0.0) for c in t.cats[C.CAMPAIGN_ID]])
-    # Its reward model knows the campaign x placement averages only (what the plan itself was bought on).
-    cell_profit = {(c.placement, c.campaign): c.value - c.cost for c in cells.cells}
-    per_placement = {p: sum(prob * cell_profit.get((pl, c), 0.0) for (pl, c, _), prob in placement_policy.items() if pl == p)
-                     for p in set(t.placement.tolist())}  # fmt: skip
-    v_cell = np.array([per_placement[p] for p in t.placement])
-    cell_est = estimate(reward(t), t.propensity, target, q_cell, v_cell, **boot)
+    ads = list(zip(market.campaigns.tolist(), market.items.tolist()))
+    shares = np.array([[placement_policy.get((p, c, i), 0.0) for c, i in ads] for p in market.placements.tolist()])
+    judged_plans["campaign x placement plan"] = judge(cfg, market, Policy(shares, {}, 0.0), t)
 
-    est = judged.estimates
+    ad_index = {a: k for k, a in enumerate(ads)}
+    logged_ad = np.array([ad_index.get(a, -1) for a in zip(t.cats[C.CAMPAIGN_ID].tolist(), t.cats[C.ITEM_ID].tolist())])
+    true_net, true_logged = t_value - t_spend, (t_logged_value - t_logged_spend).mean()
+    true_q = np.where(logged_ad >= 0, true_net[np.arange(len(t)), np.maximum(logged_ad, 0)], 0.0)
+    est = judged_plans["per-viewer plan"].estimates
     table = Table(title=f"value minus cost per slot, test impressions of known viewers ({len(t):,} from {test_start}), 95 % intervals; "
                         f"margin: the policy minus the logged one, paired over the same impressions")  # fmt: skip
     for col in ("policy", "effective n", "estimator", "value", "interval", "margin", "interval", "verdict", "true value", "true margin"):
         table.add_column(col, justify="right")
-    true_logged = (t_logged_value - t_logged_spend).mean()
     table.add_row("logged", "", "observed", f"{est.logged.value:.4f}", f"{est.logged.low:.4f}..{est.logged.high:.4f}", "", "", "",
                   f"{true_logged:.4f}", "")  # fmt: skip
-    rows = [(f"per-viewer plan ({describe(p)})", j.estimates, j, val - sp) for p, j, val, sp in viewer_plans.values()]
-    rows.append(("campaign x placement plan", cell_est, None, cell_value - cell_spend))
-    for label, e, j, true_net in rows:
-        for name, value, margin in (("IPS", e.ips, e.ips_margin), ("SNIPS", e.snips, e.snips_margin), ("DR", e.dr, e.dr_margin)):
-            table.add_row(label, f"{e.effective_n:,.0f}", name, f"{value.value:.4f}", f"{value.low:.4f}..{value.high:.4f}",
-                          f"{margin.value:+.4f}", f"{margin.low:+.4f}..{margin.high:+.4f}", margin.verdict(), f"{true_net.mean():.4f}",
-                          f"{true_net.mean() - true_logged:+.4f}")  # fmt: skip
-        if j is not None:
-            # The reward model alone (the direct method), what DR corrects with the logged rewards.
-            table.add_row(label, "", "model alone", f"{j.model_value.mean():.4f}", "", f"{(j.model_value - j.model_logged).mean():+.4f}",
-                          "", "", f"{true_net.mean():.4f}", f"{true_net.mean() - true_logged:+.4f}")  # fmt: skip
+    net_of = {}
+    for name, j in judged_plans.items():
+        label = name if name == "campaign x placement plan" else f"per-viewer plan ({describe(j.policy)})"
+        probs = per_slot(j)
+        net_of[name] = (probs * t_value).sum(axis=1), (probs * t_spend).sum(axis=1)
+        truth_net = (probs * true_net).sum(axis=1)
+        # DR with the planted probabilities as its reward model: how much of DR's spread the model could remove.
+        planted_dr = estimate(reward(t), t.propensity, j.target, true_q, truth_net, **boot)
+        e = j.estimates
+        for estimator, value, margin in (("IPS", e.ips, e.ips_margin), ("SNIPS", e.snips, e.snips_margin), ("DR", e.dr, e.dr_margin),
+                                         ("DR, planted model", planted_dr.dr, planted_dr.dr_margin)):  # fmt: skip
+            table.add_row(label, f"{e.effective_n:,.0f}", estimator, f"{value.value:.4f}", f"{value.low:.4f}..{value.high:.4f}",
+                          f"{margin.value:+.4f}", f"{margin.low:+.4f}..{margin.high:+.4f}", margin.verdict(), f"{truth_net.mean():.4f}",
+                          f"{truth_net.mean() - true_logged:+.4f}")  # fmt: skip
+        # The reward model alone (the direct method), what DR corrects with the logged rewards.
+        table.add_row(label, "", "model alone", f"{j.model_value.mean():.4f}", "", f"{(j.model_value - j.model_logged).mean():+.4f}",
+                      "", "", f"{truth_net.mean():.4f}", f"{truth_net.mean() - true_logged:+.4f}")  # fmt: skip
     console.print(table)
+    price = t.num[:, NUMERIC.index(C.PRICE)]
     observed_spend = float((t.click * t.cost).sum())
     observed_value = float((t.click * t.conversion * price).sum())
+    (viewer_value, viewer_spend), (cell_value, cell_spend) = net_of["per-viewer plan"], net_of["campaign x placement plan"]
     return {
         "logged": (observed_value / max(observed_spend, 1e-9), float(t_logged_value.sum() / t_logged_spend.sum())),
         "per-viewer plan": (exp_value / max(sum(spent.values()), 1e-9), float(viewer_value.sum() / viewer_spend.sum())),
