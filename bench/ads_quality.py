@@ -16,13 +16,19 @@ calibration error of its calibrated pCTR and pCTCVR against the true probabiliti
 generator planted, beside the same figures of the truth itself (the ceiling any model
 can reach on these labels).
 
-Then the plans, made with the champion's scores as of the first test day (the state
-after the days before it, the traffic and budgets of their newest ``ads.plan_days``),
-are judged on the test impressions of known viewers, as value minus cost per slot: the
-per-viewer plan (:mod:`shoplake.ads.policy`) and the campaign x placement plan
-(:mod:`shoplake.ads.plan`), each by IPS, self-normalised IPS and doubly robust
-estimates with bootstrap intervals, beside its true value under the planted
-probabilities. ``--chart`` writes the reliability diagram of every model's test pCTCVR
+Then the plans, judged on impressions of known viewers as value minus cost per slot
+(the planted probabilities give every policy's true value there). The per-viewer plan's
+settings (``ads.plan_search``) are chosen as the nightly plan chooses them
+(:func:`shoplake.ads.planning.choose_settings`): each combination's plan, made before
+the validation days, is judged on them, with its doubly robust margin over the logged
+policy and the true margin printed. Then, made with the champion's scores as of the
+first test day (the state after the days before it, the traffic and budgets of their
+newest ``ads.plan_days``), the per-viewer plan with the chosen settings and with
+``ads.plan_*`` as set (:mod:`shoplake.ads.policy`) and the campaign x placement plan
+(:mod:`shoplake.ads.plan`) are judged on the test impressions: IPS, self-normalised IPS
+and doubly robust estimates of the value and of the margin over the logged policy
+(paired over the same impressions), with bootstrap intervals, beside the true value
+and true margin, and the reward model's own expectation (what DR corrects). ``--chart`` writes the reliability diagram of every model's test pCTCVR
 (observed and planted) and the plans' return on ad spend as SVG and PNG.
 
 Run::
@@ -166,98 +172,130 @@ def _main_model_against_the_baselines(console, cfg, result, test) -> None:
 
 
 def _plans_against_the_log(console, cfg, result, data, truth: dict) -> dict[str, tuple[float, float | None]]:
-    """Both plans made as of the first test day, judged on the test impressions of known viewers; their returns on spend."""
+    """The per-viewer plan's settings chosen on validation, the plans judged on test (known viewers); their returns on spend."""
     from rich.table import Table
 
     from shoplake import columns as C
     from shoplake.ads.candidates import UNKNOWN_VIEWER
     from shoplake.ads.data import NUMERIC
+    from shoplake.ads.ope import estimate
     from shoplake.ads.plan import allocate, market_of, plan_policy
-    from shoplake.ads.planning import judge, make_plan, newest_days, reward
-    from shoplake.ads.policy import campaign_spend
+    from shoplake.ads.planning import choose_settings, judge, newest_days, plan_market, reward
+    from shoplake.ads.planning import plan_policy as viewer_policy
+    from shoplake.ads.policy import Policy, campaign_spend
     from shoplake.datagen.shop.ads import true_ad_probabilities
-    from shoplake.evaluation import TEST
+    from shoplake.evaluation import TEST, VALIDATION
 
     bundle_score = AdsBundleScore(result.bundle_path)
-    test_start = result.splits[TEST][3]
+    valid_start, test_start = result.splits[VALIDATION][3], result.splits[TEST][3]
     history = data.take(data.day < test_start)
-    test_all = data.take(data.day >= test_start)
-    known = test_all.users != UNKNOWN_VIEWER
-    t = test_all.take(known)
-    price = t.num[:, NUMERIC.index(C.PRICE)]
+    known = data.users != UNKNOWN_VIEWER
+    v = data.take(known & (data.day >= valid_start) & (data.day < test_start))
+    t = data.take(known & (data.day >= test_start))
     cpc = {c["campaign_id"]: c["cpc"] for c in truth["ads"]["campaigns"]}
     item_price = dict(zip(data.cats[C.ITEM_ID].tolist(), data.num[:, NUMERIC.index(C.PRICE)].tolist()))
-    positions = t.cats[C.POSITION].astype(int)
+    ev = cfg.evaluation
+    boot = {"draws": ev.bootstrap_draws, "level": ev.confidence, "seed": ev.seed}
 
-    def true_value(probability_of) -> tuple[np.ndarray, np.ndarray]:
-        """Per test slot: the true conversion value and the true spend of a policy (ad -> probability per slot)."""
-        value, spend = np.zeros(len(t)), np.zeros(len(t))
-        for (campaign, item), prob in probability_of.items():
-            ctr, cvr = true_ad_probabilities(truth, t.users.tolist(), [item] * len(t), t.placement.tolist(), positions)
-            value += prob * ctr * cvr * item_price[item]
-            spend += prob * ctr * cpc[campaign]
-        return value, spend
+    def planted(split, ads) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per slot of ``split``: the true conversion value and spend of each of ``ads`` there, and of the logged ad."""
+        positions = split.cats[C.POSITION].astype(int)
+        value, spend = np.zeros((len(split), len(ads))), np.zeros((len(split), len(ads)))
+        for a, (campaign, item) in enumerate(ads):
+            ctr, cvr = true_ad_probabilities(truth, split.users.tolist(), [item] * len(split), split.placement.tolist(), positions)
+            value[:, a], spend[:, a] = ctr * cvr * item_price[item], ctr * cpc[campaign]
+        shown = np.array([truth["ads"]["impressions"][i] for i in split.ids])
+        logged_spend = shown[:, 0] * np.array([cpc[c] for c in split.cats[C.CAMPAIGN_ID]])
+        return value, spend, shown[:, 0] * shown[:, 1] * split.num[:, NUMERIC.index(C.PRICE)], logged_spend
 
-    # The per-viewer plan.
-    market, policy = make_plan(cfg, history, bundle_score)
-    judged = judge(cfg, market, policy, t)
-    per_slot = {}
-    for a, ad in enumerate(zip(market.campaigns.tolist(), market.items.tolist())):
-        p = np.zeros(len(t))
-        p[judged.context >= 0] = policy.probabilities[judged.context[judged.context >= 0], a]
-        per_slot[ad] = p
-    viewer_value, viewer_spend = true_value(per_slot)
+    def per_slot(judged) -> np.ndarray:
+        """The judged policy's probabilities of every ad in each judged slot (its context's row)."""
+        out = np.zeros((len(judged.context), judged.policy.probabilities.shape[1]))
+        out[judged.context >= 0] = judged.policy.probabilities[judged.context[judged.context >= 0]]
+        return out
+
+    def describe(policy) -> str:
+        bound = "no bound" if policy.max_ratio is None else f"each ad at most {policy.max_ratio:g} x its logged share"
+        return f"{policy.epsilon:.0%} exploring, {bound}"
+
+    # The settings, chosen on the validation days by a plan made before them.
+    choice = choose_settings(cfg, data.take(data.day < valid_start), v, bundle_score)
+    v_value, v_spend, v_logged_value, v_logged_spend = planted(v, list(zip(choice.market.campaigns.tolist(),
+                                                                           choice.market.items.tolist())))  # fmt: skip
+    table = Table(title=f"the per-viewer plan's settings on validation ({len(v):,} impressions of known viewers from {valid_start}; "
+                        f"planned before them): doubly robust margin over the logged policy per slot")  # fmt: skip
+    for col in ("settings", "effective n", "DR margin", "95 % interval", "true margin", "chosen"):
+        table.add_column(col, justify="right")
+    for settings, judged in choice.tried:
+        label = ", ".join(f"{k.removeprefix('plan_')} {val}" for k, val in settings.items()) or "as set"
+        if judged is None:
+            table.add_row(label, "", "no plan keeps the budgets", "", "", "")
+            continue
+        m, probs = judged.estimates.dr_margin, per_slot(judged)
+        true_margin = ((probs * (v_value - v_spend)).sum(axis=1) - v_logged_value + v_logged_spend).mean()
+        table.add_row(label, f"{judged.estimates.effective_n:,.0f}", f"{m.value:+.4f}", f"{m.low:+.4f}..{m.high:+.4f}",
+                      f"{true_margin:+.4f}", "yes" if settings == choice.settings else "")  # fmt: skip
+    console.print(table)
+
+    # The per-viewer plans as of the first test day: with the chosen settings, and with ads.plan_* as set.
+    market = plan_market(cfg, history, bundle_score)
+    t_value, t_spend, t_logged_value, t_logged_spend = planted(t, list(zip(market.campaigns.tolist(), market.items.tolist())))
+    judged_plans = {}
+    for name, plan_cfg in (("per-viewer plan", choice.cfg), ("per-viewer plan as set", cfg)):
+        policy = viewer_policy(plan_cfg, market)
+        judged_plans[name] = judge(plan_cfg, market, policy, t)
+    policy = judged_plans["per-viewer plan"].policy
     budget, spent = sum(market.budgets.values()), campaign_spend(market, policy.probabilities)
     exp_value = float((market.traffic[:, None] * policy.probabilities * market.value).sum())
-    console.print(f"per-viewer plan: {len(market.traffic):,} viewer x placement contexts, {len(market.items)} ads, exploration "
-                  f"{policy.epsilon:.0%}; spend {sum(spent.values()):.2f} a day of the budgets' {budget:.2f} (every campaign within its "
-                  f"budget: {all(spent[c] <= market.budgets[c] + 1e-6 for c in spent)}), expected value {exp_value:.2f} "
+    console.print(f"per-viewer plan: {len(market.traffic):,} viewer x placement contexts, {len(market.items)} ads, {describe(policy)} "
+                  f"(chosen on validation); spend {sum(spent.values()):.2f} a day of the budgets' {budget:.2f} (every campaign within "
+                  f"its budget: {all(spent[c] <= market.budgets[c] + 1e-6 for c in spent)}), expected value {exp_value:.2f} "
                   f"(ROAS {exp_value / max(sum(spent.values()), 1e-9):.2f}); budget multipliers "
                   f"{', '.join(f'{c} {m:.2f}' for c, m in policy.multipliers.items())}")  # fmt: skip
 
-    # The campaign x placement plan, bought on the same days' market with the champion's validation scores.
-    valid = newest_days(history, cfg.ads.plan_days)
-    valid_scores = bundle_score(valid)
-    cells = market_of(valid, valid_scores)
+    # The campaign x placement plan, bought on the same days' market with the champion's scores, as a policy over the same
+    # contexts, so that its doubly robust estimate reads the same reward model as the per-viewer plans'.
+    cells = market_of(newest_days(history, cfg.ads.plan_days), bundle_score(newest_days(history, cfg.ads.plan_days)))
     placement_policy = plan_policy(allocate(cells.cells, cells.budgets), cells.ad_share)
-    target = np.array([placement_policy.get((p, c, i), 0.0) for p, c, i in zip(t.placement, t.cats[C.CAMPAIGN_ID], t.cats[C.ITEM_ID])])
-    by_ad = {}
-    for (p, c, i), prob in placement_policy.items():
-        by_ad.setdefault((c, i), np.zeros(len(t)))[t.placement == p] += prob
-    cell_value, cell_spend = true_value(by_ad)
-    scores = bundle_score(t)
-    q_cell = scores.p_ctcvr * price - scores.p_ctr * np.array([cells.cpc.get(c, 0.0) for c in t.cats[C.CAMPAIGN_ID]])
-    # Its reward model knows the campaign x placement averages only (what the plan itself was bought on).
-    cell_profit = {(c.placement, c.campaign): c.value - c.cost for c in cells.cells}
-    per_placement = {p: sum(prob * cell_profit.get((pl, c), 0.0) for (pl, c, _), prob in placement_policy.items() if pl == p)
-                     for p in set(t.placement.tolist())}  # fmt: skip
-    v_cell = np.array([per_placement[p] for p in t.placement])
-    ev = cfg.evaluation
-    from shoplake.ads.ope import estimate
+    ads = list(zip(market.campaigns.tolist(), market.items.tolist()))
+    shares = np.array([[placement_policy.get((p, c, i), 0.0) for c, i in ads] for p in market.placements.tolist()])
+    judged_plans["campaign x placement plan"] = judge(cfg, market, Policy(shares, {}, 0.0), t)
 
-    cell_est = estimate(reward(t), t.propensity, target, q_cell, v_cell, draws=ev.bootstrap_draws, level=ev.confidence, seed=ev.seed)
-
-    planted = np.array([truth["ads"]["impressions"][i] for i in t.ids])
-    logged_cost = np.array([cpc[c] for c in t.cats[C.CAMPAIGN_ID]])
-    logged_value, logged_spend = planted[:, 0] * planted[:, 1] * price, planted[:, 0] * logged_cost
-    table = Table(title=f"value minus cost per slot, test impressions of known viewers ({len(t):,}); effective n: per-viewer plan "
-                        f"{judged.estimates.effective_n:,.0f}, campaign x placement plan {cell_est.effective_n:,.0f}")  # fmt: skip
-    for col in ("policy", "estimate", "95 % interval", "true value"):
+    ad_index = {a: k for k, a in enumerate(ads)}
+    logged_ad = np.array([ad_index.get(a, -1) for a in zip(t.cats[C.CAMPAIGN_ID].tolist(), t.cats[C.ITEM_ID].tolist())])
+    true_net, true_logged = t_value - t_spend, (t_logged_value - t_logged_spend).mean()
+    true_q = np.where(logged_ad >= 0, true_net[np.arange(len(t)), np.maximum(logged_ad, 0)], 0.0)
+    est = judged_plans["per-viewer plan"].estimates
+    table = Table(title=f"value minus cost per slot, test impressions of known viewers ({len(t):,} from {test_start}), 95 % intervals; "
+                        f"margin: the policy minus the logged one, paired over the same impressions")  # fmt: skip
+    for col in ("policy", "effective n", "estimator", "value", "interval", "margin", "interval", "verdict", "true value", "true margin"):
         table.add_column(col, justify="right")
-    est = judged.estimates
-    table.add_row("logged (observed)", f"{est.logged.value:.4f}", f"{est.logged.low:.4f}..{est.logged.high:.4f}",
-                  f"{(logged_value - logged_spend).mean():.4f}")  # fmt: skip
-    for label, e, truth_value in (("per-viewer plan", est, viewer_value - viewer_spend), ("campaign x placement plan", cell_est,
-                                                                                          cell_value - cell_spend)):  # fmt: skip
-        for name, interval in (("IPS", e.ips), ("SNIPS", e.snips), ("doubly robust", e.dr)):
-            table.add_row(
-                f"{label}, {name}", f"{interval.value:.4f}", f"{interval.low:.4f}..{interval.high:.4f}", f"{truth_value.mean():.4f}"
-            )
+    table.add_row("logged", "", "observed", f"{est.logged.value:.4f}", f"{est.logged.low:.4f}..{est.logged.high:.4f}", "", "", "",
+                  f"{true_logged:.4f}", "")  # fmt: skip
+    net_of = {}
+    for name, j in judged_plans.items():
+        label = name if name == "campaign x placement plan" else f"per-viewer plan ({describe(j.policy)})"
+        probs = per_slot(j)
+        net_of[name] = (probs * t_value).sum(axis=1), (probs * t_spend).sum(axis=1)
+        truth_net = (probs * true_net).sum(axis=1)
+        # DR with the planted probabilities as its reward model: how much of DR's spread the model could remove.
+        planted_dr = estimate(reward(t), t.propensity, j.target, true_q, truth_net, **boot)
+        e = j.estimates
+        for estimator, value, margin in (("IPS", e.ips, e.ips_margin), ("SNIPS", e.snips, e.snips_margin), ("DR", e.dr, e.dr_margin),
+                                         ("DR, planted model", planted_dr.dr, planted_dr.dr_margin)):  # fmt: skip
+            table.add_row(label, f"{e.effective_n:,.0f}", estimator, f"{value.value:.4f}", f"{value.low:.4f}..{value.high:.4f}",
+                          f"{margin.value:+.4f}", f"{margin.low:+.4f}..{margin.high:+.4f}", margin.verdict(), f"{truth_net.mean():.4f}",
+                          f"{truth_net.mean() - true_logged:+.4f}")  # fmt: skip
+        # The reward model alone (the direct method), what DR corrects with the logged rewards.
+        table.add_row(label, "", "model alone", f"{j.model_value.mean():.4f}", "", f"{(j.model_value - j.model_logged).mean():+.4f}",
+                      "", "", f"{truth_net.mean():.4f}", f"{truth_net.mean() - true_logged:+.4f}")  # fmt: skip
     console.print(table)
+    price = t.num[:, NUMERIC.index(C.PRICE)]
     observed_spend = float((t.click * t.cost).sum())
     observed_value = float((t.click * t.conversion * price).sum())
+    (viewer_value, viewer_spend), (cell_value, cell_spend) = net_of["per-viewer plan"], net_of["campaign x placement plan"]
     return {
-        "logged": (observed_value / max(observed_spend, 1e-9), float(logged_value.sum() / logged_spend.sum())),
+        "logged": (observed_value / max(observed_spend, 1e-9), float(t_logged_value.sum() / t_logged_spend.sum())),
         "per-viewer plan": (exp_value / max(sum(spent.values()), 1e-9), float(viewer_value.sum() / viewer_spend.sum())),
         "campaign x placement": (sum(c.value for c in cells.cells) / max(sum(c.cost for c in cells.cells), 1e-9),
                                  float(cell_value.sum() / cell_spend.sum())),

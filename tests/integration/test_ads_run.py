@@ -116,9 +116,19 @@ def test_the_plan_step_plans_within_every_budget_judges_the_plan_and_a_rerun_rep
     assert sum(r[S.PLAN_IMPRESSIONS] for r in plan) == pytest.approx(first.market.traffic.sum())
     assert {r[C.MODEL_VERSION] for r in plan} == {result.model_version}
     metrics = read_model_metrics(lake, D, task=S.TASK_ADS).to_pylist()
-    judged = {r[C.METRIC]: r[C.VALUE] for r in metrics if r[C.MODEL_NAME] == PLAN_MODEL}
+    judged = {r[C.METRIC]: r[C.VALUE] for r in metrics if r[C.MODEL_NAME] == PLAN_MODEL and r[C.SLICE] == TEST}
     assert judged["value_ips_low"] <= judged["value_ips"] <= judged["value_ips_high"] and "value_dr" in judged
+    assert judged["margin_dr_low"] <= judged["margin_dr"] <= judged["margin_dr_high"]
+    assert judged["value_dr"] - judged["value_logged"] == pytest.approx(judged["margin_dr"], abs=1e-9)
     assert {r[C.MODEL_NAME] for r in metrics} >= set(result.evaluations)  # the training run's rows are kept
+    # The settings were chosen among ads.plan_search on validation; the chosen plan's validation figures are kept beside.
+    tried = [settings for settings, _ in first.choice.tried]
+    assert len(tried) == len(cfg.ads.plan_search["plan_exploration"]) * len(cfg.ads.plan_search["plan_max_ratio"])
+    assert first.choice.settings in tried and first.policy.epsilon == first.choice.settings["plan_exploration"]
+    settings = first.choice.settings
+    assert (judged["exploration"], judged["max_ratio"]) == (settings["plan_exploration"], settings["plan_max_ratio"])
+    chosen = {r[C.METRIC]: r[C.VALUE] for r in metrics if r[C.MODEL_NAME] == PLAN_MODEL and r[C.SLICE] == VALIDATION}
+    assert chosen["margin_dr_low"] == pytest.approx(max(j.estimates.dr_margin.low for _, j in first.choice.tried if j is not None))
     # Exploration gives the logged ads of the judged slots a positive probability (all but ads the plan's days did not show).
     assert (first.judgement.target > 0).mean() > 0.9 and first.judgement.estimates.effective_n > 0
 

@@ -14,13 +14,14 @@ window: every (viewer, placement) of the window with its slots a day, every ad o
 window, the bundle's calibrated expectations of each pair averaged over the
 placement's positions as the window spread them (at the window's most common hour),
 each campaign's cost per click and daily budget (what it spent a day in the window),
-and the exploration policy (each ad's share of the placement's impressions).
+and the logged policy as the log states it, which the plan explores with and stays
+near (:func:`logged_policy`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -54,6 +55,7 @@ class State:
         viewer_num: Per viewer, the viewer's features.
         affinity: Per (viewer, category), the affinity.
         ctr_prior: The prior click-through (the unknown viewer's and an unseen placement x item's).
+        propensity: Per (viewer, campaign, item), the newest logged propensity of showing that ad to that viewer (known viewers).
     """
 
     ads: list[tuple[str, str]]
@@ -65,6 +67,7 @@ class State:
     viewer_num: dict[str, np.ndarray]
     affinity: dict[tuple[str, str], float]
     ctr_prior: float
+    propensity: dict[tuple[str, str, str], float] = field(default_factory=dict)
 
     def viewer(self, viewer: str) -> np.ndarray:
         """The viewer's features (the unknown viewer's for one the state does not know)."""
@@ -102,7 +105,12 @@ def latest_state(data: AdData, ctr_prior: float) -> State:
     affinity = {
         k: float(data.num[rows[i], _AFFINITY]) for k, i in _last(list(zip(users[rows].tolist(), cats[C.CATEGORY][rows].tolist()))).items()
     }
-    return State(ads, ad_num, {f: cats[f][idx] for f in _AD_FIELDS}, data.text[idx], placement_num, pi, viewer_num, affinity, ctr_prior)
+    propensity = {}
+    if data.propensity is not None:
+        shown = zip(users[rows].tolist(), cats[C.CAMPAIGN_ID][rows].tolist(), cats[C.ITEM_ID][rows].tolist())
+        propensity = {k: float(data.propensity[rows[i]]) for k, i in _last(list(shown)).items()}
+    return State(ads, ad_num, {f: cats[f][idx] for f in _AD_FIELDS}, data.text[idx], placement_num, pi, viewer_num, affinity, ctr_prior,
+                 propensity)  # fmt: skip
 
 
 def candidate_rows(state: State, viewer: str, placement: str, position: int, hour: int) -> AdData:
@@ -165,21 +173,42 @@ def viewer_market(window: AdData, state: State, score: Callable[[AdData], Scores
     spend_log = window if budgets_from is None else budgets_from
     cpc, budgets = costs_and_budgets(spend_log)
     overall = float(np.mean(list(cpc.values()))) if cpc else 0.0
-    explore = np.zeros((len(contexts), n_ads))
     ad_index = {a: i for i, a in enumerate(state.ads)}
+    explore = np.zeros((len(contexts), n_ads))
     for p in positions:
         mine = window.placement == p
         share = np.zeros(n_ads)
         for a in zip(window.cats[C.CAMPAIGN_ID][mine].tolist(), window.cats[C.ITEM_ID][mine].tolist()):
             if a in ad_index:
                 share[ad_index[a]] += 1.0
-        explore[[j for j, (_, pl) in enumerate(contexts) if pl == p]] = share / max(share.sum(), 1.0)
+        share /= max(share.sum(), 1.0)
+        for j, (viewer, placement) in enumerate(contexts):
+            if placement == p:
+                explore[j] = logged_policy(state, viewer, share)
     price = state.ad_num[:, NUMERIC.index(C.PRICE)]
     return ViewerMarket(
         np.array([v for v, _ in contexts], dtype=object), np.array([p for _, p in contexts], dtype=object), traffic, campaigns,
         np.array([i for _, i in state.ads], dtype=object), p_ctr, p_ctcvr, price, np.array([cpc.get(c, overall) for c in campaigns]),
         explore, {c: budgets.get(c, 0.0) for c in sorted(set(campaigns.tolist()))},
     )  # fmt: skip
+
+
+def logged_policy(state: State, viewer: str, placement_share: np.ndarray) -> np.ndarray:
+    """The logged policy's probability of each ad of ``state`` for ``viewer``, as the log states it.
+
+    An ad logged for the viewer has the newest propensity the log gave it (in any
+    placement); what those leave of 1 is spread over the viewer's other ads in
+    proportion to ``placement_share`` (each ad's share of the placement's impressions),
+    which is the whole answer for the unknown viewer and for a log without propensities.
+    An ad the placement does not show (no share) gets nothing; the row is scaled to sum to 1.
+    """
+    row = np.zeros(len(state.ads))
+    if viewer != UNKNOWN_VIEWER:
+        row = np.array([state.propensity.get((viewer, c, i), 0.0) for c, i in state.ads]) * (placement_share > 0)
+    unseen = np.where(row > 0, 0.0, placement_share)
+    if unseen.sum() > 0:
+        row = row + max(1.0 - row.sum(), 0.0) * unseen / unseen.sum()
+    return row / row.sum() if row.sum() > 0 else placement_share
 
 
 def costs_and_budgets(data: AdData) -> tuple[dict[str, float], dict[str, float]]:

@@ -114,13 +114,17 @@ Outputs: serving.ad_plan (D's partition replaced): per campaign and placement th
          the exploration share and the model version. The plan maximises expected
          value minus cost over the viewers and placements of the newest ads.plan_days
          (a linear programme within each campaign's budget, ads.plan_exploration of
-         every slot following the logged ad shares). ops.model_metrics (task ads,
-         model plan, slice test; the plan's rows of D replaced): the same method made
-         as of the first test day and judged on the test impressions by IPS,
-         self-normalised IPS and doubly robust estimates of value minus cost per slot,
+         every slot following the logged policy, ads.plan_max_ratio bounding each ad's
+         share by a multiple of the logged policy's; both chosen among ads.plan_search
+         by the surest margin over the logged policy on the validation days). ops.model_metrics (task ads, model
+         plan, slice test, and validation for the chosen settings; the plan's rows of
+         D replaced): the same method made as of the first test day and judged on the
+         test impressions by IPS, self-normalised IPS and doubly robust estimates of
+         value minus cost per slot and of the margin over the logged policy (paired),
          with bootstrap intervals, beside the logged policy's observed value.
 Parameters: --run-date (default: the latest in gold.ad_features), --model-version,
-         --env, --set key=value (ads.plan_days, ads.plan_exploration).
+         --env, --set key=value (ads.plan_days, ads.plan_exploration, ads.plan_max_ratio,
+         ads.plan_search).
 
     python ray_apps/plan.py ads --env local --run-date 2024-03-31
 """
@@ -149,9 +153,11 @@ def plan(argv: list[str] | None = None) -> int:
         f"with {r.model_name} version {r.model_version} for {r.run_date} -> serving.ad_plan v{r.plan_version}"
     )
     if r.judgement is not None:
-        e = r.judgement.estimates
+        e, chosen = r.judgement.estimates, r.choice.settings if r.choice else {}
         print(
-            f"judged on {len(r.judgement.target)} test impressions, value minus cost per slot: logged {e.logged}, IPS {e.ips}, "
-            f"DR {e.dr}; ops.model_metrics v{r.metrics_version}"
+            f"settings chosen on validation: {', '.join(f'{k}={v}' for k, v in chosen.items()) or 'as set'}; judged on "
+            f"{len(r.judgement.target)} test impressions, value minus cost per slot: logged {e.logged}, IPS {e.ips}, DR {e.dr}; "
+            f"margin over the logged policy: IPS {e.ips_margin}, SNIPS {e.snips_margin}, DR {e.dr_margin} "
+            f"({e.dr_margin.verdict()}); ops.model_metrics v{r.metrics_version}"
         )
     return 0

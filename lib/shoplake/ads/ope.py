@@ -16,6 +16,14 @@ gives the logged ad the probability ``pi_i = pi(a_i | x_i)``; a reward model pre
 
 Every estimate carries a percentile bootstrap interval over the impressions
 (:func:`shoplake.evaluation.bootstrap_mean` and :func:`~shoplake.evaluation.bootstrap_statistic`).
+
+**The margin over the logged policy** is judged as a paired difference: per impression,
+the estimator's term minus the logged reward (``w_i r_i - r_i`` for IPS, ``v_i + w_i
+(r_i - q_i) - r_i`` for DR; for SNIPS the self-normalised mean minus the logged mean),
+bootstrapped over the same impressions (:func:`shoplake.evaluation.paired_difference`).
+Where the new policy follows the logged one (``w_i`` near 1) the reward's own noise
+cancels, so the interval of the difference is narrower than the two intervals side by
+side suggest; the new policy "beats" the logged one only when it excludes zero.
 """
 
 from __future__ import annotations
@@ -24,17 +32,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from shoplake.evaluation import Interval, bootstrap_mean, bootstrap_statistic
+from shoplake.evaluation import Interval, bootstrap_mean, bootstrap_statistic, paired_difference
 
 
 @dataclass(frozen=True)
 class Estimates:
-    """A policy's estimated value per impression, by estimator, and the logged policy's own mean reward."""
+    """A policy's estimated value per impression, by estimator, the logged policy's own mean reward, and the margin between them."""
 
     logged: Interval
     ips: Interval
     snips: Interval
     dr: Interval
+    #: The target policy's value minus the logged policy's per impression, by estimator, as paired differences.
+    ips_margin: Interval
+    snips_margin: Interval
+    dr_margin: Interval
     #: Largest importance weight, and the effective number of impressions ``(sum w)^2 / sum w^2``.
     max_weight: float
     effective_n: float
@@ -64,10 +76,13 @@ def ips(reward, logged_propensity, target_propensity) -> float:
     return float(np.mean(pi / mu * r)) if len(r) else float("nan")
 
 
+def _self_normalised(w: np.ndarray, r: np.ndarray) -> float:
+    return (w * r).sum() / w.sum() if w.sum() > 0 else np.nan
+
+
 def snips(reward, logged_propensity, target_propensity) -> float:
     r, mu, pi = _arrays(reward, logged_propensity, target_propensity)
-    w = pi / mu
-    return float((w * r).sum() / w.sum()) if w.sum() > 0 else float("nan")
+    return float(_self_normalised(pi / mu, r))
 
 
 def doubly_robust(reward, logged_propensity, target_propensity, predicted_logged, predicted_target) -> float:
@@ -81,16 +96,23 @@ def estimate(
     reward, logged_propensity, target_propensity, predicted_logged, predicted_target, *, draws: int = 1000, level: float = 0.95,
     seed: int = 0,
 ) -> Estimates:  # fmt: skip
-    """Every estimate of the target policy's value per impression, with bootstrap intervals (module docstring)."""
+    """Every estimate of the target policy's value per impression and of its margin over the logged policy, with bootstrap intervals.
+
+    See the module docstring; the margins are paired differences over the same impressions.
+    """
     r, mu, pi = _arrays(reward, logged_propensity, target_propensity)
     q, v = np.asarray(predicted_logged, dtype=np.float64), np.asarray(predicted_target, dtype=np.float64)
     w = pi / mu
     boot = {"draws": draws, "level": level, "seed": seed}
+    dr_terms = v + w * (r - q)
     return Estimates(
         logged=bootstrap_mean(r, **boot),
         ips=bootstrap_mean(w * r, **boot),
-        snips=bootstrap_statistic(lambda ww, rr: (ww * rr).sum() / ww.sum() if ww.sum() > 0 else np.nan, w, r, **boot),
-        dr=bootstrap_mean(v + w * (r - q), **boot),
+        snips=bootstrap_statistic(_self_normalised, w, r, **boot),
+        dr=bootstrap_mean(dr_terms, **boot),
+        ips_margin=paired_difference(w * r, r, **boot),
+        snips_margin=bootstrap_statistic(lambda ww, rr: _self_normalised(ww, rr) - rr.mean(), w, r, **boot),
+        dr_margin=paired_difference(dr_terms, r, **boot),
         max_weight=float(w.max()) if len(w) else float("nan"),
         effective_n=float(w.sum() ** 2 / (w**2).sum()) if (w**2).sum() > 0 else 0.0,
     )

@@ -91,7 +91,8 @@ def _plan(ctx: StepContext) -> None:
     update(f"ad plan: {len(result.market.traffic):,} viewer x placement contexts, spend {spend:.2f} a day", done=True)
     if result.judgement is not None:
         e = result.judgement.estimates
-        ctx.say(f"ads plan, value minus cost per test slot: logged {e.logged.value:.4f}, IPS {e.ips}, DR {e.dr} (95 % intervals)")
+        ctx.say(f"ads plan, value minus cost per test slot: logged {e.logged.value:.4f}, IPS {e.ips}, DR {e.dr}; margin over the "
+                f"logged policy, DR {e.dr_margin}: {e.dr_margin.verdict()} (95 % intervals)")  # fmt: skip
 
 
 STEPS = (

@@ -16,13 +16,24 @@ budgets are the campaigns' *budget multipliers* ``lambda_c``: without a binding 
 a slot shows the ad of the largest ``v - k``; with them, of the largest
 ``v - (1 + lambda_c) k``, the rule that carries the plan to a viewer it was not made
 for. At a vertex of the programme only a few contexts (at most one per binding
-budget) split their slots between ads.
+budget) split their slots between ads (without a ``max_ratio``, below).
 
-**Exploration.** So that the plan can be judged from the log (inverse propensity
-weights need ``pi > 0`` wherever it may show an ad), a share ``epsilon`` of every slot
-follows the logged policy's ad shares in the placement (``explore``):
-``pi = epsilon x explore + (1 - epsilon) x y``, with ``y`` the optimised part. The
-budgets hold for the whole ``pi``, exploration included.
+**Exploration.** So that every ad the log shows keeps a positive probability, a share
+``epsilon`` of every slot follows the logged policy as the log states it (``explore``:
+per viewer, the propensities the log gave its ads,
+:func:`shoplake.ads.candidates.logged_policy`): ``pi = epsilon x explore + (1 -
+epsilon) x y``, with ``y`` the optimised part. The budgets hold for the whole ``pi``,
+exploration included.
+
+**Staying near the log.** A near-deterministic ``y`` gives the few logged impressions
+of its choices large importance weights (``pi / mu``) and the rest none, so its
+off-policy estimate is noisy. With a ``max_ratio`` ``kappa`` the optimised part may give
+an ad at most ``kappa`` times the logged policy's probability, ``y_xa <= kappa x
+explore_xa`` (bounds of the same linear programme), so every weight stays near or below
+``epsilon + (1 - epsilon) kappa`` (exactly, where ``explore`` is the logged propensity)
+and a slot moves the log's own shares towards its best ads rather than to one ad;
+``kappa = 1`` is the logged policy itself, no ``kappa`` the unbounded plan. A slot then
+fills with its ads in the order of ``v - (1 + lambda_c) k``, each up to its bound.
 """
 
 from __future__ import annotations
@@ -52,7 +63,7 @@ class ViewerMarket:
         p_ctcvr: Calibrated probability of a click that converts, ``(contexts, ads)``.
         price: Per ad, the value of a conversion.
         cpc: Per ad, its campaign's cost per click.
-        explore: The exploration policy ``(contexts, ads)``, rows summing to 1.
+        explore: The logged policy as the log states it, ``(contexts, ads)``, rows summing to 1: what the plan explores with.
         budgets: Daily budget per campaign.
     """
 
@@ -90,18 +101,25 @@ class Policy:
         probabilities: ``pi(a | x)``, ``(contexts, ads)``, rows summing to 1.
         multipliers: Per campaign, the budget multiplier ``lambda_c`` (0 where the budget does not bind).
         epsilon: The share of every slot that explores.
+        max_ratio: The most the optimised part gives an ad, as a multiple of the logged policy's probability (None: no bound).
     """
 
     probabilities: np.ndarray
     multipliers: dict[str, float]
     epsilon: float
+    max_ratio: float | None = None
 
 
-def allocate_policy(market: ViewerMarket, epsilon: float = 0.05) -> Policy:
+def allocate_policy(market: ViewerMarket, epsilon: float = 0.05, max_ratio: float | None = None) -> Policy:
     """The policy of the largest expected value minus cost within the budgets (module docstring).
 
+    Args:
+        market: The contexts, ads, expectations and budgets.
+        epsilon: The share of every slot that follows ``market.explore``.
+        max_ratio: The most the optimised part may give an ad of a slot, as a multiple of ``market.explore`` (None: no bound).
+
     Raises:
-        ValueError: ``epsilon`` outside [0, 1), or a negative budget.
+        ValueError: ``epsilon`` outside [0, 1), ``max_ratio`` below 1, or a negative budget.
         InfeasiblePlanError: No policy keeps every budget (names the campaigns whose exploration alone overspends).
     """
     from scipy import sparse
@@ -109,12 +127,14 @@ def allocate_policy(market: ViewerMarket, epsilon: float = 0.05) -> Policy:
 
     if not 0 <= epsilon < 1:
         raise ValueError(f"epsilon must lie in [0, 1), got {epsilon}")
+    if max_ratio is not None and max_ratio < 1:
+        raise ValueError(f"max_ratio must be at least 1 (the logged policy's probabilities of a slot sum to 1), got {max_ratio}")
     if any(b < 0 for b in market.budgets.values()):
         raise ValueError("budgets must not be negative")
     n_ctx, n_ads = market.p_ctr.shape
     campaigns = market.campaign_list()
     if not n_ctx or not n_ads:
-        return Policy(np.zeros((n_ctx, n_ads)), dict.fromkeys(campaigns, 0.0), epsilon)
+        return Policy(np.zeros((n_ctx, n_ads)), dict.fromkeys(campaigns, 0.0), epsilon, max_ratio)
     traffic_cost = market.traffic[:, None] * market.cost
     explore_spend = {c: float((epsilon * market.explore * traffic_cost)[:, market.campaigns == c].sum()) for c in campaigns}
     room = {c: market.budgets.get(c, 0.0) - explore_spend[c] for c in campaigns}
@@ -131,7 +151,9 @@ def allocate_policy(market: ViewerMarket, epsilon: float = 0.05) -> Policy:
         ((1 - epsilon) * traffic_cost.ravel(), (np.tile(ad_camp, n_ctx), np.arange(n_ctx * n_ads))), shape=(len(campaigns), n_ctx * n_ads)
     )
     b_ub = np.array([max(room[c], 0.0) for c in campaigns])
-    res = linprog(-gain.ravel(), A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=np.ones(n_ctx), bounds=(0, 1), method="highs")
+    upper = np.ones(n_ctx * n_ads) if max_ratio is None else np.minimum(max_ratio * market.explore, 1.0).ravel()
+    bounds = np.column_stack([np.zeros(n_ctx * n_ads), upper])
+    res = linprog(-gain.ravel(), A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=np.ones(n_ctx), bounds=bounds, method="highs")
     if res.status != 0:
         raise InfeasiblePlanError(f"no policy fills every slot within the budgets: {res.message}")
     y = np.clip(res.x.reshape(n_ctx, n_ads), 0.0, 1.0)
@@ -139,7 +161,7 @@ def allocate_policy(market: ViewerMarket, epsilon: float = 0.05) -> Policy:
     probabilities = epsilon * market.explore + (1 - epsilon) * y
     # The duals are the objective's change per unit of budget: a binding budget is worth lambda_c of net value per unit.
     multipliers = {c: float(max(-res.ineqlin.marginals[j], 0.0)) for j, c in enumerate(campaigns)}
-    return Policy(probabilities, multipliers, epsilon)
+    return Policy(probabilities, multipliers, epsilon, max_ratio)
 
 
 def plan_cells(market: ViewerMarket, probabilities: np.ndarray) -> list[PlanRow]:

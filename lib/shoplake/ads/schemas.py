@@ -214,7 +214,7 @@ AD_PLAN = TableSpec(
         Col(PLAN_ROAS, "double", False, "Expected return on ad spend: value over spend (0 without spend)."),
         Col(DAILY_BUDGET, "double", False, "The campaign's daily budget: what it spent a day over the plan's traffic days."),
         Col(BUDGET_MULTIPLIER, "double", False, "Dual price of the campaign's budget (0: not binding); value - (1 + it) x cost ranks ads."),
-        Col(EXPLORATION, "double", False, "Share of every slot that follows the logged ad shares (ads.plan_exploration)."),
+        Col(EXPLORATION, "double", False, "Share of every slot that follows the logged policy (ads.plan_exploration)."),
         Col(C.MODEL_NAME, "string", False, "Model family of the bundle whose scores the plan used."),
         Col(C.MODEL_VERSION, "string", True, "Registered version of ads.registered_model."),
         Col(PLANNED_AT, "timestamp", False, "When the plan was made, UTC."),

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from shoplake.config.base import SearchSpace, Strict
 
 _AD_MODELS = Literal["historic_ctr", "logistic", "gbt", "deep_ctr"]
+#: The per-viewer plan's settings that ads.plan_search may choose on validation.
+PLAN_SEARCHABLE = ("plan_exploration", "plan_max_ratio")
 
 
 class AdsConfig(Strict):
@@ -84,7 +86,30 @@ class AdsConfig(Strict):
         7, ge=1, description="The per-viewer plan: the newest days of impressions whose traffic, costs and budgets it plans for."
     )
     plan_exploration: float = Field(
-        0.05, ge=0, lt=1, description="The per-viewer plan: share of every slot that follows the logged ad shares (for off-policy checks)."
+        0.05, ge=0, lt=1, description="The per-viewer plan: share of every slot that follows the logged policy (for off-policy checks)."
+    )
+    plan_max_ratio: float | None = Field(
+        None,
+        ge=1,
+        description="The per-viewer plan: the most its optimised part gives an ad of a slot, as a multiple of the logged policy's "
+        "probability of that ad for that viewer (a plan near the log has a less noisy off-policy estimate); null: no bound.",
+    )
+    plan_search: dict[str, list[float | None]] = Field(
+        default_factory=lambda: {"plan_exploration": [0.05, 0.2], "plan_max_ratio": [None, 4.0, 2.0, 1.5, 1.2]},
+        description="The per-viewer plan: values of plan_exploration and plan_max_ratio to try, every combination; the plan made "
+        "before the validation days with each is judged on them, and the highest lower bound of the doubly robust margin over "
+        "the logged policy chooses; empty: the fields as set.",
     )
     registered_model: str = "shoplake-ads"
     rank_k: int = Field(10, ge=1, description="POST /ads/rank: ads returned when the request gives no k.")
+
+    @field_validator("plan_search")
+    @classmethod
+    def _plan_settings(cls, value: dict) -> dict:
+        wrong = [k for k in value if k not in PLAN_SEARCHABLE]
+        if wrong:
+            raise ValueError(f"{', '.join(wrong)}: only {', '.join(PLAN_SEARCHABLE)} of ads can be searched here")
+        empty = [k for k, v in value.items() if not v]
+        if empty:
+            raise ValueError(f"{', '.join(empty)}: no values to try")
+        return value

@@ -10,7 +10,7 @@ import pytest
 from shoplake import columns as C
 from shoplake.ads import schemas as S
 from shoplake.ads.bundle import Scores
-from shoplake.ads.candidates import UNKNOWN_VIEWER, latest_state, logged_probabilities, viewer_market
+from shoplake.ads.candidates import UNKNOWN_VIEWER, latest_state, logged_policy, logged_probabilities, viewer_market
 from shoplake.ads.data import CATEGORICAL, NUMERIC, AdData
 
 AFF = NUMERIC.index(S.USER_CATEGORY_AFFINITY)
@@ -62,11 +62,28 @@ def test_the_market_scores_every_ad_for_every_viewer_and_sets_traffic_costs_and_
     u1 = contexts.index(("u1", "search_top"))
     assert market.p_ctr[u1].tolist() == pytest.approx([0.01 + 0.06, 0.01 + 0.1 * 0.05])
     assert market.cpc.tolist() == [0.5, 0.2] and market.budgets == {"c1": 0.25, "c2": 0.1}
-    # Exploration follows the placement's logged ad shares: search_top showed i1 three times in five.
-    assert market.explore[u1].tolist() == pytest.approx([0.6, 0.4]) and market.explore[0].tolist() == [0.0, 1.0]
+    # Exploration follows the logged policy: the viewer's logged propensities (u1 was shown both ads with 0.5) of the ads the
+    # placement shows (email never showed i1); the unknown viewer the placement's ad shares (search_top showed i1 three times in five).
+    assert market.explore[u1].tolist() == pytest.approx([0.5, 0.5]) and market.explore[0].tolist() == [0.0, 1.0]
+    assert market.explore[contexts.index(("", "search_top"))].tolist() == pytest.approx([0.6, 0.4])
     # A logged slot finds its context (a viewer the market does not know: the unknown viewer's) and its ad.
     probabilities = np.arange(8, dtype=float).reshape(4, 2) / 10
     stranger = data.take(np.array([0, 3]))
     stranger.users = np.array(["u9", "u1"], dtype=object)
     pi, ctx = logged_probabilities(market, probabilities, stranger)
     assert ctx.tolist() == [1, u1] and pi.tolist() == pytest.approx([0.2, 0.5])
+
+
+def test_the_logged_policy_is_read_back_from_the_viewers_propensities_and_the_placements_shares_fill_the_rest():
+    state = latest_state(log(), ctr_prior=0.03)
+    state.ads.append(("c3", "i3"))
+    state.propensity.update({("u1", "c1", "i1"): 0.2, ("u1", "c2", "i2"): 0.1})
+    share = np.array([0.5, 0.25, 0.25])
+    # u1's logged propensities stand; the 0.7 they leave goes to i3, the one ad the log never showed u1.
+    assert logged_policy(state, "u1", share).tolist() == pytest.approx([0.2, 0.1, 0.7])
+    # u2 was shown i1 with 0.5 (and i2 in another placement with 0.5): the row sums to 1 and i3 gets nothing left.
+    assert logged_policy(state, "u2", share).tolist() == pytest.approx([0.5, 0.5, 0.0])
+    assert logged_policy(state, UNKNOWN_VIEWER, share).tolist() == pytest.approx(share.tolist())
+    # Propensities that sum beyond 1 (a policy that changed) are scaled down to a distribution.
+    state.propensity[("u1", "c2", "i2")] = 0.9
+    assert logged_policy(state, "u1", share).tolist() == pytest.approx([0.2 / 1.1, 0.9 / 1.1, 0.0])

@@ -24,6 +24,9 @@ def test_estimators_on_a_hand_made_log():
     assert est.ips.value == pytest.approx(2 / 3) and est.dr.value == pytest.approx(dr) and est.snips.value == pytest.approx(0.5)
     assert est.logged.value == pytest.approx(2 / 3) and est.max_weight == 2.0 and est.effective_n == pytest.approx(2.0)
     assert est.ips.low <= est.ips.value <= est.ips.high
+    # The margins over the logged policy, per impression and paired: w r - r, v + w (r - q) - r, SNIPS minus the logged mean.
+    assert est.ips_margin.value == pytest.approx(0.0) and est.snips_margin.value == pytest.approx(0.5 - 2 / 3)
+    assert est.dr_margin.value == pytest.approx(dr - 2 / 3)
 
 
 def test_bad_propensities_are_refused():
@@ -55,3 +58,20 @@ def test_estimates_recover_the_true_value_of_a_better_policy():
         assert interval.low <= true_value <= interval.high
     assert est.dr.high - est.dr.low < est.ips.high - est.ips.low
     assert est.logged.high < est.ips.low  # the greedy policy is better, and the estimates show it
+    true_margin = true_value - ctr.mean(axis=1)[context].mean()
+    for margin in (est.ips_margin, est.snips_margin, est.dr_margin):
+        assert margin.low <= true_margin <= margin.high and margin.verdict() == "win"
+
+
+def test_the_logged_policy_has_no_margin_over_itself_and_pairing_cancels_the_shared_noise():
+    rng = np.random.default_rng(1)
+    n = 5_000
+    mu = rng.uniform(0.05, 0.5, n)
+    reward = (rng.random(n) < 0.1) * rng.uniform(1, 50, n)
+    same = ope.estimate(reward, mu, mu, np.zeros(n), np.zeros(n), draws=200)
+    assert (same.ips_margin.value, same.ips_margin.low, same.ips_margin.high) == (0.0, 0.0, 0.0)
+    assert same.ips_margin.verdict() == "within noise" and same.snips_margin.value == pytest.approx(0.0)
+    # A policy close to the logged one: the paired interval is far narrower than the two value intervals side by side.
+    near = np.clip(mu * rng.uniform(0.9, 1.1, n), 0, 1)
+    est = ope.estimate(reward, mu, near, np.zeros(n), np.zeros(n), draws=200)
+    assert est.ips_margin.high - est.ips_margin.low < 0.2 * (est.ips.high - est.ips.low)

@@ -62,3 +62,26 @@ def test_exploration_that_alone_overspends_is_refused():
         allocate_policy(market({"c1": 0.5, "c2": 1e6}), epsilon=0.5)
     with pytest.raises(ValueError, match="epsilon"):
         allocate_policy(market({"c1": 1.0, "c2": 1.0}), epsilon=1.0)
+
+
+def test_a_max_ratio_spreads_each_slot_within_the_budgets():
+    # Exploration shares 0.5, 0.25, 0.25: with kappa 1.6 the optimised part gives an ad at most 0.8, 0.4 and 0.4 of a slot.
+    explore = np.array([[0.5, 0.25, 0.25], [0.5, 0.25, 0.25]])
+    m = market({"c1": 6.0, "c2": 1e6}, explore)
+    policy = allocate_policy(m, epsilon=0.1, max_ratio=1.6)
+    assert policy.max_ratio == 1.6 and policy.probabilities.sum(axis=1) == pytest.approx(np.ones(2))
+    assert (policy.probabilities <= (0.1 + 0.9 * 1.6) * explore + 1e-9).all()
+    spend = campaign_spend(m, policy.probabilities)
+    assert spend["c1"] <= 6.0 + 1e-6 and policy.multipliers["c1"] > 0
+    # Without the bound u2 would show a3 in every optimised slot; with it a3 takes at most 0.4 of them.
+    assert policy.probabilities[1, 2] == pytest.approx(0.1 * 0.25 + 0.9 * 0.4)
+    # kappa 1 is the exploration shares themselves; below 1 no slot could be filled.
+    assert allocate_policy(market({"c1": 1e6, "c2": 1e6}, explore), 0.0, 1.0).probabilities == pytest.approx(explore)
+    with pytest.raises(ValueError, match="max_ratio"):
+        allocate_policy(m, epsilon=0.1, max_ratio=0.5)
+
+
+def test_a_max_ratio_that_forces_an_overspend_is_refused():
+    # kappa 1 is the exploration shares: c1's ads in two thirds of every slot cost 5.67 a day, over its budget of 1.
+    with pytest.raises(InfeasiblePlanError):
+        allocate_policy(market({"c1": 1.0, "c2": 1e6}), epsilon=0.0, max_ratio=1.0)
