@@ -206,10 +206,10 @@ def judgement_rows(judgement: Judgement, run_date: dt.date, first_day: dt.date, 
 
     est, policy = judgement.estimates, judgement.policy
     figures = {"effective_n": est.effective_n, "max_weight": est.max_weight}
-    for name, interval in (("logged", est.logged), ("ips", est.ips), ("snips", est.snips), ("dr", est.dr)):
-        figures.update({f"value_{name}": interval.value, f"value_{name}_low": interval.low, f"value_{name}_high": interval.high})
-    for name, interval in (("ips", est.ips_margin), ("snips", est.snips_margin), ("dr", est.dr_margin)):
-        figures.update({f"margin_{name}": interval.value, f"margin_{name}_low": interval.low, f"margin_{name}_high": interval.high})
+    intervals = {"value_logged": est.logged, "value_ips": est.ips, "value_snips": est.snips, "value_dr": est.dr,
+                 "margin_ips": est.ips_margin, "margin_snips": est.snips_margin, "margin_dr": est.dr_margin}  # fmt: skip
+    for name, interval in intervals.items():
+        figures.update({name: interval.value, f"{name}_low": interval.low, f"{name}_high": interval.high})
     figures.update({"exploration": policy.epsilon, "max_ratio": policy.max_ratio if policy.max_ratio is not None else np.nan})
     n = len(judgement.target)
     rows = [

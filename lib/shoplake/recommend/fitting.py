@@ -247,18 +247,25 @@ def score_transforms(data: TrainingData, cfg: Config, settings_: Sequence[dict],
     priors = {d: count_scorer("trending", data, cfg, int(d)) for d in {s[BLEND_DAYS] for s in settings_ if s.get(BLEND)}}
     partners = {l2: ease_scorer(data, cfg, float(l2)) for l2 in {s[EASE_L2] for s in settings_ if s.get(EASE_BLEND)}}
     unknown = scorer.unknown() if any(s.get(COLD_BOOST) for s in settings_) else None
+    # rank_split hands every transform the same chunk of users in turn: EASE scores it once per penalty.
+    last_chunk: dict[float, tuple[np.ndarray, np.ndarray]] = {}
+
+    def partner_rows(l2: float, users: np.ndarray) -> np.ndarray:
+        seen = last_chunk.get(l2)
+        if seen is None or not np.array_equal(seen[0], users):
+            seen = last_chunk[l2] = (users.copy(), partners[l2].score(users, [data.sequences[u] for u in users]))
+        return seen[1]
 
     def transform(setting: dict) -> Callable | None:
         if not setting.get(BLEND) and not setting.get(COLD_BOOST) and not setting.get(EASE_BLEND):
             return None
         prior = priors[setting[BLEND_DAYS]] if setting.get(BLEND) else None
-        partner = partners[setting[EASE_L2]] if setting.get(EASE_BLEND) else None
         boost, blend, ease = (float(setting.get(key, 0.0)) for key in (COLD_BOOST, BLEND, EASE_BLEND))
 
         def adjusted(scores: np.ndarray, users: np.ndarray) -> np.ndarray:
             prior_rows = None if prior is None else prior.score(users, None)
-            partner_rows = None if partner is None else partner.score(users, [data.sequences[u] for u in users])
-            return adjust_scores(scores, unknown, boost, prior_rows, blend, partner_rows, ease)
+            partner = partner_rows(setting[EASE_L2], users) if ease else None
+            return adjust_scores(scores, unknown, boost, prior_rows, blend, partner, ease)
 
         return adjusted
 
