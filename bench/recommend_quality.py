@@ -15,7 +15,7 @@ Ray Tune: ``recommender.mf_search``, ``sequence_model.search``, ``tuning.*``), a
 rank the whole catalogue against the held-out purchases. It prints per dataset the
 metrics table (NDCG@10 with its bootstrap interval over users, validation and test,
 all items and the cold-item slice), the settings validation chose, the champion
-(the best on validation) on test against the next model of validation, and the
+(the simplest model within noise of the best on validation) on test against the next model of validation, and the
 champion and the main model each on test against the best baseline: the ratio,
 the paired difference with its interval and the verdict (win, loss or within noise).
 
@@ -86,11 +86,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def _print_summary(console, name: str, result, cfg) -> None:
     """The champion against the next model of validation, the chosen settings, the searches and the best-baseline lines."""
-    console.print("champion (best validation NDCG@10) against the next on validation, on test:")
+    console.print("champion (recommender.champion_rule on validation) against the next on validation, on test:")
     console.print(f"  {name}: {result.versus_line() or f'{result.champion} (no validation window)'}")
     if result.versus is not None:
         other = result.versus[0]
         console.print(f"    ratio {_ratio(result.ndcg(result.champion), result.ndcg(other))}")
+    if result.margins:
+        console.print("    validation NDCG@10 minus the best's, paired over users: "
+                      + ", ".join(f"{kind} {margin} {margin.verdict()}" for kind, margin in result.margins.items()))
     if result.tuned:
         console.print(f"    settings chosen on validation: {', '.join(f'{k} {_shown(v)}' for k, v in result.tuned.items())}")
     for kind, searched in result.searches.items():

@@ -2,8 +2,11 @@
 
 Every run splits its data by time into train, validation and test. Every candidate,
 the baselines included, is fitted on train; the champion is the candidate with the
-best validation score (:func:`pick_champion`); test is scored once, reported, and
-never used to choose anything. Every reported figure carries a bootstrap interval
+best validation score (:func:`pick_champion`), or, where a use case asks for it,
+the simplest candidate whose validation score is within noise of the best
+(:func:`pick_simplest_within_noise`: a paired version of the one-standard-error rule,
+which keeps a search's lucky draw from being served over a simpler model it did not
+beat); test is scored once, reported, and never used to choose anything. Every reported figure carries a bootstrap interval
 over the evaluated units (users, items, payments, messages), and a candidate
 "beats" another only when the interval of their paired difference excludes zero
 (:func:`paired_difference`, :meth:`Interval.verdict`).
@@ -176,3 +179,34 @@ def pick_champion(scores: Mapping[str, float], higher_is_better: bool = True) ->
 def best_other(scores: Mapping[str, float], champion: str, higher_is_better: bool = True) -> str | None:
     """The best candidate on ``scores`` other than ``champion`` (what the champion is compared with)."""
     return pick_champion({k: v for k, v in scores.items() if k != champion}, higher_is_better)
+
+
+def margins_to_best(per_unit: Mapping[str, np.ndarray], scores: Mapping[str, float], higher_is_better: bool = True, *,
+                    draws: int = 1000, level: float = 0.95, seed: int = 0) -> dict[str, Interval]:  # fmt: skip
+    """Each candidate's paired difference with the best one on ``scores``, over the same units (the best's own is zero).
+
+    ``per_unit`` holds every candidate's per-unit values in the same unit order;
+    candidates missing from it or without a score are left out.
+    """
+    best = pick_champion(scores, higher_is_better)
+    if best is None or best not in per_unit:
+        return {}
+    return {
+        name: paired_difference(values, per_unit[best], draws=draws, level=level, seed=seed)
+        for name, values in per_unit.items()
+        if name in scores and scores[name] is not None and not math.isnan(scores[name])
+    }
+
+
+def pick_simplest_within_noise(margins: Mapping[str, Interval], simplest_first: Sequence[str],
+                               higher_is_better: bool = True) -> str | None:  # fmt: skip
+    """The first of ``simplest_first`` whose margin to the best (:func:`margins_to_best`) is not a loss.
+
+    A candidate that validation cannot tell from the best is as good as measured, and
+    the simpler one is served; None when no listed candidate has a margin.
+    """
+    for name in simplest_first:
+        margin = margins.get(name)
+        if margin is not None and not math.isnan(margin.value) and margin.verdict(higher_is_better) != "loss":
+            return name
+    return None

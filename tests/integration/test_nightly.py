@@ -66,7 +66,7 @@ def test_nightly_trains_scores_and_reports_every_model(make_cfg, spark, ray_loca
     bundle, info = load_serving_bundle(cfg)
     from shoplake.recommend.report import recommend_champion
 
-    assert bundle.kind == recommend_champion(metrics) is not None  # the best on validation, whichever it is
+    assert bundle.kind == recommend_champion(metrics) is not None  # measured on validation, whichever it is
     recs = lake.to_arrow(RECOMMENDATIONS, run_date=run_date).to_pylist()
     assert {r[C.MODEL_VERSION] for r in recs} == {info.version}
     by_user: dict[str, list] = {}

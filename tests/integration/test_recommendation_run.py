@@ -247,8 +247,12 @@ def test_the_champion_is_measured_on_validation_and_served(rec_lake, ray_local):
         (V, "time_cutoff/validation/all"), (V, "time_cutoff/validation/cold_items"),
         (CUTOFF, "time_cutoff/test/all"), (CUTOFF, "time_cutoff/test/cold_items"),
     }  # fmt: skip
-    valid = {r[C.MODEL_NAME]: r[C.VALUE] for r in rows if r[C.SLICE] == "time_cutoff/validation/all" and r[C.METRIC] == "ndcg@10"}
-    assert result.champion == recommend_champion(rows) == max(valid, key=valid.get)
+    valid = {(r[C.MODEL_NAME], r[C.METRIC]): r[C.VALUE] for r in rows if r[C.SLICE] == "time_cutoff/validation/all"}
+    best = max(("popularity", "cooccurrence"), key=lambda m: valid[(m, "ndcg@10")])
+    assert valid[(best, "ndcg@10_to_best")] == valid[(best, "ndcg@10_to_best_high")] == 0.0
+    # The simplest model whose paired difference with the best reaches zero.
+    simplest = next(m for m in ("popularity", "cooccurrence") if valid[(m, "ndcg@10_to_best_high")] >= 0)
+    assert result.champion == recommend_champion(rows) == simplest
     assert load_serving_bundle(cfg)[0].kind == result.champion
     other, diff = result.versus
     assert other != result.champion and diff.low <= diff.value <= diff.high
@@ -272,7 +276,7 @@ def test_the_tuned_baselines_take_their_setting_from_validation(rec_lake, ray_lo
     cfg, lake = rec_lake
     with_early_history(lake, ray_local)
     rc = cfg.recommender.model_copy(update={"models": ["trending", "item_knn", "ease"], "trending_days": [1, 30],
-                                            "knn_neighbors": [1, 5], "ease_l2": [0.5, 50.0]})  # fmt: skip
+                                            "knn_neighbors": [1, 5], "ease_l2": [0.5, 50.0], "champion_rule": "best"})  # fmt: skip
     cfg = cfg.model_copy(update={"recommender": rc})
 
     result = run_recommendation(cfg, lake, name="rec-tuned")
@@ -284,6 +288,8 @@ def test_the_tuned_baselines_take_their_setting_from_validation(rec_lake, ray_lo
         # The first of the best settings on validation, and its figure is the one reported.
         assert result.tuned[kind] == max(scores, key=scores.get)
         assert result.ndcg(kind, split="validation") == pytest.approx(scores[result.tuned[kind]])
+    assert result.champion == max(result.validation, key=lambda kind: result.ndcg(kind, split="validation"))
+    assert not result.margins  # the best of validation, no margins measured
     bundle, _ = load_serving_bundle(cfg)
     assert bundle.kind == result.champion and bundle.metadata["params"] == {
         {"trending": "days", "item_knn": "neighbors", "ease": "l2"}[result.champion]: result.tuned[result.champion]

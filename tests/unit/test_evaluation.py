@@ -8,8 +8,10 @@ from shoplake.evaluation import (
     best_other,
     bootstrap_mean,
     bootstrap_statistic,
+    margins_to_best,
     paired_difference,
     pick_champion,
+    pick_simplest_within_noise,
     ratio_of_sums,
 )
 
@@ -65,6 +67,28 @@ def test_pick_champion():
     assert pick_champion({"a": 0.1, "b": 0.05}, higher_is_better=False) == "b"
     assert pick_champion({"a": math.nan}) is None
     assert best_other({"a": 0.1, "b": 0.3, "c": 0.2}, "b") == "c"
+
+
+def test_the_simplest_candidate_within_noise_of_the_best_is_chosen():
+    rng = np.random.default_rng(1)
+    best = rng.uniform(0, 1, 300)
+    per_unit = {
+        "simple": best - 0.3,  # clearly worse on every unit
+        "middle": best - rng.normal(0.0, 0.05, 300) - 0.002,  # a hair below the best, paired noise
+        "complex": best,
+    }
+    scores = {name: float(values.mean()) for name, values in per_unit.items()}
+    margins = margins_to_best(per_unit, scores)
+    assert margins["complex"] == Interval(0.0, 0.0, 0.0)
+    assert margins["simple"].verdict() == "loss" and margins["middle"].verdict() == "within noise"
+    assert pick_simplest_within_noise(margins, ["simple", "middle", "complex"]) == "middle"
+    assert pick_simplest_within_noise(margins, ["complex", "middle"]) == "complex"
+    # The same gap, but the middle one loses on every unit: no longer within noise.
+    margins = margins_to_best({**per_unit, "middle": best - 0.002}, scores)
+    assert margins["middle"].verdict() == "loss"
+    assert pick_simplest_within_noise(margins, ["simple", "middle", "complex"]) == "complex"
+    assert pick_simplest_within_noise(margins, ["unknown"]) is None
+    assert margins_to_best(per_unit, {"simple": math.nan}) == {}
 
 
 def test_bootstrap_of_a_statistic_that_is_not_a_mean():

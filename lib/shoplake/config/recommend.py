@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field, PositiveFloat, PositiveInt, field_validator, model_validator
 
@@ -95,6 +95,8 @@ class SequenceModelConfig(Strict):
 
 
 _RECOMMENDERS = Literal["popularity", "trending", "cooccurrence", "item_knn", "ease", "mf", "sasrec"]
+#: The recommenders from the simplest to the most complex: the order ``simplest_within_noise`` prefers.
+RECOMMENDERS_SIMPLEST_FIRST: tuple[str, ...] = get_args(_RECOMMENDERS)
 
 
 class RecommenderConfig(Strict):
@@ -144,6 +146,12 @@ class RecommenderConfig(Strict):
         description="Matrix factorization's settings searched on the validation splits (Ray Tune, tuning.*): "
         + ", ".join(_MF_SEARCHABLE)
         + " of training with the values to try; the best epoch becomes training.epochs; empty: none searched.",
+    )
+    champion_rule: Literal["best", "simplest_within_noise"] = Field(
+        "simplest_within_noise",
+        description="How validation picks the champion. best: the highest validation NDCG@10. simplest_within_noise: "
+        "the simplest model (popularity, trending, cooccurrence, item_knn, ease, mf, sasrec in that order) whose paired "
+        "difference with the best on validation is not a loss (its interval over users reaches zero).",
     )
     main_model: _RECOMMENDERS = Field(
         "sasrec", description="The candidate the reports compare with the best baseline; the champion served is measured on validation."

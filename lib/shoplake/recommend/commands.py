@@ -22,7 +22,8 @@ Outputs: every model of recommender.models (popularity, trending, cooccurrence, 
          ones validation, pooled) or leave_last_out (each user's last purchase day
          is test, the one before validation). The metrics of every split go to
          ops.model_metrics (D's partition replaced; slice <protocol>/<split>/<items>)
-         and are printed as a table. The champion, the best validation NDCG@10 (a
+         and are printed as a table. The champion (recommender.champion_rule: the
+         simplest model not shown worse than the best validation NDCG@10, a
          baseline may win), is retrained on D's snapshot when recommender.refit,
          packed as a bundle under <runs_dir>/recommender/<name>/bundle, logged to
          MLflow with its metrics and the Delta versions of its inputs, and becomes

@@ -29,6 +29,8 @@ from scipy import sparse
 PAD = -1
 #: The metric a recommendation run chooses its champion by, reported with its interval.
 CHAMPION_METRIC = "ndcg@10"
+#: Each model's paired difference in CHAMPION_METRIC with the best model on validation (``_low``/``_high``: its interval).
+MARGIN_METRIC = f"{CHAMPION_METRIC}_to_best"
 
 
 def rank_items(

@@ -9,8 +9,9 @@ from rich.table import Table
 
 from shoplake import columns as C
 from shoplake import evaluation
-from shoplake.evaluation import SPLIT_LABELS, label_cutoffs, pick_champion
-from shoplake.recommend.metrics import CHAMPION_METRIC
+from shoplake.config.recommend import RECOMMENDERS_SIMPLEST_FIRST
+from shoplake.evaluation import SPLIT_LABELS, Interval, label_cutoffs, pick_champion, pick_simplest_within_noise
+from shoplake.recommend.metrics import CHAMPION_METRIC, MARGIN_METRIC
 from shoplake.recommend.schemas import ALL_ITEMS, COLD_ITEMS, LEAVE_LAST_OUT, VALIDATION_POOLED, parse_metrics_slice
 
 #: Metrics shown, in order; ops.model_metrics holds more (every metric at k=10 and 20, hit rate, MRR).
@@ -36,16 +37,26 @@ def _shown(records: list[dict]) -> tuple[str | None, list[tuple[str, dict]]]:
 
 
 def recommend_champion(rows) -> str | None:
-    """The model with the best validation NDCG@10 in a run's ``ops.model_metrics`` rows (None without validation)."""
+    """The champion of a run's ``ops.model_metrics`` rows (None without validation).
+
+    With margins to the best on validation (``recommender.champion_rule: simplest_within_noise``), the simplest
+    model whose margin is not a loss; without them, the best validation NDCG@10.
+    """
     records = rows.to_pylist() if hasattr(rows, "to_pylist") else list(rows)
     if not records:
         return None
     _, shown = _shown(records)
-    scores = {
-        r[C.MODEL_NAME]: math.nan if r[C.VALUE] is None else r[C.VALUE] for label, r in shown
-        if label == VALID and r[C.SLICE] == ALL_ITEMS and r[C.METRIC] == CHAMPION_METRIC
+    valid = {}
+    for label, r in shown:
+        if label == VALID and r[C.SLICE] == ALL_ITEMS:
+            valid.setdefault(r[C.MODEL_NAME], {})[r[C.METRIC]] = math.nan if r[C.VALUE] is None else r[C.VALUE]
+    margins = {
+        model: Interval(m[MARGIN_METRIC], m[f"{MARGIN_METRIC}_low"], m[f"{MARGIN_METRIC}_high"])
+        for model, m in valid.items() if MARGIN_METRIC in m
     }  # fmt: skip
-    return pick_champion(scores)
+    if margins:
+        return pick_simplest_within_noise(margins, RECOMMENDERS_SIMPLEST_FIRST)
+    return pick_champion({model: m[CHAMPION_METRIC] for model, m in valid.items() if CHAMPION_METRIC in m})
 
 
 def _spans(protocol: str | None, shown: list[tuple[str, dict]], records: list[dict]) -> str:
@@ -76,8 +87,8 @@ def metrics_table(rows, main_model: str | None = None) -> Table:
     """One row per model, split and slice of a run's ``ops.model_metrics`` rows (an Arrow table or dicts).
 
     The slice of each row names its protocol and split (``<protocol>/<split>/<items>``);
-    validation pooled over several windows stands for them. The champion (best
-    validation NDCG@10; ``main_model`` when the run had no validation split) is in
+    validation pooled over several windows stands for them. The champion
+    (:func:`recommend_champion`; ``main_model`` when the run had no validation split) is in
     bold, and the caption compares its test NDCG@10 with the best other model of
     validation. The interval is the bootstrap interval over users.
     """
@@ -136,5 +147,7 @@ def _versus_best_other(values: dict[tuple[str, str, str], dict], champion: str |
         return None
     ratio = test / best if best > 0 else float("inf")
     if measured:
-        return f"champion {champion} (best on validation): test NDCG@10 = {ratio:.2f}x {other} ({best:.4f}), the next on validation"
+        best_valid = pick_champion({m: score(m, VALID) for m in models})
+        why = "best on validation" if best_valid == champion else f"simplest within noise of {best_valid} on validation"
+        return f"champion {champion} ({why}): test NDCG@10 = {ratio:.2f}x {other} ({best:.4f}), the next on validation"
     return f"{champion} (configured; no validation window): test NDCG@10 = {ratio:.2f}x {other} ({best:.4f}), the best other"

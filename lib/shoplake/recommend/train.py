@@ -23,7 +23,9 @@ evaluation protocol (:mod:`shoplake.evaluation`) with the held-out splits of
    items and for the cold-item slice (held-out items without a training
    interaction), with a bootstrap interval over users for NDCG@10; several
    validation splits are pooled over their (user, window) pairs;
-4. picks the champion, the best validation NDCG@10, baselines included; on test it
+4. picks the champion by ``recommender.champion_rule`` (the simplest model whose paired
+   difference with the best validation NDCG@10 is not a loss, or the best), baselines
+   included; on test it
    compares the champion with the best other model of validation (the paired
    difference of NDCG@10 per user, with its interval);
 5. fits the champion again on everything before D (``recommender.refit``), packs it
@@ -49,7 +51,17 @@ import numpy as np
 
 from shoplake import columns as C
 from shoplake.config import Config
-from shoplake.evaluation import TEST, VALIDATION, Interval, best_other, paired_difference, pick_champion
+from shoplake.config.recommend import RECOMMENDERS_SIMPLEST_FIRST
+from shoplake.evaluation import (
+    TEST,
+    VALIDATION,
+    Interval,
+    best_other,
+    margins_to_best,
+    paired_difference,
+    pick_champion,
+    pick_simplest_within_noise,
+)
 from shoplake.recommend.bundle import RecommenderBundle
 from shoplake.recommend.evaluate import ALL, KS, SliceMetrics, pool, rank_split, split_metrics, validation_score
 from shoplake.recommend.fitting import (
@@ -70,7 +82,7 @@ from shoplake.recommend.fitting import (
     with_score_setting,
 )
 from shoplake.recommend.holdout import TrainingData, history, load_events
-from shoplake.recommend.metrics import CHAMPION_METRIC
+from shoplake.recommend.metrics import CHAMPION_METRIC, MARGIN_METRIC
 from shoplake.recommend.protocols import holdout_splits
 from shoplake.recommend.schemas import TASK_RECOMMENDATION, VALIDATION_POOLED, metrics_slice
 from shoplake.recommend.tuning import chosen_settings, search_settings, search_space
@@ -112,6 +124,7 @@ class RecommendationResult:
     protocol: str = ""
     splits: list[SplitMetrics] = field(default_factory=list)  # every split in time order, the pooled validation last
     searches: dict[str, SearchResult] = field(default_factory=dict)  # model -> its search on validation
+    margins: dict[str, Interval] = field(default_factory=dict)  # model -> its paired difference with the best on validation
 
     def ndcg(self, model: str, slice_: str = ALL, split: str = TEST) -> float:
         return (self.validation if split == VALIDATION else self.metrics)[model][slice_].metrics[CHAMPION_METRIC]
@@ -143,28 +156,29 @@ def build_bundle(fitted: FittedModel, data: TrainingData, metadata: dict) -> Rec
 def metrics_rows(result: RecommendationResult, evaluated_at: dt.datetime):
     """The ``ops.model_metrics`` rows of a run's splits, as an Arrow table of the spec's schema.
 
-    Each row's slice is ``<protocol>/<split>/<items>`` and its cutoff the split's first held-out day.
+    Each row's slice is ``<protocol>/<split>/<items>`` and its cutoff the split's first held-out day; the
+    validation that chose the champion (pooled when there are several windows) also holds each model's
+    margin to the best (``MARGIN_METRIC`` with its interval).
     """
     import pyarrow as pa
 
+    def row(split: SplitMetrics, model: str, slice_: str, metric: str, value: float) -> dict:
+        return {C.RUN_DATE: result.run_date, C.TASK: TASK_RECOMMENDATION, C.CUTOFF_DATE: split.cutoff, C.MODEL_NAME: model,
+                C.MLFLOW_RUN_ID: result.mlflow_run_id, C.SLICE: metrics_slice(result.protocol, split.split, slice_),
+                C.METRIC: metric, C.VALUE: None if np.isnan(value) else float(value),
+                C.N_EVALUATED: split.metrics[model][slice_].n_users, C.EVALUATED_AT: evaluated_at}  # fmt: skip
+
     rows = [
-        {
-            C.RUN_DATE: result.run_date,
-            C.TASK: TASK_RECOMMENDATION,
-            C.CUTOFF_DATE: split.cutoff,
-            C.MODEL_NAME: model,
-            C.MLFLOW_RUN_ID: result.mlflow_run_id,
-            C.SLICE: metrics_slice(result.protocol, split.split, slice_),
-            C.METRIC: metric,
-            C.VALUE: None if np.isnan(value) else float(value),
-            C.N_EVALUATED: sm.n_users,
-            C.EVALUATED_AT: evaluated_at,
-        }  # fmt: skip
+        row(split, model, slice_, metric, value)
         for split in result.splits
         for model, slices in split.metrics.items()
         for slice_, sm in slices.items()
         for metric, value in sm.metrics.items()
     ]
+    for split in [split for split in result.splits if split.split in (VALIDATION, VALIDATION_POOLED)][-1:]:
+        for model, margin in result.margins.items():
+            rows += [row(split, model, ALL, MARGIN_METRIC, margin.value), row(split, model, ALL, f"{MARGIN_METRIC}_low", margin.low),
+                     row(split, model, ALL, f"{MARGIN_METRIC}_high", margin.high)]  # fmt: skip
     return pa.Table.from_pylist(rows, schema=MODEL_METRICS.arrow_schema())
 
 
@@ -293,7 +307,7 @@ def run_recommendation(
                 log.info("%s %s: %s", label, kind, {k: round(v, 4) for k, v in evaluated[label][kind][ALL].metrics.items()})
     metrics = evaluated[TEST]
 
-    champion, versus = _champion(cfg, evaluated)
+    champion, versus, margins = _champion(cfg, evaluated)
     if rc.refit or champion not in fitted_on_test:
         step(f"{champion}: training on the {run_date} snapshot for serving")
         data = history(events, cfg, events.end)
@@ -362,6 +376,7 @@ def run_recommendation(
         protocol=rc.protocol,
         splits=splits,
         searches=searches,
+        margins=margins,
     )
     step("writing ops.model_metrics")
     table = metrics_rows(result, dt.datetime.now(dt.timezone.utc))
@@ -389,15 +404,23 @@ def history_outside_lookback(cfg: Config, lake, run_date: dt.date) -> str | None
             f"features.lookback_days ({days}) before {run_date} and are not used; raise it to learn from them")  # fmt: skip
 
 
-def _champion(cfg: Config, evaluated: dict[str, dict[str, dict[str, SliceMetrics]]]) -> tuple[str, tuple[str, Interval] | None]:
-    """The best model on validation and, on test, its paired difference with the best other one of validation."""
+def _champion(cfg: Config, evaluated: dict[str, dict[str, dict[str, SliceMetrics]]]
+              ) -> tuple[str, tuple[str, Interval] | None, dict[str, Interval]]:  # fmt: skip
+    """The champion of validation (``recommender.champion_rule``), its paired difference on test with the best
+    other model of validation, and every model's paired difference with the best on validation (empty for ``best``)."""
     rc, ev = cfg.recommender, cfg.evaluation
     scores = {kind: slices[ALL].metrics[CHAMPION_METRIC] for kind, slices in evaluated[VALIDATION].items()}
-    champion = pick_champion(scores)
+    margins: dict[str, Interval] = {}
+    if rc.champion_rule == "simplest_within_noise":
+        per_user = {kind: slices[ALL].per_user for kind, slices in evaluated[VALIDATION].items() if slices[ALL].per_user is not None}
+        margins = margins_to_best(per_user, scores, draws=ev.bootstrap_draws, level=ev.confidence, seed=ev.seed)
+        champion = pick_simplest_within_noise(margins, RECOMMENDERS_SIMPLEST_FIRST)
+    else:
+        champion = pick_champion(scores)
     if champion is None:
-        return rc.main_model, None
+        return rc.main_model, None, margins
     other = best_other(scores, champion)
     if other is None or champion not in evaluated[TEST] or other not in evaluated[TEST]:
-        return champion, None
+        return champion, None, margins
     a, b = evaluated[TEST][champion][ALL].per_user, evaluated[TEST][other][ALL].per_user
-    return champion, (other, paired_difference(a, b, draws=ev.bootstrap_draws, level=ev.confidence, seed=ev.seed))
+    return champion, (other, paired_difference(a, b, draws=ev.bootstrap_draws, level=ev.confidence, seed=ev.seed)), margins

@@ -47,6 +47,27 @@ def test_the_champion_is_the_best_on_validation_not_on_test():
     assert recommend_champion(window(TEST_NDCG, TEST_CUTOFF)) is None  # one window: nothing measured
 
 
+def margins(values: dict[str, tuple[float, float, float]], cutoff: dt.date = VALID_CUTOFF) -> list[dict]:
+    return [
+        {"run_date": RUN, "cutoff_date": cutoff, "model_name": model, "slice": "all", "metric": f"ndcg@10_to_best{suffix}",
+         "value": value, "n_evaluated": 40}
+        for model, interval in values.items()
+        for suffix, value in zip(("", "_low", "_high"), interval)
+    ]  # fmt: skip
+
+
+def test_with_margins_the_simplest_model_within_noise_of_the_best_is_the_champion():
+    rows = window(VALID_NDCG, VALID_CUTOFF) + window(TEST_NDCG, TEST_CUTOFF)
+    within = margins({"popularity": (-0.04, -0.09, 0.001), "cooccurrence": (0.0, 0.0, 0.0), "mf": (-0.03, -0.05, -0.01),
+                      "sasrec": (-0.01, -0.03, 0.01)})  # fmt: skip
+    assert recommend_champion(rows + within) == "popularity"  # the simplest, its interval reaches zero
+    text = flat(metrics_table(rows + within))
+    assert "champion popularity (simplest within noise of cooccurrence on validation): test NDCG@10 = 0.50x cooccurrence" in text
+    lost = margins({"popularity": (-0.04, -0.09, -0.001), "cooccurrence": (0.0, 0.0, 0.0), "sasrec": (-0.01, -0.03, 0.01)})
+    assert recommend_champion(rows + lost) == "cooccurrence"
+    assert recommend_champion(rows + margins({"mf": (0.0, -0.01, 0.01)}, TEST_CUTOFF)) == "cooccurrence"  # test never chooses
+
+
 def test_caption_compares_the_champion_with_the_next_on_validation():
     text = flat(metrics_table(window(VALID_NDCG, VALID_CUTOFF) + window(TEST_NDCG, TEST_CUTOFF), main_model="sasrec"))
     assert "champion cooccurrence (best on validation): test NDCG@10 = 1.25x sasrec (0.0800)" in text

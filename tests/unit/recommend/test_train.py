@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from shoplake import columns as C
-from shoplake.evaluation import TEST, VALIDATION
+from shoplake.evaluation import TEST, VALIDATION, Interval
 from shoplake.recommend.evaluate import ALL, COLD, SliceMetrics, pool
 from shoplake.recommend.fitting import score_settings
 from shoplake.recommend.report import metrics_table, recommend_champion
@@ -72,6 +72,17 @@ def test_the_report_reads_the_pooled_validation_of_a_rolling_run():
     console.print(metrics_table(rows))
     text = " ".join(console.export_text().split())
     assert "recommenders (rolling)" in text and "valid 2 windows 2024-03-01..2024-03-15 pooled, test 2024-03-15..2024-03-29" in text
+
+
+def test_the_margins_to_the_best_go_with_the_pooled_validation_and_choose_the_champion():
+    result = rolling_result()
+    result.margins = {"ease": Interval(0.0, 0.0, 0.0), "trending": Interval(-0.067, -0.4, 0.3)}
+    rows = metrics_rows(result, dt.datetime(2024, 3, 29, tzinfo=dt.timezone.utc)).to_pylist()
+    got = {(r[C.SLICE], r[C.MODEL_NAME], r[C.METRIC]): r for r in rows if r[C.METRIC].startswith("ndcg@10_to_best")}
+    assert {slice_ for slice_, _, _ in got} == {"rolling/validation_pooled/all"}
+    assert got[("rolling/validation_pooled/all", "trending", "ndcg@10_to_best_low")][C.VALUE] == pytest.approx(-0.4)
+    assert got[("rolling/validation_pooled/all", "trending", "ndcg@10_to_best")][C.N_EVALUATED] == 3
+    assert recommend_champion(rows) == "trending"  # simpler than ease, and validation cannot tell them apart
 
 
 def test_the_sequence_model_tries_each_boost_with_each_trending_blend_and_window(make_cfg):
