@@ -92,8 +92,10 @@ def _print_summary(console, name: str, result, cfg) -> None:
         other = result.versus[0]
         console.print(f"    ratio {_ratio(result.ndcg(result.champion), result.ndcg(other))}")
     if result.margins:
-        console.print("    validation NDCG@10 minus the best's, paired over users: "
-                      + ", ".join(f"{kind} {margin} {margin.verdict()}" for kind, margin in result.margins.items()))
+        console.print(
+            "    validation NDCG@10 minus the best's, paired over users: "
+            + ", ".join(f"{kind} {margin} {margin.verdict()}" for kind, margin in result.margins.items())
+        )
     if result.tuned:
         console.print(f"    settings chosen on validation: {', '.join(f'{k} {_shown(v)}' for k, v in result.tuned.items())}")
     for kind, searched in result.searches.items():
