@@ -357,4 +357,6 @@ def _maintain(ctx: StepContext) -> None:
         done += maintain(ctx.lake, [spec])
         update(f"maintained {spec.full_name}")
     compacted = sum(1 for m in done if m.compacted)
-    update(f"lake maintenance: {compacted} table(s) compacted, {sum(m.vacuumed for m in done)} file(s) vacuumed", done=True)
+    expired = sum(len(m.expired) for m in done)
+    update(f"lake maintenance: {expired} snapshot(s) expired, {compacted} table(s) compacted, "
+           f"{sum(m.vacuumed for m in done)} file(s) vacuumed", done=True)  # fmt: skip

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, PositiveInt, field_validator
 
 from shoplake.config.base import Strict
 from shoplake.ingest.landing import SOURCES, ExtraField, extra_field_problem
@@ -30,6 +30,11 @@ class LakeConfig(Strict):
     )
     vacuum_retention_hours: float = Field(
         168, ge=0, description="Lake maintenance deletes files no version this young references (time travel reaches back this far)."
+    )
+    keep_run_dates: PositiveInt | None = Field(
+        7,
+        description="Lake maintenance keeps the latest this many run-date snapshots of every silver and gold table and deletes "
+        "the older ones (time travel reaches them until vacuumed); null: every snapshot is kept.",
     )
 
 

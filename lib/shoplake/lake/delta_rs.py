@@ -221,6 +221,12 @@ class DeltaRsEngine:
 
         DeltaTable(uri, storage_options=self.storage_options).optimize.compact()
 
+    def delete_before(self, uri: str, column: str, before) -> None:
+        """Delete the rows whose ``column`` is before ``before`` (a date; one commit, on a partition column whole files)."""
+        from deltalake import DeltaTable
+
+        DeltaTable(uri, storage_options=self.storage_options).delete(f"{column} < '{before.isoformat()}'")
+
     def vacuum(self, uri: str, retention_hours: float) -> int:
         """Delete files older than the retention that no retained version references, commits or not; returns how many."""
         return vacuum_table(uri, retention_hours, self.storage_options)

@@ -175,6 +175,12 @@ class DeltaSparkEngine:
         """``OPTIMIZE``: rewrite small files into fewer large ones (one commit)."""
         self._table(uri).optimize().executeCompaction()
 
+    def delete_before(self, uri: str, column: str, before) -> None:
+        """Delete the rows whose ``column`` is before ``before`` (one commit; on a partition column, whole files)."""
+        from pyspark.sql import functions as F
+
+        self._table(uri).delete(F.col(column) < F.lit(before))
+
     def vacuum(self, uri: str, retention_hours: float) -> int:
         """``VACUUM`` through delta-rs (:func:`~shoplake.lake.delta_rs.vacuum_table`); returns how many files it deleted."""
         return vacuum_table(uri, retention_hours, self.storage_options)
