@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from shoplake.spark import SMALL_DATA_CONF
+
 #: Settings every test configuration starts from: small local Spark and Ray.
 TEST_OVERRIDES = (
     "spark.master=local[2]",
     "spark.conf.spark.sql.shuffle.partitions=2",
     "spark.conf.spark.default.parallelism=2",
     "spark.conf.spark.driver.memory=2g",
+    # The suite's tables hold kilobytes (docs/index.md, Tests).
+    *(f"spark.conf.{key}={value}" for key, value in SMALL_DATA_CONF.items()),
     "ray.num_cpus=2",
     # Validation searches run in the tests with the smallest budget that still compares settings.
     "tuning.num_samples=2",

@@ -6,10 +6,11 @@ best validation score (:func:`pick_champion`), or, where a use case asks for it,
 the simplest candidate whose validation score is within noise of the best
 (:func:`pick_simplest_within_noise`: a paired version of the one-standard-error rule,
 which keeps a search's lucky draw from being served over a simpler model it did not
-beat); test is scored once, reported, and never used to choose anything. Every reported figure carries a bootstrap interval
-over the evaluated units (users, items, payments, messages), and a candidate
-"beats" another only when the interval of their paired difference excludes zero
-(:func:`paired_difference`, :meth:`Interval.verdict`).
+beat); test is scored once, reported, and never used to choose anything. Every
+reported figure carries a bootstrap interval over the evaluated units (users,
+items, payments, messages), and a candidate "beats" another only when the interval
+of their paired difference excludes zero (:func:`paired_difference`,
+:meth:`Interval.verdict`).
 
 The intervals are percentile bootstraps from :func:`scipy.stats.bootstrap`; the
 draws, confidence level and seed come from ``evaluation.*`` in the configuration.

@@ -59,6 +59,17 @@ DELTA_SESSION_CONF = {
     "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
 }
 
+#: Settings for tables of kilobytes (the test suite's shops): adaptive execution re-plans every stage as a job of its
+#: own, whole-stage code generation compiles Java for every plan, and Delta replays its log in 50 partitions and writes
+#: a checksum per commit; each costs more than it saves on tiny data and pays off on real data
+#: (``bench/spark_settings.py`` measures both).
+SMALL_DATA_CONF = {
+    "spark.sql.adaptive.enabled": "false",
+    "spark.sql.codegen.wholeStage": "false",
+    "spark.databricks.delta.snapshotPartitions": "1",
+    "spark.databricks.delta.writeChecksumFile.enabled": "false",
+}
+
 _JAR_KEYS = ("spark.jars.packages", "spark.jars", "spark.driver.extraClassPath")
 
 

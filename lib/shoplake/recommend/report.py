@@ -102,7 +102,8 @@ def metrics_table(rows, main_model: str | None = None) -> Table:
         key = (r[C.MODEL_NAME], label, r[C.SLICE])
         values.setdefault(key, {})[r[C.METRIC]] = r[C.VALUE]
         users[key] = r[C.N_EVALUATED]
-    champion = recommend_champion(records) or main_model
+    measured = recommend_champion(records)
+    champion = measured or main_model
     heading = "recommenders" if protocol is None else f"recommenders ({protocol.replace('_', ' ')})"
     # No vertical rules: the table fits an 80-column terminal.
     out = Table(title=f"{heading}, full-catalogue ranking: {_spans(protocol, shown, records)}", box=box.SIMPLE, padding=(0, 1, 0, 0))
@@ -122,7 +123,7 @@ def metrics_table(rows, main_model: str | None = None) -> Table:
         low, high = vals.get(f"{CHAMPION_METRIC}_low"), vals.get(f"{CHAMPION_METRIC}_high")
         interval = "-" if _missing(low) or _missing(high) else f"{low:.2f}-{high:.2f}"
         out.add_row(name, split, SLICE_LABELS.get(slice_, slice_), cells[0], interval, *cells[1:], f"{users[(model, split, slice_)]:,}")
-    caption = _versus_best_other(values, champion, measured=recommend_champion(records) is not None)
+    caption = _versus_best_other(values, champion, measured=measured is not None)
     if caption:
         out.caption = caption
     return out
@@ -149,5 +150,6 @@ def _versus_best_other(values: dict[tuple[str, str, str], dict], champion: str |
     if measured:
         best_valid = pick_champion({m: score(m, VALID) for m in models})
         why = "best on validation" if best_valid == champion else f"simplest within noise of {best_valid} on validation"
-        return f"champion {champion} ({why}): test NDCG@10 = {ratio:.2f}x {other} ({best:.4f}), the next on validation"
+        which = "the best" if other == best_valid else "the next"
+        return f"champion {champion} ({why}): test NDCG@10 = {ratio:.2f}x {other} ({best:.4f}), {which} on validation"
     return f"{champion} (configured; no validation window): test NDCG@10 = {ratio:.2f}x {other} ({best:.4f}), the best other"

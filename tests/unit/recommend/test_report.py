@@ -63,6 +63,7 @@ def test_with_margins_the_simplest_model_within_noise_of_the_best_is_the_champio
     assert recommend_champion(rows + within) == "popularity"  # the simplest, its interval reaches zero
     text = flat(metrics_table(rows + within))
     assert "champion popularity (simplest within noise of cooccurrence on validation): test NDCG@10 = 0.50x cooccurrence" in text
+    assert "the best on validation" in text
     lost = margins({"popularity": (-0.04, -0.09, -0.001), "cooccurrence": (0.0, 0.0, 0.0), "sasrec": (-0.01, -0.03, 0.01)})
     assert recommend_champion(rows + lost) == "cooccurrence"
     assert recommend_champion(rows + margins({"mf": (0.0, -0.01, 0.01)}, TEST_CUTOFF)) == "cooccurrence"  # test never chooses
