@@ -127,6 +127,7 @@ def test_the_plan_step_plans_within_every_budget_judges_the_plan_and_a_rerun_rep
     assert first.choice.settings in tried and first.policy.epsilon == first.choice.settings["plan_exploration"]
     settings = first.choice.settings
     assert (judged["exploration"], judged["max_ratio"]) == (settings["plan_exploration"], settings["plan_max_ratio"])
+    assert {(r[S.EXPLORATION], r[S.MAX_RATIO]) for r in plan} == {(settings["plan_exploration"], settings["plan_max_ratio"])}
     chosen = {r[C.METRIC]: r[C.VALUE] for r in metrics if r[C.MODEL_NAME] == PLAN_MODEL and r[C.SLICE] == VALIDATION}
     assert chosen["margin_dr_low"] == pytest.approx(max(j.estimates.dr_margin.low for _, j in first.choice.tried if j is not None))
     # Exploration gives the logged ads of the judged slots a positive probability (all but ads the plan's days did not show).

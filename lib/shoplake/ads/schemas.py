@@ -198,6 +198,7 @@ PLAN_ROAS = "roas"
 DAILY_BUDGET = "daily_budget"
 BUDGET_MULTIPLIER = "budget_multiplier"
 EXPLORATION = "exploration"
+MAX_RATIO = "max_ratio"
 PLANNED_AT = "planned_at"
 
 AD_PLAN = TableSpec(
@@ -215,6 +216,7 @@ AD_PLAN = TableSpec(
         Col(DAILY_BUDGET, "double", False, "The campaign's daily budget: what it spent a day over the plan's traffic days."),
         Col(BUDGET_MULTIPLIER, "double", False, "Dual price of the campaign's budget (0: not binding); value - (1 + it) x cost ranks ads."),
         Col(EXPLORATION, "double", False, "Share of every slot that follows the logged policy (ads.plan_exploration)."),
+        Col(MAX_RATIO, "double", True, "Bound on an ad's share of a slot, times the logged policy's (ads.plan_max_ratio; null: none)."),
         Col(C.MODEL_NAME, "string", False, "Model family of the bundle whose scores the plan used."),
         Col(C.MODEL_VERSION, "string", True, "Registered version of ads.registered_model."),
         Col(PLANNED_AT, "timestamp", False, "When the plan was made, UTC."),
