@@ -1,6 +1,6 @@
 """The fraud run, batch fraud scores and ``POST /fraud/score`` on a small synthetic shop.
 
-One shop is generated, ingested and featurised per module; the run trains every model
+One shop is generated per module, and its payments, orders and chargebacks ingested and featurised; the run trains every model
 on it once. Its payments carry two fields of the shop's own (a numeric one and a
 category), so the models read them too. The endpoint must give the batch job's scores
 for the same payments.
@@ -22,6 +22,7 @@ from shoplake.features.pit import run_midnight
 from shoplake.features.run import build_features
 from shoplake.forecast.schemas import TASK_FORECASTING
 from shoplake.fraud.bundle import FraudBundle
+from shoplake.fraud.pipeline import FEATURES as FRAUD_NODE
 from shoplake.fraud.schemas import DECISIONS, DECLINE, FRAUD_SCORES, REVIEW, TASK_FRAUD, TRANSACTIONS
 from shoplake.fraud.score import payments_of_day, score_fraud
 from shoplake.fraud.serve import FraudScorer, PaymentIn
@@ -77,8 +78,9 @@ def shop(tmp_path_factory, spark, ray_local):
     generate_shop(cfg.landing.root, SHOP)
     _add_own_fields(cfg.landing.root)
     lake = Lake(cfg, spark)
-    ingest(cfg, lake, [SHOP.start + dt.timedelta(days=i) for i in range(SHOP.days)])
-    build_features(cfg, lake, [D])
+    # Only what the fraud features read: the shop's other sources and feature nodes would add minutes and nothing here.
+    ingest(cfg, lake, [SHOP.start + dt.timedelta(days=i) for i in range(SHOP.days)], FRAUD_NODE.sources())
+    build_features(cfg, lake, [D], nodes=[FRAUD_NODE])
     result = run_fraud(cfg, lake, D, name="fraud-test")
     scored = score_fraud(cfg, lake, D)
     return cfg, lake, result, scored
