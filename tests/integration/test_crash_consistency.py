@@ -1,8 +1,8 @@
 """A feature step killed between two table commits: readers keep the last complete run, the rerun completes it.
 
 On the suite's engine (delta-spark under ``make test``, delta-rs under ``make
-test-delta-rs``): a tiny shop is ingested and its features built once (the complete
-run). The same step then runs again in a process of its own that is SIGKILLed right
+test-delta-rs``): a tiny shop is ingested and the recommendation features (four
+tables, one batch) built once (the complete run). The same step then runs again in a process of its own that is SIGKILLed right
 after its first table commit. Readers of the lake get every feature table at the
 complete run's version with its rows; the manifest shows the unfinished run; the
 step's next start rolls it back, writes its own run, leaves no orphan data files,
@@ -28,6 +28,7 @@ from shoplake.features.run import FEATURES_STEP, build_features, feature_outputs
 from shoplake.ingest.run import date_range, ingest
 from shoplake.lake import Lake
 from shoplake.lake.manifest import COMPLETE, ROLLED_BACK
+from shoplake.recommend.pipeline import FEATURES
 
 SHOP = ShopParams(days=6, users=15, items=10, seed=3, sessions_per_user_day=0.5)
 DAY = SHOP.start + dt.timedelta(days=SHOP.days)
@@ -37,6 +38,7 @@ import datetime as dt, json, os, signal, sys
 from shoplake.config import load_config
 from shoplake.features.run import build_features
 from shoplake.lake import Lake, LakeBatch
+from shoplake.recommend.pipeline import FEATURES
 from shoplake.spark import get_spark
 
 def die(self, staged):
@@ -45,7 +47,7 @@ def die(self, staged):
 
 LakeBatch._after_commit = die
 cfg = load_config("local", json.loads(sys.argv[1]))
-build_features(cfg, Lake(cfg, get_spark(cfg)), [dt.date.fromisoformat(sys.argv[2])])
+build_features(cfg, Lake(cfg, get_spark(cfg)), [dt.date.fromisoformat(sys.argv[2])], nodes=[FEATURES])
 """
 
 
@@ -66,9 +68,10 @@ def test_a_feature_step_killed_between_commits(engine_cfg, spark, tmp_path):
     cfg, overrides = engine_cfg
     lake = Lake(cfg, spark)
     generate_shop(cfg.landing.root, SHOP)
-    ingest(cfg, lake, date_range(SHOP.start, DAY - dt.timedelta(days=1)))
-    build_features(cfg, lake, [DAY])
-    outputs = [spec for spec in feature_outputs() if lake.exists(spec)]
+    ingest(cfg, lake, date_range(SHOP.start, DAY - dt.timedelta(days=1)), FEATURES.sources())
+    build_features(cfg, lake, [DAY], nodes=[FEATURES])
+    outputs = [spec for spec in feature_outputs([FEATURES]) if lake.exists(spec)]
+    assert len(outputs) == len(FEATURES.outputs) > 1
     complete = {spec.full_name: (lake.version(spec), rows(lake, spec)) for spec in outputs}
 
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(shoplake.__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
@@ -84,7 +87,7 @@ def test_a_feature_step_killed_between_commits(engine_cfg, spark, tmp_path):
         assert lake.version(name) == version, name
         assert rows(lake, name) == expected, name
 
-    build_features(cfg, lake, [DAY])
+    build_features(cfg, lake, [DAY], nodes=[FEATURES])
     statuses = {r.run_id: r.status for r in lake.manifest.runs()}
     assert statuses[killed.run_id] == ROLLED_BACK
     assert list(statuses.values())[-1] == COMPLETE and not lake.manifest.unfinished()
