@@ -1,7 +1,7 @@
 """The fraud run, batch fraud scores and ``POST /fraud/score`` on a small synthetic shop.
 
-One shop is generated per module, and its payments, orders and chargebacks ingested and featurised; the run trains every model
-on it once. Its payments carry two fields of the shop's own (a numeric one and a
+One shop is generated per module and its payments, orders and chargebacks ingested
+and featurised; the run trains every model on it once. Its payments carry two fields of the shop's own (a numeric one and a
 category), so the models read them too. The endpoint must give the batch job's scores
 for the same payments.
 """

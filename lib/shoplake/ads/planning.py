@@ -185,8 +185,8 @@ def plan_table(market: ViewerMarket, policy: Policy, run_date: dt.date, model_na
             C.CAMPAIGN_ID: cell.campaign, C.PLACEMENT: cell.placement, S.PLAN_IMPRESSIONS: cell.impressions, S.PLAN_CLICKS: cell.clicks,
             S.PLAN_CONVERSIONS: cell.conversions, S.PLAN_SPEND: cell.spend, S.PLAN_VALUE: cell.value, S.PLAN_ROAS: cell.roas,
             S.DAILY_BUDGET: market.budgets.get(cell.campaign, 0.0), S.BUDGET_MULTIPLIER: policy.multipliers.get(cell.campaign, 0.0),
-            S.EXPLORATION: policy.epsilon, S.MAX_RATIO: policy.max_ratio, C.MODEL_NAME: model_name, C.MODEL_VERSION: model_version, S.PLANNED_AT: planned_at,
-            C.RUN_DATE: run_date,
+            S.EXPLORATION: policy.epsilon, S.MAX_RATIO: policy.max_ratio, C.MODEL_NAME: model_name, C.MODEL_VERSION: model_version,
+            S.PLANNED_AT: planned_at, C.RUN_DATE: run_date,
         }
         for cell in plan_cells(market, policy.probabilities)
     ]  # fmt: skip
