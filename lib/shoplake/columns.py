@@ -11,6 +11,11 @@ RUN_DATE = "run_date"
 SOURCE_FILE = "_source_file"
 INGESTED_AT = "_ingested_at"
 ROW_NUMBER = "_row_number"
+
+# Columns of history tables (stored once, see shoplake.features.history).
+EVENT_DATE = "event_date"
+KNOWN_FROM = "known_from"
+KNOWN_UNTIL = "known_until"
 REASON = "_reason"
 RAW_RECORD = "_raw"
 

@@ -47,9 +47,11 @@ def _write_lake(lake_root: Path) -> None:
     early = [(f"u{u}", f"i{i}", before) for u in range(40) for i in range(30) if (u + i) % 3 == 0]
     late = [(f"u{u}", f"i{(u * 7 + 1) % 30}", after) for u in range(40) if (u + (u * 7 + 1) % 30) % 3 != 0]
     interactions, matrix, items = [], [], []
+    for day, rows in ((cutoff, early), (RUN_DATE, late)):
+        interactions += [{C.USER_ID: u, C.ITEM_ID: i, C.EVENT_TYPE: "purchase", C.EVENT_TS: ts, C.SOURCE: "orders",
+                          C.EVENT_DATE: ts.date(), C.KNOWN_FROM: day} for u, i, ts in rows]  # fmt: skip
     for day, rows in ((cutoff, early), (RUN_DATE, early + late)):
         for u, i, ts in rows:
-            interactions.append({C.USER_ID: u, C.ITEM_ID: i, C.EVENT_TYPE: "purchase", C.EVENT_TS: ts, C.SOURCE: "orders", C.RUN_DATE: day})
             matrix.append({
                 C.USER_ID: u, C.ITEM_ID: i, C.WEIGHT: 8.0, C.N_VIEWS: 0, C.N_CLICKS: 0, C.N_CARTS: 0, C.N_PURCHASES: 1,
                 C.LAST_INTERACTION_TS: ts, C.RUN_DATE: day,

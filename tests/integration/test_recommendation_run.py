@@ -51,8 +51,12 @@ WEIGHTS = {"purchase": 8.0, "view": 1.0}
 
 
 def interactions(rows, run_date):
+    """silver.interactions holding ``rows``, every one known since ``run_date``."""
     return pa.Table.from_pylist(
-        [{C.USER_ID: u, C.ITEM_ID: i, C.EVENT_TYPE: e, C.EVENT_TS: t, C.SOURCE: "orders", C.RUN_DATE: run_date} for u, i, e, t in rows],
+        [
+            {C.USER_ID: u, C.ITEM_ID: i, C.EVENT_TYPE: e, C.EVENT_TS: t, C.SOURCE: "orders", C.EVENT_DATE: t.date(), C.KNOWN_FROM: run_date}
+            for u, i, e, t in rows
+        ],
         schema=INTERACTIONS.arrow_schema(),
     )
 
@@ -106,7 +110,7 @@ def items(run_date, ids):
 def load_split(cfg, lake, run_date, cutoff=None):
     """The held-out window before ``run_date`` (of ``recommender.holdout_days``), cut from its snapshot."""
     cutoff = cutoff or run_date - dt.timedelta(days=cfg.recommender.holdout_days)
-    return window_split(load_events(lake, run_date), cfg, cutoff, cutoff + dt.timedelta(days=cfg.recommender.holdout_days))
+    return window_split(load_events(lake, run_date, cfg), cfg, cutoff, cutoff + dt.timedelta(days=cfg.recommender.holdout_days))
 
 
 @pytest.fixture
@@ -228,7 +232,7 @@ EARLY = [  # history before V; BEFORE is then the validation window's held-out d
 def with_early_history(lake, ray_local):
     """The run date's snapshot with EARLY in it too: a validation window has users to judge."""
     data = ray_local.data
-    lake.ray_write(data.from_arrow(interactions(EARLY + BEFORE + HELD_OUT, D)), INTERACTIONS, mode="replace", run_dates=[D])
+    lake.ray_write(data.from_arrow(interactions(EARLY + BEFORE + HELD_OUT, D)), INTERACTIONS)
     lake.ray_write(data.from_arrow(matrix(EARLY + BEFORE + HELD_OUT, D)), USER_ITEM_MATRIX, mode="replace", run_dates=[D])
 
 

@@ -5,10 +5,13 @@ tables it needs (all of ``required``, at least one of ``any_of``) or can do with
 (``optional``), and a pure ``compute(ctx, D)`` that returns D's rows of each output.
 For each run date D the runner hands every node what the lake knew before D
 (:class:`FeatureContext`: bronze partitions of landing days before D, see
-:mod:`shoplake.features.pit`), and writes D's partition of every output. A node whose
-inputs are missing is skipped with a log line. All tables of all run dates are
-written in one lake batch: after an error the lake is as it was, and re-running a
-date replaces its partitions (a new version with the same rows).
+:mod:`shoplake.features.pit`), and writes D's partition of every output. An output a
+node keeps as a history table (:attr:`FeatureNode.histories`) is stored once instead:
+before the nodes run for D the runner brings it to D (:mod:`shoplake.features.history`),
+the node reads D's snapshot from it, and only the event days that changed are
+rewritten. A node whose inputs are missing is skipped with a log line. All tables of
+all run dates are written in one lake batch: after an error the lake is as it was,
+and re-running a date replaces its partitions (a new version with the same rows).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pyspark.sql import functions as F
 
 from shoplake import columns as C
 from shoplake.config import Config
+from shoplake.features.history import History, HistoryState
 from shoplake.features.pit import landed_before
 from shoplake.ingest.bronze import BRONZE, configured_bronze, read_bronze
 from shoplake.lake import Lake, WriteResult
@@ -54,6 +58,10 @@ class FeatureNode:
         configured_outputs: Given the configuration, the outputs as it shapes them
             (the shop's own fields add columns); default :attr:`outputs`. Same tables,
             in the same order.
+        histories: Outputs stored once rather than per run date
+            (:mod:`shoplake.features.history`): the runner brings each to the run date
+            before ``compute``, which reads its snapshot with :meth:`FeatureContext.history`
+            and returns no frame for it.
     """
 
     name: str
@@ -65,6 +73,7 @@ class FeatureNode:
     skipped_because: str = ""
     extra_dates: Callable[[Config, Lake, list[dt.date]], list[dt.date]] | None = None
     configured_outputs: Callable[[Config], tuple[TableSpec, ...]] | None = None
+    histories: tuple[History, ...] = ()
 
     def output_specs(self, cfg: Config) -> tuple[TableSpec, ...]:
         """The outputs' specs under ``cfg`` (:attr:`configured_outputs`, else :attr:`outputs`)."""
@@ -80,10 +89,15 @@ class FeatureNode:
 class FeatureContext:
     """What a node may read for one run: the configuration and the bronze tables, as known before a day."""
 
-    def __init__(self, cfg: Config, bronze: Mapping[str, DataFrame | None]):
+    def __init__(self, cfg: Config, bronze: Mapping[str, DataFrame | None], histories: Mapping[str, HistoryState] | None = None):
         self.cfg = cfg
         self._bronze = dict(bronze)
+        self._histories = dict(histories or {})
         self._cached: list[DataFrame] = []
+
+    def history(self, spec: TableSpec) -> HistoryState:
+        """A history table as this run has brought it so far (see :meth:`HistoryState.as_of`)."""
+        return self._histories[spec.full_name]
 
     def has(self, source: str) -> bool:
         """Whether the lake has the bronze table of a landing source."""
@@ -122,6 +136,17 @@ def _union(frames: list[DataFrame]) -> DataFrame:
     for df in frames[1:]:
         out = out.unionByName(df)
     return out
+
+
+def _write_history(batch, spec: TableSpec, state: HistoryState) -> None:
+    change = state.output()
+    if change is None:
+        log.info("features: %s unchanged", spec.full_name)
+        return
+    rows, mode, partitions = change
+    batch.write(rows, spec, mode=mode, partitions=partitions)
+    changed = f"{len(partitions[C.EVENT_DATE])} event day(s)" if partitions else "every event day"
+    log.info("features: %s staged, %s", spec.full_name, changed)
 
 
 def feature_nodes() -> list[FeatureNode]:
@@ -190,16 +215,28 @@ def build_features(
         days = sorted(set(days) | set(extra))
 
     specs = tuple(spec for node in runnable for spec in node.output_specs(cfg))
-    outputs: dict[str, list[DataFrame]] = {spec.full_name: [] for spec in specs}
-    ctx = FeatureContext(cfg, bronze)
+    spark = next(df for df in bronze.values() if df is not None).sparkSession
+    histories = {h.spec.full_name: HistoryState(h, lake, spark) for node in runnable for h in node.histories}
+    # A date at or before a history's last change rebuilds the later change dates as well.
+    replayed = sorted({d for state in histories.values() for d in state.rewind(days[0])} - set(days))
+    outputs: dict[str, list[DataFrame]] = {spec.full_name: [] for spec in specs if spec.full_name not in histories}
+    ctx = FeatureContext(cfg, bronze, histories)
     try:
-        for day in days:
+        for day in sorted(set(days) | set(replayed)):
+            for state in histories.values():
+                state.advance(ctx, day)
+            if day not in days:
+                continue
             for node in runnable:
                 frames = node.compute(ctx, day)
                 for spec in node.outputs:
-                    outputs[spec.full_name].append(frames[spec.full_name])
+                    if spec.full_name in outputs:
+                        outputs[spec.full_name].append(frames[spec.full_name])
         with lake.batch(step=FEATURES_STEP, tables=specs, run_date=days[-1]) as batch:
             for spec in specs:
+                if spec.full_name in histories:
+                    _write_history(batch, spec, histories[spec.full_name])
+                    continue
                 batch.write(_union(outputs[spec.full_name]), spec, mode="replace", run_dates=days)
                 log.info("features: %s staged for %s..%s", spec.full_name, days[0], days[-1])
         results = list(batch.results)

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
+from shoplake import columns as C
+
 LAYERS = ("bronze", "silver", "gold", "serving", "ops", "quarantine")
 
 _SCALAR_ARROW = {
@@ -173,3 +175,17 @@ class TableSpec:
         from pyspark.sql.types import StructField, StructType
 
         return StructType([StructField(c.name, spark_type(c.dtype), c.nullable) for c in self.columns])
+
+
+def history_columns(what: str) -> tuple[Col, ...]:
+    """The columns a history table adds to its facts (``what``: "interaction"); see :mod:`shoplake.features.history`."""
+    return (
+        Col(C.EVENT_DATE, "date", False, f"UTC day of the {what}: the table's partition."),
+        Col(C.KNOWN_FROM, "date", False, f"First run date whose snapshot holds the {what}."),
+        Col(
+            C.KNOWN_UNTIL,
+            "date",
+            True,
+            "First run date whose snapshot no longer holds it (a later fact retracted it); null while it stands.",
+        ),
+    )

@@ -45,10 +45,21 @@ from pyspark.sql import functions as F
 
 from shoplake import columns as C
 from shoplake.features.catalogue import item_text, price_band
+from shoplake.features.history import History, touched_groups
 from shoplake.features.orders import KEPT, net_cancellations
 from shoplake.features.pit import MICROS_PER_DAY, run_midnight
-from shoplake.ingest.landing import CANCELLED, PLACED
-from shoplake.recommend.schemas import ADD_TO_CART, CLICK, INTERACTION_TYPES, PURCHASE, SOURCE_EVENTS, SOURCE_ORDERS, VIEW
+from shoplake.ingest.landing import CANCELLED, EVENTS, ORDERS, PLACED
+from shoplake.recommend.schemas import (
+    ADD_TO_CART,
+    CLICK,
+    INTERACTION_IDENTITY,
+    INTERACTION_TYPES,
+    INTERACTIONS,
+    PURCHASE,
+    SOURCE_EVENTS,
+    SOURCE_ORDERS,
+    VIEW,
+)
 
 #: A purchase event this close (either side) to a placed order line of the same user and item is that line.
 PURCHASE_MATCH_SECONDS = 60
@@ -151,12 +162,35 @@ def compute_interactions(
     Raises:
         ValueError: Neither source was given, or ``lookback_days`` is not positive.
     """
-    if events_df is None and orders_df is None:
-        raise ValueError("compute_interactions needs events, orders or both")
     if lookback_days < 1:
         raise ValueError(f"lookback_days must be >= 1, got {lookback_days}")
+    start = run_midnight(run_date) - dt.timedelta(days=lookback_days)
+    return (
+        all_interactions(events_df, orders_df, run_date, purchase_match_seconds)
+        .where(F.col(C.EVENT_TS) >= F.lit(start))
+        .withColumn(C.RUN_DATE, F.lit(run_date))
+    )
+
+
+def all_interactions(
+    events_df: DataFrame | None,
+    orders_df: DataFrame | None,
+    run_date: dt.date,
+    purchase_match_seconds: int = PURCHASE_MATCH_SECONDS,
+) -> DataFrame:
+    """Every interaction known before ``run_date``, however old: the facts of ``silver.interactions``.
+
+    :func:`compute_interactions` without the window; its rules apply.
+
+    Returns:
+        ``user_id, item_id, event_type, event_ts, source``, one row per interaction.
+
+    Raises:
+        ValueError: Neither source was given.
+    """
+    if events_df is None and orders_df is None:
+        raise ValueError("compute_interactions needs events, orders or both")
     end = run_midnight(run_date)
-    start = end - dt.timedelta(days=lookback_days)
 
     parts: list[DataFrame] = []
     placed = None
@@ -189,11 +223,7 @@ def compute_interactions(
         union = union.unionByName(part)
     # After the purchase matching no key occurs in both sources, so the rows that
     # dropDuplicates chooses between are identical: the choice is deterministic.
-    return (
-        union.where(F.col(C.EVENT_TS) >= F.lit(start))
-        .dropDuplicates([C.USER_ID, C.ITEM_ID, C.EVENT_TYPE, C.EVENT_TS])
-        .withColumn(C.RUN_DATE, F.lit(run_date))
-    )
+    return union.dropDuplicates([C.USER_ID, C.ITEM_ID, C.EVENT_TYPE, C.EVENT_TS])
 
 
 def _snapshot(interactions: DataFrame, run_date: dt.date) -> DataFrame:
@@ -367,3 +397,28 @@ def compute_user_features(
         .withColumn(C.DAYS_SINCE_LAST_INTERACTION, age_days(C.LAST_INTERACTION_TS, run_date))
         .withColumn(C.RUN_DATE, F.lit(run_date))
     )
+
+
+def _interaction_facts(ctx, pairs, day: dt.date):
+    def of_pairs(source: str):
+        landed = ctx.landed_before(source, day)
+        return landed if landed is None or pairs is None else landed.join(pairs, [C.USER_ID, C.ITEM_ID], "left_semi")
+
+    return all_interactions(of_pairs(EVENTS.name), of_pairs(ORDERS.name), day)
+
+
+def _touched_pairs(ctx, since: dt.date, day: dt.date):
+    frames = [(ctx.landed_before(EVENTS.name, day), C.EVENT_TS), (ctx.landed_before(ORDERS.name, day), C.ORDER_TS)]
+    return touched_groups(frames, (C.USER_ID, C.ITEM_ID), since, day)
+
+
+#: ``silver.interactions``, stored once: an interaction depends only on its user and item's rows.
+INTERACTION_HISTORY = History(
+    spec=INTERACTIONS,
+    identity=INTERACTION_IDENTITY,
+    group=(C.USER_ID, C.ITEM_ID),
+    ts=C.EVENT_TS,
+    facts=_interaction_facts,
+    touched=_touched_pairs,
+    window_days=lambda cfg: cfg.features.lookback_days,
+)

@@ -1,7 +1,7 @@
 """What the recommenders learn from, cut "as of a time" from one features snapshot.
 
-:func:`load_events` reads the run date D's snapshot once (the ``run_date``
-partitions of ``silver.interactions`` and ``gold.item_features``) into integer
+:func:`load_events` reads the run date D's snapshot once (D's view of
+``silver.interactions`` and D's partition of ``gold.item_features``) into integer
 arrays, an :class:`EventLog`. Every history a model learns from is cut from it by
 event time: :func:`history` keeps the interactions before a time bound, and
 optionally before a bound of each user's own, and turns them into the
@@ -39,7 +39,9 @@ from scipy import sparse
 
 from shoplake import columns as C
 from shoplake.config import Config
+from shoplake.features.history import read_as_of
 from shoplake.features.pit import run_midnight
+from shoplake.recommend.features import INTERACTION_HISTORY
 from shoplake.recommend.models.mf import IdMap
 from shoplake.recommend.schemas import INTERACTION_TYPES, INTERACTIONS, ITEM_FEATURES, PURCHASE
 
@@ -197,16 +199,25 @@ class TrainingData:
         return np.bincount(self.pair_items, minlength=self.n_items) > 0
 
 
-def _read(lake, spec, run_date: dt.date, columns: list[str]) -> tuple[pa.Table, int]:
+def _version(lake, spec) -> int:
     version = lake.version(spec)
     if version is None:
         raise MissingFeaturesError(f"table {spec.full_name} does not exist in {lake.root}; run the features step first")
+    return version
+
+
+def _missing(spec, version: int, run_date: dt.date) -> MissingFeaturesError:
+    return MissingFeaturesError(
+        f"table {spec.full_name} v{version} has no rows for run_date {run_date}; "
+        f"run the features step for {run_date} (shoplake features --run-date {run_date})"
+    )
+
+
+def _read(lake, spec, run_date: dt.date, columns: list[str]) -> tuple[pa.Table, int]:
+    version = _version(lake, spec)
     table = lake.to_arrow(spec, version, columns=columns, run_date=run_date)
     if table.num_rows == 0:
-        raise MissingFeaturesError(
-            f"table {spec.full_name} v{version} has no rows for run_date {run_date}; "
-            f"run the features step for {run_date} (shoplake features --run-date {run_date})"
-        )
+        raise _missing(spec, version, run_date)
     return table, version
 
 
@@ -214,13 +225,17 @@ def _seconds(column) -> np.ndarray:
     return pc.cast(pc.cast(column, pa.timestamp("us", "UTC")), pa.int64()).to_numpy(zero_copy_only=False) / 1e6
 
 
-def load_events(lake, run_date: dt.date) -> EventLog:
+def load_events(lake, run_date: dt.date, cfg: Config) -> EventLog:
     """The run date's snapshot as an :class:`EventLog`.
 
     Raises:
         MissingFeaturesError: A table or its ``run_date`` partition is missing.
     """
-    events, events_v = _read(lake, INTERACTIONS, run_date, [C.USER_ID, C.ITEM_ID, C.EVENT_TYPE, C.EVENT_TS])
+    events_v = _version(lake, INTERACTIONS)
+    columns = [C.USER_ID, C.ITEM_ID, C.EVENT_TYPE, C.EVENT_TS]
+    events = read_as_of(lake, INTERACTION_HISTORY, run_date, cfg.features.lookback_days, columns, events_v)
+    if events.num_rows == 0:
+        raise _missing(INTERACTIONS, events_v, run_date)
     catalogue, items_v = _read(lake, ITEM_FEATURES, run_date, [C.ITEM_ID, C.TITLE, C.CATEGORY, C.TEXT, C.FIRST_SEEN_TS])
 
     user_ids = IdMap.fit(events[C.USER_ID].to_pylist())
@@ -327,5 +342,5 @@ def load_training_data(lake, as_of: dt.date, cfg: Config) -> TrainingData:
     Raises:
         MissingFeaturesError: A table or one of the partitions is missing.
     """
-    events = load_events(lake, as_of)
+    events = load_events(lake, as_of, cfg)
     return history(events, cfg, events.end)

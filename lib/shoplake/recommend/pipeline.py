@@ -4,30 +4,25 @@ from __future__ import annotations
 
 import datetime as dt
 
-from shoplake import columns as C
-from shoplake.features.pit import run_midnight
 from shoplake.features.run import FeatureNode
 from shoplake.ingest.landing import EVENTS, ORDERS, PRODUCTS
 from shoplake.pipeline import Step, StepContext
 from shoplake.recommend import schemas
-from shoplake.recommend.features import compute_interactions, compute_item_features, compute_user_features, compute_user_item_matrix
+from shoplake.recommend.features import (
+    INTERACTION_HISTORY,
+    compute_item_features,
+    compute_user_features,
+    compute_user_item_matrix,
+)
 from shoplake.recommend.schemas import INTERACTIONS, ITEM_FEATURES, USER_FEATURES, USER_ITEM_MATRIX
 from shoplake.usecases import UseCase
 
 
 def _features(ctx, day: dt.date) -> dict:
-    from pyspark.sql import functions as F
-
     feats = ctx.cfg.features
-    # Nothing happens before it lands, so older landing days cannot hold events in the window.
-    earliest_event = (run_midnight(day) - dt.timedelta(days=feats.lookback_days)).date()
-    events = ctx.landed_before(EVENTS.name, day)
-    if events is not None:
-        events = events.where(F.col(C.RUN_DATE) >= F.lit(earliest_event))
-    interactions = ctx.persist(compute_interactions(events, ctx.landed_before(ORDERS.name, day), day, feats.lookback_days))
+    interactions = ctx.persist(ctx.history(INTERACTIONS).as_of(day, ctx.cfg))
     items = ctx.persist(compute_item_features(ctx.landed_before(PRODUCTS.name, day), interactions, day, feats.price_bands))
     return {
-        INTERACTIONS.full_name: interactions,
         USER_ITEM_MATRIX.full_name: compute_user_item_matrix(interactions, day, feats.event_weights, feats.half_life_days),
         ITEM_FEATURES.full_name: items,
         USER_FEATURES.full_name: compute_user_features(interactions, items, day, feats.event_weights, feats.half_life_days),
@@ -38,6 +33,7 @@ FEATURES = FeatureNode(
     name="recommend",
     outputs=(INTERACTIONS, USER_ITEM_MATRIX, ITEM_FEATURES, USER_FEATURES),
     compute=_features,
+    histories=(INTERACTION_HISTORY,),
     any_of=(EVENTS.name, ORDERS.name),
     optional={
         EVENTS.name: "interactions come from orders only",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from shoplake import columns as C
 from shoplake.ingest.landing import EVENT_TYPES, EVENTS, ORDERS
-from shoplake.lake.spec import Col, TableSpec
+from shoplake.lake.spec import Col, TableSpec, history_columns
 
 #: Values of ``ops.model_metrics.task``: the run that evaluated.
 TASK_RECOMMENDATION = "recommendation"
@@ -45,6 +45,9 @@ INTERACTION_SOURCES = (SOURCE_EVENTS, SOURCE_ORDERS)
 
 _RUN_DATE = Col(C.RUN_DATE, "date", False, "The day these features are built for; only data before its midnight (UTC) is used.")
 
+#: Columns that identify an interaction of ``silver.interactions``.
+INTERACTION_IDENTITY = (C.USER_ID, C.ITEM_ID, C.EVENT_TYPE, C.EVENT_TS, C.SOURCE)
+
 INTERACTIONS = TableSpec(
     name="interactions",
     layer="silver",
@@ -52,15 +55,16 @@ INTERACTIONS = TableSpec(
         Col(C.USER_ID, "string", False, "Customer (or anonymous visitor of the clickstream)."),
         Col(C.ITEM_ID, "string", False, "Product."),
         Col(C.EVENT_TYPE, "string", False, f"One of {', '.join(INTERACTION_TYPES)}."),
-        Col(C.EVENT_TS, "timestamp", False, "When it happened, UTC; before run_date and within the lookback."),
+        Col(C.EVENT_TS, "timestamp", False, "When it happened, UTC."),
         Col(C.SOURCE, "string", False, f"Bronze table it came from: {' or '.join(INTERACTION_SOURCES)}."),
-        _RUN_DATE,
+        *history_columns("interaction"),
     ),
-    keys=(C.USER_ID, C.ITEM_ID, C.EVENT_TYPE, C.EVENT_TS, C.RUN_DATE),
-    partition_by=(C.RUN_DATE,),
+    keys=(*INTERACTION_IDENTITY, C.KNOWN_FROM),
+    partition_by=(C.EVENT_DATE,),
     description=(
-        "User-item interactions known before run_date, within features.lookback_days: clickstream views, clicks, "
-        "add-to-carts and purchases plus placed order lines net of cancellations, deduplicated."
+        "User-item interactions, each stored once: clickstream views, clicks, add-to-carts and purchases plus placed "
+        "order lines net of cancellations, deduplicated; run date D's snapshot is known_from <= D < known_until "
+        "within features.lookback_days."
     ),
 )
 

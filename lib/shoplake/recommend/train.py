@@ -233,7 +233,7 @@ def run_recommendation(
     unused = history_outside_lookback(cfg, lake, run_date)
     if unused:
         log.warning("%s", unused)
-    events = load_events(lake, run_date)
+    events = load_events(lake, run_date, cfg)
     validations, test = holdout_splits(cfg, events)
     if not validations:
         log.warning("no validation window before %s with a user to judge; the champion cannot be measured, serving "
