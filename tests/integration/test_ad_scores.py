@@ -3,7 +3,8 @@
 The state tables (gold.ad_state, gold.ad_viewers, gold.ad_items) are written directly,
 so no Spark runs here (their point-in-time rules are tested in tests/unit/ads/test_state.py);
 the model is an XGBoost bundle fitted on random labels in a second. Scores are written
-once by Ray Data and the endpoint runs on Ray Serve: it must give the batch rows.
+once by Ray Data and the endpoint runs on Ray Serve: it must give the batch rows, first
+without a plan, then with a hand-made serving.ad_plan of the run date that reorders them.
 """
 
 from __future__ import annotations
@@ -124,6 +125,9 @@ def test_scores_hold_every_viewer_ad_and_placement_ranked_by_expected_value(shop
     rows = lake.to_arrow(S.AD_SCORES, run_date=D)
     assert rows.schema == S.AD_SCORES.arrow_schema()
     assert scored.rows == rows.num_rows == (len(VIEWERS) + 1) * len(PLACEMENTS) * len(ADS)
+    # No serving.ad_plan yet: the ads are ranked by expected value.
+    assert scored.plan_run_date is None and set(rows[S.PLAN_RUN_DATE].to_pylist()) == {None}
+    assert set(rows[S.BUDGET_MULTIPLIER].to_pylist()) == {None} and rows[S.RANKING_VALUE].equals(rows[S.EXPECTED_VALUE])
     assert (scored.viewers, scored.placements, scored.ads, scored.new_ads) == (len(VIEWERS) + 1, 2, 4, 0)
     assert set(rows[C.USER_ID].to_pylist()) == {None, *VIEWERS}
     assert pc.all(pc.equal(rows[C.MODEL_VERSION], scored.model_version)).as_py() and set(rows[C.MODEL_NAME].to_pylist()) == {"gbt"}
@@ -173,27 +177,90 @@ def served(shop, serve_url, tmp_path_factory):
     from shoplake.serve.app import build_app
 
     cfg, _, _, _ = shop
-    serve.run(build_app({"env": "local", "overrides": [f"lake.root={cfg.lake.root}", "lake.engine=delta-rs"]}), name="ads",
-              route_prefix="/")  # fmt: skip
+    # Tables checked at every request, so a new plan is served at once.
+    serve.run(build_app({"env": "local", "overrides": [f"lake.root={cfg.lake.root}", "lake.engine=delta-rs"], "table_check_s": 0}),
+              name="ads", route_prefix="/")  # fmt: skip
     empty = tmp_path_factory.mktemp("ads-empty")
     serve.run(build_app({"env": "local", "overrides": [f"lake.root={empty}/lake"]}), name="ads-empty", route_prefix="/empty")
     return serve_url
 
 
-def test_the_endpoint_gives_the_batch_scores(shop, served):
-    _, lake, _, _ = shop
-    batch = {(r[C.USER_ID], r[C.PLACEMENT], r[C.ITEM_ID], r[C.CAMPAIGN_ID]): r for r in lake.to_arrow(S.AD_SCORES, run_date=D).to_pylist()}
+def ad_key(row: dict) -> tuple:
+    return row[C.USER_ID], row[C.PLACEMENT], row[C.ITEM_ID], row[C.CAMPAIGN_ID]
+
+
+def batch_rows(lake) -> dict:
+    """D's serving.ad_scores rows by viewer, placement, item and campaign."""
+    return {ad_key(r): r for r in lake.to_arrow(S.AD_SCORES, run_date=D).to_pylist()}
+
+
+def assert_the_endpoint_gives_the_batch_scores(url: str, lake) -> None:
+    batch = batch_rows(lake)
     for user, as_user in (("u0", "u0"), ("u5", "u5"), (None, None), ("someone-new", None)):
         for placement in PLACEMENTS:
-            status, answer = post_json(f"{served}/ads/rank", {"user_id": user, "placement": placement, "k": 50})
+            status, answer = post_json(f"{url}/ads/rank", {"user_id": user, "placement": placement, "k": 50})
             assert status == 200, answer
             assert answer["known_viewer"] is (as_user is not None) and answer["run_date"] == D.isoformat()
             assert len(answer["ads"]) == len(ADS)
             for rank, ad in enumerate(answer["ads"], start=1):
                 row = batch[(as_user, placement, ad["item_id"], ad["campaign_id"])]
-                for name in (S.P_CTR, S.P_CVR, S.P_CTCVR, S.EXPECTED_VALUE):
+                for name in (S.P_CTR, S.P_CVR, S.P_CTCVR, S.EXPECTED_VALUE, S.RANKING_VALUE):
                     assert ad[name] == pytest.approx(row[name], abs=1e-9)
-                assert row[S.RANK] == rank
+                assert ad[S.BUDGET_MULTIPLIER] == row[S.BUDGET_MULTIPLIER] and row[S.RANK] == rank
+                plan_date = row[S.PLAN_RUN_DATE]
+                assert answer[S.PLAN_RUN_DATE] == (plan_date.isoformat() if plan_date is not None else None)
+
+
+def test_the_endpoint_gives_the_batch_scores(shop, served):
+    _, lake, _, _ = shop
+    assert_the_endpoint_gives_the_batch_scores(served, lake)
+
+
+def plan_rows(multipliers: dict[str, float]) -> pa.Table:
+    """A serving.ad_plan of D with these budget multipliers (one row per campaign and placement)."""
+    at = dt.datetime(2024, 3, 11, 1, tzinfo=dt.timezone.utc)
+    rows = [
+        {
+            C.CAMPAIGN_ID: campaign, C.PLACEMENT: placement, S.PLAN_IMPRESSIONS: 100.0, S.PLAN_CLICKS: 3.0, S.PLAN_CONVERSIONS: 0.5,
+            S.PLAN_SPEND: 1.5, S.PLAN_VALUE: 20.0, S.PLAN_ROAS: 20.0 / 1.5, S.DAILY_BUDGET: 1.5, S.BUDGET_MULTIPLIER: multiplier,
+            S.EXPLORATION: 0.05, S.MAX_RATIO: None, C.MODEL_NAME: "gbt", C.MODEL_VERSION: "1", S.PLANNED_AT: at, C.RUN_DATE: D,
+        }
+        for campaign, multiplier in multipliers.items()
+        for placement in PLACEMENTS
+    ]  # fmt: skip
+    return pa.Table.from_pylist(rows, schema=S.AD_PLAN.arrow_schema())
+
+
+def test_a_plan_that_reorders_the_ads_reorders_the_batch_and_the_endpoint_alike(shop, served, ray_local):
+    cfg, lake, _, _ = shop
+    before = batch_rows(lake)
+    cpc = {r[C.CAMPAIGN_ID]: r[S.CPC] for r in state_tables()[0].to_pylist()}
+    # u0's best ad in email, and the best one below it of another campaign: a multiplier on the first's campaign that
+    # raises its cost past the gap puts it below the second.
+    ranked = sorted((r for (u, p, _, _), r in before.items() if (u, p) == ("u0", "email")), key=lambda r: r[S.RANK])
+    top = ranked[0]
+    other = next(r for r in ranked[1:] if r[C.CAMPAIGN_ID] != top[C.CAMPAIGN_ID])
+    cost = top[S.P_CTR] * cpc[top[C.CAMPAIGN_ID]]
+    multiplier = 2 * (top[S.EXPECTED_VALUE] - other[S.EXPECTED_VALUE]) / cost + 0.1
+    # The third campaign has no row: its ads keep their expected value.
+    lake.ray_write(ray_local.data.from_arrow(plan_rows({top[C.CAMPAIGN_ID]: multiplier, other[C.CAMPAIGN_ID]: 0.0})), S.AD_PLAN,
+                   mode="replace", run_dates=[D])  # fmt: skip
+    rescored = score_ads(cfg, lake, D)
+    assert rescored.plan_run_date == D
+    after = batch_rows(lake)
+    moved, kept = after[ad_key(top)], after[ad_key(other)]
+    assert moved[S.RANK] > kept[S.RANK] and kept[S.RANK] <= other[S.RANK]
+    assert moved[S.RANKING_VALUE] == pytest.approx(top[S.EXPECTED_VALUE] - multiplier * cost, rel=1e-9)
+    for k, row in after.items():
+        assert row[S.EXPECTED_VALUE] == pytest.approx(before[k][S.EXPECTED_VALUE], abs=1e-12) and row[S.PLAN_RUN_DATE] == D
+        if row[C.CAMPAIGN_ID] not in (top[C.CAMPAIGN_ID], other[C.CAMPAIGN_ID]):
+            assert row[S.BUDGET_MULTIPLIER] is None and row[S.RANKING_VALUE] == row[S.EXPECTED_VALUE]
+    # The endpoint picks the new plan up and ranks as the batch does.
+    assert_the_endpoint_gives_the_batch_scores(served, lake)
+    status, answer = post_json(f"{served}/ads/rank", {"user_id": "u0", "placement": "email", "k": 50})
+    order = [(a["item_id"], a["campaign_id"]) for a in answer["ads"]]
+    assert order.index((top[C.ITEM_ID], top[C.CAMPAIGN_ID])) > order.index((other[C.ITEM_ID], other[C.CAMPAIGN_ID]))
+    assert get_json(f"{served}/health")[1]["ads"][S.PLAN_RUN_DATE] == D.isoformat()
 
 
 def test_health_says_what_is_served(shop, served):
@@ -212,7 +279,7 @@ def test_candidates_k_and_reasons(shop, served):
     assert status == 200, answer
     ads = answer["ads"]
     assert len(ads) == 2 and {a["item_id"] for a in ads} <= {"i1", "i3"}
-    assert ads[0]["expected_value"] >= ads[1]["expected_value"]
+    assert ads[0][S.RANKING_VALUE] >= ads[1][S.RANKING_VALUE]
     default = post_json(f"{served}/ads/rank", {"placement": "search_top"})[1]["ads"]
     assert len(default) == len(ADS)  # ads.rank_k (10) is more than the state's ads
     for ad in ads + default:

@@ -63,13 +63,17 @@ SCORE_DOC = """Score every viewer for every ad in every placement with the servi
 Inputs:  the registered ads model version that the alias registry.serving_alias names
          (or --model-version) of ads.registered_model; gold.ad_state, gold.ad_viewers
          and gold.ad_items of the run date D: the state an impression at D's midnight
-         would see. An ad the model has no text embedding for is encoded by the text
-         encoder (text_encoder.*) when the model reads text.
+         would see; the budget multipliers of D's serving.ad_plan (when there is one).
+         An ad the model has no text embedding for is encoded by the text encoder
+         (text_encoder.*) when the model reads text.
 Outputs: serving.ad_scores: per viewer of the window (and the unknown viewer, user_id
          null), placement and ad (item, campaign) at position 1 and hour 0: calibrated
          pCTR, pCVR and pCTCVR, the expected value (pCTCVR x price - pCTR x cost per
-         click) and the ad's rank by it in the placement, the model version, run date
-         and scoring time; one Delta commit replacing D's partition. Prints one line.
+         click), the ranking value (pCTCVR x price - (1 + budget multiplier) x pCTR x
+         cost per click, the campaign's multiplier in D's plan; the expected value
+         without one) with the multiplier and the plan's run date (null without a plan
+         of D), the ad's rank by ranking value in the placement, the model version, run
+         date and scoring time; one Delta commit replacing D's partition. Prints one line.
 Parameters: --run-date (default: the latest in gold.ad_state), --model-version, --env,
          --set key=value.
 
@@ -96,9 +100,10 @@ def score(argv: list[str] | None = None) -> int:
         r = score_ads(cfg, Lake(cfg), args.run_date, version=args.model_version)
     except (NoServingModel, MissingAdStateError) as exc:
         raise SystemExit(f"error: {exc}") from None
+    ranked = f"ranked by the plan of {r.plan_run_date}" if r.plan_run_date else "no plan, ranked by expected value"
     print(
         f"scored {r.viewers} viewers x {r.ads} ads in {r.placements} placements ({r.rows} rows, {r.new_ads} new ads encoded) "
-        f"with {r.model_name} version {r.model_version} for {r.run_date} -> serving.ad_scores v{r.version}; {r.seconds:.1f} s"
+        f"with {r.model_name} version {r.model_version} for {r.run_date}, {ranked} -> serving.ad_scores v{r.version}; {r.seconds:.1f} s"
     )
     return 0
 

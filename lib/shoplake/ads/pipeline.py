@@ -70,8 +70,9 @@ def _score(ctx: StepContext) -> None:
         update("ad scores: none written", done=True)
         ctx.warn(f"no ad scores for {ctx.run_date}: {exc}")
         return
-    update(f"ad scores: {scored.viewers:,} viewers x {scored.ads:,} ads in {scored.placements} placements ({scored.rows:,} rows)",
-           done=True)  # fmt: skip
+    ranked = f"ranked by the plan of {scored.plan_run_date}" if scored.plan_run_date else "no plan, ranked by expected value"
+    update(f"ad scores: {scored.viewers:,} viewers x {scored.ads:,} ads in {scored.placements} placements ({scored.rows:,} rows, "
+           f"{ranked})", done=True)  # fmt: skip
 
 
 def _plan(ctx: StepContext) -> None:
@@ -103,16 +104,18 @@ STEPS = (
         skip_unless=AD_FEATURES.full_name,
     ),
     Step(
-        "score-ads", "ray", "shoplake.ads.commands:score", ("ray_apps/score.py", "ads"),
-        "ad scores of every viewer, ad and placement into serving.ad_scores (ray_apps/score.py ads)", after=("train-ads",),
-        inputs=(AD_STATE.full_name, AD_VIEWERS.full_name, AD_ITEMS.full_name), outputs=(AD_SCORES.full_name,), nightly=_score,
-        skip_unless=AD_STATE.full_name,
-    ),
-    Step(
         "plan-ads", "ray", "shoplake.ads.commands:plan", ("ray_apps/plan.py", "ads"),
         "plan each campaign's ads per viewer and placement within its budget into serving.ad_plan, judged off-policy "
         "(ray_apps/plan.py ads)", after=("train-ads",), inputs=(AD_FEATURES.full_name, AD_ITEMS.full_name),
         outputs=(AD_PLAN.full_name, "ops.model_metrics"), nightly=_plan, skip_unless=AD_FEATURES.full_name,
+    ),
+    # The scores rank the ads as the run date's plan weighs them, so they follow it.
+    Step(
+        "score-ads", "ray", "shoplake.ads.commands:score", ("ray_apps/score.py", "ads"),
+        "ad scores of every viewer, ad and placement, ranked as the run date's plan weighs them, into serving.ad_scores "
+        "(ray_apps/score.py ads)", after=("train-ads", "plan-ads"),
+        inputs=(AD_STATE.full_name, AD_VIEWERS.full_name, AD_ITEMS.full_name, AD_PLAN.full_name), outputs=(AD_SCORES.full_name,),
+        nightly=_score, skip_unless=AD_STATE.full_name,
     ),
 )  # fmt: skip
 

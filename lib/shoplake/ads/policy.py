@@ -14,8 +14,8 @@ expected value minus cost of a day,
 a linear programme solved exactly (HiGHS through SciPy). Its dual prices of the
 budgets are the campaigns' *budget multipliers* ``lambda_c``: without a binding budget
 a slot shows the ad of the largest ``v - k``; with them, of the largest
-``v - (1 + lambda_c) k``, the rule that carries the plan to a viewer it was not made
-for. At a vertex of the programme only a few contexts (at most one per binding
+``v - (1 + lambda_c) k`` (:func:`shaded_value`), the rule that carries the plan to a
+viewer it was not made for. At a vertex of the programme only a few contexts (at most one per binding
 budget) split their slots between ads (without a ``max_ratio``, below).
 
 **Exploration.** So that every ad the log shows keeps a positive probability, a share
@@ -108,6 +108,23 @@ class Policy:
     multipliers: dict[str, float]
     epsilon: float
     max_ratio: float | None = None
+
+
+def shaded_value(value: np.ndarray, cost: np.ndarray, multiplier: np.ndarray | float) -> np.ndarray:
+    """What an impression is worth to a plan whose budget multiplier of the ad's campaign is ``multiplier``: ``v - (1 + lambda_c) k``.
+
+    The multipliers enter the allocation here: the gain of ``y_xa`` in
+    :func:`allocate_policy`'s programme, less its budget row priced at ``lambda_c``, is
+    ``(1 - epsilon) n_x`` times this value, so the optimised part of a slot goes to the ads
+    of the largest one. A multiplier of 0 (a budget that does not bind) leaves the
+    expected value minus cost, ``v - k``.
+
+    Args:
+        value: Expected conversion value of the impressions (``v``).
+        cost: Their expected spend (``k``).
+        multiplier: Per impression (or one for all), its campaign's budget multiplier.
+    """
+    return value - (1.0 + multiplier) * cost
 
 
 def allocate_policy(market: ViewerMarket, epsilon: float = 0.05, max_ratio: float | None = None) -> Policy:

@@ -121,6 +121,9 @@ P_CVR = "p_cvr"
 P_CTCVR = "p_ctcvr"
 EXPECTED_VALUE = "expected_value"
 RANK = "rank"
+RANKING_VALUE = "ranking_value"
+BUDGET_MULTIPLIER = "budget_multiplier"
+PLAN_RUN_DATE = "plan_run_date"
 
 AD_STATE = TableSpec(
     name="ad_state",
@@ -175,17 +178,20 @@ AD_SCORES = TableSpec(
         Col(P_CVR, "double", False, "Calibrated probability of a conversion after a click."),
         Col(P_CTCVR, "double", False, "Calibrated probability of a click that converts."),
         Col(EXPECTED_VALUE, "double", False, "p_ctcvr x the item's price minus p_ctr x the campaign's cost per click."),
-        Col(RANK, "int", False, "Rank of the ad by expected value among the placement's ads for this viewer (1: the best)."),
+        Col(RANK, "int", False, "Rank of the ad by ranking_value among the placement's ads for this viewer (1: the best)."),
         Col(C.MODEL_NAME, "string", False, "Model family of the bundle that scored."),
         Col(C.MODEL_VERSION, "string", False, "Registered version of ads.registered_model."),
         _RUN_DATE,
         Col(C.SCORED_AT, "timestamp", False, "When the run scored, UTC."),
+        Col(RANKING_VALUE, "double", True, "p_ctcvr x price - (1 + budget_multiplier) x p_ctr x cpc, what rank orders."),
+        Col(PLAN_RUN_DATE, "date", True, "Run date of the serving.ad_plan ranked by (null: none of run_date; ranked by expected_value)."),
+        Col(BUDGET_MULTIPLIER, "double", True, "The campaign's budget multiplier in that plan (null: no plan or no row for the campaign)."),
     ),
     keys=(C.USER_ID, C.PLACEMENT, C.ITEM_ID, C.CAMPAIGN_ID, C.RUN_DATE),
     partition_by=(C.RUN_DATE,),
     description=(
-        "Scores of every viewer of gold.ad_viewers and the unknown viewer for every ad in every placement of gold.ad_state "
-        "(shoplake.ads.score)."
+        "Scores of every viewer of gold.ad_viewers and the unknown viewer for every ad in every placement of gold.ad_state, "
+        "ranked as the run date's serving.ad_plan weighs them (shoplake.ads.score)."
     ),
 )
 
@@ -196,7 +202,6 @@ PLAN_SPEND = "spend"
 PLAN_VALUE = "value"
 PLAN_ROAS = "roas"
 DAILY_BUDGET = "daily_budget"
-BUDGET_MULTIPLIER = "budget_multiplier"
 EXPLORATION = "exploration"
 MAX_RATIO = "max_ratio"
 PLANNED_AT = "planned_at"

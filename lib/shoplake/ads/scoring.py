@@ -11,7 +11,12 @@ the bundle, so the nightly scores and the endpoint compute exactly the same thin
 
 The value of an impression (:func:`expected_value`) is what it is expected to bring
 minus what it is expected to cost: ``p_ctcvr x price - p_ctr x cpc``, with the item's
-price (0 when the catalogue has none) and the campaign's cost per click.
+price (0 when the catalogue has none) and the campaign's cost per click. Ads are ranked
+by their *ranking value* (:func:`ranking_value`): the expected value as the run date's
+plan (``serving.ad_plan``, :class:`AdPlan`) weighs it, the cost raised by the budget
+multiplier of the ad's campaign exactly as the plan's allocation does
+(:func:`shoplake.ads.policy.shaded_value`); without a plan for the run date, or for an
+ad whose campaign the plan has no row for, it is the expected value.
 
 Reasons (:meth:`AdState.reasons`) are occlusions, cheap and exact about what they
 measure: for each numeric feature, how much the ad's expected value falls when that
@@ -35,6 +40,7 @@ from shoplake import columns as C
 from shoplake.ads import schemas as S
 from shoplake.ads.bundle import Scores
 from shoplake.ads.data import NUMERIC, AdData
+from shoplake.ads.policy import shaded_value
 from shoplake.ads.state import category_affinity
 
 #: The slot every stored score is for.
@@ -70,6 +76,37 @@ def score_rows(bundle, data: AdData) -> Scores:
 def expected_value(scores: Scores, price: np.ndarray, cpc: np.ndarray) -> np.ndarray:
     """``p_ctcvr x price - p_ctr x cpc`` per impression."""
     return scores.p_ctcvr * price - scores.p_ctr * cpc
+
+
+def ranking_value(scores: Scores, price: np.ndarray, cpc: np.ndarray, multiplier: np.ndarray) -> np.ndarray:
+    """The value ads are ranked by: ``p_ctcvr x price - (1 + multiplier) x p_ctr x cpc``, as the plan weighs an ad.
+
+    The plan's own rule (:func:`shoplake.ads.policy.shaded_value`). ``multiplier`` is the
+    budget multiplier of each ad's campaign in the plan, NaN where the plan has none:
+    such an ad is ranked by its expected value.
+    """
+    return shaded_value(scores.p_ctcvr * price, scores.p_ctr * cpc, np.nan_to_num(multiplier, nan=0.0))
+
+
+@dataclass(frozen=True)
+class AdPlan:
+    """The budget multipliers of one run date's ``serving.ad_plan``, which the ranking follows.
+
+    Attributes:
+        run_date: The plan's run date.
+        multipliers: Per campaign, its budget multiplier (the plan gives a campaign one in every placement).
+    """
+
+    run_date: dt.date
+    multipliers: dict[str, float]
+
+    @classmethod
+    def from_rows(cls, rows: pa.Table, run_date: dt.date) -> AdPlan:
+        """The plan of ``serving.ad_plan`` rows of ``run_date`` (a campaign's largest multiplier where its rows differ)."""
+        multipliers: dict[str, float] = {}
+        for campaign, multiplier in zip(rows[C.CAMPAIGN_ID].to_pylist(), rows[S.BUDGET_MULTIPLIER].to_pylist()):
+            multipliers[campaign] = max(multipliers.get(campaign, multiplier), multiplier)
+        return cls(run_date, multipliers)
 
 
 def ranks(values: np.ndarray) -> np.ndarray:
@@ -112,6 +149,7 @@ class PlacementAds:
         price: The item's price (0 when unknown).
         cpc: The campaign's cost per click.
         reference: Per numeric feature, its reference for the reasons.
+        multiplier: The budget multiplier of the ad's campaign in the plan (NaN: none).
         index: Item id to its rows (one per campaign advertising it).
     """
 
@@ -125,6 +163,7 @@ class PlacementAds:
     price: np.ndarray
     cpc: np.ndarray
     reference: np.ndarray
+    multiplier: np.ndarray
     index: dict[str, list[int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -147,13 +186,18 @@ class AdState:
         viewers: The run date's ``gold.ad_viewers`` rows (the unknown viewer's among them).
         item_text: Item id to its text embedding (:func:`ad_text`); an item without one reads zeros.
         run_date: The run date.
+        plan: The run date's plan, whose multipliers the ranking follows (None: none, ads ranked by expected value).
 
     Raises:
-        ValueError: ``viewers`` has no unknown-viewer row.
+        ValueError: ``viewers`` has no unknown-viewer row, or ``plan`` is of another run date.
     """
 
-    def __init__(self, state: pa.Table, viewers: pa.Table, item_text: dict[str, np.ndarray], run_date: dt.date):
+    def __init__(self, state: pa.Table, viewers: pa.Table, item_text: dict[str, np.ndarray], run_date: dt.date, plan: AdPlan | None = None):
+        if plan is not None and plan.run_date != run_date:
+            raise ValueError(f"the plan of {plan.run_date} cannot rank the ads of the state of {run_date}")
         self.run_date = run_date
+        self.plan = plan
+        multipliers = plan.multipliers if plan is not None else {}
         state = state.sort_by([(C.PLACEMENT, "ascending"), (C.ITEM_ID, "ascending"), (C.CAMPAIGN_ID, "ascending")])
         dim = len(next(iter(item_text.values()))) if item_text else 1
         zero = np.zeros(dim, dtype=np.float32)
@@ -182,6 +226,7 @@ class AdState:
                 np.stack([item_text.get(i, zero) for i in cats[C.ITEM_ID]]).astype(np.float32) if n else np.zeros((0, dim), np.float32),
                 np.array([code.get(c, -1) if c is not None else -1 for c in rows[C.CATEGORY].to_pylist()], dtype=np.int64),
                 num[:, NUMERIC.index(C.PRICE)].copy(), rows[S.CPC].to_numpy(zero_copy_only=False).astype(np.float64), reference,
+                np.array([multipliers.get(c, np.nan) for c in cats[C.CAMPAIGN_ID]], dtype=np.float64),
             )  # fmt: skip
         users = viewers[C.USER_ID].to_pylist()
         if None not in users:
@@ -226,11 +271,11 @@ class AdState:
         zeros = np.zeros(n)
         return AdData(cats, num, ads.text, zeros, zeros, ads.cats[C.PLACEMENT], np.full(n, self.run_date, dtype=object), ads.items)
 
-    def score(self, bundle, viewer: int, placement: str, hour: int = HOUR) -> tuple[Scores, np.ndarray]:
-        """The calibrated scores and the expected value of every ad of ``placement`` for viewer row ``viewer``."""
+    def score(self, bundle, viewer: int, placement: str, hour: int = HOUR) -> tuple[Scores, np.ndarray, np.ndarray]:
+        """The calibrated scores, the expected value and the ranking value of every ad of ``placement`` for viewer row ``viewer``."""
         ads = self.placements[placement]
         scores = score_rows(bundle, self.data(viewer, placement, hour))
-        return scores, expected_value(scores, ads.price, ads.cpc)
+        return scores, expected_value(scores, ads.price, ads.cpc), ranking_value(scores, ads.price, ads.cpc, ads.multiplier)
 
     def reasons(
         self, bundle, viewer: int, placement: str, rows: Sequence[int], values: np.ndarray, hour: int = HOUR, top: int = 3

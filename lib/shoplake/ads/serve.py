@@ -2,11 +2,14 @@
 
 :class:`AdRanker` holds the registered ads model (the serving alias of
 ``ads.registered_model``) and the latest state of ``gold.ad_state``, ``gold.ad_viewers``
-and ``gold.ad_items`` as an :class:`~shoplake.ads.scoring.AdState`; a request is
-scored exactly as the nightly ``serving.ad_scores`` rows are (one call of the bundle for
-all the placement's ads), then the candidates are ranked by expected value and the top
-ones explained. When a table gets a new Delta version or the alias moves, the state is
-rebuilt (a new ad's text is then encoded once, for a model that reads text); both
+and ``gold.ad_items``, with the budget multipliers of the ``serving.ad_plan`` of the
+state's run date, as an :class:`~shoplake.ads.scoring.AdState`; a request is scored
+exactly as the nightly ``serving.ad_scores`` rows are (one call of the bundle for all
+the placement's ads), then the candidates are ranked by ranking value (the expected
+value as the plan weighs it; the expected value itself without a plan of that date,
+and the answer's ``plan_run_date`` is then null) and the top ones explained. When a
+table (the plan's among them) gets a new Delta version or the alias moves, the state
+is rebuilt (a new ad's text is then encoded once, for a model that reads text); both
 checks run at most every ``check_every_s`` seconds, and a failed reload keeps what was
 loaded.
 """
@@ -55,6 +58,11 @@ class _Served:
     versions: dict[str, int]
 
 
+def _plan_date(state: AdState) -> str | None:
+    """The run date of the plan the state ranks by (None: none)."""
+    return state.plan.run_date.isoformat() if state.plan is not None else None
+
+
 class AdRanker(ModelWithState):
     """The ads model and the ad state of one replica.
 
@@ -84,22 +92,26 @@ class AdRanker(ModelWithState):
         return encode_texts(texts, self.cfg.text_encoder)
 
     def _refresh_state(self) -> str | None:
-        from shoplake.ads.score import MissingAdStateError, read_state
+        from shoplake.ads.score import MissingAdStateError, read_plan, read_state
         from shoplake.ads.scoring import ad_text
 
         bundle, info = self.model.bundle, self.model.info
         if bundle is None:
             return None  # the model's problem says why
         try:
-            versions = {spec.full_name: self.lake.version(spec) for spec in (S.AD_STATE, S.AD_VIEWERS, S.AD_ITEMS)}
+            versions = {spec.full_name: self.lake.version(spec) for spec in (S.AD_STATE, S.AD_VIEWERS, S.AD_ITEMS, S.AD_PLAN)}
             served = self.served
             if served is not None and served.versions == versions and served.info.version == info.version:
                 return None
-            state_rows, viewers, items, run_date, versions = read_state(self.lake)
-            state = AdState(state_rows, viewers, ad_text(bundle, items, self._encode), run_date)
-            self.served = _Served(bundle, info, state, versions)
-            log.info("ads state of %s (%s): %d viewers, %d ads in %d placements, model %s version %s", run_date, versions,
-                     len(state.viewer_ids), len(state.ads), len(state.placements), info.name, info.version)  # fmt: skip
+            state_rows, viewers, items, run_date, read = read_state(self.lake)
+            plan_version = versions[S.AD_PLAN.full_name]
+            plan = read_plan(self.lake, run_date, plan_version)
+            state = AdState(state_rows, viewers, ad_text(bundle, items, self._encode), run_date, plan)
+            self.served = _Served(bundle, info, state, {**read, S.AD_PLAN.full_name: plan_version})
+            ranked = "by expected value" if plan is None else f"as the plan of {plan.run_date} weighs them"
+            log.info("ads state of %s (%s): %d viewers, %d ads in %d placements, model %s version %s, ranked %s", run_date,
+                     self.served.versions, len(state.viewer_ids), len(state.ads), len(state.placements), info.name, info.version,
+                     ranked)  # fmt: skip
         except MissingAdStateError as exc:
             return str(exc)
         except Exception as exc:  # noqa: BLE001 - a broken reload must not take the endpoint down; keep what was loaded
@@ -114,14 +126,14 @@ class AdRanker(ModelWithState):
         if served is not None:
             state = served.state
             out.update(name=served.info.name, version=served.info.version, kind=served.bundle.model.kind,
-                       run_date=state.run_date.isoformat(), viewers=len(state.viewer_ids), ads=len(state.ads),
-                       placements=sorted(state.placements))  # fmt: skip
+                       run_date=state.run_date.isoformat(), plan_run_date=_plan_date(state), viewers=len(state.viewer_ids),
+                       ads=len(state.ads), placements=sorted(state.placements))  # fmt: skip
         if self.problem:
             out["detail"] = self.problem
         return out
 
     def rank(self, request: RankIn) -> dict[str, Any]:
-        """The candidates of ``request`` ranked by expected value for its viewer and placement, the top ``k`` explained.
+        """The candidates of ``request`` ranked by ranking value for its viewer and placement, the top ``k`` explained.
 
         Raises:
             RuntimeError: No model or no state is loaded (the message says why).
@@ -152,17 +164,20 @@ class AdRanker(ModelWithState):
                 )
             rows = np.array(sorted(r for c in wanted for r in ads.index[c]), dtype=np.int64)
         viewer = state.viewer(request.user_id)
-        scores, value = state.score(bundle, viewer, request.placement, request.hour)
+        scores, value, ranking = state.score(bundle, viewer, request.placement, request.hour)
         k = request.k or self.cfg.ads.rank_k
-        top = rows[np.argsort(-value[rows], kind="stable")][:k]
+        top = rows[np.argsort(-ranking[rows], kind="stable")][:k]
         reasons = state.reasons(bundle, viewer, request.placement, top, value[top], request.hour)
         return {
             "user_id": request.user_id, "known_viewer": viewer != state.unknown, "placement": request.placement,
-            "hour": request.hour, "run_date": day, "model_name": bundle.model.kind, "model_version": served.info.version,
+            "hour": request.hour, "run_date": day, S.PLAN_RUN_DATE: _plan_date(state), "model_name": bundle.model.kind,
+            "model_version": served.info.version,
             "ads": [
                 {
                     "item_id": str(ads.items[r]), "campaign_id": str(ads.campaigns[r]), S.P_CTR: float(scores.p_ctr[r]),
                     S.P_CVR: float(scores.p_cvr[r]), S.P_CTCVR: float(scores.p_ctcvr[r]), S.EXPECTED_VALUE: float(value[r]),
+                    S.RANKING_VALUE: float(ranking[r]),
+                    S.BUDGET_MULTIPLIER: None if np.isnan(ads.multiplier[r]) else float(ads.multiplier[r]),
                     "reasons": [{"feature": f, "contribution": v} for f, v in why],
                 }
                 for r, why in zip(top.tolist(), reasons)

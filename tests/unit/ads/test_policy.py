@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from shoplake.ads.policy import InfeasiblePlanError, ViewerMarket, allocate_policy, campaign_spend, plan_cells
+from shoplake.ads.policy import InfeasiblePlanError, ViewerMarket, allocate_policy, campaign_spend, plan_cells, shaded_value
 
 
 def market(budgets: dict[str, float], explore: np.ndarray | None = None) -> ViewerMarket:
@@ -38,6 +38,21 @@ def test_a_binding_budget_holds_and_gets_a_positive_multiplier():
     assert policy.probabilities.sum(axis=1) == pytest.approx(np.ones(2))
     # Exploration: every ad the logged policy shows keeps at least epsilon times its share.
     assert (policy.probabilities >= 0.1 * m.explore - 1e-12).all()
+
+
+def test_the_optimised_part_of_a_slot_goes_to_its_ads_of_the_largest_shaded_value():
+    # c1's budget binds: u1's best ad by v - k (a1) is then worth less than c2's a3 by v - (1 + lambda_c1) k for part of the day.
+    m = market({"c1": 4.0, "c2": 1e6})
+    policy = allocate_policy(m, epsilon=0.1)
+    lam = np.array([policy.multipliers[c] for c in m.campaigns])
+    shaded = shaded_value(m.value, m.cost, lam[None, :])
+    optimised = (policy.probabilities - 0.1 * m.explore) / 0.9
+    for x in range(len(m.traffic)):
+        chosen = optimised[x] > 1e-9
+        assert chosen.any() and shaded[x, chosen] == pytest.approx(np.full(chosen.sum(), shaded[x].max()), abs=1e-9)
+    # Without a multiplier it is the expected value minus cost.
+    assert shaded_value(m.value, m.cost, 0.0) == pytest.approx(m.value - m.cost)
+    assert policy.multipliers["c1"] > 0 and shaded[0, 0] < (m.value - m.cost)[0, 0]
 
 
 def test_an_ad_the_log_never_shows_gets_nothing_from_exploration():
