@@ -6,9 +6,10 @@ a transaction) once, partitioned by the day it happened (``event_date``), with t
 first run date whose snapshot holds it (``known_from``) and the first that no longer
 does (``known_until``, null while it stands: a purchase netted out by a cancellation
 that landed later is closed, not deleted). The snapshot of run date D is then a
-filter, :func:`as_of_filter`: ``known_from <= D < known_until``, within the window the
-table's readers use. Point-in-time reads stay exact: a fact retracted on a later
-night is still in every earlier night's view.
+filter (:func:`as_of_filter`, :func:`as_of_condition`): ``known_from <= D <
+known_until``, within the window the table's readers use. Point-in-time reads stay
+exact: a fact retracted on a later night is still in every earlier night's view. A
+date that was never built reads as the last build before it.
 
 A night only recomputes the facts of the groups its new landing rows touch
 (:attr:`History.touched`: the user-item pairs of the day's events and order lines,
@@ -28,6 +29,7 @@ which something changed (:meth:`HistoryState.rewind`).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -100,17 +102,18 @@ def touched_groups(frames: Sequence[tuple[DataFrame | None, str]], group: Sequen
     out = parts[0]
     for part in parts[1:]:
         out = out.unionByName(part)
-    return out.where(F.greatest(*(F.col(g).isNull() for g in group)) == F.lit(False)).distinct()
+    known = functools.reduce(lambda a, b: a & b, (F.col(g).isNotNull() for g in group))
+    return out.where(known).distinct()
 
 
 def as_of_filter(history: History, day: dt.date, window_days: int):
-    """``(pyarrow filter, Spark condition)`` selecting D's snapshot: known on D, within the window."""
+    """A ``pyarrow.dataset`` filter selecting D's snapshot: known on D, within the window (no Spark needed)."""
     import pyarrow as pa
     import pyarrow.dataset as ds
 
     end = run_midnight(day)
     start = end - dt.timedelta(days=window_days)
-    arrow = (
+    return (
         (ds.field(C.EVENT_DATE) >= pa.scalar(start.date(), pa.date32()))
         & (ds.field(C.EVENT_DATE) <= pa.scalar(day, pa.date32()))
         & (ds.field(C.KNOWN_FROM) <= pa.scalar(day, pa.date32()))
@@ -118,7 +121,13 @@ def as_of_filter(history: History, day: dt.date, window_days: int):
         & (ds.field(history.ts) >= pa.scalar(start, pa.timestamp("us", tz="UTC")))
         & (ds.field(history.ts) < pa.scalar(end, pa.timestamp("us", tz="UTC")))
     )
-    spark = (
+
+
+def as_of_condition(history: History, day: dt.date, window_days: int):
+    """:func:`as_of_filter` as a Spark condition."""
+    end = run_midnight(day)
+    start = end - dt.timedelta(days=window_days)
+    return (
         (F.col(C.EVENT_DATE) >= F.lit(start.date()))
         & (F.col(C.EVENT_DATE) <= F.lit(day))
         & (F.col(C.KNOWN_FROM) <= F.lit(day))
@@ -126,13 +135,11 @@ def as_of_filter(history: History, day: dt.date, window_days: int):
         & (F.col(history.ts) >= F.lit(start))
         & (F.col(history.ts) < F.lit(end))
     )
-    return arrow, spark
 
 
 def read_as_of(lake: Lake, history: History, day: dt.date, window_days: int, columns: list[str] | None = None, version: int | None = None):
     """D's snapshot of a history table as Arrow (only the partitions in its window are read)."""
-    arrow, _ = as_of_filter(history, day, window_days)
-    return lake.to_arrow(history.spec, version, columns=columns, where=arrow)
+    return lake.to_arrow(history.spec, version, columns=columns, where=as_of_filter(history, day, window_days))
 
 
 class OldLayoutError(RuntimeError):
@@ -231,7 +238,7 @@ class HistoryState:
 
     def as_of(self, day: dt.date, cfg: Config) -> DataFrame:
         """D's snapshot: the facts known on D within the readers' window, with a ``run_date`` column."""
-        _, condition = as_of_filter(self.history, day, self.history.window_days(cfg))
+        condition = as_of_condition(self.history, day, self.history.window_days(cfg))
         return self.current().where(condition).select(*self.history.identity).withColumn(C.RUN_DATE, F.lit(day))
 
     def output(self) -> tuple[DataFrame, str, dict[str, list[str]] | None] | None:
@@ -245,4 +252,4 @@ class HistoryState:
         return rows, "replace", {C.EVENT_DATE: [d.isoformat() for d in days]}
 
 
-__all__ = ["History", "HistoryState", "OldLayoutError", "as_of_filter", "read_as_of", "touched_groups"]
+__all__ = ["History", "HistoryState", "OldLayoutError", "as_of_condition", "as_of_filter", "read_as_of", "touched_groups"]
