@@ -116,7 +116,12 @@ class RayConfig(Strict):
     namespace: str = "shoplake"
     num_workers: int = Field(2, ge=1, description="Ray Train workers.")
     cpus_per_worker: float = Field(0.5, gt=0, description="Fractional CPUs keep Ray Data from starving on small nodes.")
-    cpus_per_data_task: float = Field(0.5, gt=0)
+    cpus_per_data_task: float = Field(
+        0.5,
+        gt=0,
+        description="CPUs of each Ray Data task and actor: the read tasks that feed Ray Train workers their shards, scoring, "
+        "profiling. Training with datasets needs num_workers * cpus_per_worker + cpus_per_data_task CPUs at least.",
+    )
     train_poll_s: float = Field(
         0.5,
         gt=0,

@@ -1,10 +1,12 @@
 """The labelled payments a fraud run learns from, and their time-ordered training, validation and test splits.
 
 :func:`training_data` reads the matured payments of ``gold.txn_features`` (or the
-shop's own labelled table, ``fraud.feature_table``), :func:`feature_matrix` turns rows
-into the model input in a bundle's feature order, and :func:`time_split` cuts
-time-ordered rows on day boundaries so that every split holds payments after all
-those it learns from.
+shop's own labelled table, ``fraud.feature_table``), :func:`feature_matrix` (from
+:mod:`shoplake.fraud.models.base`) turns rows into the model input in a bundle's
+feature order, and :func:`time_split` cuts time-ordered rows on day boundaries so
+that every split holds payments after all those it learns from, by the payments and
+frauds of each day alone (:func:`split_days`), which is how
+:mod:`shoplake.fraud.splits` cuts a table it does not load.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from shoplake.config import Config
 from shoplake.evaluation import TEST, VALIDATION
 from shoplake.fraud.declarations import FEATURE_NAMES, configured_feature_names
 from shoplake.fraud.feature_table import ALONE, KEY, SOURCE_JOINED, SOURCE_LAKE, SOURCE_TABLE
-from shoplake.fraud.models.base import FeatureMismatchError
+from shoplake.fraud.models.base import feature_matrix, labels
 from shoplake.fraud.schemas import TXN_FEATURES
 
 
@@ -64,61 +66,133 @@ def load_matured(lake, run_date: dt.date | None = None) -> tuple[pa.Table, dt.da
     Raises:
         MissingTxnFeaturesError: No partition for the run date.
     """
+    run_date, version = matured_partition(lake, run_date)
+    return read_matured(lake, run_date, version), run_date, version
+
+
+def matured_partition(lake, run_date: dt.date | None = None) -> tuple[dt.date, int]:
+    """``(run_date, version)``: the ``gold.txn_features`` partition a fraud run reads (default the latest run date).
+
+    Raises:
+        MissingTxnFeaturesError: No partition for the run date.
+    """
     dates = lake.run_dates(TXN_FEATURES)
     if not dates:
         raise MissingTxnFeaturesError(f"{TXN_FEATURES.full_name} does not exist or is empty in {lake.root}: build the features first")
     run_date = run_date or max(dates)
     if run_date not in dates:
         raise MissingTxnFeaturesError(f"{TXN_FEATURES.full_name} has no run date {run_date} in {lake.root}")
-    version = lake.version(TXN_FEATURES)
+    return run_date, lake.version(TXN_FEATURES)
+
+
+def matured_where(first_day: dt.date | None = None, end_day: dt.date | None = None):
+    """The ``pyarrow.dataset`` filter of matured payments made from ``first_day`` to before ``end_day`` (UTC days; None: unbounded)."""
     import pyarrow.dataset as ds
 
-    rows = lake.to_arrow(TXN_FEATURES, run_date=run_date, where=ds.field(C.MATURED) == pa.scalar(True))
-    rows = rows.sort_by([(C.PAYMENT_TS, "ascending"), (C.PAYMENT_ID, "ascending")])
-    return rows, run_date, version
+    def midnight(day: dt.date):
+        return pa.scalar(dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc), pa.timestamp("us", tz="UTC"))
+
+    where = ds.field(C.MATURED) == pa.scalar(True)
+    if first_day is not None:
+        where = where & (ds.field(C.PAYMENT_TS) >= midnight(first_day))
+    if end_day is not None:
+        where = where & (ds.field(C.PAYMENT_TS) < midnight(end_day))
+    return where
 
 
-def feature_matrix(rows: pa.Table, feature_names: Sequence[str] = FEATURE_NAMES, what: str = TXN_FEATURES.full_name) -> np.ndarray:
-    """The model input of ``rows``: the ``feature_names`` columns as a float64 matrix.
+def read_matured(lake, run_date: dt.date, version: int | None = None, first_day: dt.date | None = None, end_day: dt.date | None = None):
+    """The matured rows of one ``gold.txn_features`` partition (between two days, if given) in this process, oldest first."""
+    rows = lake.to_arrow(TXN_FEATURES, version=version, run_date=run_date, where=matured_where(first_day, end_day))
+    return rows.sort_by([(C.PAYMENT_TS, "ascending"), (C.PAYMENT_ID, "ascending")])
+
+
+def _held_out_day(cum_payments: np.ndarray, cum_frauds: np.ndarray, end: int, n_total: int, frauds_total: int, share: float) -> int:
+    """First of the newest whole days before day ``end`` that hold ``share`` of all payments and of all frauds.
+
+    ``cum_payments[k]`` and ``cum_frauds[k]`` count the payments and frauds of the days
+    before day ``k``. Reaching back by payments from the end gives one payment, by
+    frauds the ``ceil(frauds_total * share)``-th newest fraud (or the oldest one);
+    the split starts with the day of the older of the two: a day is never cut in two.
+    """
+    by_payments = int(cum_payments[end]) - max(int(round(n_total * share)), 1)
+    day = int(np.searchsorted(cum_payments, max(by_payments, 0), side="right")) - 1
+    frauds_before = int(cum_frauds[end])
+    if frauds_before:
+        wanted = max(int(math.ceil(frauds_total * share)), 1)
+        nth_fraud = max(frauds_before - wanted, 0)
+        day = min(day, int(np.searchsorted(cum_frauds, nth_fraud, side="right")) - 1)
+    return day
+
+
+@dataclass(frozen=True)
+class DaySplit:
+    """Where the time split cuts matured payments: the first days of validation and test, and each split's size.
+
+    Attributes:
+        valid_start: First day of the validation split (training is every day before it).
+        test_start: First day of the test split.
+        sizes: Per split (train, validation, test): payments, frauds, first payment day.
+    """
+
+    valid_start: dt.date
+    test_start: dt.date
+    sizes: dict[str, tuple[int, int, dt.date]]
+
+    def days(self, name: str) -> tuple[dt.date | None, dt.date | None]:
+        """``(first day, day after the last)`` of split ``name``; None: unbounded."""
+        return {"train": (None, self.valid_start), VALIDATION: (self.valid_start, self.test_start), TEST: (self.test_start, None)}[name]
+
+
+def split_days(days, payments, frauds, validation_share: float, test_share: float) -> DaySplit:
+    """The time split of matured payments counted per day (see :func:`time_split`).
 
     Args:
-        rows: Rows with a column per feature.
-        feature_names: The model's inputs, in order.
-        what: Where the rows come from, for the error.
+        days: The days with payments, oldest first (dates or ``datetime64[D]``).
+        payments: Matured payments of each day.
+        frauds: Fraud labels of each day.
+        validation_share: Least share of the payments and frauds in validation.
+        test_share: Least share in test.
 
     Raises:
-        FeatureMismatchError: A feature has no column in ``rows``, or is null in some
-            (a table built before a shop's own field was declared).
+        TooFewLabelsError: A split would be empty, or one has no fraud label.
     """
-    names = list(feature_names)
-    missing = [n for n in names if n not in rows.column_names]
-    if missing:
-        raise FeatureMismatchError(
-            f"{what} has no column for the feature(s) {', '.join(missing)} the model reads: the features were built, or the "
-            "model trained, under another configuration (landing.extra_fields.payments, fraud.feature_table); build the "
-            "features again or retrain"
-        )
-    if not rows.num_rows:
-        return np.zeros((0, len(names)))
-    X = np.column_stack([rows[name].to_numpy(zero_copy_only=False).astype(np.float64) for name in names])
-    empty = [n for j, n in enumerate(names) if np.isnan(X[:, j]).any()]
-    if empty:
-        raise FeatureMismatchError(
-            f"{what}: the feature(s) {', '.join(empty)} are null in some rows, which were built before the field was "
-            "declared; build the features of those run dates again"
-        )
-    return X
+    days = np.asarray(days, dtype="datetime64[D]")
+    cum_payments = np.concatenate([[0], np.cumsum(np.asarray(payments, dtype=np.int64))])
+    cum_frauds = np.concatenate([[0], np.cumsum(np.asarray(frauds, dtype=np.int64))])
+    n, total_frauds = int(cum_payments[-1]), int(cum_frauds[-1])
+    if n < 3:
+        raise TooFewLabelsError(f"{n} matured payments cannot be split into training, validation and test")
+    test_day = _held_out_day(cum_payments, cum_frauds, len(days), n, total_frauds, test_share)
+    valid_day = _held_out_day(cum_payments, cum_frauds, test_day, n, total_frauds, validation_share)
+    sizes = {}
+    for name, (first, end) in {"train": (0, valid_day), VALIDATION: (valid_day, test_day), TEST: (test_day, len(days))}.items():
+        count, fraud = int(cum_payments[end] - cum_payments[first]), int(cum_frauds[end] - cum_frauds[first])
+        first_day = dt.date.fromisoformat(str(days[first])) if count else None
+        if count == 0 or fraud == 0:
+            what = "no payments" if count == 0 else f"{count} matured payments from {first_day}, no fraud label"
+            raise TooFewLabelsError(
+                f"the {name} split has {what} ({n} matured payments, {total_frauds} fraud in all): "
+                "the shop needs more history (fraud.maturity_days before the run date) or more chargebacks"
+            )
+        sizes[name] = (count, fraud, first_day)
+
+    def day(k: int) -> dt.date:
+        return dt.date.fromisoformat(str(days[k]))
+
+    return DaySplit(day(valid_day), day(test_day), sizes)
 
 
-def _held_out_start(y: np.ndarray, days: np.ndarray, end: int, n_total: int, frauds_total: int, share: float) -> int:
-    """First row of the newest whole days before row ``end`` that hold ``share`` of all payments and of all frauds."""
-    by_payments = end - max(int(round(n_total * share)), 1)
-    fraud_rows = np.flatnonzero(y[:end])
-    wanted = max(int(math.ceil(frauds_total * share)), 1)
-    by_frauds = int(fraud_rows[-wanted]) if len(fraud_rows) >= wanted else (int(fraud_rows[0]) if len(fraud_rows) else by_payments)
-    first = max(min(by_payments, by_frauds), 0)
-    # Back to the first payment of that day: a day is never cut in two.
-    return int(np.searchsorted(days[:end], days[first], side="left"))
+def payment_days(rows: pa.Table) -> np.ndarray:
+    """The UTC day of each row's payment, ``datetime64[D]``."""
+    return pc.cast(rows[C.PAYMENT_TS], pa.timestamp("us", tz="UTC")).cast(pa.date32()).to_numpy(zero_copy_only=False)
+
+
+def make_split(name: str, rows: pa.Table, feature_names: Sequence[str] = FEATURE_NAMES, what: str = TXN_FEATURES.full_name) -> Split:
+    """Split ``name`` of time-ordered matured ``rows``: the feature matrix (:func:`feature_matrix`), labels, days, amounts, ids."""
+    return Split(
+        name, feature_matrix(rows, feature_names, what), labels(rows), payment_days(rows),
+        rows[C.AMOUNT].to_numpy(zero_copy_only=False).astype(np.float64), rows[C.PAYMENT_ID].to_numpy(zero_copy_only=False),
+    )  # fmt: skip
 
 
 def time_split(
@@ -135,6 +209,8 @@ def time_split(
     that hold at least ``validation_share`` of each; training is everything older. So
     every held-out split has fraud to measure whenever the labels allow it, even when
     fraud comes in bursts, and every split holds payments after all those it learns from.
+    Only the payments and frauds of each day decide the cut (:func:`split_days`), so a
+    table too large to load can be split the same way from its daily counts.
 
     Args:
         rows: Matured rows in time order: ``payment_id, payment_ts, amount, label`` and the features.
@@ -146,27 +222,15 @@ def time_split(
     Raises:
         TooFewLabelsError: A split would be empty, or one has no fraud label.
     """
-    n = rows.num_rows
-    X = feature_matrix(rows, feature_names, what)
-    y = rows[C.LABEL].to_numpy(zero_copy_only=False).astype(np.int64) if n else np.zeros(0, np.int64)
-    days = pc.cast(rows[C.PAYMENT_TS], pa.timestamp("us", tz="UTC")).cast(pa.date32()).to_numpy(zero_copy_only=False)
-    amounts = rows[C.AMOUNT].to_numpy(zero_copy_only=False).astype(np.float64)
-    ids = rows[C.PAYMENT_ID].to_numpy(zero_copy_only=False)
-    if n < 3:
-        raise TooFewLabelsError(f"{n} matured payments cannot be split into training, validation and test")
-    frauds = int(y.sum())
-    test_start = _held_out_start(y, days, n, n, frauds, test_share)
-    valid_start = _held_out_start(y, days, test_start, n, frauds, validation_share)
-    bounds = {"train": slice(0, valid_start), VALIDATION: slice(valid_start, test_start), TEST: slice(test_start, n)}
-    splits = tuple(Split(name, X[s], y[s], days[s], amounts[s], ids[s]) for name, s in bounds.items())
-    for split in splits:
-        if len(split.y) == 0 or split.frauds == 0:
-            what = "no payments" if len(split.y) == 0 else f"{len(split.y)} matured payments from {split.first_day}, no fraud label"
-            raise TooFewLabelsError(
-                f"the {split.name} split has {what} ({n} matured payments, {frauds} fraud in all): "
-                "the shop needs more history (fraud.maturity_days before the run date) or more chargebacks"
-            )
-    return splits  # type: ignore[return-value]
+    feature_matrix(rows.slice(0, 0), feature_names, what)
+    days, y = payment_days(rows), labels(rows)
+    unique, first_rows = np.unique(days, return_index=True)
+    payments = np.diff(np.append(first_rows, len(days)))
+    frauds = np.add.reduceat(y, first_rows) if len(y) else np.zeros(0, np.int64)
+    cut = split_days(unique, payments, frauds, validation_share, test_share)
+    valid_start, test_start = (int(np.searchsorted(days, np.datetime64(d), side="left")) for d in (cut.valid_start, cut.test_start))
+    bounds = {"train": (0, valid_start), VALIDATION: (valid_start, test_start), TEST: (test_start, len(days))}
+    return tuple(make_split(name, rows.slice(a, b - a), feature_names, what) for name, (a, b) in bounds.items())  # type: ignore[return-value]
 
 
 @dataclass

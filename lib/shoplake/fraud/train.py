@@ -8,7 +8,10 @@ the rows come from the shop's own labelled table instead, or gain its features b
 payment id (:mod:`shoplake.fraud.feature_table`; :func:`~shoplake.fraud.dataset.training_data`). Ordered by
 payment time they are split on day boundaries into training (oldest), validation and
 test (newest) (:func:`~shoplake.fraud.dataset.time_split`), so every model is judged on payments made after
-everything it learnt from.
+everything it learnt from. From the lake the driver makes that cut from per-day counts and loads
+only the validation and test splits; the gradient-boosted trees' workers read the training split
+as Ray Dataset shards, and the training rows come into the driver only for the tabular network and
+the settings searches (:mod:`shoplake.fraud.splits`).
 
 Every model of ``fraud.models`` is scored side by side: the rules baseline (amount and
 velocity thresholds), gradient-boosted trees (XGBoost on Ray Train) and the tabular
@@ -38,12 +41,7 @@ from shoplake import columns as C
 from shoplake.config import Config
 from shoplake.evaluation import TEST, VALIDATION, Interval, best_other, bootstrap_statistic
 from shoplake.fraud import metrics as M
-from shoplake.fraud.dataset import (
-    Split,
-    TooFewLabelsError,
-    time_split,
-    training_data,
-)
+from shoplake.fraud.dataset import Split, TooFewLabelsError
 from shoplake.fraud.declarations import payment_extras
 from shoplake.fraud.feature_table import ALONE, KEY, SOURCE_TABLE
 from shoplake.fraud.models.base import GBT, RULES, RULES_AMOUNT_FEATURE, RULES_VELOCITY_FEATURES, TABULAR_NN
@@ -202,20 +200,19 @@ def run_fraud(
     from shoplake.fraud.bundle import FraudBundle
     from shoplake.fraud.chart import write_pr_chart
     from shoplake.fraud.models.base import RulesModel
-    from shoplake.fraud.models.gbt import train_gbt
+    from shoplake.fraud.models.gbt import train_gbt_datasets
     from shoplake.fraud.models.tabular import train_tabular_nn
-    from shoplake.fraud.tuning import search_settings
+    from shoplake.fraud.splits import fraud_splits
+    from shoplake.fraud.tuning import search_settings, searched_space
 
     fc = cfg.fraud
     step = on_step or (lambda text: log.info("%s", text))
     step(f"reading {KEY if fc.feature_table is not None and fc.feature_table.mode == ALONE else TXN_FEATURES.full_name}")
-    data = training_data(cfg, lake, run_date)
-    run_date, names = data.run_date, data.feature_names
-    train, valid, test = time_split(data.rows, fc.validation_share, fc.test_share, names, data.what)
-    splits = {s.name: s for s in (train, valid, test)}
+    data = fraud_splits(cfg, lake, run_date)
+    run_date, names, valid, test = data.run_date, data.feature_names, data.valid, data.test
     log.info(
         "fraud for %s from %s, %d features: %s", run_date, data.what, len(names),
-        ", ".join(f"{s.name} {len(s.y):,} payments from {s.first_day} ({s.frauds} fraud)" for s in splits.values()),
+        ", ".join(f"{s} {n:,} payments from {first} ({f} fraud)" for s, (n, f, first) in data.sizes.items()),
     )  # fmt: skip
     name = name or f"fraud_{run_date.isoformat()}_{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}"
     evaluations: dict[str, ModelEvaluation] = {}
@@ -230,13 +227,19 @@ def run_fraud(
         if model == RULES:
             fitted = RulesModel(names, fc.rules_amount, fc.rules_velocity_1h)
         else:
-            model_cfg, searched = search_settings(cfg, model, train.X, train.y, valid.X, valid.y, names, f"{name}_{model}_search")
+            model_cfg, searched = cfg, None
+            if searched_space(cfg, model):
+                train = data.train
+                model_cfg, searched = search_settings(cfg, model, train.X, train.y, valid.X, valid.y, names, f"{name}_{model}_search")
             if searched is not None:
                 step(f"{model}: {searched.summary()}")
                 searches[model] = {"settings": searched.best.settings, "trials": len(searched.trials),
                                    "stopped_early": searched.stopped_early, "best_valid_pr_auc": searched.best.best_score}  # fmt: skip
-            trainer = train_gbt if model == GBT else train_tabular_nn
-            fitted = trainer(model_cfg, train.X, train.y, valid.X, valid.y, f"{name}_{model}", feature_names=names)
+            if model == GBT:
+                fitted = train_gbt_datasets(model_cfg, data.datasets(model_cfg), f"{name}_{model}", feature_names=names)
+            else:
+                train = data.train
+                fitted = train_tabular_nn(model_cfg, train.X, train.y, valid.X, valid.y, f"{name}_{model}", feature_names=names)
         ev = _evaluate(cfg, model, fitted.predict(valid.X), fitted.predict(test.X), valid, test)
         ev.fitted, ev.seconds = fitted, (dt.datetime.now(dt.timezone.utc) - started).total_seconds()
         evaluations[model] = ev
@@ -294,7 +297,7 @@ def run_fraud(
     result = FraudResult(
         run_date=run_date, evaluations=evaluations, champion=champion, bundle_path=str(bundle_path),
         model_version=model_version, mlflow_run_id=run_id, metrics_version=-1,
-        splits={s.name: (len(s.y), s.frauds, s.first_day) for s in splits.values()}, chart_path=str(chart), test=test,
+        splits=dict(data.sizes), chart_path=str(chart), test=test,
         versus=versus,
     )  # fmt: skip
     if versus is not None:

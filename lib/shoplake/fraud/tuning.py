@@ -73,6 +73,11 @@ def _nn_trial(settings: dict, data: dict) -> Iterator[float]:
         yield M.average_precision(data["y_valid"], scores)
 
 
+def searched_space(cfg: Config, model: str) -> dict:
+    """The settings of ``model`` searched on validation (``fraud.gbt_search``, ``fraud.nn_search``); empty: none."""
+    return dict(cfg.fraud.gbt_search if model == GBT else cfg.fraud.nn_search if model == TABULAR_NN else {})
+
+
 def search_settings(
     cfg: Config, model: str, X_train: np.ndarray, y_train: np.ndarray, X_valid: np.ndarray, y_valid: np.ndarray,
     feature_names: Sequence[str], name: str,
@@ -82,7 +87,7 @@ def search_settings(
     Raises:
         RuntimeError: Every trial failed.
     """
-    space = cfg.fraud.gbt_search if model == GBT else cfg.fraud.nn_search if model == TABULAR_NN else {}
+    space = searched_space(cfg, model)
     if not space:
         return cfg, None
     data = {

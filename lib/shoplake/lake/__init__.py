@@ -334,11 +334,43 @@ class Lake:
         """Specs of the tables that exist in this lake."""
         return [s for s in all_specs() if self.exists(s)]
 
-    def ray_read(self, table: str | TableSpec, version: int | None = None, **kwargs):
-        """The table as a Ray Dataset (``ray.data.read_delta``)."""
-        import ray.data
+    def ray_read(
+        self,
+        table: str | TableSpec,
+        version: int | None = None,
+        *,
+        run_date: dt.date | None = None,
+        where=None,
+        columns: list[str] | None = None,
+    ):
+        """The table, or the rows of one ``run_date`` partition that match ``where``, as a Ray Dataset.
 
-        return ray.data.read_delta(self.uri(table), version=version, storage_options=self.storage_options, **kwargs)
+        Ray Data tasks of ``ray.cpus_per_data_task`` CPUs each read the files of the
+        version readers see (:meth:`version`) or of a given one; the driver reads
+        only the Delta log, which leaves out the files whose partition or column
+        statistics cannot match (:func:`shoplake.lake.ray_io.read_dataset`). So a
+        table larger than the driver's memory can feed Ray Train workers
+        (``datasets=`` and ``ray.train.get_dataset_shard``) or a scoring job.
+
+        Args:
+            table: Full table name or spec.
+            version: The version to read; None: the one readers see.
+            run_date: Only this ``run_date`` partition.
+            where: A further ``pyarrow.dataset`` filter expression, applied in the read tasks.
+            columns: Columns to read; None: all of them.
+        """
+        import pyarrow as pa
+        import pyarrow.dataset as ds
+
+        from shoplake.lake.ray_io import read_dataset
+
+        version = self._read_version(get_spec(table), version)
+        if run_date is not None:
+            on_date = ds.field(C.RUN_DATE) == pa.scalar(run_date, pa.date32())
+            where = on_date if where is None else on_date & where
+        return read_dataset(
+            self.uri(table), version, self.storage_options, where=where, columns=columns, num_cpus=self.cfg.ray.cpus_per_data_task
+        )
 
     def ray_write(self, ds, table: str | TableSpec, mode: str = "overwrite", run_dates=None, partitions=None) -> WriteResult:
         """Write a Ray Dataset: tasks write the files in parallel, the driver commits once."""

@@ -1,4 +1,4 @@
-"""Ray Datasets into Delta tables: tasks write Parquet in parallel, the driver commits once."""
+"""Ray Datasets and Delta tables: tasks read a version's files, or write Parquet in parallel that the driver commits once."""
 
 from __future__ import annotations
 
@@ -18,6 +18,47 @@ if TYPE_CHECKING:
     from shoplake.config import Config
 
 log = logging.getLogger(__name__)
+
+
+def read_dataset(
+    uri: str,
+    version: int | None,
+    storage_options: dict[str, str] | None,
+    *,
+    where=None,
+    columns: list[str] | None = None,
+    num_cpus: float = 1.0,
+):
+    """The rows of a Delta table version that match ``where``, as a Ray Dataset read by Ray Data tasks.
+
+    The driver reads only the Delta log: the version's files whose partition values
+    and column statistics (min, max, nulls) cannot match ``where`` are left out
+    before any task starts, and each read task applies ``where`` to the rows of its
+    file. No row passes through the driver.
+
+    Args:
+        uri: The table's location.
+        version: The version to read; None: the newest.
+        storage_options: delta-rs and pyarrow options of the store.
+        where: A ``pyarrow.dataset`` filter expression; None: every row.
+        columns: Columns to read, in order; None: all of them.
+        num_cpus: CPUs each read task asks for (``ray.cpus_per_data_task``).
+    """
+    import pyarrow.dataset as ds
+    import ray.data
+    from deltalake import DeltaTable
+    from ray.data._internal.datasource.parquet_datasource import ParquetDatasource
+
+    dataset = DeltaTable(uri, version=version, storage_options=storage_options).to_pyarrow_dataset()
+    if where is not None:
+        # delta-rs gives each file an expression of its partition values and statistics; pyarrow prunes on it.
+        fragments = list(dataset.get_fragments(filter=where))
+        dataset = ds.FileSystemDataset(fragments, dataset.schema, dataset.format, dataset.filesystem)
+    # The datasource ray.data.read_delta builds, here from the pruned file list and with the row filter per task.
+    source = ParquetDatasource.from_pyarrow_dataset(
+        dataset, columns=columns, to_batch_kwargs={"filter": where} if where is not None else None
+    )
+    return ray.data.read_datasource(source, num_cpus=num_cpus)
 
 
 def _ray_task_writer(batch: pa.Table, *, spec, uri, write_id, allowed, target_rows, storage_options) -> pa.Table:

@@ -22,7 +22,8 @@ than as a Ray Dataset shard: the inputs this loop is used for so far (the
 user-item matrix) are small enough to ship whole, and a Ray Dataset would need CPUs
 for its read tasks beside the training workers, which on 1-2 CPU nodes with
 fractional worker CPUs starves one or the other (see the stack notes). Each worker
-takes its own slice of the rows by rank.
+takes its own slice of the rows by rank. A training set too large to ship goes to
+the workers as Ray Datasets instead (:mod:`shoplake.train.shards`, as fraud's trees do).
 
 Optimisation. Adam by default; with ``weight_decay`` AdamW. With ``warmup_ratio`` the
 learning rate rises linearly from 0 over that share of all steps and then falls

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 from shoplake import columns as C
-from shoplake.fraud.dataset import TooFewLabelsError, feature_matrix, time_split
+from shoplake.fraud.dataset import TooFewLabelsError, feature_matrix, split_days, time_split
 from shoplake.fraud.declarations import FEATURE_NAMES
 from shoplake.fraud.report import fraud_champion, fraud_metrics_table
 from shoplake.fraud.schemas import TASK_FRAUD
@@ -65,6 +65,19 @@ def test_a_day_is_never_cut_in_two():
     train, valid, test = time_split(rows(labels, days=[0, 1, 2, 3, 4, 5, 6, 7, 7, 8]), 0.2, 0.2)
     assert list(test.payment_ids) == ["p7", "p8", "p9"]
     assert list(valid.payment_ids) == ["p5", "p6"] and len(train.y) == 5
+
+
+def test_daily_counts_alone_give_the_same_cut():
+    # The rows of test_a_day_is_never_cut_in_two, counted per day: what the run gets from a table it does not load.
+    labels, days = [0, 1, 0, 0, 0, 1, 0, 0, 1, 0], [0, 1, 2, 3, 4, 5, 6, 7, 7, 8]
+    train, valid, test = time_split(rows(labels, days=days), 0.2, 0.2)
+    per_day = np.unique(days, return_counts=True)
+    frauds = np.bincount(days, weights=labels)
+    dates = [np.datetime64("2024-01-01") + int(d) for d in per_day[0]]
+    cut = split_days(dates, per_day[1], frauds[per_day[0]].astype(int), 0.2, 0.2)
+    assert (cut.valid_start, cut.test_start) == (valid.first_day, test.first_day)
+    assert cut.sizes == {s.name: (len(s.y), s.frauds, s.first_day) for s in (train, valid, test)}
+    assert cut.days("train") == (None, valid.first_day)
 
 
 def test_time_split_refuses_a_split_without_fraud_or_without_rows():

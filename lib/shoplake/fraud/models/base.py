@@ -1,4 +1,4 @@
-"""What every fraud model shares: the model protocol, input checks, and the rules baseline.
+"""What every fraud model shares: the model protocol, the model input of table rows and its checks, and the rules baseline.
 
 * **rules** (:func:`rules_scores`): the hand-written baseline as a continuous score,
   ``max(amount / amount_limit, max over user/card/device/ip of count_1h / velocity_limit)``;
@@ -14,12 +14,15 @@ import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 
 from shoplake import columns as C
-from shoplake.fraud.declarations import ENTITIES
+from shoplake.fraud.declarations import ENTITIES, FEATURE_NAMES
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 RULES, GBT, TABULAR_NN = "rules", "gbt", "tabular_nn"
 #: Trained model families.
@@ -70,6 +73,43 @@ def _labels(y, n_rows: int, what: str) -> np.ndarray:
     if y.sum() == 0 or y.sum() == len(y):
         raise ValueError(f"{what}: needs both fraud (1) and legitimate (0) payments, got {int(y.sum())} fraud of {len(y)}")
     return y
+
+
+def feature_matrix(rows: pa.Table, feature_names: Sequence[str] = FEATURE_NAMES, what: str = "gold.txn_features") -> np.ndarray:
+    """The model input of ``rows``: the ``feature_names`` columns as a float64 matrix.
+
+    Args:
+        rows: Rows with a column per feature.
+        feature_names: The model's inputs, in order.
+        what: Where the rows come from, for the error.
+
+    Raises:
+        FeatureMismatchError: A feature has no column in ``rows``, or is null in some
+            (a table built before a shop's own field was declared).
+    """
+    names = list(feature_names)
+    missing = [n for n in names if n not in rows.column_names]
+    if missing:
+        raise FeatureMismatchError(
+            f"{what} has no column for the feature(s) {', '.join(missing)} the model reads: the features were built, or the "
+            "model trained, under another configuration (landing.extra_fields.payments, fraud.feature_table); build the "
+            "features again or retrain"
+        )
+    if not rows.num_rows:
+        return np.zeros((0, len(names)))
+    X = np.column_stack([rows[name].to_numpy(zero_copy_only=False).astype(np.float64) for name in names])
+    empty = [n for j, n in enumerate(names) if np.isnan(X[:, j]).any()]
+    if empty:
+        raise FeatureMismatchError(
+            f"{what}: the feature(s) {', '.join(empty)} are null in some rows, which were built before the field was "
+            "declared; build the features of those run dates again"
+        )
+    return X
+
+
+def labels(rows: pa.Table) -> np.ndarray:
+    """The rows' fraud labels as int64 (the rows are matured: no label is null)."""
+    return rows[C.LABEL].to_numpy(zero_copy_only=False).astype(np.int64) if rows.num_rows else np.zeros(0, np.int64)
 
 
 def _mismatch(expected: Sequence[str], got: Sequence[str]) -> str:

@@ -22,6 +22,8 @@ from shoplake.fraud.models.base import (
     _json_safe,
     _labels,
     _matrix,
+    feature_matrix,
+    labels,
 )
 
 log = logging.getLogger(__name__)
@@ -130,35 +132,54 @@ def gbt_params(cfg, scale_pos_weight: float) -> dict[str, Any]:
     return params
 
 
-def _gbt_train_loop_per_worker(config: dict) -> None:
-    """One XGBoost worker: train on this rank's rows, report the model once at the end.
+def _shard_arrays(batch, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    return feature_matrix(batch, names), labels(batch).astype(np.float64)
 
-    Ray Train's XGBoost backend has joined the workers in XGBoost's collective
-    (rabit) before this runs, so ``xgboost.train`` on each rank's shard builds one
-    model over all rows: histograms and the base score are summed across ranks.
-    Every rank evaluates the whole validation set, which makes the early-stopping
-    metric that of the full set (XGBoost combines the ranks' PR-AUC parts).
+
+def _gbt_train_loop_per_worker(config: dict) -> None:
+    """One XGBoost worker: train on this rank's shard, report the model once at the end.
+
+    The worker reads its share of the ``train`` dataset and the whole ``valid``
+    dataset (``ray.train.get_dataset_shard``) and builds its DMatrix from those rows
+    only, with :func:`~shoplake.fraud.models.base.feature_matrix` (the columns of
+    ``config["feature_names"]`` in order, a null refused). Ray Train's XGBoost backend
+    has joined the workers in XGBoost's collective (rabit) before this runs, so
+    ``xgboost.train`` on each rank's shard builds one model over all rows:
+    histograms and the base score are summed across ranks, and so are the row and
+    fraud counts behind ``scale_pos_weight``. Every rank evaluates the whole
+    validation set, which makes the early-stopping metric that of the full set
+    (XGBoost combines the ranks' PR-AUC parts).
     """
-    import ray
+    import functools
+
     import ray.train
     import xgboost
     from ray.train import Checkpoint
     from ray.train.xgboost import RayTrainReportCallback
     from xgboost import collective
 
-    context = ray.train.get_context()
-    rank, world_size = context.get_world_rank(), context.get_world_size()
-    data = {key: ray.get(ref) for key, ref in config["data"].items()}
+    from shoplake.train.shards import collect_shard
+
+    rank = ray.train.get_context().get_world_rank()
     names = list(config["feature_names"])
-    rows = np.arange(rank, len(data["y_train"]), world_size)
-    nthread = int(config["params"]["nthread"])
-    dtrain = xgboost.DMatrix(data["X_train"][rows], label=data["y_train"][rows], feature_names=names, nthread=nthread)
-    dvalid = xgboost.DMatrix(data["X_valid"], label=data["y_valid"], feature_names=names, nthread=nthread)
-    train_rows = float(len(rows))
+    empty = (np.zeros((0, len(names))), np.zeros(0))
+    convert = functools.partial(_shard_arrays, names=names)
+    X_train, y_train = collect_shard("train", convert, empty)
+    X_valid, y_valid = collect_shard("valid", convert, empty)
+    counts = np.array([float(len(y_train)), float(y_train.sum())])
     xgb_world = 1
     if collective.is_distributed():
         xgb_world = collective.get_world_size()
-        train_rows = float(collective.allreduce(np.array([train_rows]), collective.Op.SUM)[0])
+        counts = collective.allreduce(counts, collective.Op.SUM)
+    train_rows, positives = int(counts[0]), int(counts[1])
+    if positives == 0 or positives == train_rows:
+        raise ValueError(f"training set: needs both fraud (1) and legitimate (0) payments, got {positives} fraud of {train_rows}")
+    scale_pos_weight = (train_rows - positives) / positives
+    params = gbt_params(config["cfg"], scale_pos_weight)
+    nthread = int(params["nthread"])
+    dtrain = xgboost.DMatrix(X_train, label=y_train, feature_names=names, nthread=nthread)
+    dvalid = xgboost.DMatrix(X_valid, label=y_valid, feature_names=names, nthread=nthread)
+    del X_train, X_valid
 
     started = time.monotonic()
     stopper = xgboost.callback.EarlyStopping(
@@ -168,7 +189,7 @@ def _gbt_train_loop_per_worker(config: dict) -> None:
     # controller's next poll (a health-check interval, 2 s by default), so reporting
     # each round like RayTrainReportCallback does costs seconds per tree.
     booster = xgboost.train(
-        config["params"], dtrain, num_boost_round=int(config["rounds"]), evals=[(dvalid, "valid")],
+        params, dtrain, num_boost_round=int(config["rounds"]), evals=[(dvalid, "valid")],
         callbacks=[stopper], verbose_eval=False,
     )  # fmt: skip
     attrs = booster.attributes()
@@ -177,7 +198,9 @@ def _gbt_train_loop_per_worker(config: dict) -> None:
         "best_valid_aucpr": float(attrs["best_score"]) if "best_score" in attrs else float("nan"),
         "rounds": booster.num_boosted_rounds(),
         "world_size": int(xgb_world),
-        "train_rows": int(train_rows),
+        "train_rows": train_rows,
+        "train_frauds": positives,
+        "scale_pos_weight": scale_pos_weight,
         "seconds": time.monotonic() - started,
     }
     if rank != 0:
@@ -187,6 +210,18 @@ def _gbt_train_loop_per_worker(config: dict) -> None:
         # The file name RayTrainReportCallback.get_model reads back.
         booster.save_model(str(Path(folder, RayTrainReportCallback.CHECKPOINT_NAME)))
         ray.train.report(metrics, checkpoint=Checkpoint.from_directory(folder))
+
+
+def arrays_dataset(X: np.ndarray, y: np.ndarray, feature_names: Sequence[str], blocks: int):
+    """Features and labels held in this process as a Ray Dataset of ``blocks`` blocks: a column per feature and ``label``."""
+    import pyarrow as pa
+    import ray.data
+
+    from shoplake import columns as C
+
+    table = pa.table({**{name: X[:, j] for j, name in enumerate(feature_names)}, C.LABEL: y.astype(np.int64)})
+    step = max(-(-len(y) // max(blocks, 1)), 1)
+    return ray.data.from_arrow([table.slice(i, step) for i in range(0, max(len(y), 1), step)])
 
 
 def train_gbt(
@@ -200,22 +235,64 @@ def train_gbt(
     feature_names: Sequence[str] = FEATURE_NAMES,
     early_stopping_rounds: int = EARLY_STOPPING_ROUNDS,
 ) -> GBTModel:
-    """Train XGBoost trees data-parallel with Ray Train's ``XGBoostTrainer``.
+    """Train XGBoost trees on arrays this process holds (see :func:`train_gbt_datasets`).
+
+    The arrays are checked and handed to the workers as Ray Datasets (put once in
+    Ray's object store, in ``cfg.ray.num_workers`` blocks). For a table larger than
+    this process should hold, give :func:`train_gbt_datasets` datasets read from the
+    lake instead.
+
+    Args:
+        cfg: Configuration (see :func:`train_gbt_datasets`).
+        X_train: Training features, ``(n, len(feature_names))``.
+        y_train: Training labels, 0 or 1.
+        X_valid: Validation features (early stopping).
+        y_valid: Validation labels.
+        name: Ray Train run name; a new folder under ``storage_path(cfg)``.
+        feature_names: Names of the columns.
+        early_stopping_rounds: Patience of the early stopping.
+
+    Raises:
+        ValueError: Wrong shapes, a split without both classes, or the run exists.
+        ray.train.TrainingFailedError: Training failed more than ``max_failures`` times.
+    """
+    from shoplake.ray_runtime import init_ray
+
+    init_ray(cfg)
+    names = tuple(feature_names)
+    X_train, X_valid = _matrix(X_train, len(names)), _matrix(X_valid, len(names))
+    y_train = _labels(y_train, len(X_train), "training set")
+    y_valid = _labels(y_valid, len(X_valid), "validation set")
+    if len(X_train) < cfg.ray.num_workers:
+        raise ValueError(f"{len(X_train)} training rows for {cfg.ray.num_workers} workers")
+    blocks = cfg.ray.num_workers
+    datasets = {"train": arrays_dataset(X_train, y_train, names, blocks), "valid": arrays_dataset(X_valid, y_valid, names, 1)}
+    return train_gbt_datasets(cfg, datasets, name, feature_names=names, early_stopping_rounds=early_stopping_rounds)
+
+
+def train_gbt_datasets(
+    cfg,
+    datasets: dict,
+    name: str,
+    *,
+    feature_names: Sequence[str] = FEATURE_NAMES,
+    early_stopping_rounds: int = EARLY_STOPPING_ROUNDS,
+) -> GBTModel:
+    """Train XGBoost trees data-parallel with Ray Train's ``XGBoostTrainer``, each worker on its shard.
 
     ``cfg.ray.num_workers`` workers of ``cfg.ray.cpus_per_worker`` (fractional)
-    CPUs each train on their own rows (row ``i`` goes to rank ``i % num_workers``)
-    and build one model together through XGBoost's collective, which Ray Train
-    sets up. Objective ``binary:logistic`` with ``scale_pos_weight`` =
-    negatives / positives of the training rows, ``hist`` trees of
-    ``cfg.fraud.gbt_max_depth``, learning rate ``gbt_eta``, at most
-    ``gbt_rounds`` rounds, stopped after ``early_stopping_rounds`` rounds without
-    a better validation PR-AUC (``aucpr``) and cut back to the best round.
-
-    Data reaches the workers through Ray's object store, not as Ray Datasets: the
-    driver puts the four arrays once and each worker gets them (zero-copy) and
-    keeps its rows. Ray Data would need read tasks with CPUs of their own beside
-    the workers, which on 1-2 CPU nodes with fractional worker CPUs starves one or
-    the other (see the stack notes); fraud training sets fit in memory.
+    CPUs each read their share of ``datasets["train"]`` and the whole of
+    ``datasets["valid"]`` (``ray.train.get_dataset_shard``), build their DMatrix
+    from those rows only and build one model together through XGBoost's
+    collective, which Ray Train sets up. The datasets' read tasks run beside the
+    workers with ``cfg.ray.cpus_per_data_task`` CPUs each
+    (:mod:`shoplake.train.shards`); with :meth:`shoplake.lake.Lake.ray_read` no row
+    passes through this process. Objective ``binary:logistic`` with
+    ``scale_pos_weight`` = negatives / positives of the training rows (counted by
+    the workers together), ``hist`` trees of ``cfg.fraud.gbt_max_depth``,
+    learning rate ``gbt_eta``, at most ``gbt_rounds`` rounds, stopped after
+    ``early_stopping_rounds`` rounds without a better validation PR-AUC
+    (``aucpr``) and cut back to the best round.
 
     The model is reported once, at the end, as a checkpoint in the run folder
     ``<storage_path(cfg)>/<name>`` (``model.ubj``, read back with
@@ -225,55 +302,46 @@ def train_gbt(
     Args:
         cfg: Configuration: ``cfg.fraud`` (``gbt_*``), ``cfg.ray`` (workers, CPUs,
             GPU), ``cfg.training`` (seed, retries, checkpoints kept, placement).
-        X_train: Training features, ``(n, len(feature_names))``.
-        y_train: Training labels, 0 or 1.
-        X_valid: Validation features (early stopping).
-        y_valid: Validation labels.
+        datasets: ``{"train": ..., "valid": ...}``: Ray Datasets with a column per
+            feature of ``feature_names`` and ``label`` (0 or 1); others are ignored.
         name: Ray Train run name; a new folder under ``storage_path(cfg)``.
-        feature_names: Names of the columns.
+        feature_names: The model's inputs, in order.
         early_stopping_rounds: Patience of the early stopping.
 
     Returns:
         The trained model, with the run's metrics in :attr:`GBTModel.info`.
 
     Raises:
-        ValueError: Wrong shapes, a split without both classes, or the run exists.
-        ray.train.TrainingFailedError: Training failed more than ``max_failures`` times.
+        ValueError: The run exists, or the workers' CPUs leave none for the read tasks.
+        ray.train.TrainingFailedError: Training failed more than ``max_failures``
+            times (a training set without both classes among them).
     """
-    import ray
     from ray.train.xgboost import RayTrainReportCallback, XGBoostTrainer
 
     from shoplake.ray_runtime import init_ray
     from shoplake.train.loop import run_configs
+    from shoplake.train.shards import check_cpus, dataset_config
 
-    init_ray(cfg)
+    ray = init_ray(cfg)
+    check_cpus(cfg, float(ray.cluster_resources().get("CPU", 0.0)))
     names = tuple(feature_names)
-    X_train, X_valid = _matrix(X_train, len(names)), _matrix(X_valid, len(names))
-    y_train = _labels(y_train, len(X_train), "training set")
-    y_valid = _labels(y_valid, len(X_valid), "validation set")
-    if len(X_train) < cfg.ray.num_workers:
-        raise ValueError(f"{len(X_train)} training rows for {cfg.ray.num_workers} workers")
     scaling, run = run_configs(cfg, name)
-    positives = float(y_train.sum())
-    scale_pos_weight = (len(y_train) - positives) / positives
-    params = gbt_params(cfg, scale_pos_weight)
-    config = {
-        "data": {"X_train": ray.put(X_train), "y_train": ray.put(y_train), "X_valid": ray.put(X_valid), "y_valid": ray.put(y_valid)},
-        "feature_names": list(names),
-        "params": params,
-        "rounds": cfg.fraud.gbt_rounds,
-        "early_stopping_rounds": early_stopping_rounds,
-    }
-    trainer = XGBoostTrainer(_gbt_train_loop_per_worker, train_loop_config=config, scaling_config=scaling, run_config=run)
+    config = {"cfg": cfg, "feature_names": list(names), "rounds": cfg.fraud.gbt_rounds, "early_stopping_rounds": early_stopping_rounds}
+    trainer = XGBoostTrainer(
+        _gbt_train_loop_per_worker, train_loop_config=config, scaling_config=scaling, run_config=run,
+        datasets={"train": datasets["train"], "valid": datasets["valid"]}, dataset_config=dataset_config(("train",)),
+    )  # fmt: skip
     started = time.monotonic()
     result = trainer.fit()
     seconds = time.monotonic() - started
     if result.checkpoint is None:
         raise RuntimeError(f"gbt run {name} produced no checkpoint")
     booster = RayTrainReportCallback.get_model(result.checkpoint)
-    info = {**dict(result.metrics or {}), "scale_pos_weight": scale_pos_weight, "params": params, "fit_seconds": seconds}
+    metrics = dict(result.metrics or {})
+    info = {**metrics, "params": gbt_params(cfg, float(metrics.get("scale_pos_weight", 1.0))), "fit_seconds": seconds}
     log.info(
-        "trained %s in %.1f s: %d rounds on %d workers, best validation PR-AUC %.4f",
-        name, seconds, info.get("rounds", -1), info.get("world_size", -1), info.get("best_valid_aucpr", float("nan")),
+        "trained %s in %.1f s: %d rounds on %d workers from %d rows, best validation PR-AUC %.4f",
+        name, seconds, info.get("rounds", -1), info.get("world_size", -1), info.get("train_rows", -1),
+        info.get("best_valid_aucpr", float("nan")),
     )  # fmt: skip
     return GBTModel(booster, names, info, run_path=str(result.path))
