@@ -24,7 +24,7 @@ test: $(STAMP)
 
 ## The lake, ingest and crash tests again on the delta-rs engine, in a Spark without the Delta jars (as on a machine without Maven access).
 test-delta-rs: $(STAMP)
-	SHOPLAKE_TEST_ENGINE=delta-rs $(BIN)/python -m pytest -q tests/unit/lake tests/unit/ingest tests/integration/test_ingest.py tests/integration/test_lake_interop.py tests/integration/test_crash_consistency.py
+	SHOPLAKE_TEST_ENGINE=delta-rs $(BIN)/python -m pytest -q tests/unit/lake tests/unit/ingest tests/unit/features/test_history.py tests/integration/test_ingest.py tests/integration/test_lake_interop.py tests/integration/test_crash_consistency.py
 
 ## Slow end-to-end tests (full Online Retail import, large generator runs).
 test-slow: $(STAMP)
