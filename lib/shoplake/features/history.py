@@ -172,10 +172,10 @@ class HistoryState:
         self._closed: DataFrame | None = None
         self.changed: set[dt.date] = set()
         self.last = self._last_change(stored) if self.exists else None
-        self._cached: list[DataFrame] = []
 
     @staticmethod
     def _last_change(stored: DataFrame) -> dt.date | None:
+        """The latest run date on which a fact was added or closed."""
         row = stored.agg(F.max(F.greatest(C.KNOWN_FROM, F.coalesce(C.KNOWN_UNTIL, C.KNOWN_FROM)))).first()
         return row[0] if row else None
 
@@ -191,8 +191,7 @@ class HistoryState:
         self._stored = stored.where(F.col(C.KNOWN_FROM) < F.lit(first)).withColumn(
             C.KNOWN_UNTIL, F.when(F.col(C.KNOWN_UNTIL) >= F.lit(first), F.lit(None).cast("date")).otherwise(F.col(C.KNOWN_UNTIL))
         )
-        earlier = self._stored.agg(F.max(F.greatest(C.KNOWN_FROM, F.coalesce(C.KNOWN_UNTIL, C.KNOWN_FROM)))).first()
-        self.last = earlier[0] if earlier else None
+        self.last = self._last_change(self._stored)
         log.info("%s: rewound to before %s; %d later change date(s) built again", self.history.spec.full_name, first, len(again))
         return again
 
@@ -242,13 +241,17 @@ class HistoryState:
         return self.current().where(condition).select(*self.history.identity).withColumn(C.RUN_DATE, F.lit(day))
 
     def output(self) -> tuple[DataFrame, str, dict[str, list[str]] | None] | None:
-        """``(rows, mode, partitions)`` to write, or None when nothing changed."""
+        """``(rows, mode, partitions)`` to write, or None when nothing changed.
+
+        The rows are shuffled by ``event_date`` first, so that each event day is
+        written as one file rather than one per task of the last stage.
+        """
         if not self.exists:
-            return self.current(), "overwrite", None
+            return self.current().repartition(C.EVENT_DATE), "overwrite", None
         if not self.changed:
             return None
         days = sorted(self.changed)
-        rows = self.current().where(F.col(C.EVENT_DATE).isin(*days))
+        rows = self.current().where(F.col(C.EVENT_DATE).isin(*days)).repartition(C.EVENT_DATE)
         return rows, "replace", {C.EVENT_DATE: [d.isoformat() for d in days]}
 
 

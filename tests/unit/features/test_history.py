@@ -82,6 +82,8 @@ def test_nights_add_close_and_rewrite_only_the_changed_event_days(spark, lake, c
         assert partitions == {C.EVENT_DATE: [DAY[0].isoformat(), DAY[3].isoformat()]}
         assert _view(lake, DAY[4]) == {"b", "c", "d"}
         assert _view(lake, DAY[2]) == {"a", "b", "c"}  # the earlier snapshot keeps the retracted fact
+        # One file per event day, whatever the tasks of the write.
+        assert lake.file_count(SPEC) == 3
 
         stored = lake.to_arrow(SPEC).sort_by([(V, "ascending")])
         assert stored.column(V).to_pylist() == ["a", "b", "c", "d"]
