@@ -106,6 +106,23 @@ def touched_groups(frames: Sequence[tuple[DataFrame | None, str]], group: Sequen
     return out.where(known).distinct()
 
 
+def _last_change_from_stats(files) -> dt.date | None:
+    """The latest ``known_from`` or ``known_until`` of a version, from its files' statistics; None when a file has none."""
+    import pyarrow.compute as pc
+
+    since, until = f"max.{C.KNOWN_FROM}", f"max.{C.KNOWN_UNTIL}"
+    counted = [since, f"null_count.{C.KNOWN_UNTIL}", "num_records"]
+    if not files.num_rows or until not in files.column_names or any(c not in files.column_names or files[c].null_count for c in counted):
+        return None
+    # A file's known_until maximum is null when every row of it is open, and only then.
+    open_only = pc.equal(files[f"null_count.{C.KNOWN_UNTIL}"], files["num_records"])
+    if not pc.all(pc.or_(pc.is_valid(files[until]), open_only)).as_py():
+        return None
+    dates = [pc.max(files[f"max.{C.KNOWN_FROM}"]).as_py(), pc.max(files[f"max.{C.KNOWN_UNTIL}"]).as_py()]
+    dates = [d if isinstance(d, dt.date) or d is None else dt.date.fromisoformat(str(d)) for d in dates]
+    return max(d for d in dates if d is not None)
+
+
 def as_of_filter(history: History, day: dt.date, window_days: int):
     """A ``pyarrow.dataset`` filter selecting D's snapshot: known on D, within the window (no Spark needed)."""
     import pyarrow as pa
@@ -154,24 +171,25 @@ class HistoryState:
         spec = history.spec
         version = lake.version(spec)
         self.exists = version is not None
+        self.last = None
         if self.exists:
-            from deltalake import DeltaTable
-
-            stored_columns = [f.name for f in DeltaTable(lake.uri(spec), storage_options=lake.storage_options).schema().fields]
-            if C.KNOWN_FROM not in stored_columns:
+            files = lake.add_actions(spec, version)
+            if files.num_rows and f"partition.{C.EVENT_DATE}" not in files.column_names:
                 raise OldLayoutError(
                     f"{spec.full_name} in {lake.root} holds a snapshot per run date, the layout of an earlier shoplake; "
                     f"it is now stored once by event date: delete {lake.uri(spec)} and build the features again"
                 )
             # Pinned: the batch commits this table before the frames computed from it are written.
             stored = lake.read(spec, version)
+            self.last = _last_change_from_stats(files)
+            if self.last is None and files.num_rows:
+                self.last = self._last_change(stored)
         else:
             stored = spark.createDataFrame([], spec.spark_schema())
         self._stored = stored
         self._added: DataFrame | None = None
         self._closed: DataFrame | None = None
         self.changed: set[dt.date] = set()
-        self.last = self._last_change(stored) if self.exists else None
 
     @staticmethod
     def _last_change(stored: DataFrame) -> dt.date | None:
@@ -184,10 +202,10 @@ class HistoryState:
         if self.last is None or first > self.last:
             return []
         stored = self._stored
-        dated = stored.select(F.col(C.KNOWN_FROM).alias("d")).union(stored.select(F.col(C.KNOWN_UNTIL).alias("d")))
-        again = sorted(r[0] for r in dated.where(F.col("d") >= F.lit(first)).distinct().collect())
-        touched = stored.where((F.col(C.KNOWN_FROM) >= F.lit(first)) | (F.col(C.KNOWN_UNTIL) >= F.lit(first)))
-        self.changed |= {r[0] for r in touched.select(C.EVENT_DATE).distinct().collect()}
+        later = (F.col(C.KNOWN_FROM) >= F.lit(first)) | (F.col(C.KNOWN_UNTIL) >= F.lit(first))
+        touched = stored.where(later).select(C.EVENT_DATE, C.KNOWN_FROM, C.KNOWN_UNTIL).distinct().collect()
+        again = sorted({d for r in touched for d in (r[C.KNOWN_FROM], r[C.KNOWN_UNTIL]) if d is not None and d >= first})
+        self.changed |= {r[C.EVENT_DATE] for r in touched}
         self._stored = stored.where(F.col(C.KNOWN_FROM) < F.lit(first)).withColumn(
             C.KNOWN_UNTIL, F.when(F.col(C.KNOWN_UNTIL) >= F.lit(first), F.lit(None).cast("date")).otherwise(F.col(C.KNOWN_UNTIL))
         )

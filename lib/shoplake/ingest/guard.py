@@ -65,14 +65,9 @@ def held_rows(lake: Lake, spec: TableSpec) -> dict[dt.date, int]:
 
     A run date with a file whose statistics lack a row count is left out (not judged).
     """
-    import pyarrow as pa
-    from deltalake import DeltaTable
-
     if not lake.exists(spec):
         return {}
-    table = DeltaTable(lake.uri(spec), storage_options=lake.storage_options)
-    actions = pa.table(table.get_add_actions(flatten=True))
-    del table  # delta-rs objects released early (see the stack notes on exiting after a read)
+    actions = lake.add_actions(spec)
     column = f"partition.{C.RUN_DATE}"
     if not actions.num_rows or column not in actions.column_names or "num_records" not in actions.column_names:
         return {}

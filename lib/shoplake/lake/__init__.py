@@ -227,11 +227,19 @@ class Lake:
     def row_count(self, table: str | TableSpec, version: int | None = None) -> int:
         """Rows in the table, from the Delta log's file statistics (no data is read)."""
         import pyarrow as pa
+
+        actions = self.add_actions(table, version)
+        return int(pa.compute.sum(actions["num_records"]).as_py() or 0) if actions.num_rows else 0
+
+    def add_actions(self, table: str | TableSpec, version: int | None = None):
+        """The Delta log's data files of a version as Arrow, one row each: path, size, row count,
+        partition values and column statistics flattened (``partition.<col>``, ``min.<col>``,
+        ``max.<col>``, ``null_count.<col>``); no data is read."""
+        import pyarrow as pa
         from deltalake import DeltaTable
 
         version = self._read_version(get_spec(table), version)
-        actions = pa.table(DeltaTable(self.uri(table), version=version, storage_options=self.storage_options).get_add_actions(flatten=True))
-        return int(pa.compute.sum(actions["num_records"]).as_py() or 0) if actions.num_rows else 0
+        return pa.table(DeltaTable(self.uri(table), version=version, storage_options=self.storage_options).get_add_actions(flatten=True))
 
     def file_count(self, table: str | TableSpec, version: int | None = None) -> int:
         """Data files of the table's version readers see (from the Delta log; no data is read)."""
@@ -246,9 +254,6 @@ class Lake:
         Empty for a table that does not exist or has no rows; a table not partitioned
         by ``run_date`` is an error.
         """
-        import pyarrow as pa
-        from deltalake import DeltaTable
-
         spec = get_spec(table)
         if C.RUN_DATE not in spec.partition_by:
             raise ValueError(f"table {spec.full_name} is not partitioned by {C.RUN_DATE}")
@@ -256,7 +261,7 @@ class Lake:
             version = self.version(spec)
             if version is None:
                 return []
-        actions = pa.table(DeltaTable(self.uri(spec), version=version, storage_options=self.storage_options).get_add_actions(flatten=True))
+        actions = self.add_actions(spec, version)
         column = f"partition.{C.RUN_DATE}"
         if not actions.num_rows:
             return []

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pyarrow as pa
 from pyspark.sql import Window
 from pyspark.sql import functions as F
 
 from shoplake import columns as C
-from shoplake.features.history import History, HistoryState, read_as_of, touched_groups
+from shoplake.features.history import History, HistoryState, _last_change_from_stats, read_as_of, touched_groups
 from shoplake.features.run import FeatureContext
 from shoplake.lake.spec import Col, TableSpec, history_columns
 
@@ -90,8 +91,12 @@ def test_nights_add_close_and_rewrite_only_the_changed_event_days(spark, lake, c
         assert stored.column(C.KNOWN_FROM).to_pylist() == [DAY[2], DAY[2], DAY[2], DAY[4]]
         assert stored.column(C.KNOWN_UNTIL).to_pylist() == [DAY[4], None, None, None]
 
-        # A night without new landing rows changes nothing and writes nothing.
+        # The last change date comes from the files' statistics (day 5: d added, a closed) and agrees with the rows.
+        assert _last_change_from_stats(lake.add_actions(SPEC)) == DAY[4]
         state = HistoryState(TOY, lake, spark)
+        assert state.last == HistoryState._last_change(lake.read(SPEC)) == DAY[4]
+
+        # A night without new landing rows changes nothing and writes nothing.
         state.advance(ctx, DAY[6])
         assert state.output() is None
 
@@ -113,3 +118,23 @@ def test_touched_groups_are_those_with_new_landing_rows_or_newly_past_event_time
     frame = spark.createDataFrame(rows, schema)
     got = touched_groups([(frame, TS), (None, TS)], (G,), DAY[2], DAY[4])
     assert sorted(r[G] for r in got.collect()) == ["early", "new"]
+
+
+def test_the_last_change_is_read_from_file_statistics_only_when_every_file_has_them():
+    def files(known_from, known_until, open_rows, rows):
+        return pa.table(
+            {
+                f"max.{C.KNOWN_FROM}": pa.array(known_from, pa.date32()),
+                f"max.{C.KNOWN_UNTIL}": pa.array(known_until, pa.date32()),
+                f"null_count.{C.KNOWN_UNTIL}": pa.array(open_rows, pa.int64()),
+                "num_records": pa.array(rows, pa.int64()),
+            }
+        )
+
+    # A later close in one file, an open-only file (no known_until maximum) in another.
+    assert _last_change_from_stats(files([DAY[1], DAY[2]], [DAY[3], None], [1, 4], [2, 4])) == DAY[3]
+    assert _last_change_from_stats(files([DAY[1], DAY[2]], [None, None], [2, 4], [2, 4])) == DAY[2]
+    # A file with closed rows but no known_until maximum, or without a known_from maximum: no statistics to trust.
+    assert _last_change_from_stats(files([DAY[1], DAY[2]], [DAY[3], None], [1, 3], [2, 4])) is None
+    assert _last_change_from_stats(files([DAY[1], None], [DAY[3], None], [1, 4], [2, 4])) is None
+    assert _last_change_from_stats(pa.table({"num_records": pa.array([3], pa.int64())})) is None
