@@ -237,6 +237,7 @@ def check_text_tables(lake, day: dt.date) -> None:
     assert all(text.startswith(title) for text, title in zip(texts[C.TEXT], texts[C.TITLE], strict=True))
 
 
+@pytest.mark.slow  # every feature node on two dates and a re-run, about 4 minutes; each node's rules have unit tests, the history and re-run test_interaction_history
 def test_synthetic_shop_features_two_run_dates_then_a_rerun(cfg, lake):
     generate_shop(cfg.landing.root, SHOP)
     sources = [ORDERS.name, EVENTS.name, PRODUCTS.name, INVENTORY.name, SUPPORT_TICKETS.name, AD_EVENTS.name]

@@ -25,6 +25,7 @@ def examples() -> tuple[list[str], list[str]]:
     return texts, labels  # 36 messages
 
 
+@pytest.mark.slow  # about 90 s; a worker failure and resume is in the default suite for the recommenders (test_train_recommender)
 def test_two_workers_lower_the_loss_and_resume_the_schedule_after_a_failure(make_cfg, ray_local):
     cfg = make_cfg("ray.num_workers=2", "training.max_failures=1")
     texts, labels = examples()

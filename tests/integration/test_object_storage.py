@@ -18,7 +18,9 @@ from shoplake.recommend.bundle import load_serving_bundle
 from shoplake.recommend.schemas import RECOMMENDATIONS, TASK_RECOMMENDATION, USER_ITEM_MATRIX
 from shoplake.train.model_metrics import MODEL_METRICS
 
-pytestmark = pytest.mark.object_storage
+# The whole flow on S3 takes about a minute; the lake, the run manifest and Ray's reads and writes on S3 are
+# tested in tests/unit/lake/test_object_storage.py in the default suite.
+pytestmark = [pytest.mark.object_storage, pytest.mark.slow]
 
 SHOP = ShopParams(days=10, users=40, items=30, seed=5, start=dt.date(2024, 1, 1), sessions_per_user_day=0.6)
 STEPS = ["ingest", "features", "train-recommender", "score-recommendations"]

@@ -103,6 +103,7 @@ def big_table(make_cfg, ray_local):
     return cfg, lake, table_bytes
 
 
+@pytest.mark.slow  # a 205 MiB table and two trainings of it, about 90 s; the fraud run's trees train from shards in the default suite
 def test_the_trees_train_from_shards_without_the_driver_holding_the_table(big_table):
     # Imported before the baseline: Ray Train's first run imports torch into the driver (about 450 MB of
     # code and module state, once per process), which is not data.
