@@ -7,8 +7,10 @@ random ad and clickstream histories over 12 categories, ``--ads`` ads (items of
 ``--ads // 3`` campaigns) in each of ``--placements`` placements, and a model fitted on
 random labels over it (``--model``: ``gbt`` with the default ``ads.gbt_rounds`` and
 depth, or ``deep_ctr``, the DCN-V2 network at its default sizes with 384-wide text
-embeddings, untrained), calibrated and registered in the temporary lake. Training does
-not matter here: the request does the same work whatever the weights.
+embeddings, untrained), calibrated and registered in the temporary lake, with a
+serving.ad_plan of random budget multipliers (half the campaigns binding), so that
+requests rank by the plan's value as in production. Training does not matter here:
+the request does the same work whatever the weights.
 
 Each request ranks every ad of a random placement for a random viewer (``--unknown``
 of them unknown to the state) and returns the top ``ads.rank_k`` (10) with their
@@ -93,6 +95,27 @@ def synthetic_state(viewers: int, ads: int, placements: int, seed: int):
     ]
 
 
+def synthetic_plan(state_rows, seed: int):
+    """A serving.ad_plan of ``RUN_DATE`` over the campaigns and placements of the state: a random budget
+    multiplier per campaign (half of them 0, not binding), so that requests rank by the plan's value."""
+    import pyarrow as pa
+
+    from shoplake import columns as C
+    from shoplake.ads import schemas as S
+
+    rng = np.random.default_rng(seed + 1)
+    pairs = sorted(set(zip(state_rows[C.CAMPAIGN_ID].to_pylist(), state_rows[C.PLACEMENT].to_pylist(), strict=True)))
+    multiplier = {c: float(rng.uniform(0.0, 2.0)) * float(rng.integers(0, 2)) for c, _ in pairs}
+    planned_at = dt.datetime.combine(RUN_DATE, dt.time(), dt.timezone.utc)
+    rows = [
+        {C.CAMPAIGN_ID: c, C.PLACEMENT: p, S.PLAN_IMPRESSIONS: 100.0, S.PLAN_CLICKS: 3.0, S.PLAN_CONVERSIONS: 0.3, S.PLAN_SPEND: 1.5,
+         S.PLAN_VALUE: 9.0, S.PLAN_ROAS: 6.0, S.DAILY_BUDGET: 20.0, S.BUDGET_MULTIPLIER: multiplier[c], S.EXPLORATION: 0.05, S.MAX_RATIO: None,
+         C.MODEL_NAME: "synthetic", C.MODEL_VERSION: None, S.PLANNED_AT: planned_at, C.RUN_DATE: RUN_DATE}
+        for c, p in pairs
+    ]  # fmt: skip
+    return pa.Table.from_pylist(rows, schema=S.AD_PLAN.arrow_schema())
+
+
 def register_synthetic_model(cfg, state, item_text: dict, kind: str, folder: Path, seed: int) -> None:
     """Fit ``kind`` on random labels over 200 viewers' impressions in every placement, calibrate, register."""
     import torch
@@ -171,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
             tables = synthetic_state(args.viewers, args.ads, args.placements, args.seed)
             for table, spec in zip(tables, (S.AD_STATE, S.AD_VIEWERS, S.AD_ITEMS)):
                 lake.ray_write(ray.data.from_arrow(table), spec, mode="replace", run_dates=[RUN_DATE])
+            lake.ray_write(ray.data.from_arrow(synthetic_plan(tables[0], args.seed)), S.AD_PLAN, mode="replace", run_dates=[RUN_DATE])
             rng = np.random.default_rng(args.seed)
             text = {i: rng.normal(size=TEXT_DIM).astype(np.float32) for i in tables[2][C.ITEM_ID].to_pylist()}
             state = AdState(tables[0], tables[1], text, RUN_DATE)
@@ -219,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     per_placement = sorted({len(p) for p in state.placements.values()})
     console.print(
         f"{kind} model over {len(state.viewer_ids) - 1:,} viewers, {len(state.ads):,} ads x {len(placements)} placements "
-        f"({', '.join(map(str, per_placement))} ads ranked a request), k={k}, {args.unknown:.0%} unknown viewers; "
+        f"({', '.join(map(str, per_placement))} ads ranked a request), k={k}, {args.unknown:.0%} unknown viewers, "
+        f"{'ranked by expected value (no plan)' if state.plan is None else f'ranked as the plan of {state.plan.run_date} weighs them'}; "
         f"Ray {ray.__version__} with {ray.cluster_resources().get('CPU', 0):g} CPUs",
         soft_wrap=True,
     )
