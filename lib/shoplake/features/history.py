@@ -231,7 +231,8 @@ class HistoryState:
         if self.last is not None and day <= self.last:
             raise ValueError(f"{h.spec.full_name}: {day} is not after the last change ({self.last}); rewind first")
         groups = None if self.last is None else ctx.persist(h.touched(ctx, self.last, day))
-        facts = h.facts(ctx, groups, day).select(*h.identity)
+        # Kept: both the added and the closed facts are computed from it.
+        facts = ctx.persist(h.facts(ctx, groups, day).select(*h.identity))
         open_ = self.current().where(F.col(C.KNOWN_UNTIL).isNull())
         if groups is not None:
             open_ = open_.join(groups, list(h.group), "left_semi")
