@@ -19,8 +19,11 @@ reasons. After ``--warmup`` untimed requests, each number of ``--clients`` threa
 ``k`` ads. It prints p50, p99 and the rate of each burst beside the p99 bar (50 ms),
 and the in-process time of :meth:`shoplake.ads.serve.AdRanker.rank` on the same bodies.
 Beside each burst, the floor of the same route: the same bodies with an unknown
-placement, refused with 422 before any scoring (Serve's proxy, the hop to the replica,
-FastAPI and the body's validation).
+placement, refused with 422 before any scoring (the ingress, the hop to the replica,
+FastAPI and the body's validation). Every burst runs once per ``--ingress``
+(``serve.ingress``: by default ``haproxy``, shoplake's setting, then ``proxy``, Serve's
+Python proxy actor), each on a fresh local Ray instance, and the ratio of their p99s is
+printed.
 
 Run::
 
@@ -35,7 +38,6 @@ import argparse
 import datetime as dt
 import logging
 import shutil
-import socket
 import sys
 import tempfile
 import time
@@ -43,7 +45,8 @@ from pathlib import Path
 
 import numpy as np
 
-from http_load import fire, posts
+from http_load import fire, free_port, posts
+from shoplake.config import load_config
 from shoplake.entry import add_config_args, config_from_args, exit_cleanly
 
 PATH = "/ads/rank"
@@ -165,11 +168,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", choices=("gbt", "deep_ctr"), default="gbt", help="model of the synthetic state")
     parser.add_argument("--requests", type=int, default=1_000, help="timed requests per burst")
     parser.add_argument("--clients", default="1,2,4", help="concurrent HTTP client threads, one burst per value")
+    parser.add_argument("--ingress", default="haproxy,proxy", help="serve.ingress values measured one after the other, the first ours")
     parser.add_argument("--warmup", type=int, default=100, help="untimed requests first")
     parser.add_argument("--unknown", type=float, default=0.1, help="share of requests for viewers the state does not know")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--access-log", action="store_true", help="keep Serve's per-request access log (off: it costs CPU on 2 cores)")
     args = parser.parse_args(argv)
+    ingresses = str(args.ingress).split(",")
     logging.getLogger("ray").setLevel(logging.WARNING)
     own_root = args.lake_root is None
     root = Path(tempfile.mkdtemp(prefix="shoplake-bench-ads-")) if own_root else Path(args.lake_root).resolve()
@@ -189,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
 
     ray = init_ray(cfg)
     lake = Lake(cfg)
+    bursts: dict[str, dict] = {}
+    floors: dict[str, dict] = {}
     try:
         if own_root:
             tables = synthetic_state(args.viewers, args.ads, args.placements, args.seed)
@@ -220,23 +227,28 @@ def main(argv: list[str] | None = None) -> int:
             local.append(time.perf_counter() - t0)
         local = local[args.warmup :]
 
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        logging_config = {"enable_access_log": args.access_log, "log_level": "WARNING"}
-        serve.start(http_options={"host": "127.0.0.1", "port": port}, logging_config=logging_config)
-        serve.run(
-            build_app({"env": cfg.env, "overrides": args.overrides}), name="shoplake", route_prefix="/", logging_config=logging_config
-        )
         levels = [int(c) for c in str(args.clients).split(",")]
         check = lambda answer: len(answer.get("ads", [])) == k  # noqa: E731
-        fire(port, posts(PATH, bodies[: args.warmup]), max(levels), check)
-        bursts = {clients: fire(port, posts(PATH, bodies[args.warmup :]), clients, check) for clients in levels}
-        # The floor: the same route answering 422 for an unknown placement, before any scoring.
         refused = posts(PATH, [{**b, "placement": "no-such-placement"} for b in bodies[args.warmup :]])
-        floors = {clients: fire(port, refused, clients, status=422) for clients in levels}
+        for ingress in ingresses:
+            # Serve reads its ingress when Ray's processes start: a fresh local instance per ingress.
+            ray.shutdown()
+            # Nothing drains here: Serve's shutdown need not wait the production drain.
+            overrides = [*args.overrides, f"serve.ingress={ingress}", "serve.drain_s=1"]
+            ray = init_ray(load_config(args.env, overrides))
+            port = free_port()
+            logging_config = {"enable_access_log": args.access_log, "log_level": "WARNING"}
+            serve.start(http_options={"host": "127.0.0.1", "port": port}, logging_config=logging_config)
+            try:
+                serve.run(build_app({"env": cfg.env, "overrides": overrides}), name="shoplake", route_prefix="/",
+                          logging_config=logging_config)  # fmt: skip
+                fire(port, posts(PATH, bodies[: args.warmup]), max(levels), check)
+                bursts[ingress] = {clients: fire(port, posts(PATH, bodies[args.warmup :]), clients, check) for clients in levels}
+                # The floor: the same route answering 422 for an unknown placement, before any scoring.
+                floors[ingress] = {clients: fire(port, refused, clients, status=422) for clients in levels}
+            finally:
+                serve.shutdown()
     finally:
-        serve.shutdown()
         if own_root:
             shutil.rmtree(root, ignore_errors=True)
 
@@ -249,14 +261,30 @@ def main(argv: list[str] | None = None) -> int:
         soft_wrap=True,
     )
     table = Table(title=f"POST {PATH} on Ray Serve (one replica), {args.requests:,} requests per burst", box=box.SIMPLE)
-    for header in ("clients", "p50 ms", "p99 ms", "requests/s", f"p99 < {P99_BAR_MS:.0f} ms", "422 floor p50 ms", "floor p99 ms"):
+    for header in (
+        "ingress",
+        "clients",
+        "p50 ms",
+        "p99 ms",
+        "requests/s",
+        f"p99 < {P99_BAR_MS:.0f} ms",
+        "422 floor p50 ms",
+        "floor p99 ms",
+    ):
         table.add_column(header, justify="right")
-    for clients, (latencies, wall) in bursts.items():
-        p50, p99 = (float(np.quantile(latencies, q) * 1000) for q in (0.5, 0.99))
-        f50, f99 = (float(np.quantile(floors[clients][0], q) * 1000) for q in (0.5, 0.99))
-        table.add_row(str(clients), f"{p50:.1f}", f"{p99:.1f}", f"{len(latencies) / wall:.0f}", "yes" if p99 < P99_BAR_MS else "no",
-                      f"{f50:.1f}", f"{f99:.1f}")  # fmt: skip
+    p99s: dict[tuple[str, int], float] = {}
+    for ingress, runs in bursts.items():
+        for clients, (latencies, wall) in runs.items():
+            p50, p99 = (float(np.quantile(latencies, q) * 1000) for q in (0.5, 0.99))
+            f50, f99 = (float(np.quantile(floors[ingress][clients][0], q) * 1000) for q in (0.5, 0.99))
+            p99s[ingress, clients] = p99
+            table.add_row(ingress, str(clients), f"{p50:.1f}", f"{p99:.1f}", f"{len(latencies) / wall:.0f}",
+                          "yes" if p99 < P99_BAR_MS else "no", f"{f50:.1f}", f"{f99:.1f}")  # fmt: skip
     console.print(table)
+    if len(ingresses) == 2:
+        first, second = ingresses
+        ratios = ", ".join(f"{p99s[second, c] / p99s[first, c]:.2f}x at {c}" for c in levels)
+        console.print(f"p99 of {second} over {first}: {ratios}")
     p50, p99 = (float(np.quantile(local, q) * 1000) for q in (0.5, 0.99))
     console.print(f"in-process AdRanker.rank (state, model, expected value, reasons; no HTTP): p50 {p50:.2f} ms, p99 {p99:.2f} ms")
     return 0

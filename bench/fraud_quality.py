@@ -42,14 +42,13 @@ import argparse
 import datetime as dt
 import json
 import logging
-import socket
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from http_load import fire, posts
+from http_load import fire, free_port, posts
 from lakes import DATASETS, ROOT, ensure_lake
 from shoplake.entry import add_config_args, config_from_args, exit_cleanly
 
@@ -264,9 +263,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from shoplake.serve.app import build_app
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     logging_config = {"enable_access_log": args.access_log, "log_level": "WARNING"}
     serve.start(http_options={"host": "127.0.0.1", "port": port}, logging_config=logging_config)
     try:

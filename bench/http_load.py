@@ -1,15 +1,23 @@
-"""Bounded HTTP load for the latency benchmarks: keep-alive clients sending requests to 127.0.0.1."""
+"""Bounded HTTP load for the latency benchmarks: keep-alive clients sending requests to 127.0.0.1, and a free port to serve on."""
 
 from __future__ import annotations
 
 import http.client
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable
 
 #: One request: method, path, and a JSON body (bytes) or None.
 Request = tuple[str, str, bytes | None]
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def send(conn: http.client.HTTPConnection, method: str, path: str, body: bytes | None = None) -> tuple[int, dict]:

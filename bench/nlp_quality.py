@@ -25,13 +25,12 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
-import socket
 import sys
 import time
 
 import numpy as np
 
-from http_load import fire, posts
+from http_load import fire, free_port, posts
 from lakes import ROOT, ensure_text_lake
 from shoplake.entry import add_config_args, config_from_args, exit_cleanly
 
@@ -144,9 +143,7 @@ def main(argv: list[str] | None = None) -> int:
 
         from shoplake.serve.app import build_app
 
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+        port = free_port()
         logging_config = {"enable_access_log": False, "log_level": "WARNING"}
         serve.start(http_options={"host": "127.0.0.1", "port": port}, logging_config=logging_config)
         try:

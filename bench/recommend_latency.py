@@ -48,7 +48,7 @@ from urllib.parse import quote
 import numpy as np
 
 from http_load import fire as load
-from http_load import send
+from http_load import free_port, send
 from shoplake.entry import add_config_args, config_from_args, exit_cleanly
 
 log = logging.getLogger("bench.recommend_latency")
@@ -141,7 +141,6 @@ def results_table(serve_t: Timing, local_t: Timing, title: str):
 
 
 def main(argv: list[str] | None = None) -> int:
-    import socket
 
     from rich.console import Console
 
@@ -186,9 +185,7 @@ def main(argv: list[str] | None = None) -> int:
 
         from shoplake.serve.app import build_app
 
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+        port = free_port()
         started = time.perf_counter()
         logging_config = {"enable_access_log": args.access_log, "log_level": "WARNING"}
         serve.start(http_options={"host": "127.0.0.1", "port": port}, logging_config=logging_config)

@@ -13,6 +13,8 @@ TEST_OVERRIDES = (
     # The suite's tables hold kilobytes (docs/index.md, Tests).
     *(f"spark.conf.{key}={value}" for key, value in SMALL_DATA_CONF.items()),
     "ray.num_cpus=2",
+    # Serve's shutdown waits for the replicas' drain: a second, not a load balancer's 30.
+    "serve.drain_s=1",
     # Validation searches run in the tests with the smallest budget that still compares settings.
     "tuning.num_samples=2",
 )

@@ -4,7 +4,8 @@ Step commands (``ingest``, ``features``, ``train-fraud``, ...: every step of
 :mod:`shoplake.pipeline`) run the step's own ``main()``, the one ``spark-submit jobs/...``
 and ``ray job submit ... ray_apps/...`` run too; ``nightly`` runs the declared steps for one
 day or a range (or prints their cluster commands), and ``demo`` builds a small synthetic
-shop and runs the nightly flow over it. ``cluster up|down|status`` runs local Spark
+shop and runs the nightly flow over it; ``serve`` runs the HTTP application until
+stopped. ``cluster up|down|status`` runs local Spark
 standalone and Ray clusters to test jobs the way they run on real ones.
 """
 
@@ -248,6 +249,13 @@ def cmd_models(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(cfg: Config, args: argparse.Namespace) -> int:
+    from shoplake.serve.app import serve_forever
+
+    serve_forever(cfg, args.overrides)
+    return 0
+
+
 def cmd_cluster(cfg: Config, args: argparse.Namespace) -> int:
     from shoplake.cluster.report import run_cluster_command
 
@@ -313,6 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add_config_args(sub.add_parser("models", help="registered model versions of every use case, with their aliases and key metric"))
     p.add_argument("--use-case", choices=[uc.name for uc in use_cases() if uc.config_section], help="only this use case's model")
 
+    add_config_args(sub.add_parser("serve", help="serve the HTTP application on serve.host:serve.port until Ctrl-C"))
+
     p = sub.add_parser("cluster", help="local Spark standalone and Ray clusters on 127.0.0.1")
     cluster_sub = p.add_subparsers(dest="cluster_command", required=True)
     u = add_config_args(cluster_sub.add_parser("up", help="start them (settings: cluster.* of the configuration)"))
@@ -333,6 +343,7 @@ COMMANDS = {
     "metrics": cmd_metrics,
     "cluster": cmd_cluster,
     "models": cmd_models,
+    "serve": cmd_serve,
 }
 
 

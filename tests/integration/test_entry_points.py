@@ -118,3 +118,34 @@ def test_cli_reports_bad_input_in_one_line(tmp_path):
     assert proc.returncode == 2
     assert "error: missing landing file for source 'orders' on 2024-04-01" in proc.stderr
     assert not (tmp_path / "lake").exists()
+
+
+def test_shoplake_serve_answers_through_haproxy_and_stops_on_sigterm(tmp_path):
+    import signal
+    import time
+
+    import psutil
+
+    from helpers import free_port, get_json
+
+    port = free_port()
+    sets = [f"lake.root={tmp_path}/lake", f"serve.port={port}", "serve.drain_s=1", "ray.num_cpus=2"]
+    cmd = [str(BIN / "shoplake"), "serve", *(arg for key in sets for arg in ("--set", key))]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline, status = time.monotonic() + 180, None
+        while status != 200 and proc.poll() is None and time.monotonic() < deadline:
+            try:
+                status, body = get_json(f"http://127.0.0.1:{port}/health")
+            except (OSError, ValueError):  # not listening yet, or HAProxy's own 503 page before the replica is up
+                time.sleep(1)
+        assert status == 200, proc.stdout.read()[-3000:] if proc.poll() is not None else "no answer in 180 s"
+        assert body["lake"] == f"{tmp_path}/lake"
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert any(p.name() == "haproxy" for p in children), sorted({p.name() for p in children})
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=90) == 0, proc.stdout.read()[-3000:]
+        assert not [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -22,8 +22,12 @@ def served(serve_url, cfg):
 def test_health_and_tables_over_http(served, cfg, lake, ray_local):
     import datetime as dt
 
+    import psutil
+
     status, body = get_json(f"{served}/health")
     assert status == 200
+    # The configured ingress: HAProxy, started under this process's Ray instance, in front of the replica.
+    assert any(p.name() == "haproxy" for p in psutil.Process().children(recursive=True))
     assert {k: body[k] for k in ("status", "env", "lake")} == {"status": "ok", "env": "local", "lake": cfg.lake.root}
     assert body["model"]["loaded"] is False  # nothing registered in this lake
     assert get_json(f"{served}/lake/tables") == (200, [])

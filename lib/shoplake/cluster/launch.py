@@ -38,6 +38,7 @@ from shoplake.cluster.commands import (
 from shoplake.cluster.processes import _CHILDREN, ROLES, ProcessRecord, is_ours, pid_alive, start_time, stop_processes
 from shoplake.cluster.state import ClusterError, ClusterState, load_state, save_state, state_path
 from shoplake.config import Config
+from shoplake.ray_runtime import serve_environment
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +111,7 @@ def _env(cfg: Config) -> dict[str, str]:
         RAY_USAGE_STATS_ENABLED="0",
         RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S=env.get("RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S", _RAY_DRAIN_TIMEOUT_S),
     )
+    env.update(serve_environment(cfg))
     return env
 
 

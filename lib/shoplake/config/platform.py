@@ -295,3 +295,18 @@ class ServeConfig(Strict):
 
     replicas: int = Field(1, ge=1, description="Replicas of the ingress deployment; each holds every use case's models.")
     num_cpus: float = Field(0.25, gt=0, description="CPUs reserved per replica.")
+    ingress: Literal["haproxy", "proxy"] = Field(
+        "haproxy",
+        description="What takes the HTTP requests: 'haproxy', Serve's HAProxy ingress, which hands each request to a replica's "
+        "own HTTP server (RAY_SERVE_ENABLE_HA_PROXY=1); 'proxy', Serve's Python proxy actor, which passes each request and its "
+        "body to the replica over Ray calls. Set in the environment of the Ray processes shoplake starts (a local instance, "
+        "`shoplake cluster up`); a cluster started otherwise takes it from its own environment.",
+    )
+    host: str = Field("127.0.0.1", description="Address `shoplake serve` listens on.")
+    port: int = Field(8000, ge=1, le=65535, description="Port `shoplake serve` listens on.")
+    drain_s: float = Field(
+        30.0,
+        gt=0,
+        description="With the HAProxy ingress: seconds a stopping replica keeps answering while HAProxy stops sending it "
+        "requests (RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S); Serve's shutdown waits as long.",
+    )

@@ -6,6 +6,9 @@ Build the application with :func:`build_app`, from a config file
     serve deploy ray_apps/serve_config.yaml
     serve run shoplake.serve.app:build_app env=local
 
+or run it on this machine with :func:`serve_forever` (``shoplake serve``), which starts
+Ray the way every shoplake command does, with the configured ingress (``serve.ingress``).
+
 The ingress serves ``GET /health`` (liveness, the lake and environment, and each use
 case's model or table status under its key) and ``GET /lake/tables`` (every table with
 its Delta version and rows). Every other route comes from a use case's declaration
@@ -22,6 +25,8 @@ from __future__ import annotations
 
 import importlib
 import logging
+import signal
+import threading
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -121,3 +126,27 @@ def build_app(args: dict) -> Application:
     app_args = AppArgs.model_validate(args or {})
     sc = _load_cfg(app_args).serve
     return ShopAPI.options(num_replicas=sc.replicas, ray_actor_options={"num_cpus": sc.num_cpus}).bind(app_args)
+
+
+def serve_forever(cfg, overrides: list[str]) -> None:
+    """Serve the application on ``serve.host:serve.port`` until interrupted (Ctrl-C or SIGTERM), then stop Serve.
+
+    Ray starts through :func:`shoplake.ray_runtime.init_ray`, so a local instance gets
+    the configured ingress (``serve.ingress``); the replicas load ``cfg.env`` with ``overrides``.
+    """
+    from shoplake.ray_runtime import init_ray
+
+    ray = init_ray(cfg)
+    sc = cfg.serve
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    serve.start(http_options={"host": sc.host, "port": sc.port})
+    try:
+        serve.run(build_app({"env": cfg.env, "overrides": list(overrides)}), name="shoplake", route_prefix="/")
+        log.info("serving http://%s:%d/ (ingress: %s); Ctrl-C stops", sc.host, sc.port, sc.ingress)
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        serve.shutdown()
+        ray.shutdown()

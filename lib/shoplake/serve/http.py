@@ -12,12 +12,14 @@ class OnlyParams:
 
     A module-level class rather than a closure: Serve ships the FastAPI app to its
     replicas with cloudpickle, and a closure would lose the ``Request`` annotation.
+    Asynchronous, like :class:`Holder`, because it never blocks: FastAPI runs a
+    synchronous dependency on a worker thread, a hand-over there and back per request.
     """
 
     def __init__(self, *names: str):
         self.allowed = frozenset(names)
 
-    def __call__(self, request: Request) -> None:
+    async def __call__(self, request: Request) -> None:
         unknown = sorted(set(request.query_params) - self.allowed)
         if unknown:
             raise HTTPException(
@@ -65,7 +67,7 @@ class Holder:
     def __init__(self, use_case: str):
         self.use_case = use_case
 
-    def __call__(self) -> Any:
+    async def __call__(self) -> Any:
         try:
             return _HOLDERS[self.use_case]
         except KeyError:
