@@ -131,7 +131,9 @@ def test_shoplake_serve_answers_through_haproxy_and_stops_on_sigterm(tmp_path):
     port = free_port()
     sets = [f"lake.root={tmp_path}/lake", f"serve.port={port}", "serve.drain_s=1", "ray.num_cpus=2"]
     cmd = [str(BIN / "shoplake"), "serve", *(arg for key in sets for arg in ("--set", key))]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = tmp_path / "serve.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(cmd, cwd=tmp_path, env=_env(), stdout=out, stderr=subprocess.STDOUT)
     try:
         deadline, status = time.monotonic() + 180, None
         while status != 200 and proc.poll() is None and time.monotonic() < deadline:
@@ -139,12 +141,12 @@ def test_shoplake_serve_answers_through_haproxy_and_stops_on_sigterm(tmp_path):
                 status, body = get_json(f"http://127.0.0.1:{port}/health")
             except (OSError, ValueError):  # not listening yet, or HAProxy's own 503 page before the replica is up
                 time.sleep(1)
-        assert status == 200, proc.stdout.read()[-3000:] if proc.poll() is not None else "no answer in 180 s"
+        assert status == 200, log.read_text()[-3000:]
         assert body["lake"] == f"{tmp_path}/lake"
         children = psutil.Process(proc.pid).children(recursive=True)
         assert any(p.name() == "haproxy" for p in children), sorted({p.name() for p in children})
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=90) == 0, proc.stdout.read()[-3000:]
+        assert proc.wait(timeout=90) == 0, log.read_text()[-3000:]
         assert not [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     finally:
         if proc.poll() is None:

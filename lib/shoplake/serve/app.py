@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
 from ray.serve import Application
 
+from shoplake.config import Config
 from shoplake.serve.http import install_holders, validation_message
 from shoplake.usecases import use_cases
 
@@ -128,7 +129,7 @@ def build_app(args: dict) -> Application:
     return ShopAPI.options(num_replicas=sc.replicas, ray_actor_options={"num_cpus": sc.num_cpus}).bind(app_args)
 
 
-def serve_forever(cfg, overrides: list[str]) -> None:
+def serve_forever(cfg: Config, overrides: list[str]) -> None:
     """Serve the application on ``serve.host:serve.port`` until interrupted (Ctrl-C or SIGTERM), then stop Serve.
 
     Ray starts through :func:`shoplake.ray_runtime.init_ray`, so a local instance gets

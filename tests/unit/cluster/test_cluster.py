@@ -147,6 +147,14 @@ def test_submit_env_points_at_the_clusters(ccfg):
     assert "PYSPARK_GATEWAY_PORT" not in env and "SHOPLAKE_LAKE_ROOT" not in env
 
 
+def test_the_ray_nodes_get_the_configured_serve_ingress(ccfg):
+    from shoplake.ray_runtime import DRAIN_ENV, HAPROXY_ENV
+
+    assert {k: launch._env(ccfg())[k] for k in (HAPROXY_ENV, DRAIN_ENV)} == {HAPROXY_ENV: "1", DRAIN_ENV: "30"}
+    env = launch._env(ccfg("serve.ingress=proxy", "serve.drain_s=2.5"))
+    assert {k: env[k] for k in (HAPROXY_ENV, DRAIN_ENV)} == {HAPROXY_ENV: "0", DRAIN_ENV: "2.5"}
+
+
 def test_ray_job_submit_argv(ccfg):
     cfg = ccfg()
     argv = cluster.ray_job_submit_argv(cfg, ["python", "x.py"], env_vars={"A": "1"}, submission_id="job-1")
