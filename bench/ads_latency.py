@@ -108,7 +108,7 @@ def synthetic_plan(state_rows, seed: int):
 
     rng = np.random.default_rng(seed + 1)
     pairs = sorted(set(zip(state_rows[C.CAMPAIGN_ID].to_pylist(), state_rows[C.PLACEMENT].to_pylist(), strict=True)))
-    multiplier = {c: float(rng.uniform(0.0, 2.0)) * float(rng.integers(0, 2)) for c, _ in pairs}
+    multiplier = {c: float(rng.uniform(0.0, 2.0)) * float(rng.integers(0, 2)) for c in sorted({c for c, _ in pairs})}
     planned_at = dt.datetime.combine(RUN_DATE, dt.time(), dt.timezone.utc)
     rows = [
         {C.CAMPAIGN_ID: c, C.PLACEMENT: p, S.PLAN_IMPRESSIONS: 100.0, S.PLAN_CLICKS: 3.0, S.PLAN_CONVERSIONS: 0.3, S.PLAN_SPEND: 1.5,
