@@ -110,15 +110,15 @@ def _last_change_from_stats(files) -> dt.date | None:
     """The latest ``known_from`` or ``known_until`` of a version, from its files' statistics; None when a file has none."""
     import pyarrow.compute as pc
 
-    since, until = f"max.{C.KNOWN_FROM}", f"max.{C.KNOWN_UNTIL}"
-    counted = [since, f"null_count.{C.KNOWN_UNTIL}", "num_records"]
+    since, until, open_rows = f"max.{C.KNOWN_FROM}", f"max.{C.KNOWN_UNTIL}", f"null_count.{C.KNOWN_UNTIL}"
+    counted = [since, open_rows, "num_records"]
     if not files.num_rows or until not in files.column_names or any(c not in files.column_names or files[c].null_count for c in counted):
         return None
     # A file's known_until maximum is null when every row of it is open, and only then.
-    open_only = pc.equal(files[f"null_count.{C.KNOWN_UNTIL}"], files["num_records"])
+    open_only = pc.equal(files[open_rows], files["num_records"])
     if not pc.all(pc.or_(pc.is_valid(files[until]), open_only)).as_py():
         return None
-    dates = [pc.max(files[f"max.{C.KNOWN_FROM}"]).as_py(), pc.max(files[f"max.{C.KNOWN_UNTIL}"]).as_py()]
+    dates = [pc.max(files[since]).as_py(), pc.max(files[until]).as_py()]
     dates = [d if isinstance(d, dt.date) or d is None else dt.date.fromisoformat(str(d)) for d in dates]
     return max(d for d in dates if d is not None)
 
