@@ -77,14 +77,8 @@ Rules:
 - Strings may use `${VAR}` or `${VAR:-default}`; an unset variable without a
   default is an error.
 
-In Python:
-
-```python
-from shoplake.config import load_config
-
-cfg = load_config("local", ["lake.engine=delta-rs"])
-cfg.lake.root        # an absolute path, or the URI as given
-```
+In Python, `shoplake.config.load_config("local", ["lake.engine=delta-rs"])` gives the
+checked configuration; its `lake.root` is an absolute path, or the URI as given.
 
 The tables below come from the pydantic models in `lib/shoplake/config/`.
 *Default* is the model's default; *base.yaml* is the value `base.yaml` sets
