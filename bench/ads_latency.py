@@ -22,7 +22,7 @@ Beside each burst, the floor of the same route: the same bodies with an unknown
 placement, refused with 422 before any scoring (the ingress, the hop to the replica,
 FastAPI and the body's validation). Every burst runs once per ``--ingress``
 (``serve.ingress``: by default ``haproxy``, shoplake's setting, then ``proxy``, Serve's
-Python proxy actor), each on a fresh local Ray instance, and the ratio of their p99s is
+Python proxy actor), each on its own local Ray instance, and the ratio of their p99s is
 printed.
 
 Run::
@@ -178,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("ray").setLevel(logging.WARNING)
     own_root = args.lake_root is None
     root = Path(tempfile.mkdtemp(prefix="shoplake-bench-ads-")) if own_root else Path(args.lake_root).resolve()
-    args.overrides = [*args.overrides, f"lake.root={root}", *(["lake.engine=delta-rs"] if own_root else [])]
+    # Nothing drains here: Serve's shutdown need not wait the production drain.
+    args.overrides = [*args.overrides, f"lake.root={root}", "serve.drain_s=1", *(["lake.engine=delta-rs"] if own_root else [])]
     cfg = config_from_args(args)
     console = Console(file=sys.stdout)
 
@@ -230,12 +231,14 @@ def main(argv: list[str] | None = None) -> int:
         levels = [int(c) for c in str(args.clients).split(",")]
         check = lambda answer: len(answer.get("ads", [])) == k  # noqa: E731
         refused = posts(PATH, [{**b, "placement": "no-such-placement"} for b in bodies[args.warmup :]])
+        running = cfg.serve.ingress
         for ingress in ingresses:
-            # Serve reads its ingress when Ray's processes start: a fresh local instance per ingress.
-            ray.shutdown()
-            # Nothing drains here: Serve's shutdown need not wait the production drain.
-            overrides = [*args.overrides, f"serve.ingress={ingress}", "serve.drain_s=1"]
-            ray = init_ray(load_config(args.env, overrides))
+            overrides = [*args.overrides, f"serve.ingress={ingress}"]
+            if ingress != running:
+                # Serve reads its ingress when Ray's processes start: a fresh local instance for another one.
+                ray.shutdown()
+                ray = init_ray(load_config(args.env, overrides))
+                running = ingress
             port = free_port()
             logging_config = {"enable_access_log": args.access_log, "log_level": "WARNING"}
             serve.start(http_options={"host": "127.0.0.1", "port": port}, logging_config=logging_config)

@@ -120,6 +120,16 @@ def test_cli_reports_bad_input_in_one_line(tmp_path):
     assert not (tmp_path / "lake").exists()
 
 
+def _running(process) -> bool:
+    """Alive and not a zombie; a process that ends while it is asked is not running."""
+    import psutil
+
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def test_shoplake_serve_answers_through_haproxy_and_stops_on_sigterm(tmp_path):
     import signal
     import time
@@ -147,7 +157,7 @@ def test_shoplake_serve_answers_through_haproxy_and_stops_on_sigterm(tmp_path):
         assert any(p.name() == "haproxy" for p in children), sorted({p.name() for p in children})
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=90) == 0, log.read_text()[-3000:]
-        assert not [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        assert not [p for p in children if _running(p)]
     finally:
         if proc.poll() is None:
             proc.kill()
