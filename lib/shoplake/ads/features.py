@@ -31,7 +31,7 @@ and ad and clickstream events only from ``D - history_days`` on.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pyspark.sql import Column, DataFrame, Window
@@ -108,6 +108,69 @@ def ad_snapshot(ad_events: DataFrame, run_date: dt.date, history_days: int) -> t
     )
     conversions = events.where(kind == "conversion").groupBy(C.IMPRESSION_ID).agg(F.min(C.EVENT_TS).alias(_FIRST_CONVERSION))
     return impressions, clicks, conversions
+
+
+def _as_is(df: DataFrame) -> DataFrame:
+    return df
+
+
+@dataclass(frozen=True)
+class AdInputs:
+    """What every ad table of run date D reads, built once by :func:`ad_inputs` for all of them.
+
+    Attributes:
+        run_date: The run date D.
+        history_days: Days of ad and clickstream events before D's midnight.
+        impressions: The snapshot's impressions (:func:`ad_snapshot`).
+        clicks: Per impression id, the first click's time and the clicks' cost.
+        conversions: Per impression id, the first conversion's time.
+        catalogue: Product rows known before D (:func:`catalogue_before`), or None.
+        latest: Per item the latest listing (:func:`latest_listing`), or None.
+        interest: Clickstream interest of the window (:func:`interest_events`), or None.
+        keep: Caches a frame several tables read (the feature step's ``FeatureContext.persist``; by default nothing is cached).
+    """
+
+    run_date: dt.date
+    history_days: int
+    impressions: DataFrame
+    clicks: DataFrame
+    conversions: DataFrame
+    catalogue: DataFrame | None
+    latest: DataFrame | None
+    interest: DataFrame | None
+    keep: Callable[[DataFrame], DataFrame] = _as_is
+
+
+def ad_inputs(
+    ad_events: DataFrame,
+    products: DataFrame | None,
+    events: DataFrame | None,
+    run_date: dt.date,
+    history_days: int,
+    keep: Callable[[DataFrame], DataFrame] | None = None,
+) -> AdInputs:
+    """The snapshot of D that ``gold.ad_features``, ``gold.ad_items``, ``gold.ad_state`` and ``gold.ad_viewers`` share.
+
+    Args:
+        ad_events: ``bronze.ad_events`` rows (lineage honoured when present).
+        products: ``bronze.products`` rows, or None (no category, price or text).
+        events: ``bronze.events`` rows, or None (no viewer or item history).
+        run_date: Day the snapshot is built for.
+        history_days: Days of ad and clickstream events kept before D's midnight.
+        keep: Caches the shared frames, so that the four tables' writes compute them once.
+
+    Raises:
+        ValueError: ``history_days`` is not positive.
+    """
+    if history_days < 1:
+        raise ValueError(f"history_days must be >= 1, got {history_days}")
+    keep = keep or _as_is
+    impressions, clicks, conversions = (keep(df) for df in ad_snapshot(ad_events, run_date, history_days))
+    catalogue = catalogue_before(products, run_date)
+    catalogue = keep(catalogue) if catalogue is not None else None
+    latest = keep(latest_listing(catalogue)) if catalogue is not None else None
+    interest = keep(interest_events(events, run_date, history_days)) if events is not None else None
+    return AdInputs(run_date, history_days, impressions, clicks, conversions, catalogue, latest, interest, keep)
 
 
 def _rates(impressions: DataFrame, clicks: DataFrame, conversions: DataFrame, smoothing: Smoothing) -> DataFrame:
@@ -195,15 +258,13 @@ def interest_events(events: DataFrame, run_date: dt.date, history_days: int) -> 
     )  # fmt: skip
 
 
-def _interest(
-    impressions: DataFrame, listed: DataFrame, events: DataFrame | None, latest: DataFrame | None, run_date: dt.date, history_days: int
-) -> DataFrame:
+def _interest(impressions: DataFrame, listed: DataFrame, interest: DataFrame | None, latest: DataFrame | None) -> DataFrame:
     """Per impression id: the viewer's clickstream events before it, their share in the item's category, the item's events."""
     shown = impressions.select(C.IMPRESSION_ID, C.USER_ID, C.ITEM_ID, F.unix_micros(C.EVENT_TS).alias(_TS), F.lit(0).alias(_EV))
     shown = shown.join(listed.select(C.IMPRESSION_ID, C.CATEGORY), C.IMPRESSION_ID, "left")
     rows = shown
-    if events is not None:
-        seen = interest_events(events, run_date, history_days).select(
+    if interest is not None:
+        seen = interest.select(
             F.lit(None).cast("string").alias(C.IMPRESSION_ID),
             C.USER_ID,
             C.ITEM_ID,
@@ -242,23 +303,12 @@ def _propensity(impressions: DataFrame) -> Column:
 
 
 def compute_ad_features(
-    ad_events: DataFrame,
-    products: DataFrame | None,
-    events: DataFrame | None,
-    run_date: dt.date,
-    history_days: int,
-    maturity_days: int,
-    smoothing: Smoothing,
-    price_bands: Sequence[float],
+    inputs: AdInputs, maturity_days: int, smoothing: Smoothing, price_bands: Sequence[float]
 ) -> tuple[DataFrame, DataFrame]:
-    """The rows of ``gold.ad_features`` and ``gold.ad_items`` for ``run_date`` (rules in the module docstring).
+    """The rows of ``gold.ad_features`` and ``gold.ad_items`` for the run date of ``inputs`` (rules in the module docstring).
 
     Args:
-        ad_events: ``bronze.ad_events`` rows (lineage honoured when present).
-        products: ``bronze.products`` rows, or None (no category, price or text).
-        events: ``bronze.events`` rows, or None (no viewer or item history).
-        run_date: Day the snapshot is built for.
-        history_days: Days of impressions kept before D's midnight.
+        inputs: The snapshot of the run date (:func:`ad_inputs`).
         maturity_days: Age at which an impression's conversion label is final.
         smoothing: Priors of the historic rates.
         price_bands: Upper bounds of the price bands (``features.price_bands``).
@@ -267,25 +317,24 @@ def compute_ad_features(
         ``(ad_features, ad_items)``, each exactly the columns of its spec.
 
     Raises:
-        ValueError: ``history_days`` or ``maturity_days`` is not positive.
+        ValueError: ``maturity_days`` is not positive.
     """
-    if history_days < 1 or maturity_days < 1:
-        raise ValueError(f"history_days and maturity_days must be >= 1, got {history_days} and {maturity_days}")
+    if maturity_days < 1:
+        raise ValueError(f"maturity_days must be >= 1, got {maturity_days}")
+    run_date = inputs.run_date
     end = run_midnight(run_date)
-    impressions, clicks, conversions = ad_snapshot(ad_events, run_date, history_days)
+    clicks, conversions = inputs.clicks, inputs.conversions
     # An impression's cost is its clicks'.
-    impressions = (
-        impressions.drop(C.COST)
+    impressions = inputs.keep(
+        inputs.impressions.drop(C.COST)
         .withColumn(S.PROPENSITY_LOGGED, F.col(C.PROPENSITY).isNotNull())
-        .withColumn(C.PROPENSITY, _propensity(impressions))
+        .withColumn(C.PROPENSITY, _propensity(inputs.impressions))
     )
-    catalogue = catalogue_before(products, run_date)
-    latest = latest_listing(catalogue) if catalogue is not None else None
-    listed = _as_listed(impressions, catalogue)
+    listed = _as_listed(impressions, inputs.catalogue)
     rows = (
         impressions.join(_rates(impressions, clicks, conversions, smoothing), C.IMPRESSION_ID)
         .join(listed, C.IMPRESSION_ID, "left")
-        .join(_interest(impressions, listed, events, latest, run_date, history_days), C.IMPRESSION_ID)
+        .join(_interest(impressions, listed, inputs.interest, inputs.latest), C.IMPRESSION_ID)
         .join(clicks, C.IMPRESSION_ID, "left")
         .join(conversions, C.IMPRESSION_ID, "left")
     )
@@ -305,18 +354,17 @@ def compute_ad_features(
             S.CLICK: F.when(F.col(_FIRST_CLICK).isNotNull(), F.lit(1)).otherwise(F.lit(0)),
             C.MATURED: matured,
             S.CONVERSION: F.when(matured, F.when(F.col(_FIRST_CONVERSION).isNotNull(), F.lit(1)).otherwise(F.lit(0))),
-            C.RUN_DATE: F.lit(run_date),
+            C.RUN_DATE: F.lit(inputs.run_date),
         },
     )
-    return features, compute_ad_items(impressions, products, run_date, price_bands)
+    return features, compute_ad_items(inputs, price_bands)
 
 
-def compute_ad_items(impressions: DataFrame, products: DataFrame | None, run_date: dt.date, price_bands: Sequence[float]) -> DataFrame:
-    """The rows of ``gold.ad_items`` for ``run_date``: every advertised item as listed last before D."""
-    items = impressions.select(C.ITEM_ID).distinct()
-    catalogue = catalogue_before(products, run_date)
-    if catalogue is not None:
-        items = items.join(latest_listing(catalogue), C.ITEM_ID, "left")
+def compute_ad_items(inputs: AdInputs, price_bands: Sequence[float]) -> DataFrame:
+    """The rows of ``gold.ad_items`` for the run date of ``inputs``: every advertised item as listed last before it."""
+    items = inputs.impressions.select(C.ITEM_ID).distinct()
+    if inputs.latest is not None:
+        items = items.join(inputs.latest, C.ITEM_ID, "left")
     else:
         items = items.withColumns({name: F.lit(None).cast("string") for name in (C.CATEGORY, C.TITLE, C.DESCRIPTION)}).withColumn(
             C.PRICE, F.lit(None).cast("double")
@@ -327,6 +375,6 @@ def compute_ad_items(impressions: DataFrame, products: DataFrame | None, run_dat
         {
             C.PRICE_BAND: F.coalesce(price_band(F.col(C.PRICE), price_bands), F.lit(-1)),
             S.AD_TEXT: item_text(F.col(C.TITLE), F.col(C.DESCRIPTION)),
-            C.RUN_DATE: F.lit(run_date),
+            C.RUN_DATE: F.lit(inputs.run_date),
         },
     )

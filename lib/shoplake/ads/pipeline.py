@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from shoplake.ads import schemas
-from shoplake.ads.features import Smoothing, compute_ad_features
+from shoplake.ads.features import Smoothing, ad_inputs, compute_ad_features
 from shoplake.ads.schemas import AD_FEATURES, AD_ITEMS, AD_PLAN, AD_SCORES, AD_STATE, AD_VIEWERS
 from shoplake.ads.state import compute_ad_state
 from shoplake.features.pit import run_midnight
@@ -21,8 +21,10 @@ def _features(ctx, day: dt.date) -> dict:
     earliest = (run_midnight(day) - dt.timedelta(days=ads.history_days)).date()
     ad_events, products = ctx.landed_between(AD_EVENTS.name, earliest, day), ctx.landed_before(PRODUCTS.name, day)
     events, smoothing, bands = ctx.landed_between(EVENTS.name, earliest, day), Smoothing.of(ads), ctx.cfg.features.price_bands
-    features, items = compute_ad_features(ad_events, products, events, day, ads.history_days, ads.maturity_days, smoothing, bands)
-    state, viewers = compute_ad_state(ad_events, products, events, day, ads.history_days, smoothing, bands)
+    # The four tables share the snapshot's frames: cached, their writes compute them once.
+    inputs = ad_inputs(ad_events, products, events, day, ads.history_days, keep=ctx.persist)
+    features, items = compute_ad_features(inputs, ads.maturity_days, smoothing, bands)
+    state, viewers = compute_ad_state(inputs, smoothing, bands)
     return {AD_FEATURES.full_name: features, AD_ITEMS.full_name: items, AD_STATE.full_name: state, AD_VIEWERS.full_name: viewers}
 
 

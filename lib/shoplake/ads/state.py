@@ -25,7 +25,6 @@ on), and nothing at or after midnight.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Sequence
 
 from pyspark.sql import DataFrame
@@ -33,15 +32,7 @@ from pyspark.sql import functions as F
 
 from shoplake import columns as C
 from shoplake.ads import schemas as S
-from shoplake.ads.features import (
-    AFFINITY_PSEUDO_EVENTS,
-    Smoothing,
-    ad_snapshot,
-    catalogue_before,
-    conform,
-    interest_events,
-    latest_listing,
-)
+from shoplake.ads.features import AFFINITY_PSEUDO_EVENTS, AdInputs, Smoothing, conform
 from shoplake.features.catalogue import price_band
 
 _IMPS, _CLICKS, _CONVERSIONS, _COST = "_imps", "_clicks", "_conversions", "_cost"
@@ -62,9 +53,8 @@ def _counted(df: DataFrame, keys: Sequence[str]) -> DataFrame:
     )
 
 
-def _listed(products: DataFrame | None, run_date: dt.date) -> DataFrame | None:
+def _listed(catalogue: DataFrame | None) -> DataFrame | None:
     """Per item the latest non-null category and the latest non-null price of the product rows before D."""
-    catalogue = catalogue_before(products, run_date)
     if catalogue is None:
         return None
     last = {}
@@ -73,41 +63,29 @@ def _listed(products: DataFrame | None, run_date: dt.date) -> DataFrame | None:
     return last[C.CATEGORY].join(last[C.PRICE], C.ITEM_ID, "full")
 
 
-def compute_ad_state(
-    ad_events: DataFrame,
-    products: DataFrame | None,
-    events: DataFrame | None,
-    run_date: dt.date,
-    history_days: int,
-    smoothing: Smoothing,
-    price_bands: Sequence[float],
-) -> tuple[DataFrame, DataFrame]:
-    """The rows of ``gold.ad_state`` and ``gold.ad_viewers`` for ``run_date`` (rules in the module docstring).
+def compute_ad_state(inputs: AdInputs, smoothing: Smoothing, price_bands: Sequence[float]) -> tuple[DataFrame, DataFrame]:
+    """The rows of ``gold.ad_state`` and ``gold.ad_viewers`` for the run date of ``inputs`` (rules in the module docstring).
 
     Args:
-        ad_events: ``bronze.ad_events`` rows (lineage honoured when present).
-        products: ``bronze.products`` rows, or None (no category or price).
-        events: ``bronze.events`` rows, or None (no viewer or item history).
-        run_date: Day the state is built for.
-        history_days: Days of ad and clickstream events before D's midnight.
+        inputs: The snapshot of the run date (:func:`shoplake.ads.features.ad_inputs`).
         smoothing: Priors of the historic rates.
         price_bands: Upper bounds of the price bands (``features.price_bands``).
 
     Returns:
         ``(ad_state, ad_viewers)``, each exactly the columns of its spec.
     """
-    impressions, clicks, conversions = ad_snapshot(ad_events, run_date, history_days)
-    shown = (
-        impressions.select(C.IMPRESSION_ID, C.USER_ID, C.ITEM_ID, C.CAMPAIGN_ID, C.PLACEMENT)
-        .join(clicks.select(C.IMPRESSION_ID, F.lit(1).alias(_CLICKS), F.col(C.COST).alias(_COST)), C.IMPRESSION_ID, "left")
-        .join(conversions.select(C.IMPRESSION_ID, F.lit(1).alias(_CONVERSIONS)), C.IMPRESSION_ID, "left")
+    shown = inputs.keep(
+        inputs.impressions.select(C.IMPRESSION_ID, C.USER_ID, C.ITEM_ID, C.CAMPAIGN_ID, C.PLACEMENT)
+        .join(inputs.clicks.select(C.IMPRESSION_ID, F.lit(1).alias(_CLICKS), F.col(C.COST).alias(_COST)), C.IMPRESSION_ID, "left")
+        .join(inputs.conversions.select(C.IMPRESSION_ID, F.lit(1).alias(_CONVERSIONS)), C.IMPRESSION_ID, "left")
         .fillna({_CLICKS: 0, _CONVERSIONS: 0, _COST: 0.0})
     )
-    interest = interest_events(events, run_date, history_days) if events is not None else None
-    return _ad_state(shown, products, interest, run_date, smoothing, price_bands), _viewers(shown, products, interest, run_date, smoothing)
+    run_date, interest = inputs.run_date, inputs.interest
+    state = _ad_state(shown, inputs.catalogue, interest, run_date, smoothing, price_bands)
+    return state, _viewers(shown, inputs.latest, interest, run_date, smoothing)
 
 
-def _ad_state(shown, products, interest, run_date, smoothing: Smoothing, price_bands) -> DataFrame:
+def _ad_state(shown, catalogue, interest, run_date, smoothing: Smoothing, price_bands) -> DataFrame:
     def rates(keys: Sequence[str], prefix: str) -> DataFrame:
         counts = _counted(shown, keys)
         ctr, cvr = smoothing.ctr(F.col(_CLICKS), F.col(_IMPS)), smoothing.cvr(F.col(_CONVERSIONS), F.col(_CLICKS))
@@ -141,7 +119,7 @@ def _ad_state(shown, products, interest, run_date, smoothing: Smoothing, price_b
         state = state.join(views, C.ITEM_ID, "left")
     else:
         state = state.withColumn(S.ITEM_VIEWS, F.lit(0.0))
-    listed = _listed(products, run_date)
+    listed = _listed(catalogue)
     if listed is not None:
         state = state.join(listed, C.ITEM_ID, "left")
     else:
@@ -162,7 +140,7 @@ def _ad_state(shown, products, interest, run_date, smoothing: Smoothing, price_b
     )
 
 
-def _viewers(shown, products, interest, run_date, smoothing: Smoothing) -> DataFrame:
+def _viewers(shown, latest, interest, run_date, smoothing: Smoothing) -> DataFrame:
     known = F.col(C.USER_ID).isNotNull()
     viewers = _counted(shown.where(known), [C.USER_ID]).select(C.USER_ID, _IMPS, _CLICKS)
     categories = F.array().cast("array<string>")
@@ -170,9 +148,8 @@ def _viewers(shown, products, interest, run_date, smoothing: Smoothing) -> DataF
     user_events = F.lit(0.0)
     if interest is not None:
         mine = interest.where(known)
-        catalogue = catalogue_before(products, run_date)
-        if catalogue is not None:
-            mine = mine.join(latest_listing(catalogue).select(C.ITEM_ID, C.CATEGORY), C.ITEM_ID, "left")
+        if latest is not None:
+            mine = mine.join(latest.select(C.ITEM_ID, C.CATEGORY), C.ITEM_ID, "left")
         else:
             mine = mine.withColumn(C.CATEGORY, F.lit(None).cast("string"))
         totals = mine.groupBy(C.USER_ID).agg(F.count(F.lit(1)).cast("double").alias(S.USER_EVENTS))

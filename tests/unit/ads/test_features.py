@@ -8,7 +8,7 @@ import pytest
 
 from shoplake import columns as C
 from shoplake.ads import schemas as S
-from shoplake.ads.features import Smoothing, compute_ad_features
+from shoplake.ads.features import Smoothing, ad_inputs, compute_ad_features
 from shoplake.ingest.bronze import BRONZE
 from shoplake.ingest.landing import AD_EVENTS, EVENTS, PRODUCTS
 
@@ -61,12 +61,13 @@ def event(user: str, item: str, ts: dt.datetime, kind: str = "view") -> dict:
 
 
 def build(spark, ads, products=None, events=None, run_date=D):
-    features, items = compute_ad_features(
+    inputs = ad_inputs(
         frame(spark, AD_EVENTS.name, ads),
         None if products is None else frame(spark, PRODUCTS.name, products),
         None if events is None else frame(spark, EVENTS.name, events),
-        run_date, HISTORY_DAYS, MATURITY_DAYS, SMOOTH, BANDS,
+        run_date, HISTORY_DAYS,
     )  # fmt: skip
+    features, items = compute_ad_features(inputs, MATURITY_DAYS, SMOOTH, BANDS)
     assert features.columns == S.AD_FEATURES.column_names and items.columns == S.AD_ITEMS.column_names
     assert [f.dataType for f in features.schema.fields] == [f.dataType for f in S.AD_FEATURES.spark_schema().fields]
     return {r[C.IMPRESSION_ID]: r.asDict() for r in features.collect()}, {r[C.ITEM_ID]: r.asDict() for r in items.collect()}

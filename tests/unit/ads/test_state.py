@@ -17,7 +17,7 @@ import pytest
 from shoplake import columns as C
 from shoplake.ads import schemas as S
 from shoplake.ads.data import CATEGORICAL, from_rows
-from shoplake.ads.features import Smoothing, compute_ad_features
+from shoplake.ads.features import Smoothing, ad_inputs, compute_ad_features
 from shoplake.ads.scoring import AdState
 from shoplake.ads.state import compute_ad_state
 from shoplake.ingest.bronze import BRONZE
@@ -105,10 +105,11 @@ LATE_EVENTS = [event("u1", "i2", MIDNIGHT), event("u2", "i2", at(9, 0), landed=D
 @pytest.fixture(scope="module")
 def midnight(spark):
     """The state of D from every row, the late ones among them: ``(state frame, viewers frame, state rows, viewer rows)``."""
-    state, viewers = compute_ad_state(
+    inputs = ad_inputs(
         frame(spark, AD_EVENTS.name, ADS + LATE), frame(spark, PRODUCTS.name, PRODUCTS_ROWS + LATE_PRODUCTS),
-        frame(spark, EVENTS.name, EVENTS_ROWS + LATE_EVENTS), D, HISTORY_DAYS, SMOOTH, BANDS,
+        frame(spark, EVENTS.name, EVENTS_ROWS + LATE_EVENTS), D, HISTORY_DAYS,
     )  # fmt: skip
+    state, viewers = compute_ad_state(inputs, SMOOTH, BANDS)
     assert state.columns == S.AD_STATE.column_names and viewers.columns == S.AD_VIEWERS.column_names
     assert [f.dataType for f in state.schema.fields] == [f.dataType for f in S.AD_STATE.spark_schema().fields]
     assert [f.dataType for f in viewers.schema.fields] == [f.dataType for f in S.AD_VIEWERS.spark_schema().fields]
@@ -135,10 +136,11 @@ def test_the_state_is_what_ad_features_gives_an_impression_at_midnight(spark, mi
         imp = f"probe-{len(where)}"
         where[imp] = (user, placement, item, campaign)
         probes += [{**r, C.POSITION: None} for r in shown(imp, MIDNIGHT, item, campaign, placement, user)]
-    features, _ = compute_ad_features(
+    inputs = ad_inputs(
         frame(spark, AD_EVENTS.name, ADS + probes), frame(spark, PRODUCTS.name, PRODUCTS_ROWS), frame(spark, EVENTS.name, EVENTS_ROWS),
-        D + dt.timedelta(days=1), HISTORY_DAYS, 2, SMOOTH, BANDS,
+        D + dt.timedelta(days=1), HISTORY_DAYS,
     )  # fmt: skip
+    features, _ = compute_ad_features(inputs, 2, SMOOTH, BANDS)
     expected = from_rows(features.where(features[C.IMPRESSION_ID].startswith("probe-")).toArrow(), {}, 1)
     assert len(expected) == len(where)
     for k, imp in enumerate(expected.ids):
