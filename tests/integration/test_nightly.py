@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 
 import pytest
 
 from shoplake import columns as C
 from shoplake.categorize.schemas import PRODUCT_CATEGORIES, PRODUCT_TEXT, TASK_CATEGORIZATION
+from shoplake.cli import cmd_metrics
 from shoplake.datagen.synthetic import ShopParams, generate_shop
 from shoplake.forecast.schemas import FORECASTS, ITEM_DAILY_SALES, REPLENISHMENT_PLAN, TASK_FORECASTING
 from shoplake.fraud.schemas import FRAUD_SCORES, TXN_FEATURES
@@ -79,7 +81,8 @@ def test_nightly_trains_scores_and_reports_every_model(make_cfg, spark, ray_loca
     forecasts = lake.to_arrow(FORECASTS, run_date=run_date)
     assert forecasts.num_rows == len(sold) * 7 and set(forecasts[C.ITEM_ID].to_pylist()) == sold
     assert set(lake.to_arrow(REPLENISHMENT_PLAN, run_date=run_date)[C.ITEM_ID].to_pylist()) == sold
-    # The tables printed at the end compare every model.
+    # The tables `shoplake nightly` prints at its end (those of `shoplake metrics`) compare every model.
+    cmd_metrics(cfg, argparse.Namespace(run_date=run_date))
     printed = capsys.readouterr().out
     assert all(model in printed for model in cfg.recommender.models) and "ndcg@10" in printed, printed
     assert all(model in printed for model in cfg.forecasting.models) and "wrmsse" in printed, printed
